@@ -1,0 +1,21 @@
+"""Build xxmpy with its Cython kernels.
+
+XXMPY_DEBUG=1 turns bounds and wraparound checks back on in the kernels.
+"""
+import os
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+DEBUG = os.environ.get("XXMPY_DEBUG", "") == "1"
+directives = {"language_level": 3}
+if DEBUG:
+    directives.update(boundscheck=True, wraparound=True, initializedcheck=True)
+
+extensions = [
+    Extension("xxmpy._core._blocks", ["xxmpy/_core/_blocks.pyx"],
+              include_dirs=[np.get_include()], extra_compile_args=["-O2"]),
+]
+
+setup(ext_modules=cythonize(extensions, compiler_directives=directives))

@@ -1,0 +1,16 @@
+"""The kernels the engine calls: compiled when built, the numpy twin otherwise.
+
+Set XXMPY_KERNEL=numpy to force the twin (the tests compare both).
+"""
+import os
+
+from . import twin
+
+try:
+    from . import _blocks as compiled
+except ImportError:  # not built (e.g. running from a source tree)
+    compiled = None
+
+USE_COMPILED = compiled is not None and os.environ.get("XXMPY_KERNEL", "") != "numpy"
+
+chol_inverse_logdet = compiled.chol_inverse_logdet if USE_COMPILED else twin.chol_inverse_logdet

@@ -1,0 +1,177 @@
+"""-2 log L of a compiled problem by the latent-precision (PLS) form.
+
+For every level c, each unit contributes two Gaussian factors over its
+"scope" (its own etas, then its parents' etas):
+
+  y-factor:   y_i  - n_i = A_y,i eta_scope + eps,   eps ~ N(0, Theta)
+  eta-factor: a_i        = A_e,i eta_scope + zeta,  zeta ~ N(0, Psi)
+
+with A_y = [Lambda | Lambda_cp ...], A_e = [I - B | -B_cp ...], n_i and a_i
+the intercepts plus covariate terms. Summing A'WA, A'Wd and d'Wd over the
+factors gives C, b and c; then
+
+  -2 log L = N log 2pi + log|Theta| + log|Psi| - 2 log|I - B| + log|C| + c - b'C^-1 b
+
+(engine.md, section 2). C is factored by block elimination along the
+problem's schedule; the N x N covariance is never formed.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._core.elimination import BlockState, NotPositiveDefinite, eliminate
+
+LOG_2PI = np.log(2.0 * np.pi)
+
+
+@dataclass
+class LevelFactors:
+    """Summed factor products of one level over its scope (M = total scope etas).
+
+    G: (n, M, M), h: (n, M); const, logdet_theta, logdet_psi, logdet_ib: floats.
+    """
+    G: np.ndarray
+    h: np.ndarray
+    const: float
+    logdet_theta: float
+    logdet_psi: float
+    logdet_ib: float
+
+
+def _mv(mat, vecs):
+    """(r, c) or (n, r, c) matrix times (n, c) vectors -> (n, r)."""
+    return np.matmul(mat, vecs[..., None])[..., 0]
+
+
+def _chol_logdet(mat, what):
+    try:
+        chol = np.linalg.cholesky(mat)
+    except np.linalg.LinAlgError as exc:
+        raise NotPositiveDefinite(what) from exc
+    return chol, 2.0 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
+
+
+class ModelMatrices:
+    """All matrices of a problem at one parameter vector, looked up by level."""
+
+    def __init__(self, problem, theta):
+        self.problem, self.theta = problem, np.asarray(theta, dtype=float)
+
+    def within(self, c, type_, shape):
+        return self.problem.matrix(self.theta, c, -1, type_, shape)
+
+    def between(self, c, p, type_, shape):
+        return self.problem.matrix(self.theta, c, p, type_, shape)
+
+
+def _scope_columns(problem, mats, c, within_type, between_type, n_rows, own):
+    """Blocks [own | parent ...] of a factor's design, each (r, m) or (n, r, m)."""
+    levels = problem.levels
+    blocks = []
+    for s, _ in problem.scopes[c]:
+        if s == c:
+            blocks.append(own)
+        else:
+            blocks.append(-mats.between(c, s, between_type, (n_rows, levels[s].n_etas))
+                          if between_type == "beta" else
+                          mats.between(c, s, between_type, (n_rows, levels[s].n_etas)))
+    n = levels[c].n
+    return np.concatenate([np.broadcast_to(b, (n,) + b.shape[-2:]) for b in blocks], axis=2) \
+        if blocks else np.zeros((n, n_rows, 0))
+
+
+def _covariate_offset(problem, mats, c, vec_type, cov_type, n_rows):
+    """Intercept plus covariate terms: (n, r) = v + K x_i + sum_p K_cp x_pi(i)."""
+    lev = problem.levels[c]
+    out = np.broadcast_to(mats.within(c, vec_type, (n_rows, 1))[..., 0], (lev.n, n_rows)).copy()
+    if lev.q:
+        out += _mv(mats.within(c, cov_type, (n_rows, lev.q)), lev.x)
+    for p, units in zip(lev.parents, lev.parent_units):
+        par = problem.levels[p]
+        if par.q and (c, p, cov_type) in problem.matrices:
+            out += _mv(mats.between(c, p, cov_type, (n_rows, par.q)), par.x[units])
+    return out
+
+
+def _y_weights(lev, theta_mat):
+    """Per-unit inverse residual covariance over observed ys (zeros elsewhere)."""
+    w_pat = np.zeros((len(lev.patterns), lev.p, lev.p))
+    logdet = 0.0
+    counts = np.bincount(lev.pattern_of, minlength=len(lev.patterns))
+    for k, obs in enumerate(lev.patterns):
+        idx = np.flatnonzero(obs)
+        if idx.size == 0:
+            continue
+        chol, ld = _chol_logdet(theta_mat[np.ix_(idx, idx)], f"theta at level '{lev.name}'")
+        inv_chol = np.linalg.inv(chol)
+        w_pat[k][np.ix_(idx, idx)] = inv_chol.T @ inv_chol
+        logdet += counts[k] * ld
+    return w_pat[lev.pattern_of], logdet
+
+
+def level_factors(problem, mats, c):
+    """The factor products of level c (see LevelFactors)."""
+    lev = problem.levels[c]
+    M = sum(problem.levels[s].n_etas for s, _ in problem.scopes[c])
+    G, h = np.zeros((lev.n, M, M)), np.zeros((lev.n, M))
+    const = ld_theta = ld_psi = ld_ib = 0.0
+    if lev.p:
+        lam = mats.within(c, "lambda", (lev.p, lev.n_etas))
+        A = _scope_columns(problem, mats, c, "lambda", "lambda", lev.p, lam)
+        d = lev.y - _covariate_offset(problem, mats, c, "nu", "kappa", lev.p)
+        W, ld_theta = _y_weights(lev, mats.within(c, "theta", (lev.p, lev.p)))
+        WA, Wd = np.matmul(W, A), _mv(W, d)
+        G += np.matmul(A.transpose(0, 2, 1), WA)
+        h += np.einsum("nrm,nr->nm", A, Wd)
+        const += np.einsum("nr,nr->", d, Wd)
+    if lev.n_etas:
+        m = lev.n_etas
+        ib = np.eye(m) - mats.within(c, "beta", (m, m))
+        A = _scope_columns(problem, mats, c, "beta", "beta", m, ib)
+        d = _covariate_offset(problem, mats, c, "alpha", "gamma", m)
+        chol, ld = _chol_logdet(mats.within(c, "psi", (m, m)), f"psi at level '{lev.name}'")
+        inv_chol = np.linalg.inv(chol)
+        W = inv_chol.T @ inv_chol
+        WA, Wd = np.matmul(W, A), d @ W
+        G += np.matmul(A.transpose(0, 2, 1), WA)
+        h += np.einsum("nrm,nr->nm", A, Wd)
+        const += np.einsum("nr,nr->", d, Wd)
+        ld_psi = lev.n * ld
+        sign, ld_b = np.linalg.slogdet(ib)
+        if np.any(sign == 0):
+            raise NotPositiveDefinite(f"I - beta at level '{lev.name}' is singular")
+        ld_ib = float(np.sum(ld_b)) * (1 if ib.ndim == 3 else lev.n)
+    return LevelFactors(G, h, const, ld_theta, ld_psi, ld_ib)
+
+
+def assemble(problem, factors):
+    """Scatter every level's factor products into a fresh BlockState."""
+    sched = problem.schedule
+    state = BlockState(sched)
+    for c, fac in factors.items():
+        scope = problem.scopes[c]
+        offs = np.concatenate([[0], np.cumsum([problem.levels[s].n_etas for s, _ in scope])])
+        for i, j, target in sched.assembly[c]:
+            state.add_blocks(target, fac.G[:, offs[i]:offs[i + 1], offs[j]:offs[j + 1]])
+        for i, target in enumerate(sched.assembly_rhs[c]):
+            state.add_vectors(target, fac.h[:, offs[i]:offs[i + 1]])
+    return state
+
+
+def deviance(problem, theta):
+    """-2 log L (with the 2 pi constant) at parameters theta; inf if inadmissible."""
+    try:
+        return _deviance(problem, theta)
+    except NotPositiveDefinite:
+        return np.inf
+
+
+def _deviance(problem, theta):
+    mats = ModelMatrices(problem, theta)
+    factors = {c: level_factors(problem, mats, c) for c in range(len(problem.levels))}
+    state = assemble(problem, factors)
+    logdet_c, zz = eliminate(state)
+    total = problem.n_observed * LOG_2PI + logdet_c - zz
+    for f in factors.values():
+        total += f.logdet_theta + f.logdet_psi - 2.0 * f.logdet_ib + f.const
+    return float(total)

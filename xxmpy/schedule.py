@@ -1,0 +1,226 @@
+"""Symbolic block elimination: lower the level DAG into integer index arrays.
+
+The posterior precision ``C`` of all latent variables is block sparse: one
+diagonal block per unit (size = the level's number of etas), off-diagonal
+blocks between units that share a factor (a unit and its parents) or that
+fill in during elimination. Levels are eliminated one at a time, children
+before parents, the larger of incomparable levels first. Nested structures
+never fill within a level. The first level whose elimination would couple
+two units of one later level (a crossed design) is still eliminated block by
+block, and every level after it forms one dense remainder matrix.
+
+Nothing here depends on parameter values: the schedule is built once per
+model and reused by every evaluation.
+
+Layouts (all 0-based, C order):
+  diag block of sparse level l:  diag[l][unit]            (m_l, m_l)
+  relation (a, b), a before b:   rel[(a, b)][slot]         (m_a, m_b)
+  dense remainder:               dense[offset[b] + unit * m_b + r, ...]
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Target:
+    """Where a stack of blocks (n, r, c) at units (u of level s, v of level t) goes.
+
+    kind 'diag': add to diag[level][units]          (u == v, sparse level)
+    kind 'rel':  add to rel[key][slots], transposed if ``transpose``
+    kind 'dense': add values at flat positions ``flat`` (n, r, c) and, when
+                  ``flat_t`` is set, the same values again at ``flat_t``.
+    """
+    kind: str
+    level: int = -1
+    units: np.ndarray = None
+    key: tuple = None
+    slots: np.ndarray = None
+    transpose: bool = False
+    flat: np.ndarray = None
+    flat_t: np.ndarray = None
+
+
+@dataclass
+class VectorTarget:
+    """Where a stack of vectors (n, r) at units of level s goes: sparse rhs or dense rhs."""
+    kind: str
+    level: int = -1
+    units: np.ndarray = None
+    flat: np.ndarray = None
+
+
+@dataclass
+class EliminationStep:
+    """Eliminating sparse level ``level``: its relations and the pair updates they cause."""
+    level: int
+    relations: list                 # keys (level, b)
+    rhs_targets: list               # VectorTarget per relation
+    pairs: list                     # (key1, key2, idx1, idx2, Target)
+
+
+@dataclass
+class Schedule:
+    sizes: np.ndarray               # (n_levels,) units per level
+    block: np.ndarray               # (n_levels,) etas per level
+    sparse_order: list              # levels eliminated block by block
+    dense_levels: list              # levels in the dense remainder, in order
+    dense_offset: dict              # level -> first row in the dense matrix
+    n_dense: int
+    relations: dict                 # key -> (rows, cols)
+    assembly: dict                  # level c -> list of (i, j, Target) over scope pairs
+    assembly_rhs: dict              # level c -> list of VectorTarget per scope slot
+    steps: list = field(default_factory=list)
+
+    def describe(self):
+        return {"sparse_order": self.sparse_order, "dense_levels": self.dense_levels,
+                "n_dense": self.n_dense,
+                "relations": {k: len(v[0]) for k, v in self.relations.items()}}
+
+
+def elimination_order(graph_levels, descendants, sizes, block):
+    """Levels with etas, children first; among available levels the largest first."""
+    todo = [l for l in range(len(graph_levels)) if block[l] > 0]
+    order = []
+    while todo:
+        ready = [l for l in todo if all(d in order or block[d] == 0 for d in descendants[l])]
+        best = max(ready, key=lambda l: (sizes[l] * block[l], -l))
+        order.append(best)
+        todo.remove(best)
+    return order
+
+
+def _join_on_rows(rows1, rows2):
+    """All index pairs (i, j) with rows1[i] == rows2[j]."""
+    o2 = np.argsort(rows2, kind="stable")
+    s2 = rows2[o2]
+    lo = np.searchsorted(s2, rows1, "left")
+    hi = np.searchsorted(s2, rows1, "right")
+    counts = hi - lo
+    i = np.repeat(np.arange(len(rows1)), counts)
+    starts = np.repeat(lo - np.cumsum(counts) + counts, counts)
+    j = o2[starts + np.arange(counts.sum())]
+    return i, j
+
+
+class _Builder:
+    def __init__(self, sizes, block, scopes, order):
+        self.sizes, self.block, self.scopes, self.order = sizes, block, scopes, order
+        self.rank = {l: r for r, l in enumerate(order)}
+        self.pending = {}           # key -> list of encoded (row, col) arrays
+
+    def add_pairs(self, s, u, t, v):
+        if self.rank[s] > self.rank[t]:
+            s, u, t, v = t, v, s, u
+        self.pending.setdefault((s, t), []).append(u.astype(np.int64) * self.sizes[t] + v)
+
+    def finalize(self, key):
+        parts = self.pending.get(key, [])
+        codes = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+        n_b = self.sizes[key[1]]
+        return codes // n_b, codes % n_b, codes
+
+
+def build_schedule(sizes, block, scopes, order):
+    """Plan the elimination.
+
+    sizes, block: (n_levels,) unit counts and eta counts. scopes: for each level
+    c, a list of (level, units (n_c,)) — the unit itself (if it has etas) and its
+    parents with etas. order: elimination order from :func:`elimination_order`.
+    """
+    sizes = np.asarray(sizes)
+    block = np.asarray(block)
+    b = _Builder(sizes, block, scopes, order)
+    for c, scope in scopes.items():
+        for i in range(len(scope)):
+            for j in range(i + 1, len(scope)):
+                b.add_pairs(scope[i][0], scope[i][1], scope[j][0], scope[j][1])
+    relations, codes, sparse_order, dense_levels = {}, {}, [], []
+    for pos, a in enumerate(order):
+        sparse_order.append(a)
+        keys = sorted((k for k in b.pending if k[0] == a), key=lambda k: b.rank[k[1]])
+        for k in keys:
+            rows, cols, cd = b.finalize(k)
+            relations[k], codes[k] = (rows, cols), cd
+        crossed = any(len(np.unique(relations[k][0])) < len(relations[k][0]) for k in keys)
+        if crossed:
+            dense_levels = order[pos + 1:]
+            break
+        for x in range(len(keys)):
+            for y in range(x + 1, len(keys)):
+                (r1, c1), (r2, c2) = relations[keys[x]], relations[keys[y]]
+                i, j = _join_on_rows(r1, r2)
+                b.add_pairs(keys[x][1], c1[i], keys[y][1], c2[j])
+    dense_set = set(dense_levels)
+    for k in list(b.pending):
+        if k not in relations and k[0] not in dense_set:
+            rows, cols, cd = b.finalize(k)
+            relations[k], codes[k] = (rows, cols), cd
+    offset, n_dense = {}, 0
+    for lvl in dense_levels:
+        offset[lvl] = n_dense
+        n_dense += int(sizes[lvl] * block[lvl])
+    sched = Schedule(sizes, block, sparse_order, dense_levels, offset, n_dense,
+                     relations, {}, {})
+    lookup = _TargetLookup(sched, b.rank, codes)
+    for c, scope in scopes.items():
+        sched.assembly[c] = [(i, j, lookup.block_target(scope[i][0], scope[i][1],
+                                                         scope[j][0], scope[j][1]))
+                             for i in range(len(scope)) for j in range(i, len(scope))]
+        sched.assembly_rhs[c] = [lookup.vector_target(s, u) for s, u in scope]
+    for a in sparse_order:
+        sched.steps.append(_elimination_step(sched, lookup, a, b.rank))
+    return sched
+
+
+def _elimination_step(sched, lookup, a, rank):
+    keys = sorted((k for k in sched.relations if k[0] == a), key=lambda k: rank[k[1]])
+    rhs = [lookup.vector_target(k[1], sched.relations[k][1]) for k in keys]
+    pairs = []
+    for x, k1 in enumerate(keys):
+        for k2 in keys[x:]:
+            (r1, c1), (r2, c2) = sched.relations[k1], sched.relations[k2]
+            i, j = _join_on_rows(r1, r2)
+            if k1 == k2:
+                keep = i <= j
+                i, j = i[keep], j[keep]
+            target = lookup.block_target(k1[1], c1[i], k2[1], c2[j])
+            pairs.append((k1, k2, i, j, target))
+    return EliminationStep(a, keys, rhs, pairs)
+
+
+class _TargetLookup:
+    def __init__(self, sched, rank, codes):
+        self.s, self.rank, self.codes = sched, rank, codes
+
+    def _dense_rows(self, level, units):
+        m = self.s.block[level]
+        return self.s.dense_offset[level] + units[:, None] * m + np.arange(m)[None, :]
+
+    def vector_target(self, level, units):
+        if level in self.s.dense_offset:
+            return VectorTarget("dense", flat=self._dense_rows(level, units))
+        return VectorTarget("sparse", level=level, units=units)
+
+    def block_target(self, s, u, t, v):
+        dense = self.s.dense_offset
+        if s in dense and t in dense:
+            rows, cols = self._dense_rows(s, u), self._dense_rows(t, v)
+            n = self.s.n_dense
+            flat = rows[:, :, None] * n + cols[:, None, :]
+            if s == t and np.array_equal(u, v):
+                return Target("dense", flat=flat)
+            flat_t = cols[:, None, :] * n + rows[:, :, None]
+            if s == t:  # same level: diagonal pairs add once, others twice
+                flat_t = np.where((u == v)[:, None, None], -1, flat_t)
+            return Target("dense", flat=flat, flat_t=flat_t)
+        if s == t:
+            if not np.array_equal(u, v):
+                raise AssertionError("within-level fill outside the dense remainder")
+            return Target("diag", level=s, units=u)
+        transpose = self.rank[s] > self.rank[t]
+        if transpose:
+            s, u, t, v = t, v, s, u
+        codes = u.astype(np.int64) * self.s.sizes[t] + v
+        slots = np.searchsorted(self.codes[(s, t)], codes)
+        return Target("rel", key=(s, t), slots=slots, transpose=transpose)
