@@ -122,8 +122,12 @@ def numeric_hessian(f, phi, f0, free, rel=1e-4):
     return H
 
 
-def fit_problem(problem, max_iter=500, gtol=1e-9, verbose=False):
-    """Minimise -2 log L from the start values; returns an OptimizationRecord."""
+def fit_problem(problem, max_iter=500, gtol=1e-9, polish_steps=3, verbose=False):
+    """Minimise -2 log L from the start values; returns an OptimizationRecord.
+
+    max_iter: quasi-Newton iterations; gtol: stop when the predicted drop of
+    -2 log L is below it; polish_steps: Newton steps with the numerical Hessian.
+    """
     t0 = time.perf_counter()
     start = problem.params.start.copy()
     scale = np.maximum(np.abs(start), 0.1)
@@ -135,7 +139,7 @@ def fit_problem(problem, max_iter=500, gtol=1e-9, verbose=False):
         raise ValueError("xxmRun: -2 log L is not finite at the start values; check that "
                          "theta and psi are positive definite and I - beta is invertible.")
     phi, fval, grad, iters, status, history = _bfgs(f, phi, f0, lower, max_iter, gtol, verbose)
-    phi, fval, grad, hess_phi, at_bound = _polish(f, phi, fval, grad, lower, gtol)
+    phi, fval, grad, hess_phi, at_bound = _polish(f, phi, fval, grad, lower, polish_steps)
     pg = _projected(grad, phi, lower)
     gnorm = float(np.max(np.abs(pg / scale))) if pg.size else 0.0
     decrement = newton_decrement(hess_phi, pg, ~at_bound)
@@ -205,7 +209,7 @@ def _line_search(f, phi, fval, grad, d, lower, c1=1e-4):
     return None
 
 
-def _polish(f, phi, fval, grad, lower, gtol, steps=3):
+def _polish(f, phi, fval, grad, lower, steps):
     """A few Newton steps on the parameters off their bounds; returns the Hessian too."""
     at_bound = (phi <= lower * (1 + 1e-6) + 1e-300) & (grad >= 0)
     free = ~at_bound

@@ -98,7 +98,7 @@ def _check_data(spec, problems):
                          f"value(s); every unit needs an ID.")
             continue
         if col.duplicated().any():
-            dup = col[col.duplicated()].iloc[0]
+            dup = col[col.duplicated()].tolist()[0]
             problems.add(f"{where}: ID column '{level}' has duplicated IDs (first: {dup!r}); "
                          f"each row is one unit, so IDs must be unique.")
         ids[level] = pd.Index(col)
@@ -147,7 +147,7 @@ def _check_parent_link(sub, parent, ids, problems):
         return
     missing = ~pd.Index(col).isin(ids[parent])
     if missing.any():
-        bad = list(pd.unique(col[missing]))[:5]
+        bad = pd.unique(col[missing]).tolist()[:5]
         problems.add(f"{where}: {int(missing.sum())} row(s) point to '{parent}' IDs that "
                      f"are not in the data of level '{parent}' (for example {bad}); add "
                      f"those units to the parent's data or fix the IDs.")
