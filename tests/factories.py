@@ -197,7 +197,26 @@ def latent_slope_within(seed=6, n_groups=6):
     return m
 
 
-ALL = [nested_bivariate, three_level, crossed_bivariate, crossed_with_etas_at_bottom,
+def three_crossed(seed=7):
+    """InstEval's shape: responses crossed in three factors, one eta each, a covariate."""
+    rng = np.random.default_rng(seed)
+    n = 40
+    resp = pd.DataFrame({"response": range(n), "s": rng.integers(0, 9, n),
+                         "d": rng.integers(0, 6, n), "dept": rng.integers(0, 3, n),
+                         "x": rng.normal(size=n), "y": rng.normal(size=n)})
+    m = xm.Model(["response", "s", "d", "dept"])
+    m.level("response", parents=["s", "d", "dept"], ys=["y"], xs=["x"], data=resp)
+    for lvl, k in (("s", 9), ("d", 6), ("dept", 3)):
+        m.level(lvl, etas=[f"u_{lvl}"], data=pd.DataFrame({lvl: range(k)}))
+        m.within(lvl, "psi", [[1]], [[0.5]])
+        m.between(lvl, "response", "lambda", [[0]], [[1.0]])
+    m.within("response", "theta", [[1]], [[1.0]])
+    m.within("response", "nu", [[1]], [[0.0]])
+    m.within("response", "kappa", [[1]], [[0.0]])
+    return m
+
+
+ALL = [three_crossed, nested_bivariate, three_level, crossed_bivariate, crossed_with_etas_at_bottom,
        pastes_like, random_slopes, latent_slope_within]
 
 
