@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._core import kernels
 from ._core.elimination import BlockState, NotPositiveDefinite, eliminate
 
 LOG_2PI = np.log(2.0 * np.pi)
@@ -43,12 +44,13 @@ def _mv(mat, vecs):
     return np.matmul(mat, vecs[..., None])[..., 0]
 
 
-def _chol_logdet(mat, what):
+def inverse_and_logdet(mat, what):
+    """(inverse, log det) of one SPD matrix through the block kernel."""
     try:
-        chol = np.linalg.cholesky(mat)
-    except np.linalg.LinAlgError as exc:
-        raise NotPositiveDefinite(what) from exc
-    return chol, 2.0 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
+        inv_chol, logdet = kernels.chol_inverse_logdet(np.ascontiguousarray(mat)[None])
+    except ArithmeticError as exc:
+        raise NotPositiveDefinite(f"{what} is not positive definite") from exc
+    return inv_chol[0].T @ inv_chol[0], logdet
 
 
 class ModelMatrices:
@@ -64,17 +66,12 @@ class ModelMatrices:
         return self.problem.matrix(self.theta, c, p, type_, shape)
 
 
-def _scope_columns(problem, mats, c, within_type, between_type, n_rows, own):
-    """Blocks [own | parent ...] of a factor's design, each (r, m) or (n, r, m)."""
+def _scope_columns(problem, mats, c, between_type, sign, n_rows, own):
+    """Design [own | sign * between(parent) ...] over the level's scope, (n, r, M)."""
     levels = problem.levels
-    blocks = []
-    for s, _ in problem.scopes[c]:
-        if s == c:
-            blocks.append(own)
-        else:
-            blocks.append(-mats.between(c, s, between_type, (n_rows, levels[s].n_etas))
-                          if between_type == "beta" else
-                          mats.between(c, s, between_type, (n_rows, levels[s].n_etas)))
+    blocks = [own if s == c else sign * mats.between(c, s, between_type,
+                                                     (n_rows, levels[s].n_etas))
+              for s, _ in problem.scopes[c]]
     n = levels[c].n
     return np.concatenate([np.broadcast_to(b, (n,) + b.shape[-2:]) for b in blocks], axis=2) \
         if blocks else np.zeros((n, n_rows, 0))
@@ -102,9 +99,8 @@ def _y_weights(lev, theta_mat):
         idx = np.flatnonzero(obs)
         if idx.size == 0:
             continue
-        chol, ld = _chol_logdet(theta_mat[np.ix_(idx, idx)], f"theta at level '{lev.name}'")
-        inv_chol = np.linalg.inv(chol)
-        w_pat[k][np.ix_(idx, idx)] = inv_chol.T @ inv_chol
+        inv, ld = inverse_and_logdet(theta_mat[np.ix_(idx, idx)], f"theta at level '{lev.name}'")
+        w_pat[k][np.ix_(idx, idx)] = inv
         logdet += counts[k] * ld
     return w_pat[lev.pattern_of], logdet
 
@@ -117,7 +113,7 @@ def level_factors(problem, mats, c):
     const = ld_theta = ld_psi = ld_ib = 0.0
     if lev.p:
         lam = mats.within(c, "lambda", (lev.p, lev.n_etas))
-        A = _scope_columns(problem, mats, c, "lambda", "lambda", lev.p, lam)
+        A = _scope_columns(problem, mats, c, "lambda", 1.0, lev.p, lam)
         d = lev.y - _covariate_offset(problem, mats, c, "nu", "kappa", lev.p)
         W, ld_theta = _y_weights(lev, mats.within(c, "theta", (lev.p, lev.p)))
         WA, Wd = np.matmul(W, A), _mv(W, d)
@@ -127,11 +123,9 @@ def level_factors(problem, mats, c):
     if lev.n_etas:
         m = lev.n_etas
         ib = np.eye(m) - mats.within(c, "beta", (m, m))
-        A = _scope_columns(problem, mats, c, "beta", "beta", m, ib)
+        A = _scope_columns(problem, mats, c, "beta", -1.0, m, ib)
         d = _covariate_offset(problem, mats, c, "alpha", "gamma", m)
-        chol, ld = _chol_logdet(mats.within(c, "psi", (m, m)), f"psi at level '{lev.name}'")
-        inv_chol = np.linalg.inv(chol)
-        W = inv_chol.T @ inv_chol
+        W, ld = inverse_and_logdet(mats.within(c, "psi", (m, m)), f"psi at level '{lev.name}'")
         WA, Wd = np.matmul(W, A), d @ W
         G += np.matmul(A.transpose(0, 2, 1), WA)
         h += np.einsum("nrm,nr->nm", A, Wd)

@@ -9,8 +9,10 @@
 """
 import numpy as np
 
+from ._core.elimination import NotPositiveDefinite
 from .compile import compile_model
-from .likelihood import deviance
+from .errors import ProblemCollector
+from .likelihood import ModelMatrices, deviance, inverse_and_logdet
 from .spec import MatrixSpec, ModelSpec, SubmodelSpec
 from .validate import validate
 
@@ -111,9 +113,6 @@ class Model:
 
 def _check_start_values(problem):
     """Start values must give positive definite theta and psi."""
-    from .errors import ProblemCollector
-    from .likelihood import ModelMatrices, _chol_logdet
-    from ._core.elimination import NotPositiveDefinite
     problems = ProblemCollector()
     mats = ModelMatrices(problem, problem.params.start)
     for c, lev in enumerate(problem.levels):
@@ -121,7 +120,7 @@ def _check_start_values(problem):
             if not size:
                 continue
             try:
-                _chol_logdet(mats.within(c, type_, (size, size)), type_)
+                inverse_and_logdet(mats.within(c, type_, (size, size)), type_)
             except NotPositiveDefinite:
                 given = (c, -1, type_) in problem.matrices
                 problems.add(
