@@ -207,7 +207,6 @@ def test_matrix_added_twice_and_bad_pattern_values():
 
 
 def test_beta_diagonal_must_be_zero():
-    s, t = data()
     m = base()
     xm.xxmWithinMatrix(m, "teacher", "beta", [[1]], [[0.0]])
     assert "the diagonal must be fixed at 0" in problems_of(m)

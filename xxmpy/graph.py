@@ -55,8 +55,3 @@ class LevelGraph:
     def structure(self):
         """'nested' or 'cross-classified' (judged on the level graph)."""
         return "cross-classified" if self.crossed_pairs() else "nested"
-
-    def components(self):
-        """Weakly connected groups of levels (independent sub-models)."""
-        return [sorted(c, key=self.levels.index)
-                for c in nx.weakly_connected_components(self.graph)]

@@ -13,6 +13,8 @@ from ._core.elimination import NotPositiveDefinite
 from .compile import compile_model
 from .errors import ProblemCollector
 from .likelihood import ModelMatrices, deviance, inverse_and_logdet
+from .optimize import fit_problem
+from .results import FitResult
 from .spec import MatrixSpec, ModelSpec, SubmodelSpec
 from .validate import validate
 
@@ -96,8 +98,6 @@ class Model:
 
     def fit(self, **options):
         """Maximum likelihood from the start values; returns (and keeps) a FitResult."""
-        from .optimize import fit_problem
-        from .results import FitResult
         problem = self.compile()
         record = fit_problem(problem, **options)
         self.result = FitResult(self, problem, record)

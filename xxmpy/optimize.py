@@ -213,8 +213,8 @@ def _polish(f, phi, fval, grad, lower, steps):
     """A few Newton steps on the parameters off their bounds; returns the Hessian too."""
     at_bound = (phi <= lower * (1 + 1e-6) + 1e-300) & (grad >= 0)
     free = ~at_bound
+    H = numeric_hessian(f, phi, fval, free)
     for _ in range(steps):
-        H = numeric_hessian(f, phi, fval, free)
         Hf = H[np.ix_(free, free)]
         try:
             step = np.linalg.solve(Hf, grad[free])
@@ -231,6 +231,7 @@ def _polish(f, phi, fval, grad, lower, steps):
         moved = np.max(np.abs(trial - phi))
         phi, fval = trial, ft
         grad = numeric_gradient(f, phi, fval, lower)
+        H = numeric_hessian(f, phi, fval, free)
         if moved < 1e-10:
             break
-    return phi, fval, grad, numeric_hessian(f, phi, fval, free), at_bound
+    return phi, fval, grad, H, at_bound

@@ -151,11 +151,6 @@ def build_schedule(sizes, block, scopes, order):
                 (r1, c1), (r2, c2) = relations[keys[x]], relations[keys[y]]
                 i, j = _join_on_rows(r1, r2)
                 b.add_pairs(keys[x][1], c1[i], keys[y][1], c2[j])
-    dense_set = set(dense_levels)
-    for k in list(b.pending):
-        if k not in relations and k[0] not in dense_set:
-            rows, cols, cd = b.finalize(k)
-            relations[k], codes[k] = (rows, cols), cd
     offset, n_dense = {}, 0
     for lvl in dense_levels:
         offset[lvl] = n_dense

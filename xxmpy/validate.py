@@ -257,8 +257,6 @@ def _check_matrix(spec, m, problems):
                                                   np.any(value.diagonal() != 0)):
         problems.add(f"{what}: the diagonal must be fixed at 0 (a variable cannot be "
                      f"regressed on itself).")
-    if pattern.any() and shape[0] * shape[1] == 0:
-        return None
     return CheckedMatrix(m.child, m.parent, m.type, pattern, value, label,
                          list(row_names), list(col_names))
 
