@@ -17,7 +17,8 @@ def _unit(mat, i):
     return mat[i] if mat.ndim == 3 else mat
 
 
-def dense_deviance(problem, theta):
+def dense_system(problem, theta):
+    """Stacked (B, a, Psi, L, n, Theta, observed, y, eta offsets) of the whole model."""
     mats = ModelMatrices(problem, theta)
     levels = problem.levels
     eta_off = np.cumsum([0] + [lev.n * lev.n_etas for lev in levels])
@@ -53,7 +54,12 @@ def dense_deviance(problem, theta):
                 a[e] += _unit(btw[(pp, "gamma")], i) @ par.x[u]
                 L[yy, pe] = _unit(btw[(pp, "lambda")], i)
                 nvec[yy] += _unit(btw[(pp, "kappa")], i) @ par.x[u]
-    inv_ib = np.linalg.inv(np.eye(ne) - B)
+    return B, a, Psi, L, nvec, Theta, observed, yvec, eta_off
+
+
+def dense_deviance(problem, theta):
+    B, a, Psi, L, nvec, Theta, observed, yvec, _ = dense_system(problem, theta)
+    inv_ib = np.linalg.inv(np.eye(len(a)) - B)
     mean = nvec + L @ inv_ib @ a
     V = L @ inv_ib @ Psi @ inv_ib.T @ L.T + Theta
     o = np.flatnonzero(observed)
@@ -61,3 +67,20 @@ def dense_deviance(problem, theta):
     sign, logdet = np.linalg.slogdet(V)
     assert sign > 0
     return float(len(o) * LOG_2PI + logdet + r @ np.linalg.solve(V, r))
+
+
+def dense_posterior(problem, theta):
+    """Mean (ne,) and covariance (ne, ne) of all etas given the observed ys.
+
+    Etas are stacked level by level (user order), unit by unit.
+    """
+    B, a, Psi, L, nvec, Theta, observed, yvec, _ = dense_system(problem, theta)
+    inv_ib = np.linalg.inv(np.eye(len(a)) - B)
+    mu_eta = inv_ib @ a
+    cov_eta = inv_ib @ Psi @ inv_ib.T
+    o = np.flatnonzero(observed)
+    Lo = L[o]
+    V = Lo @ cov_eta @ Lo.T + Theta[np.ix_(o, o)]
+    K = cov_eta @ Lo.T @ np.linalg.inv(V)
+    mean = mu_eta + K @ (yvec[o] - nvec[o] - Lo @ mu_eta)
+    return mean, cov_eta - K @ Lo @ cov_eta

@@ -20,16 +20,32 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._core import kernels
-from ._core.elimination import BlockState, NotPositiveDefinite, eliminate
+from ._core.elimination import BlockState, NotPositiveDefinite, factor, posterior
+from .gradient import gradient
 
 LOG_2PI = np.log(2.0 * np.pi)
+
+
+@dataclass
+class FactorTerm:
+    """One family of Gaussian factors of a level: d_i = A_i eta_scope + e_i, e_i ~ N(0, W^-1).
+
+    kind 'y' (residuals of ys, W per unit with zeros where missing) or 'eta'
+    (residuals of etas, one W = Psi^-1). A: (n, r, M); d: (n, r);
+    W: (n, r, r) or (r, r).
+    """
+    kind: str
+    A: np.ndarray
+    d: np.ndarray
+    W: np.ndarray
 
 
 @dataclass
 class LevelFactors:
     """Summed factor products of one level over its scope (M = total scope etas).
 
-    G: (n, M, M), h: (n, M); const, logdet_theta, logdet_psi, logdet_ib: floats.
+    G: (n, M, M), h: (n, M); const, logdet_theta, logdet_psi, logdet_ib: floats;
+    terms: the FactorTerms they came from (kept for the gradient).
     """
     G: np.ndarray
     h: np.ndarray
@@ -37,7 +53,7 @@ class LevelFactors:
     logdet_theta: float
     logdet_psi: float
     logdet_ib: float
-
+    terms: list
 
 def _mv(mat, vecs):
     """(r, c) or (n, r, c) matrix times (n, c) vectors -> (n, r)."""
@@ -111,6 +127,7 @@ def level_factors(problem, mats, c):
     M = sum(problem.levels[s].n_etas for s, _ in problem.scopes[c])
     G, h = np.zeros((lev.n, M, M)), np.zeros((lev.n, M))
     const = ld_theta = ld_psi = ld_ib = 0.0
+    terms = []
     if lev.p:
         lam = mats.within(c, "lambda", (lev.p, lev.n_etas))
         A = _scope_columns(problem, mats, c, "lambda", 1.0, lev.p, lam)
@@ -120,6 +137,7 @@ def level_factors(problem, mats, c):
         G += np.matmul(A.transpose(0, 2, 1), WA)
         h += np.einsum("nrm,nr->nm", A, Wd)
         const += np.einsum("nr,nr->", d, Wd)
+        terms.append(FactorTerm("y", A, d, W))
     if lev.n_etas:
         m = lev.n_etas
         ib = np.eye(m) - mats.within(c, "beta", (m, m))
@@ -130,12 +148,13 @@ def level_factors(problem, mats, c):
         G += np.matmul(A.transpose(0, 2, 1), WA)
         h += np.einsum("nrm,nr->nm", A, Wd)
         const += np.einsum("nr,nr->", d, Wd)
+        terms.append(FactorTerm("eta", A, d, W))
         ld_psi = lev.n * ld
         sign, ld_b = np.linalg.slogdet(ib)
         if np.any(sign == 0):
             raise NotPositiveDefinite(f"I - beta at level '{lev.name}' is singular")
         ld_ib = float(np.sum(ld_b)) * (1 if ib.ndim == 3 else lev.n)
-    return LevelFactors(G, h, const, ld_theta, ld_psi, ld_ib)
+    return LevelFactors(G, h, const, ld_theta, ld_psi, ld_ib, terms)
 
 
 def assemble(problem, factors):
@@ -155,17 +174,50 @@ def assemble(problem, factors):
 def deviance(problem, theta):
     """-2 log L (with the 2 pi constant) at parameters theta; inf if inadmissible."""
     try:
-        return _deviance(problem, theta)
+        return _evaluate(problem, theta, False)[0]
     except NotPositiveDefinite:
         return np.inf
 
 
-def _deviance(problem, theta):
+def deviance_and_gradient(problem, theta):
+    """(-2 log L, its gradient (k,)) at theta; (inf, NaNs) if inadmissible."""
+    try:
+        return _evaluate(problem, theta, True)
+    except NotPositiveDefinite:
+        return np.inf, np.full(problem.params.n, np.nan)
+
+
+def _evaluate(problem, theta, with_gradient):
     mats = ModelMatrices(problem, theta)
     factors = {c: level_factors(problem, mats, c) for c in range(len(problem.levels))}
     state = assemble(problem, factors)
-    logdet_c, zz = eliminate(state)
-    total = problem.n_observed * LOG_2PI + logdet_c - zz
+    fac = factor(state)
+    total = problem.n_observed * LOG_2PI + fac.logdet - fac.zz
     for f in factors.values():
         total += f.logdet_theta + f.logdet_psi - 2.0 * f.logdet_ib + f.const
-    return float(total)
+    if not with_gradient:
+        return float(total), None
+    post = posterior(problem.schedule, fac)
+    return float(total), gradient(problem, mats, factors, post)
+
+
+def latent_posterior(problem, theta):
+    """Posterior of every level's etas given the observed ys, at parameters theta.
+
+    Returns {level index: (mean (n_l, m_l), covariance (n_l, m_l, m_l))} for
+    the levels with etas: the conditional modes and conditional covariances
+    of each unit's etas (lme4's ranef and its condVar).
+    """
+    mats = ModelMatrices(problem, theta)
+    factors = {c: level_factors(problem, mats, c) for c in range(len(problem.levels))}
+    post = posterior(problem.schedule, factor(assemble(problem, factors)))
+    sched, out = problem.schedule, {}
+    for lvl in sched.sparse_order:
+        out[lvl] = (post.mean[lvl], post.cov.diag[lvl])
+    n = sched.n_dense
+    dense = post.cov.dense.reshape(n, n) if n else None
+    for lvl in sched.dense_levels:
+        m, size = sched.block[lvl], sched.sizes[lvl]
+        rows = sched.dense_offset[lvl] + np.arange(size * m).reshape(size, m)
+        out[lvl] = (post.mean_dense[rows], dense[rows[:, :, None], rows[:, None, :]])
+    return out

@@ -3,30 +3,30 @@
 Parameters are scaled by their start values (phi = theta / scale). Variances
 (parameters only on diagonals of theta / psi) have a small positive lower
 bound; any inadmissible trial point (a matrix not positive definite) makes
-the line search step back. Convergence is judged by the projected gradient.
-Gradients and the Hessian are central finite differences of -2 log L.
+the line search step back. Gradients are analytic (gradient.py); the Hessian
+is central differences of the analytic gradient. Convergence is judged by
+the Newton decrement g' H^-1 g (the predicted further drop of -2 log L).
 """
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .likelihood import deviance
+from .likelihood import deviance_and_gradient
 
 VARIANCE_FLOOR = 1e-8
 DECREMENT_TOL = 1e-6   # predicted further drop of -2 log L that counts as converged
 
 
-def newton_decrement(H, g, free):
-    """g' H^-1 g over the free coordinates (NaN if H is not positive definite there)."""
-    Hf, gf = H[np.ix_(free, free)], g[free]
-    if gf.size == 0:
+def newton_decrement(H, g):
+    """g' H^-1 g (NaN if H is not positive definite)."""
+    if g.size == 0:
         return 0.0
     try:
-        chol = np.linalg.cholesky((Hf + Hf.T) / 2)
+        chol = np.linalg.cholesky((H + H.T) / 2)
     except np.linalg.LinAlgError:
         return np.nan
-    z = np.linalg.solve(chol, gf)
+    z = np.linalg.solve(chol, g)
     return float(z @ z)
 
 
@@ -39,136 +39,82 @@ class OptimizationRecord:
     deviance: float
     gradient: np.ndarray
     gradient_norm: float
-    hessian: np.ndarray          # of -2 log L in theta units; NaN rows at bounds
+    hessian: np.ndarray          # of -2 log L in theta units; NaN rows at bounds / fixed
     at_bound: np.ndarray
     n_evaluations: int
     n_iterations: int
     converged: bool
     status: str
-    method: str = "projected BFGS + Newton polish (finite differences)"
+    method: str = "projected BFGS + Newton polish (analytic gradient)"
     seconds: float = 0.0
     history: list = field(default_factory=list)
+    decrement: float = np.nan
 
 
-class _Objective:
-    """-2 log L in scaled coordinates, counting evaluations."""
+class Objective:
+    """-2 log L and its gradient over the free coordinates x = theta[free] / scale."""
 
-    def __init__(self, problem, scale):
-        self.problem, self.scale, self.count = problem, scale, 0
+    def __init__(self, problem, theta, free, scale):
+        self.problem, self.theta = problem, np.asarray(theta, float).copy()
+        self.free, self.scale = np.asarray(free, bool), np.asarray(scale, float)
+        self.count = 0
 
-    def __call__(self, phi):
+    def full(self, x):
+        out = self.theta.copy()
+        out[self.free] = x * self.scale[self.free]
+        return out
+
+    def __call__(self, x):
         self.count += 1
-        return deviance(self.problem, phi * self.scale)
+        f, g = deviance_and_gradient(self.problem, self.full(x))
+        return f, g[self.free] * self.scale[self.free]
 
 
-def _steps(phi, rel):
-    return rel * np.maximum(np.abs(phi), 1.0)
-
-
-def numeric_gradient(f, phi, f0, lower, rel=1e-6):
-    """Central differences, one-sided next to a bound or an inadmissible point."""
-    g = np.zeros_like(phi)
-    for k, h in enumerate(_steps(phi, rel)):
-        up, dn = phi.copy(), phi.copy()
-        up[k] += h
-        dn[k] -= h
-        fu = f(up)
-        fd = f(dn) if dn[k] >= lower[k] else np.inf
-        if np.isfinite(fu) and np.isfinite(fd):
-            g[k] = (fu - fd) / (2 * h)
-        elif np.isfinite(fu):
-            g[k] = (fu - f0) / h
-        elif np.isfinite(fd):
-            g[k] = (f0 - fd) / h
+def hessian_of(fg, x, g0, lower, rel=1e-5):
+    """Central differences of the gradient (forward next to a bound), symmetrised."""
+    k = x.size
+    H = np.zeros((k, k))
+    h = rel * np.maximum(np.abs(x), 1.0)
+    for j in range(k):
+        up = x.copy()
+        up[j] += h[j]
+        g_up = fg(up)[1]
+        dn = x.copy()
+        dn[j] -= h[j]
+        g_dn = fg(dn)[1] if dn[j] >= lower[j] else None
+        if g_dn is not None and np.all(np.isfinite(g_dn)):
+            H[:, j] = (g_up - g_dn) / (2 * h[j])
         else:
-            g[k] = np.nan
-    return g
+            H[:, j] = (g_up - g0) / h[j]
+    return (H + H.T) / 2
 
 
-def initial_inverse_hessian(f, phi, f0, lower, rel=1e-3):
-    """Diagonal inverse-Hessian guess from second differences (1 where unusable)."""
-    h = _steps(phi, rel)
-    out = np.ones_like(phi)
-    for k in range(phi.size):
-        if phi[k] - h[k] < lower[k]:
-            continue
-        up, dn = phi.copy(), phi.copy()
-        up[k] += h[k]
-        dn[k] -= h[k]
-        curv = (f(up) - 2 * f0 + f(dn)) / h[k] ** 2
-        if np.isfinite(curv) and curv > 0:
-            out[k] = 1.0 / curv
-    return np.diag(out)
+def _inverse_or_diagonal(H):
+    """H^-1 if H is positive definite, else the inverse of its usable diagonal."""
+    try:
+        np.linalg.cholesky(H)
+        return np.linalg.inv(H)
+    except np.linalg.LinAlgError:
+        d = np.diag(H)
+        return np.diag(np.where(np.isfinite(d) & (d > 0), 1.0 / np.where(d > 0, d, 1.0), 1.0))
 
 
-def numeric_hessian(f, phi, f0, free, rel=1e-4):
-    """Second differences of f over the ``free`` coordinates (others NaN)."""
-    k = phi.size
-    H = np.full((k, k), np.nan)
-    h = _steps(phi, rel)
-    idx = np.flatnonzero(free)
-
-    def at(*moves):
-        x = phi.copy()
-        for j, sgn in moves:
-            x[j] += sgn * h[j]
-        return f(x)
-
-    for a, i in enumerate(idx):
-        H[i, i] = (at((i, 1)) - 2 * f0 + at((i, -1))) / h[i] ** 2
-        for j in idx[:a]:
-            H[i, j] = H[j, i] = (at((i, 1), (j, 1)) - at((i, 1), (j, -1)) - at((i, -1), (j, 1))
-                                 + at((i, -1), (j, -1))) / (4 * h[i] * h[j])
-    return H
-
-
-def fit_problem(problem, max_iter=500, gtol=1e-9, polish_steps=3, verbose=False):
-    """Minimise -2 log L from the start values; returns an OptimizationRecord.
-
-    max_iter: quasi-Newton iterations; gtol: stop when the predicted drop of
-    -2 log L is below it; polish_steps: Newton steps with the numerical Hessian.
-    """
-    t0 = time.perf_counter()
-    start = problem.params.start.copy()
-    scale = np.maximum(np.abs(start), 0.1)
-    f = _Objective(problem, scale)
-    lower = np.where(problem.params.is_variance, VARIANCE_FLOOR / scale, -np.inf)
-    phi = np.maximum(start / scale, lower)
-    f0 = f(phi)
-    if not np.isfinite(f0):
-        raise ValueError("xxmRun: -2 log L is not finite at the start values; check that "
-                         "theta and psi are positive definite and I - beta is invertible.")
-    phi, fval, grad, iters, status, history = _bfgs(f, phi, f0, lower, max_iter, gtol, verbose)
-    phi, fval, grad, hess_phi, at_bound = _polish(f, phi, fval, grad, lower, polish_steps)
-    pg = _projected(grad, phi, lower)
-    gnorm = float(np.max(np.abs(pg / scale))) if pg.size else 0.0
-    decrement = newton_decrement(hess_phi, pg, ~at_bound)
-    converged = bool(decrement < DECREMENT_TOL)
-    if not converged and status == "converged":
-        status = ("Hessian not positive definite at the end" if np.isnan(decrement)
-                  else f"gradient not small at the end (Newton decrement {decrement:.1e})")
-    return OptimizationRecord(
-        start=start, estimate=phi * scale, start_deviance=f0, deviance=fval,
-        gradient=grad / scale, gradient_norm=gnorm,
-        hessian=hess_phi / np.outer(scale, scale), at_bound=at_bound,
-        n_evaluations=f.count, n_iterations=iters, converged=converged, status=status,
-        seconds=time.perf_counter() - t0, history=history)
-
-
-def _projected(g, phi, lower):
+def _projected(g, x, lower):
     pg = g.copy()
-    pg[(phi <= lower * (1 + 1e-9) + 1e-300) & (g > 0)] = 0.0
+    pg[(x <= lower * (1 + 1e-9) + 1e-300) & (g > 0)] = 0.0
     return pg
 
 
-def _bfgs(f, phi, fval, lower, max_iter, gtol, verbose):
-    grad = numeric_gradient(f, phi, fval, lower)
-    H0 = initial_inverse_hessian(f, phi, fval, lower)
-    H = H0.copy()
-    history, status = [fval], "iteration limit reached"
+def bfgs(fg, x, f, g, lower, H, max_iter=500, gtol=1e-9, verbose=False):
+    """Projected BFGS from (x, f, g) with inverse-Hessian guess H.
+
+    Returns (x, f, g, iterations, status, history, H).
+    """
+    H0 = H.copy()
+    history, status = [f], "iteration limit reached"
     it = 0
     for it in range(1, max_iter + 1):
-        pg = _projected(grad, phi, lower)
+        pg = _projected(g, x, lower)
         active = pg == 0
         d = -H @ pg
         d[active] = 0.0
@@ -179,59 +125,129 @@ def _bfgs(f, phi, fval, lower, max_iter, gtol, verbose):
         if -pg @ d < gtol:
             status = "converged"
             break
-        new = _line_search(f, phi, fval, grad, d, lower)
+        new = _line_search(fg, x, f, g, d, lower)
         if new is None:
             status = "converged" if -pg @ d < 1e3 * gtol else "line search failed"
             break
-        phi_new, f_new = new
-        g_new = numeric_gradient(f, phi_new, f_new, lower)
-        s, y = phi_new - phi, g_new - grad
+        x_new, f_new, g_new = new
+        s, y = x_new - x, g_new - g
         sy = s @ y
         if sy > 1e-12 * np.linalg.norm(s) * np.linalg.norm(y):
             rho = 1.0 / sy
-            V = np.eye(phi.size) - rho * np.outer(s, y)
+            V = np.eye(x.size) - rho * np.outer(s, y)
             H = V @ H @ V.T + rho * np.outer(s, s)
-        phi, fval, grad = phi_new, f_new, g_new
-        history.append(fval)
+        x, f, g = x_new, f_new, g_new
+        history.append(f)
         if verbose:
-            print(f"iter {it:4d}  -2lnL {fval:.8f}  decrement {-pg @ d:.2e}")
-    return phi, fval, grad, it, status, history
+            print(f"iter {it:4d}  -2lnL {f:.8f}  decrement {-pg @ d:.2e}")
+    return x, f, g, it, status, history, H
 
 
-def _line_search(f, phi, fval, grad, d, lower, c1=1e-4):
+def _line_search(fg, x, f, g, d, lower, c1=1e-4):
     t = 1.0
     for _ in range(60):
-        trial = np.maximum(phi + t * d, lower)
-        ft = f(trial)
-        if np.isfinite(ft) and ft <= fval + c1 * grad @ (trial - phi):
-            return trial, ft
+        trial = np.maximum(x + t * d, lower)
+        ft, gt = fg(trial)
+        if np.isfinite(ft) and ft <= f + c1 * g @ (trial - x):
+            return trial, ft, gt
         t *= 0.5
     return None
 
 
-def _polish(f, phi, fval, grad, lower, steps):
-    """A few Newton steps on the parameters off their bounds; returns the Hessian too."""
-    at_bound = (phi <= lower * (1 + 1e-6) + 1e-300) & (grad >= 0)
+def polish(fg, x, f, g, lower, steps):
+    """Newton steps on the coordinates off their bounds; returns (x, f, g, H, at_bound)."""
+    at_bound = (x <= lower * (1 + 1e-6) + 1e-300) & (g >= 0)
     free = ~at_bound
-    H = numeric_hessian(f, phi, fval, free)
+    sub_lower = lower[free]
+
+    def sub(xf, base):
+        full = base.copy()
+        full[free] = xf
+        ff, gg = fg(full)
+        return ff, gg[free]
+
+    H = np.full((x.size, x.size), np.nan)
+    Hf = hessian_of(lambda xf: sub(xf, x), x[free], g[free], sub_lower)
+    at_hessian = x.copy()
     for _ in range(steps):
-        Hf = H[np.ix_(free, free)]
+        if newton_decrement(Hf, g[free]) < 1e-3 * DECREMENT_TOL:
+            break
         try:
-            step = np.linalg.solve(Hf, grad[free])
+            step = np.linalg.solve(Hf, g[free])
         except np.linalg.LinAlgError:
             break
         if not np.all(np.isfinite(step)) or np.all(np.linalg.eigvalsh(Hf) <= 0):
             break
-        trial = phi.copy()
-        trial[free] -= step
-        trial = np.maximum(trial, lower)
-        ft = f(trial)
-        if not (np.isfinite(ft) and ft <= fval + 1e-10 * abs(fval)):
+        trial = x.copy()
+        trial[free] = np.maximum(x[free] - step, sub_lower)
+        ft, gt = fg(trial)
+        if not (np.isfinite(ft) and ft <= f + 1e-10 * abs(f)):
             break
-        moved = np.max(np.abs(trial - phi))
-        phi, fval = trial, ft
-        grad = numeric_gradient(f, phi, fval, lower)
-        H = numeric_hessian(f, phi, fval, free)
-        if moved < 1e-10:
-            break
-    return phi, fval, grad, H, at_bound
+        x, f, g = trial, ft, gt
+    if np.max(np.abs(x - at_hessian), initial=0.0) > 1e-4:   # refresh a stale Hessian
+        Hf = hessian_of(lambda xf: sub(xf, x), x[free], g[free], sub_lower)
+    H[np.ix_(free, free)] = Hf
+    return x, f, g, H, at_bound
+
+
+def lower_bounds(problem, scale):
+    return np.where(problem.params.is_variance, VARIANCE_FLOOR / scale, -np.inf)
+
+
+def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish_steps=3,
+                hessian=True, inverse_hessian=None, verbose=False):
+    """Minimise -2 log L; returns an OptimizationRecord.
+
+    start: (k,) theta to start from (default: the model's start values);
+    fixed: (k,) bool, parameters held at their start value (profiling);
+    max_iter: quasi-Newton iterations; gtol: stop when the predicted drop of
+    -2 log L is below it; polish_steps: Newton steps with the numerical
+    Hessian (0 skips the Hessian too); inverse_hessian: a guess over the free
+    parameters in scaled units (default: from the Hessian at the start).
+    """
+    t0 = time.perf_counter()
+    params = problem.params
+    start = params.start.copy() if start is None else np.asarray(start, float).copy()
+    fixed = np.zeros(params.n, bool) if fixed is None else np.asarray(fixed, bool)
+    free = ~fixed
+    scale = np.maximum(np.abs(params.start), 0.1)
+    lower_all = lower_bounds(problem, scale)
+    start[free] = np.maximum(start[free], lower_all[free] * scale[free])
+    fg = Objective(problem, start, free, scale)
+    lower = lower_all[free]
+    x = start[free] / scale[free]
+    f0, g = fg(x)
+    if not np.isfinite(f0):
+        raise ValueError("xxmRun: -2 log L is not finite at the start values; check that "
+                         "theta and psi are positive definite and I - beta is invertible.")
+    H = inverse_hessian if inverse_hessian is not None else \
+        _inverse_or_diagonal(hessian_of(fg, x, g, lower))
+    x, f, g, iters, status, history, _ = bfgs(fg, x, f0, g, lower, H, max_iter, gtol, verbose)
+    k = params.n
+    hess = np.full((k, k), np.nan)
+    at_bound = np.zeros(k, bool)
+    if hessian:
+        x, f, g, Hx, bound_x = polish(fg, x, f, g, lower, polish_steps)
+        hess[np.ix_(free, free)] = Hx / np.outer(scale[free], scale[free])
+        at_bound[free] = bound_x
+        pg = _projected(g, x, lower)
+        off = ~bound_x
+        decrement = newton_decrement(Hx[np.ix_(off, off)], pg[off])
+        converged = bool(decrement < DECREMENT_TOL)
+        if not converged and status == "converged":
+            status = ("Hessian not positive definite at the end" if np.isnan(decrement)
+                      else f"gradient not small at the end (Newton decrement {decrement:.1e})")
+    else:
+        at_bound[free] = (x <= lower * (1 + 1e-6) + 1e-300) & (g >= 0)
+        decrement = np.nan
+        converged = status == "converged"
+    theta = fg.full(x)
+    grad = np.full(k, np.nan)
+    grad[free] = g / scale[free]
+    pg_full = np.where(at_bound, 0.0, np.nan_to_num(grad))
+    return OptimizationRecord(
+        start=start, estimate=theta, start_deviance=f0, deviance=f,
+        gradient=grad, gradient_norm=float(np.max(np.abs(pg_full), initial=0.0)),
+        hessian=hess, at_bound=at_bound, n_evaluations=fg.count, n_iterations=iters,
+        converged=converged, status=status, seconds=time.perf_counter() - t0,
+        history=history, decrement=decrement)
