@@ -2,11 +2,11 @@
 from .errors import (BoundaryWarning, ConvergenceWarning, HessianWarning, SpecificationError,
                      XxmError, XxmWarning)
 from .model import Model
-from .xxm import (xxmBetweenMatrix, xxmFree, xxmModel, xxmRun, xxmSubmodel, xxmSummary,
+from .xxm import (xxmBetweenMatrix, xxmCI, xxmFree, xxmModel, xxmRun, xxmSubmodel, xxmSummary,
                   xxmWithinMatrix)
 
 __version__ = "0.1.0"
 
 __all__ = ["Model", "xxmModel", "xxmSubmodel", "xxmWithinMatrix", "xxmBetweenMatrix",
-           "xxmRun", "xxmSummary", "xxmFree", "SpecificationError", "XxmError",
+           "xxmRun", "xxmCI", "xxmSummary", "xxmFree", "SpecificationError", "XxmError",
            "XxmWarning", "ConvergenceWarning", "BoundaryWarning", "HessianWarning"]

@@ -10,6 +10,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from .errors import BoundaryWarning, ConvergenceWarning, HessianWarning
+from .profile import profile_ci
 
 
 def _covariance(record):
@@ -31,6 +32,13 @@ def _covariance(record):
     return cov, []
 
 
+def _ci_flag(lower, upper):
+    """'ok' when both limits are, else the statuses (lower/upper)."""
+    if not isinstance(lower, str):
+        return ""
+    return "ok" if lower == upper == "ok" else f"{lower}/{upper}"
+
+
 class FitResult:
     """Estimates, fit statistics and the optimisation record of one fit."""
 
@@ -39,7 +47,16 @@ class FitResult:
         self.labels = list(problem.params.labels)
         self.vcov, not_pd = _covariance(record)
         self.hessian_problem = [self.labels[k] for k in not_pd]
+        self.profile = None
         self._warn()
+
+    def profile_ci(self, level=0.95, parameters=None, n_jobs=None, progress=None):
+        """Profile-likelihood CIs (see xxmpy.profile.profile_ci); kept as ``.profile``.
+
+        The estimates table and the summary show them from then on.
+        """
+        self.profile = profile_ci(self, level, parameters, n_jobs, progress)
+        return self.profile
 
     # --------------------------------------------------------------- numbers
     @property
@@ -94,6 +111,10 @@ class FitResult:
             "estimate": est, "se": se, "z": z, "p": 2 * norm.sf(np.abs(z)),
             "at_bound": self.record.at_bound,
             "appears_in": places.loc[self.labels].to_numpy()})
+        if self.profile is not None:
+            ci = self.profile.table.set_index("label").reindex(self.labels)
+            for col in ("lower", "upper", "lower_status", "upper_status"):
+                out[col] = ci[col].to_numpy()
         return out
 
     def fit_statistics(self):
@@ -127,8 +148,14 @@ class FitResult:
                          + ", ".join(fit["hessian_not_positive_definite"]))
         est = self.estimates[["label", "child", "parent", "type", "row", "col", "estimate",
                               "se"]].copy()
+        if self.profile is not None:
+            full = self.estimates
+            est["lower"], est["upper"] = full["lower"], full["upper"]
+            est["ci"] = [_ci_flag(a, b) for a, b in zip(full.lower_status, full.upper_status)]
         est["flag"] = np.where(self.record.at_bound, "bound", "")
         lines += ["", est.to_string(index=False, float_format=lambda v: f"{v:.6g}")]
+        if self.profile is not None:
+            lines += ["", self.profile.describe()]
         return "\n".join(lines)
 
     __repr__ = __str__

@@ -50,3 +50,16 @@ def xxmSummary(model):
 def xxmFree(model):
     """Kept for script compatibility: Python frees memory by itself."""
     return _model(model, "xxmFree")
+
+
+def xxmCI(model, level=0.95, parameters=None, n_jobs=None, progress=None):
+    """Profile-likelihood CIs of the last fit; xxmSummary shows them from then on.
+
+    level: coverage (0.95 -> -2 log L rise 3.841459); parameters: labels
+    (default all); n_jobs: worker processes (default: the machine's cores).
+    """
+    m = _model(model, "xxmCI")
+    if m.result is None:
+        raise RuntimeError("xxmCI: the model has not been fitted; call xxmRun(model) first.")
+    m.result.profile_ci(level=level, parameters=parameters, n_jobs=n_jobs, progress=progress)
+    return m

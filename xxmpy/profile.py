@@ -1,0 +1,331 @@
+"""Profile-likelihood confidence intervals.
+
+For parameter j, the profile deviance D_j(v) is -2 log L minimised over all
+other parameters with theta_j = v. A limit is where the rise
+D_j(v) - D_min reaches the chi-square(1) quantile (3.841459 at 95%). We find
+it by root finding on the signed root zeta(v) = sqrt(rise), which is close to
+linear in v, from warm starts (each profile fit starts from the previous one,
+moved along the estimated path); there is no fixed grid.
+
+Every limit has a status:
+  ok         the rise at the reported value equals the cutoff within TOL_RISE;
+  boundary   a variance whose profile stays below the cutoff down to 0
+             (the limit is 0);
+  unbounded  the profile never reaches the cutoff (the limit is +/-inf);
+  failed     with the reason (a profile fit that could not be started or
+             converge, a lower -2 log L than the fit's).
+"""
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.stats import chi2
+
+from .optimize import VARIANCE_FLOOR, _inverse_or_diagonal, fit_problem
+
+TOL_RISE = 1e-4       # |rise - cutoff| accepted at an ok limit
+MAX_FITS = 40         # profile fits per limit
+FAR = 1e4             # |v - estimate| beyond FAR * (its natural scale): unbounded
+
+
+@dataclass
+class Limit:
+    """One side of one interval."""
+    value: float
+    status: str
+    rise: float
+    message: str = ""
+    n_fits: int = 0
+
+
+@dataclass
+class ProfileCI:
+    """Profile intervals of one fit.
+
+    table: one row per parameter (label, estimate, lower, upper, lower_status,
+    upper_status, lower_rise, upper_rise, message); traces: label -> DataFrame
+    of every profile point (value, deviance, rise, zeta) sorted by value.
+    """
+    level: float
+    cutoff: float
+    table: pd.DataFrame
+    traces: dict
+    seconds: float
+    n_fits: int
+    n_jobs: int
+    deviance: float = np.nan
+    notes: list = field(default_factory=list)
+
+    def verified(self):
+        """True when every finite ok limit's rise is the cutoff within 1e-3."""
+        rises = pd.concat([self.table.loc[self.table.lower_status == "ok", "lower_rise"],
+                           self.table.loc[self.table.upper_status == "ok", "upper_rise"]])
+        return bool(np.all(np.abs(rises - self.cutoff) < 1e-3))
+
+    def describe(self):
+        """A few lines: level, cutoff, the verified rises, cost, and any non-ok limit."""
+        rises = pd.concat([self.table.lower_rise, self.table.upper_rise]).dropna()
+        lines = [f"profile {100 * self.level:g}% CIs: each limit is where -2 log L, "
+                 f"re-optimised over the other parameters, rises by {self.cutoff:.4f}"]
+        if len(rises):
+            lines.append(f"  rise found at the ok limits: {rises.min():.5f} to {rises.max():.5f}"
+                         f" ({'verified' if self.verified() else 'NOT verified'}: within 1e-3)")
+        lines.append(f"  {self.n_fits} profile fits in {self.seconds:.2f} s on {self.n_jobs} "
+                     f"worker{'s' if self.n_jobs > 1 else ''}")
+        for row in self.table.itertuples():
+            if row.message:
+                lines.append(f"  {row.label}: {row.message}")
+        return "\n".join(lines)
+
+    def __str__(self):
+        t = self.table[["label", "estimate", "lower", "upper", "lower_status", "upper_status"]]
+        return "\n".join([self.describe(), "",
+                          t.to_string(index=False, float_format=lambda v: f"{v:.6g}")])
+
+    __repr__ = __str__
+
+    def plot(self, labels=None, ncols=3):
+        """One figure: -2 log L rise against each parameter, cutoff and limits marked."""
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError as exc:
+            raise ImportError("ProfileCI.plot needs matplotlib: pip install matplotlib "
+                              "(or pip install 'xxmpy[plot]')") from exc
+        labels = list(self.traces) if labels is None else list(labels)
+        nrows = -(-len(labels) // ncols)
+        fig, axes = plt.subplots(nrows, min(ncols, len(labels)), squeeze=False,
+                                 figsize=(3.6 * min(ncols, len(labels)), 2.8 * nrows))
+        rows = self.table.set_index("label")
+        for ax, lab in zip(axes.ravel(), labels):
+            tr = self.traces[lab]
+            ax.plot(tr.value, tr.rise, "o-", ms=3, lw=1)
+            ax.axhline(self.cutoff, color="grey", ls="--", lw=0.8)
+            for side in ("lower", "upper"):
+                v = rows.loc[lab, side]
+                if np.isfinite(v):
+                    ax.axvline(v, color="C3", lw=0.8)
+            ax.axvline(rows.loc[lab, "estimate"], color="black", lw=0.6, ls=":")
+            ax.set_title(lab, fontsize=9)
+            ax.set_xlabel("value", fontsize=8)
+            ax.set_ylabel("rise in -2 log L", fontsize=8)
+        for ax in axes.ravel()[len(labels):]:
+            ax.set_visible(False)
+        fig.tight_layout()
+        return fig
+
+
+class _Context:
+    """What every profile task needs: the problem and the fit."""
+
+    def __init__(self, result, cutoff):
+        rec = result.record
+        self.problem = result.problem
+        self.theta = rec.estimate.copy()
+        self.dmin = rec.deviance
+        self.cutoff = cutoff
+        self.is_variance = self.problem.params.is_variance
+        self.scale = np.maximum(np.abs(self.problem.params.start), 0.1)
+        self.vcov = result.vcov
+        H = rec.hessian * np.outer(self.scale, self.scale)
+        self.hessian_scaled = np.where(np.isfinite(H), H, 0.0)
+        bad = ~np.all(np.isfinite(H), axis=1)
+        self.hessian_scaled[bad, bad] = 1.0
+
+    def natural_step(self, j):
+        se = np.sqrt(self.vcov[j, j]) if np.isfinite(self.vcov[j, j]) else np.nan
+        if np.isfinite(se) and se > 0:
+            return se
+        return 0.1 * max(abs(self.theta[j]), self.scale[j])
+
+    def path_slope(self, j):
+        """d theta / d theta_j along the profile, predicted from the covariance."""
+        slope = np.zeros_like(self.theta)
+        col, var = self.vcov[:, j], self.vcov[j, j]
+        if np.isfinite(var) and var > 0:
+            slope = np.where(np.isfinite(col), col / var, 0.0)
+        slope[j] = 1.0
+        return slope
+
+    def inverse_hessian(self, j):
+        keep = np.arange(self.theta.size) != j
+        return _inverse_or_diagonal(self.hessian_scaled[np.ix_(keep, keep)])
+
+
+def _fit_at(ctx, j, v, warm):
+    """Profile fit with theta_j = v from ``warm``; (deviance, theta) or None if inadmissible."""
+    start = warm.copy()
+    start[j] = v
+    fixed = np.zeros(start.size, bool)
+    fixed[j] = True
+    try:
+        rec = fit_problem(ctx.problem, start=start, fixed=fixed, hessian=False, gtol=1e-11,
+                          inverse_hessian=ctx.inverse_hessian(j))
+    except ValueError:
+        return None
+    return rec.deviance, rec.estimate
+
+
+def profile_side(ctx, j, side):
+    """Find one limit of parameter j (side -1 lower, +1 upper): (Limit, trace rows)."""
+    est = ctx.theta[j]
+    target = np.sqrt(ctx.cutoff)
+    floor = VARIANCE_FLOOR if ctx.is_variance[j] else -np.inf
+    trace = []
+    if side < 0 and ctx.is_variance[j] and est <= floor * (1 + 1e-6):
+        return Limit(0.0, "boundary", 0.0, "estimate on the bound (variance 0)"), trace
+    step = target * ctx.natural_step(j)
+    slope = ctx.path_slope(j)
+    points = [(est, 0.0, ctx.theta.copy())]        # (value, zeta, theta) below the cutoff
+    above = None                                     # first point found beyond the cutoff
+    v = est + side * step
+    n_fits = 0
+    while n_fits < MAX_FITS:
+        if side < 0 and v <= floor:
+            v = floor
+        base_v, _, base_theta = points[-1]
+        warm = base_theta + slope * (v - base_v)
+        warm = np.where(ctx.is_variance, np.maximum(warm, VARIANCE_FLOOR), warm)
+        got = _fit_at(ctx, j, v, warm)
+        if got is None:
+            got = _fit_at(ctx, j, v, base_theta)
+        n_fits += 1
+        if got is None:           # no admissible start at v: step back towards the last point
+            if abs(v - base_v) < 1e-10 * max(1.0, abs(base_v)):
+                return Limit(np.nan, "failed", np.nan,
+                             f"no admissible parameters found beyond {base_v:.6g}",
+                             n_fits), trace
+            v = base_v + (v - base_v) / 4
+            continue
+        dev, theta = got
+        rise = dev - ctx.dmin
+        trace.append((v, dev, rise))
+        if rise < -1e-6:
+            return Limit(np.nan, "failed", rise,
+                         f"found -2 log L {dev:.6f}, below the fit's {ctx.dmin:.6f}: the fit "
+                         f"did not reach the optimum; refit from better start values",
+                         n_fits), trace
+        zeta = np.sqrt(max(rise, 0.0))
+        if abs(rise - ctx.cutoff) < TOL_RISE:
+            return Limit(v, "ok", rise, "", n_fits), trace
+        if zeta > target:
+            above = (v, zeta)
+        else:
+            if side < 0 and v == floor:
+                return Limit(0.0, "boundary", rise,
+                             f"rise at 0 is {rise:.4f} < {ctx.cutoff:.4f}", n_fits), trace
+            points.append((v, zeta, theta))
+        v = _next_value(points, above, target, side, est, ctx.natural_step(j))
+        if not np.isfinite(v) or abs(v - est) > FAR * max(ctx.natural_step(j), abs(est)):
+            return Limit(side * np.inf, "unbounded", np.nan,
+                         f"rise only {points[-1][1] ** 2:.4f} at {points[-1][0]:.6g}",
+                         n_fits), trace
+    return Limit(np.nan, "failed", np.nan, f"no limit within {MAX_FITS} profile fits",
+                 n_fits), trace
+
+
+def _next_value(points, above, target, side, est, natural):
+    """The next trial value: interpolate once bracketed, else extrapolate zeta."""
+    (v1, z1, _), (v0, z0) = points[-1], (points[-2][:2] if len(points) > 1 else (None, None))
+    if above is not None:
+        va, za = above
+        t = (target - z1) / (za - z1)
+        t = min(max(t, 0.05), 0.95)            # keep strictly inside the bracket
+        return v1 + t * (va - v1)
+    if v0 is None or z1 <= z0:
+        return v1 + side * 2.0 * max(abs(v1 - est), natural)
+    proposal = v1 + (target - z1) * (v1 - v0) / (z1 - z0)
+    reach = 4.0 * max(abs(v1 - est), natural)
+    return v1 + side * min(abs(proposal - v1), reach)
+
+
+def _task(args):
+    j, side = args
+    return profile_side(_WORKER_CONTEXT, j, side)
+
+
+_WORKER_CONTEXT = None
+
+
+class _Progress:
+    def __init__(self, total, enabled):
+        self.total, self.done, self.enabled, self.t0 = total, 0, enabled, time.perf_counter()
+
+    def tick(self):
+        self.done += 1
+        if self.enabled:
+            width = 30
+            filled = int(width * self.done / self.total)
+            sys.stderr.write(f"\rxxmCI [{'#' * filled}{'.' * (width - filled)}] "
+                             f"{self.done}/{self.total} limits "
+                             f"{time.perf_counter() - self.t0:.1f} s")
+            if self.done == self.total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def profile_ci(result, level=0.95, parameters=None, n_jobs=None, progress=None):
+    """Profile-likelihood CIs of a FitResult's parameters; returns a ProfileCI.
+
+    parameters: labels (default all); n_jobs: worker processes (default: the
+    machine's cores; 1 runs in this process); progress: draw a progress bar on
+    stderr (default: when stderr is a terminal). Results do not depend on n_jobs.
+    """
+    global _WORKER_CONTEXT
+    if not 0 < level < 1:
+        raise ValueError(f"xxmCI: level must be between 0 and 1, got {level!r}.")
+    labels = list(result.labels)
+    wanted = labels if parameters is None else list(parameters)
+    unknown = [p for p in wanted if p not in labels]
+    if unknown:
+        raise ValueError(f"xxmCI: unknown parameter label(s) {unknown}; the model's labels "
+                         f"are {labels}.")
+    t0 = time.perf_counter()
+    cutoff = float(chi2.ppf(level, 1))
+    ctx = _Context(result, cutoff)
+    tasks = [(labels.index(lab), side) for lab in wanted for side in (-1, 1)]
+    n_jobs = (os.cpu_count() or 1) if n_jobs is None else max(1, int(n_jobs))
+    n_jobs = min(n_jobs, len(tasks))
+    bar = _Progress(len(tasks), sys.stderr.isatty() if progress is None else progress)
+    out = {}
+    if n_jobs > 1:
+        _WORKER_CONTEXT = ctx
+        try:
+            with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork")) \
+                    as pool:
+                for task, res in zip(tasks, pool.map(_task, tasks)):
+                    out[task] = res
+                    bar.tick()
+        finally:
+            _WORKER_CONTEXT = None
+    else:
+        for task in tasks:
+            out[task] = profile_side(ctx, *task)
+            bar.tick()
+    return _assemble(ctx, result, wanted, labels, out, level, cutoff,
+                     time.perf_counter() - t0, n_jobs)
+
+
+def _assemble(ctx, result, wanted, labels, out, level, cutoff, seconds, n_jobs):
+    rows, traces, n_fits = [], {}, 0
+    for lab in wanted:
+        j = labels.index(lab)
+        (lo, tr_lo), (hi, tr_hi) = out[(j, -1)], out[(j, 1)]
+        n_fits += lo.n_fits + hi.n_fits
+        rows.append(dict(label=lab, estimate=ctx.theta[j], lower=lo.value, upper=hi.value,
+                         lower_status=lo.status, upper_status=hi.status,
+                         lower_rise=lo.rise if lo.status == "ok" else np.nan,
+                         upper_rise=hi.rise if hi.status == "ok" else np.nan,
+                         message="; ".join(m for m in (lo.message and f"lower: {lo.message}",
+                                                       hi.message and f"upper: {hi.message}")
+                                           if m)))
+        pts = [(ctx.theta[j], ctx.dmin, 0.0)] + tr_lo + tr_hi
+        tr = pd.DataFrame(pts, columns=["value", "deviance", "rise"]).sort_values("value")
+        tr["zeta"] = np.sign(tr.value - ctx.theta[j]) * np.sqrt(np.maximum(tr.rise, 0.0))
+        traces[lab] = tr.reset_index(drop=True)
+    return ProfileCI(level, cutoff, pd.DataFrame(rows), traces, seconds, n_fits, n_jobs,
+                     ctx.dmin)
