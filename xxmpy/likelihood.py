@@ -24,6 +24,9 @@ from ._core.elimination import BlockState, NotPositiveDefinite, factor, posterio
 from .gradient import gradient
 
 LOG_2PI = np.log(2.0 * np.pi)
+# theta / psi blocks more ill-conditioned than this (judged from their Cholesky
+# diagonal) are treated as inadmissible: the precision form would lose its digits.
+MAX_CONDITION = 1e9
 
 
 @dataclass
@@ -66,6 +69,9 @@ def inverse_and_logdet(mat, what):
         inv_chol, logdet = kernels.chol_inverse_logdet(np.ascontiguousarray(mat)[None])
     except ArithmeticError as exc:
         raise NotPositiveDefinite(f"{what} is not positive definite") from exc
+    d = np.diagonal(inv_chol[0])
+    if d.size > 1 and (d.max() / d.min()) ** 2 > MAX_CONDITION:
+        raise NotPositiveDefinite(f"{what} is numerically singular (condition > 1e9)")
     return inv_chol[0].T @ inv_chol[0], logdet
 
 
@@ -192,9 +198,14 @@ def _evaluate(problem, theta, with_gradient):
     factors = {c: level_factors(problem, mats, c) for c in range(len(problem.levels))}
     state = assemble(problem, factors)
     fac = factor(state)
-    total = problem.n_observed * LOG_2PI + fac.logdet - fac.zz
+    const = sum(f.const for f in factors.values())
+    r2 = const - fac.zz      # the penalised residual sum of squares: >= 0 in exact arithmetic
+    if r2 < -1e-8 * max(1.0, const):
+        raise NotPositiveDefinite("precision lost: the penalised residual sum of squares "
+                                  "came out negative (near-singular covariance matrices)")
+    total = problem.n_observed * LOG_2PI + fac.logdet + r2
     for f in factors.values():
-        total += f.logdet_theta + f.logdet_psi - 2.0 * f.logdet_ib + f.const
+        total += f.logdet_theta + f.logdet_psi - 2.0 * f.logdet_ib
     if not with_gradient:
         return float(total), None
     post = posterior(problem.schedule, fac)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .likelihood import deviance_and_gradient
+from .transform import Transform
 
 VARIANCE_FLOOR = 1e-8
 DECREMENT_TOL = 1e-6   # predicted further drop of -2 log L that counts as converged
@@ -52,22 +53,32 @@ class OptimizationRecord:
 
 
 class Objective:
-    """-2 log L and its gradient over the free coordinates x = theta[free] / scale."""
+    """-2 log L and its gradient over free, scaled coordinates.
 
-    def __init__(self, problem, theta, free, scale):
-        self.problem, self.theta = problem, np.asarray(theta, float).copy()
+    x = transform.from_theta(theta); the optimiser sees y = x[free] / scale[free].
+    """
+
+    def __init__(self, problem, transform, x, free, scale):
+        self.problem, self.transform = problem, transform
+        self.x = np.asarray(x, float).copy()
         self.free, self.scale = np.asarray(free, bool), np.asarray(scale, float)
         self.count = 0
 
-    def full(self, x):
-        out = self.theta.copy()
-        out[self.free] = x * self.scale[self.free]
+    def coordinates(self, y):
+        out = self.x.copy()
+        out[self.free] = y * self.scale[self.free]
         return out
 
-    def __call__(self, x):
+    def full(self, y):
+        return self.transform.to_theta(self.coordinates(y))
+
+    def __call__(self, y):
         self.count += 1
-        f, g = deviance_and_gradient(self.problem, self.full(x))
-        return f, g[self.free] * self.scale[self.free]
+        x = self.coordinates(y)
+        f, g = deviance_and_gradient(self.problem, self.transform.to_theta(x))
+        if not np.isfinite(f):
+            return f, g[self.free]
+        return f, self.transform.pullback(x, g)[self.free] * self.scale[self.free]
 
 
 def hessian_of(fg, x, g0, lower, rel=1e-5):
@@ -87,6 +98,48 @@ def hessian_of(fg, x, g0, lower, rel=1e-5):
         else:
             H[:, j] = (g_up - g0) / h[j]
     return (H + H.T) / 2
+
+
+def _in_coordinates(h_theta, transform, x, free, scale):
+    """A theta-unit Hessian carried to scaled coordinates: S J' H J S over free ones.
+
+    Unknown (NaN) rows count as unit curvature in the scaled coordinates.
+    """
+    k = x.size
+    jt = np.column_stack([transform.pullback(x, np.eye(k)[i]) for i in range(k)])  # J'
+    known = np.all(np.isfinite(h_theta), axis=1)
+    h = np.where(np.isfinite(h_theta), h_theta, 0.0)
+    hx = jt @ h @ jt.T
+    hy = (hx * np.outer(scale, scale))[np.ix_(free, free)]
+    unknown = ~(np.abs(jt[:, ~known]).sum(axis=1) == 0)[free]
+    hy[unknown, :] = 0.0
+    hy[:, unknown] = 0.0
+    hy[unknown, unknown] = 1.0
+    return hy
+
+
+def _escape_singular_saddle(fg, y, f, transform, free, scale):
+    """Try moving each small Cholesky diagonal (L_rr^2 < 1e-2 of its scale^2) away from 0.
+
+    At L_rr = 0 the gradient in L_rr vanishes whatever the curvature, so a
+    singular covariance can look stationary while a larger variance fits
+    better. Returns (y, f, g) after the first move that lowers -2 log L, else None.
+    """
+    index = np.cumsum(free) - 1
+    for b in transform.blocks:
+        for r, slot in enumerate(np.diag(b.slots)):
+            if not free[slot] or (b.covariance_fixed and r == 0):
+                continue
+            i = index[slot]
+            if (y[i] * scale[slot]) ** 2 >= 1e-2 * scale[slot] ** 2:
+                continue
+            for size in (0.1, 0.01, 0.3):
+                trial = y.copy()
+                trial[i] = np.sqrt(y[i] ** 2 + size)
+                ft, gt = fg(trial)
+                if np.isfinite(ft) and ft < f - 1e-10 * abs(f):
+                    return trial, ft, gt
+    return None
 
 
 def _inverse_or_diagonal(H):
@@ -127,7 +180,7 @@ def bfgs(fg, x, f, g, lower, H, max_iter=500, gtol=1e-9, verbose=False):
             break
         new = _line_search(fg, x, f, g, d, lower)
         if new is None:
-            status = "converged" if -pg @ d < 1e3 * gtol else "line search failed"
+            status = "converged" if -pg @ d < max(1e3 * gtol, 1e-8) else "line search failed"
             break
         x_new, f_new, g_new = new
         s, y = x_new - x, g_new - g
@@ -138,6 +191,10 @@ def bfgs(fg, x, f, g, lower, H, max_iter=500, gtol=1e-9, verbose=False):
             H = V @ H @ V.T + rho * np.outer(s, s)
         x, f, g = x_new, f_new, g_new
         history.append(f)
+        if len(history) > 5 and history[-6] - f <= 1e-13 * max(1.0, abs(f)):
+            # five iterations without progress: rounding noise, not curvature, is left
+            status = "converged" if -pg @ d < 1e-8 else "stalled: no progress in 5 iterations"
+            break
         if verbose:
             print(f"iter {it:4d}  -2lnL {f:.8f}  decrement {-pg @ d:.2e}")
     return x, f, g, it, status, history, H
@@ -190,47 +247,77 @@ def polish(fg, x, f, g, lower, steps):
     return x, f, g, H, at_bound
 
 
-def lower_bounds(problem, scale):
-    return np.where(problem.params.is_variance, VARIANCE_FLOOR / scale, -np.inf)
-
-
 def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish_steps=3,
-                hessian=True, inverse_hessian=None, verbose=False):
+                hessian=True, hessian_guess=None, verbose=False):
     """Minimise -2 log L; returns an OptimizationRecord.
 
     start: (k,) theta to start from (default: the model's start values);
     fixed: (k,) bool, parameters held at their start value (profiling);
     max_iter: quasi-Newton iterations; gtol: stop when the predicted drop of
     -2 log L is below it; polish_steps: Newton steps with the numerical
-    Hessian (0 skips the Hessian too); inverse_hessian: a guess over the free
-    parameters in scaled units (default: from the Hessian at the start).
+    Hessian; hessian: compute that Hessian at all (False for profile fits,
+    which then skip the polish and judge convergence by BFGS); hessian_guess:
+    (k, k) Hessian of -2 log L in theta units to start the search from, NaN
+    where unknown (default: central differences at the start).
+    The search runs in Cholesky coordinates (transform.py); the polish and
+    the Hessian in the parameters themselves.
     """
     t0 = time.perf_counter()
     params = problem.params
+    k = params.n
     start = params.start.copy() if start is None else np.asarray(start, float).copy()
-    fixed = np.zeros(params.n, bool) if fixed is None else np.asarray(fixed, bool)
+    fixed = np.zeros(k, bool) if fixed is None else np.asarray(fixed, bool)
     free = ~fixed
-    scale = np.maximum(np.abs(params.start), 0.1)
-    lower_all = lower_bounds(problem, scale)
-    start[free] = np.maximum(start[free], lower_all[free] * scale[free])
-    fg = Objective(problem, start, free, scale)
-    lower = lower_all[free]
-    x = start[free] / scale[free]
-    f0, g = fg(x)
+    transform = Transform(problem, VARIANCE_FLOOR, fixed)
+    start = np.where(free & params.is_variance,
+                     np.maximum(start, VARIANCE_FLOOR), start)
+    start = transform.admissible(start, fixed)
+    try:
+        x0 = transform.from_theta(start)
+        scale = np.maximum(np.abs(transform.from_theta(params.start)), 0.1)
+    except np.linalg.LinAlgError:
+        x0 = None
+    fg = None if x0 is None else Objective(problem, transform, x0, free, scale)
+    lower = None if x0 is None else transform.lower[free] / scale[free]
+    y = None if x0 is None else np.maximum(x0[free] / scale[free], lower)
+    f0, g = (np.inf, None) if x0 is None else fg(y)
     if not np.isfinite(f0):
         raise ValueError("xxmRun: -2 log L is not finite at the start values; check that "
                          "theta and psi are positive definite and I - beta is invertible.")
-    H = inverse_hessian if inverse_hessian is not None else \
-        _inverse_or_diagonal(hessian_of(fg, x, g, lower))
-    x, f, g, iters, status, history, _ = bfgs(fg, x, f0, g, lower, H, max_iter, gtol, verbose)
-    k = params.n
+    if hessian_guess is None:
+        H = _inverse_or_diagonal(hessian_of(fg, y, g, lower))
+    else:
+        hy = _in_coordinates(hessian_guess, transform, x0, free, scale)
+        ev = np.linalg.eigvalsh(hy) if hy.size else np.ones(1)
+        if ev[0] <= 1e-10 * ev[-1]:     # guess unusable here (e.g. a factor diagonal near 0)
+            hy = hessian_of(fg, y, g, lower)
+        H = _inverse_or_diagonal(hy)
+    y, f, g, iters, status, history, _ = bfgs(fg, y, f0, g, lower, H, max_iter, gtol, verbose)
+    for _ in range(3):      # leave saddles where a Cholesky diagonal sits near 0
+        kicked = _escape_singular_saddle(fg, y, f, transform, free, scale)
+        if kicked is None:
+            break
+        y, f, g = kicked
+        y, f, g, more, status, extra, _ = bfgs(fg, y, f, g, lower, _inverse_or_diagonal(
+            hessian_of(fg, y, g, lower)), max_iter, gtol, verbose)
+        iters += more
+        history += extra
+    theta = fg.full(y)
+    n_eval = fg.count
     hess = np.full((k, k), np.nan)
     at_bound = np.zeros(k, bool)
+    plain = Transform(problem, VARIANCE_FLOOR, fixed, cholesky=False)
+    pscale = np.maximum(np.abs(params.start), 0.1)
+    pf = Objective(problem, plain, theta, free, pscale)
+    plower = plain.lower[free] / pscale[free]
+    pt = theta[free] / pscale[free]
     if hessian:
-        x, f, g, Hx, bound_x = polish(fg, x, f, g, lower, polish_steps)
-        hess[np.ix_(free, free)] = Hx / np.outer(scale[free], scale[free])
+        f, pg0 = pf(pt)
+        pt, f, pg0, Hx, bound_x = polish(pf, pt, f, pg0, plower, polish_steps)
+        theta = pf.full(pt)
+        hess[np.ix_(free, free)] = Hx / np.outer(pscale[free], pscale[free])
         at_bound[free] = bound_x
-        pg = _projected(g, x, lower)
+        pg = _projected(pg0, pt, plower)
         off = ~bound_x
         decrement = newton_decrement(Hx[np.ix_(off, off)], pg[off])
         converged = bool(decrement < DECREMENT_TOL)
@@ -238,16 +325,17 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
             status = ("Hessian not positive definite at the end" if np.isnan(decrement)
                       else f"gradient not small at the end (Newton decrement {decrement:.1e})")
     else:
-        at_bound[free] = (x <= lower * (1 + 1e-6) + 1e-300) & (g >= 0)
+        f, pg0 = pf(pt)
+        at_bound[free] = (pt <= plower * (1 + 1e-6) + 1e-300) & (pg0 >= 0)
         decrement = np.nan
         converged = status == "converged"
-    theta = fg.full(x)
+    n_eval += pf.count
     grad = np.full(k, np.nan)
-    grad[free] = g / scale[free]
+    grad[free] = pg0 / pscale[free]
     pg_full = np.where(at_bound, 0.0, np.nan_to_num(grad))
     return OptimizationRecord(
         start=start, estimate=theta, start_deviance=f0, deviance=f,
         gradient=grad, gradient_norm=float(np.max(np.abs(pg_full), initial=0.0)),
-        hessian=hess, at_bound=at_bound, n_evaluations=fg.count, n_iterations=iters,
+        hessian=hess, at_bound=at_bound, n_evaluations=n_eval, n_iterations=iters,
         converged=converged, status=status, seconds=time.perf_counter() - t0,
         history=history, decrement=decrement)

@@ -26,10 +26,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2
 
-from .optimize import VARIANCE_FLOOR, _inverse_or_diagonal, fit_problem
+from .optimize import VARIANCE_FLOOR, fit_problem
 
 TOL_RISE = 1e-4       # |rise - cutoff| accepted at an ok limit
 MAX_FITS = 40         # profile fits per limit
+BOUNDARY_PROBE = 1e-6  # a variance's lower side is tested at this fraction of its size
 FAR = 1e4             # |v - estimate| beyond FAR * (its natural scale): unbounded
 
 
@@ -131,10 +132,7 @@ class _Context:
         self.is_variance = self.problem.params.is_variance
         self.scale = np.maximum(np.abs(self.problem.params.start), 0.1)
         self.vcov = result.vcov
-        H = rec.hessian * np.outer(self.scale, self.scale)
-        self.hessian_scaled = np.where(np.isfinite(H), H, 0.0)
-        bad = ~np.all(np.isfinite(H), axis=1)
-        self.hessian_scaled[bad, bad] = 1.0
+        self.hessian = rec.hessian
 
     def natural_step(self, j):
         se = np.sqrt(self.vcov[j, j]) if np.isfinite(self.vcov[j, j]) else np.nan
@@ -151,11 +149,6 @@ class _Context:
         slope[j] = 1.0
         return slope
 
-    def inverse_hessian(self, j):
-        keep = np.arange(self.theta.size) != j
-        return _inverse_or_diagonal(self.hessian_scaled[np.ix_(keep, keep)])
-
-
 def _fit_at(ctx, j, v, warm):
     """Profile fit with theta_j = v from ``warm``; (deviance, theta) or None if inadmissible."""
     start = warm.copy()
@@ -163,8 +156,8 @@ def _fit_at(ctx, j, v, warm):
     fixed = np.zeros(start.size, bool)
     fixed[j] = True
     try:
-        rec = fit_problem(ctx.problem, start=start, fixed=fixed, hessian=False, gtol=1e-11,
-                          inverse_hessian=ctx.inverse_hessian(j))
+        rec = fit_problem(ctx.problem, start=start, fixed=fixed, hessian=False, gtol=1e-10,
+                          hessian_guess=ctx.hessian)
     except ValueError:
         return None
     return rec.deviance, rec.estimate
@@ -174,9 +167,13 @@ def profile_side(ctx, j, side):
     """Find one limit of parameter j (side -1 lower, +1 upper): (Limit, trace rows)."""
     est = ctx.theta[j]
     target = np.sqrt(ctx.cutoff)
-    floor = VARIANCE_FLOOR if ctx.is_variance[j] else -np.inf
+    floor = -np.inf
+    if ctx.is_variance[j]:
+        # the boundary test point: close to 0, far enough from it that the
+        # precision form keeps its digits (psi^-1 grows as 1 / variance)
+        floor = max(VARIANCE_FLOOR, BOUNDARY_PROBE * max(est, ctx.natural_step(j)))
     trace = []
-    if side < 0 and ctx.is_variance[j] and est <= floor * (1 + 1e-6):
+    if side < 0 and ctx.is_variance[j] and est <= VARIANCE_FLOOR * (1 + 1e-6):
         return Limit(0.0, "boundary", 0.0, "estimate on the bound (variance 0)"), trace
     step = target * ctx.natural_step(j)
     slope = ctx.path_slope(j)
@@ -217,7 +214,8 @@ def profile_side(ctx, j, side):
         else:
             if side < 0 and v == floor:
                 return Limit(0.0, "boundary", rise,
-                             f"rise at 0 is {rise:.4f} < {ctx.cutoff:.4f}", n_fits), trace
+                             f"rise only {rise:.4f} < {ctx.cutoff:.4f} at {v:.3g} (about 0)",
+                             n_fits), trace
             points.append((v, zeta, theta))
         v = _next_value(points, above, target, side, est, ctx.natural_step(j))
         if not np.isfinite(v) or abs(v - est) > FAR * max(ctx.natural_step(j), abs(est)):

@@ -1,0 +1,156 @@
+"""Optimiser coordinates: covariance matrices through their Cholesky factors.
+
+A free covariance matrix (theta or psi, m >= 2, every element free, each
+element its own label used nowhere else) is searched as Sigma = L L' with the
+lower-triangular L in the same parameter slots and L_rr >= sqrt(floor). Its
+boundary (a variance at 0 or a correlation at +/-1) is then a simple bound
+instead of a curved edge that stalls the line search: the optimiser can
+reach singular-fit optima (Dyestuff2-like, or a correlation of 1 on a
+profile) exactly. Every other parameter is its own coordinate, variances
+bounded below by the floor.
+
+x (coordinates, k) <-> theta (labels, k): ``to_theta``, ``from_theta``,
+``pullback`` (gradient in theta -> gradient in x) and ``lower`` (k,).
+
+For a profile of a parameter inside such a matrix, the block's variables are
+reordered so that the profiled element sits in the factor's first column:
+a variance Sigma_rr = L_00^2 (coordinate L_00 fixed at sqrt(v)); a covariance
+Sigma_rc = L_00 L_10 (coordinate fixed at v itself, L_10 = v / L_00).
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .spec import SYMMETRIC_TYPES
+
+
+@dataclass
+class _Block:
+    slots: np.ndarray       # (m, m) symmetric parameter indices, in the block's order
+    covariance_fixed: bool  # profile of an off-diagonal element: slot [1, 0] holds v
+
+
+def cholesky_blocks(problem):
+    """{(child, parent, type): (m, m) parameter-index matrix} of eligible matrices."""
+    uses = np.zeros(problem.params.n, int)
+    for cm in problem.matrices.values():
+        np.add.at(uses, cm.emap.free_param, 1)
+    out = {}
+    for key, cm in problem.matrices.items():
+        m = cm.emap.base.shape[0]
+        if key[2] not in SYMMETRIC_TYPES or m < 2 or len(cm.emap.free_param) != m * m:
+            continue
+        slots = np.full((m, m), -1)
+        slots[cm.emap.free_rows, cm.emap.free_cols] = cm.emap.free_param
+        lower = slots[np.tril_indices(m)]
+        expected = np.where(np.equal(*np.tril_indices(m)), 1, 2)
+        if len(np.unique(lower)) == len(lower) and np.array_equal(uses[lower], expected):
+            out[key] = slots
+    return out
+
+
+class Transform:
+    """The map between optimiser coordinates and parameters (see module doc)."""
+
+    def __init__(self, problem, floor, fixed=None, cholesky=True):
+        """fixed: (k,) bool, parameters held at their value. A block with one fixed
+        element is reordered to keep it a coordinate; with more, it stays elementwise.
+        cholesky=False: every parameter is its own coordinate."""
+        k = problem.params.n
+        self.k = k
+        self.blocks = []
+        fixed = np.zeros(k, bool) if fixed is None else np.asarray(fixed, bool)
+        for slots in (cholesky_blocks(problem).values() if cholesky else []):
+            cov_fixed = False
+            held = np.unique(slots[fixed[slots]])
+            if len(held) > 1:
+                continue
+            if len(held) == 1:
+                r, c = np.argwhere(slots == held[0])[0]
+                first = [r] if r == c else [max(r, c), min(r, c)]
+                order = first + [i for i in range(len(slots)) if i not in first]
+                slots = slots[np.ix_(order, order)]
+                cov_fixed = r != c
+            self.blocks.append(_Block(slots, cov_fixed))
+        in_block = np.zeros(k, bool)
+        self.lower = np.where(problem.params.is_variance, floor, -np.inf)
+        for b in self.blocks:
+            in_block[b.slots.ravel()] = True
+            m = len(b.slots)
+            self.lower[b.slots[np.tril_indices(m)]] = -np.inf
+            self.lower[np.diag(b.slots)] = np.sqrt(floor)
+            if b.covariance_fixed:
+                self.lower[b.slots[1, 0]] = -np.inf
+        self.identity = ~in_block
+
+    def _factor(self, b, x):
+        m = len(b.slots)
+        L = np.zeros((m, m))
+        rows, cols = np.tril_indices(m)
+        L[rows, cols] = x[b.slots[rows, cols]]
+        if b.covariance_fixed:
+            L[1, 0] = x[b.slots[1, 0]] / L[0, 0]
+        return L
+
+    def to_theta(self, x):
+        theta = np.array(x, dtype=float)
+        for b in self.blocks:
+            L = self._factor(b, x)
+            S = L @ L.T
+            theta[b.slots] = S
+        return theta
+
+    def from_theta(self, theta):
+        """Coordinates of theta; raises np.linalg.LinAlgError if a block is not PD."""
+        x = np.array(theta, dtype=float)
+        for b in self.blocks:
+            L = np.linalg.cholesky(theta[b.slots])
+            m = len(b.slots)
+            rows, cols = np.tril_indices(m)
+            x[b.slots[rows, cols]] = L[rows, cols]
+            if b.covariance_fixed:
+                x[b.slots[1, 0]] = theta[b.slots[1, 0]]
+        return x
+
+    def admissible(self, theta, fixed):
+        """theta with each block made positive definite, fixed elements untouched.
+
+        Shrinks a block's free covariances (or, when a covariance is held
+        fixed, inflates its free variances) until its Cholesky factor exists;
+        a warm start for a profile point can otherwise leave the cone.
+        """
+        theta = np.array(theta, dtype=float)
+        for b in self.blocks:
+            m = len(b.slots)
+            off = ~np.eye(m, dtype=bool)
+            for _ in range(200):
+                try:
+                    L = np.linalg.cholesky(theta[b.slots])
+                    if (np.diag(L).max() / np.diag(L).min()) ** 2 < 1e6:
+                        break
+                except np.linalg.LinAlgError:
+                    pass
+                if b.covariance_fixed:
+                    d = np.diag(b.slots)
+                    d = d[~fixed[d]]
+                    theta[d] = np.maximum(theta[d], 1e-8) * 1.25
+                else:
+                    o = np.unique(b.slots[off])
+                    o = o[~fixed[o]]
+                    theta[o] *= 0.8
+        return theta
+
+    def pullback(self, x, g):
+        """Gradient with respect to theta (k,) -> gradient with respect to x (k,)."""
+        out = np.array(g, dtype=float)
+        for b in self.blocks:
+            L = self._factor(b, x)
+            m = len(b.slots)
+            G = g[b.slots] * np.where(np.eye(m, dtype=bool), 1.0, 0.5)
+            dL = 2.0 * G @ L
+            rows, cols = np.tril_indices(m)
+            out[b.slots[rows, cols]] = dL[rows, cols]
+            if b.covariance_fixed:    # L_10 = v / L_00: the coordinate at [1, 0] is v
+                out[b.slots[0, 0]] -= dL[1, 0] * L[1, 0] / L[0, 0]
+                out[b.slots[1, 0]] = dL[1, 0] / L[0, 0]
+        return out
