@@ -191,9 +191,9 @@ def bfgs(fg, x, f, g, lower, H, max_iter=500, gtol=1e-9, verbose=False):
             H = V @ H @ V.T + rho * np.outer(s, s)
         x, f, g = x_new, f_new, g_new
         history.append(f)
-        if len(history) > 5 and history[-6] - f <= 1e-13 * max(1.0, abs(f)):
-            # five iterations without progress: rounding noise, not curvature, is left
-            status = "converged" if -pg @ d < 1e-8 else "stalled: no progress in 5 iterations"
+        if len(history) > 3 and history[-4] - f <= 1e-12 * max(1.0, abs(f)):
+            # three iterations without progress: rounding noise, not curvature, is left
+            status = "converged" if -pg @ d < 1e-8 else "stalled: no progress in 3 iterations"
             break
         if verbose:
             print(f"iter {it:4d}  -2lnL {f:.8f}  decrement {-pg @ d:.2e}")
@@ -202,7 +202,7 @@ def bfgs(fg, x, f, g, lower, H, max_iter=500, gtol=1e-9, verbose=False):
 
 def _line_search(fg, x, f, g, d, lower, c1=1e-4):
     t = 1.0
-    for _ in range(60):
+    for _ in range(40):
         trial = np.maximum(x + t * d, lower)
         ft, gt = fg(trial)
         if np.isfinite(ft) and ft <= f + c1 * g @ (trial - x):

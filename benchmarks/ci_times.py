@@ -1,0 +1,52 @@
+"""Profile-CI timings on the reference data (a simulated 20-parameter case is still to come).
+
+Run by hand: OPENBLAS_NUM_THREADS=1 python benchmarks/ci_times.py
+Peers on this machine (../shared/data/README.md, issue #6): lme4
+confint(method = "profile") 0.18 s (Dyestuff), 0.46 s (Pastes), 1.4 s
+(sleepstudy); OpenMx mxCI 0.03 s, 0.04 s, 0.11 s, and 0.03 s for brim.
+Not a test: it prints a report (median of 3 runs, fit excluded).
+"""
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import reference_models as ref  # noqa: E402
+
+PEERS = {"Dyestuff": (0.18, 0.03), "Pastes": (0.46, 0.04), "sleepstudy": (1.4, 0.11),
+         "brim": (None, 0.03)}
+
+
+CASES = {"Dyestuff": ref.one_way, "Pastes": ref.pastes, "sleepstudy": ref.sleepstudy,
+         "brim": ref.brim}
+
+
+def main(repeats=3):
+    warnings.simplefilter("ignore")
+    cores = os.cpu_count()
+    print(f"{'case':22s} {'k':>3s} {'fit s':>6s} {'CI s (1 proc)':>13s} "
+          f"{f'CI s ({cores} proc)':>13s} {'fits':>5s} {'status':>22s}  lme4 s  OpenMx s")
+    for name, make in CASES.items():
+        result = make().fit()
+        t1, tn = [], []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            ci = result.profile_ci(n_jobs=1, progress=False)
+            t1.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            result.profile_ci(n_jobs=cores, progress=False)
+            tn.append(time.perf_counter() - t)
+        statuses = np.concatenate([ci.table.lower_status, ci.table.upper_status])
+        counts = ", ".join(f"{s} {int((statuses == s).sum())}" for s in np.unique(statuses))
+        lme4, openmx = PEERS.get(name, (None, None))
+        print(f"{name:22s} {result.n_parameters:3d} {result.record.seconds:6.2f} "
+              f"{np.median(t1):13.2f} {np.median(tn):13.2f} {ci.n_fits:5d} {counts:>22s}  "
+              f"{lme4 if lme4 else '-':>6}  {openmx if openmx else '-':>8}")
+
+
+if __name__ == "__main__":
+    main()
