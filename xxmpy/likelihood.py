@@ -193,11 +193,15 @@ def deviance_and_gradient(problem, theta):
         return np.inf, np.full(problem.params.n, np.nan)
 
 
-def _evaluate(problem, theta, with_gradient):
+def _factorised(problem, theta):
+    """(matrices, level factors, Factor of C) at theta."""
     mats = ModelMatrices(problem, theta)
     factors = {c: level_factors(problem, mats, c) for c in range(len(problem.levels))}
-    state = assemble(problem, factors)
-    fac = factor(state)
+    return mats, factors, factor(assemble(problem, factors))
+
+
+def _evaluate(problem, theta, with_gradient):
+    mats, factors, fac = _factorised(problem, theta)
     const = sum(f.const for f in factors.values())
     r2 = const - fac.zz      # the penalised residual sum of squares: >= 0 in exact arithmetic
     if r2 < -1e-8 * max(1.0, const):
@@ -219,9 +223,7 @@ def latent_posterior(problem, theta):
     the levels with etas: the conditional modes and conditional covariances
     of each unit's etas (lme4's ranef and its condVar).
     """
-    mats = ModelMatrices(problem, theta)
-    factors = {c: level_factors(problem, mats, c) for c in range(len(problem.levels))}
-    post = posterior(problem.schedule, factor(assemble(problem, factors)))
+    post = posterior(problem.schedule, _factorised(problem, theta)[2])
     sched, out = problem.schedule, {}
     for lvl in sched.sparse_order:
         out[lvl] = (post.mean[lvl], post.cov.diag[lvl])

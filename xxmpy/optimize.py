@@ -118,7 +118,7 @@ def _in_coordinates(h_theta, transform, x, free, scale):
     return hy
 
 
-def _escape_singular_saddle(fg, y, f, transform, free, scale):
+def _escape_singular_saddle(fg, y, f, transform, free):
     """Try moving each small Cholesky diagonal (L_rr^2 < 1e-2 of its scale^2) away from 0.
 
     At L_rr = 0 the gradient in L_rr vanishes whatever the curvature, so a
@@ -131,7 +131,7 @@ def _escape_singular_saddle(fg, y, f, transform, free, scale):
             if not free[slot] or (b.covariance_fixed and r == 0):
                 continue
             i = index[slot]
-            if (y[i] * scale[slot]) ** 2 >= 1e-2 * scale[slot] ** 2:
+            if y[i] ** 2 >= 1e-2:       # y is L_rr in units of its scale
                 continue
             for size in (0.1, 0.01, 0.3):
                 trial = y.copy()
@@ -152,6 +152,11 @@ def _inverse_or_diagonal(H):
         return np.diag(np.where(np.isfinite(d) & (d > 0), 1.0 / np.where(d > 0, d, 1.0), 1.0))
 
 
+def _at_bound(x, g, lower):
+    """Coordinates on their lower bound with the gradient pushing further out."""
+    return (x <= lower * (1 + 1e-6) + 1e-300) & (g >= 0)
+
+
 def _projected(g, x, lower):
     pg = g.copy()
     pg[(x <= lower * (1 + 1e-9) + 1e-300) & (g > 0)] = 0.0
@@ -161,7 +166,7 @@ def _projected(g, x, lower):
 def bfgs(fg, x, f, g, lower, H, max_iter=500, gtol=1e-9, verbose=False):
     """Projected BFGS from (x, f, g) with inverse-Hessian guess H.
 
-    Returns (x, f, g, iterations, status, history, H).
+    Returns (x, f, g, iterations, status, history).
     """
     H0 = H.copy()
     history, status = [f], "iteration limit reached"
@@ -197,7 +202,7 @@ def bfgs(fg, x, f, g, lower, H, max_iter=500, gtol=1e-9, verbose=False):
             break
         if verbose:
             print(f"iter {it:4d}  -2lnL {f:.8f}  decrement {-pg @ d:.2e}")
-    return x, f, g, it, status, history, H
+    return x, f, g, it, status, history
 
 
 def _line_search(fg, x, f, g, d, lower, c1=1e-4):
@@ -213,7 +218,7 @@ def _line_search(fg, x, f, g, d, lower, c1=1e-4):
 
 def polish(fg, x, f, g, lower, steps):
     """Newton steps on the coordinates off their bounds; returns (x, f, g, H, at_bound)."""
-    at_bound = (x <= lower * (1 + 1e-6) + 1e-300) & (g >= 0)
+    at_bound = _at_bound(x, g, lower)
     free = ~at_bound
     sub_lower = lower[free]
 
@@ -272,18 +277,19 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
     start = np.where(free & params.is_variance,
                      np.maximum(start, VARIANCE_FLOOR), start)
     start = transform.admissible(start, fixed)
+    not_finite = ValueError("xxmRun: -2 log L is not finite at the start values; check that "
+                            "theta and psi are positive definite and I - beta is invertible.")
     try:
         x0 = transform.from_theta(start)
         scale = np.maximum(np.abs(transform.from_theta(params.start)), 0.1)
     except np.linalg.LinAlgError:
-        x0 = None
-    fg = None if x0 is None else Objective(problem, transform, x0, free, scale)
-    lower = None if x0 is None else transform.lower[free] / scale[free]
-    y = None if x0 is None else np.maximum(x0[free] / scale[free], lower)
-    f0, g = (np.inf, None) if x0 is None else fg(y)
+        raise not_finite from None
+    fg = Objective(problem, transform, x0, free, scale)
+    lower = transform.lower[free] / scale[free]
+    y = np.maximum(x0[free] / scale[free], lower)
+    f0, g = fg(y)
     if not np.isfinite(f0):
-        raise ValueError("xxmRun: -2 log L is not finite at the start values; check that "
-                         "theta and psi are positive definite and I - beta is invertible.")
+        raise not_finite
     if hessian_guess is None:
         H = _inverse_or_diagonal(hessian_of(fg, y, g, lower))
     else:
@@ -292,13 +298,13 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
         if ev[0] <= 1e-10 * ev[-1]:     # guess unusable here (e.g. a factor diagonal near 0)
             hy = hessian_of(fg, y, g, lower)
         H = _inverse_or_diagonal(hy)
-    y, f, g, iters, status, history, _ = bfgs(fg, y, f0, g, lower, H, max_iter, gtol, verbose)
+    y, f, g, iters, status, history = bfgs(fg, y, f0, g, lower, H, max_iter, gtol, verbose)
     for _ in range(3):      # leave saddles where a Cholesky diagonal sits near 0
-        kicked = _escape_singular_saddle(fg, y, f, transform, free, scale)
+        kicked = _escape_singular_saddle(fg, y, f, transform, free)
         if kicked is None:
             break
         y, f, g = kicked
-        y, f, g, more, status, extra, _ = bfgs(fg, y, f, g, lower, _inverse_or_diagonal(
+        y, f, g, more, status, extra = bfgs(fg, y, f, g, lower, _inverse_or_diagonal(
             hessian_of(fg, y, g, lower)), max_iter, gtol, verbose)
         iters += more
         history += extra
@@ -311,8 +317,8 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
     pf = Objective(problem, plain, theta, free, pscale)
     plower = plain.lower[free] / pscale[free]
     pt = theta[free] / pscale[free]
+    f, pg0 = pf(pt)
     if hessian:
-        f, pg0 = pf(pt)
         pt, f, pg0, Hx, bound_x = polish(pf, pt, f, pg0, plower, polish_steps)
         theta = pf.full(pt)
         hess[np.ix_(free, free)] = Hx / np.outer(pscale[free], pscale[free])
@@ -325,8 +331,7 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
             status = ("Hessian not positive definite at the end" if np.isnan(decrement)
                       else f"gradient not small at the end (Newton decrement {decrement:.1e})")
     else:
-        f, pg0 = pf(pt)
-        at_bound[free] = (pt <= plower * (1 + 1e-6) + 1e-300) & (pg0 >= 0)
+        at_bound[free] = _at_bound(pt, pg0, plower)
         decrement = np.nan
         converged = status == "converged"
     n_eval += pf.count

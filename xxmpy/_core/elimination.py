@@ -5,7 +5,7 @@ Invariants (read before touching):
   * ``BlockState`` holds the lower half of C as blocks: diag[l] (n_l, m, m)
     for sparse levels, rel[(a, b)] (nnz, m_a, m_b) for a eliminated before b,
     and the dense remainder (n_dense, n_dense), full (both triangles);
-  * eliminate() overwrites the state; it returns log|C| and z'z where
+  * factor() overwrites the state; its Factor holds log|C| and z'z where
     C = L L' and z = L^-1 b, so that b' C^-1 b = z'z.
 This module is the pure-numpy twin that the compiled kernel is tested against.
 """
@@ -83,12 +83,6 @@ class Factor:
     z_dense: np.ndarray
 
 
-def eliminate(state):
-    """Factor C in place along the schedule; return (log|C|, z'z)."""
-    f = factor(state)
-    return f.logdet, f.zz
-
-
 def factor(state):
     """Factor C in place along the schedule; return the Factor."""
     sched = state.sched
@@ -127,8 +121,8 @@ class Posterior:
     cov.rel, cov.dense hold the blocks of C^-1 on the pattern of the factor.
     """
 
-    def __init__(self, sched, mean, mean_dense, cov):
-        self.sched, self.mean, self.mean_dense, self.cov = sched, mean, mean_dense, cov
+    def __init__(self, mean, mean_dense, cov):
+        self.mean, self.mean_dense, self.cov = mean, mean_dense, cov
 
     def vectors(self, target):
         """Posterior means at a VectorTarget: (n, r)."""
@@ -167,7 +161,7 @@ def posterior(sched, fac):
         mean_dense = solve_triangular(fac.chol, fac.z_dense, lower=True, trans="T")
         linv = solve_triangular(fac.chol, np.eye(sched.n_dense), lower=True)
         cov.dense = (linv.T @ linv).ravel()
-    post = Posterior(sched, mean, mean_dense, cov)
+    post = Posterior(mean, mean_dense, cov)
     for step, (inv, z, w) in zip(reversed(sched.steps), reversed(fac.steps)):
         a = step.level
         t = z.copy()
