@@ -16,6 +16,8 @@ if DEBUG:
 extensions = [
     Extension("xxmpy._core._blocks", ["xxmpy/_core/_blocks.pyx"],
               include_dirs=[np.get_include()], extra_compile_args=["-O2"]),
+    Extension("xxmpy._core._engine", ["xxmpy/_core/_engine.pyx"],
+              include_dirs=[np.get_include()], extra_compile_args=["-O3"]),
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives))

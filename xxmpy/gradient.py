@@ -12,27 +12,10 @@ the expected residual is ebar_i = d_i - A_i mu_i and
 
 plus 2 (I - B)^-T from the -2 log|I - B| term. The chain rule then maps these
 matrix gradients onto the matrices' free elements and the parameters. S_i
-are blocks of the selected inverse of C (elimination.posterior), read with
-the same targets that assembled C.
+are blocks of the selected inverse of C, read with the same targets that
+assembled C; the engines (engines.py) compute the sums over units.
 """
 import numpy as np
-
-
-def scope_moments(problem, post, c):
-    """Posterior mean (n, M) and covariance (n, M, M) of level c's scope etas."""
-    scope = problem.scopes[c]
-    offs = np.concatenate([[0], np.cumsum([problem.levels[s].n_etas for s, _ in scope])])
-    n = problem.levels[c].n
-    mu, S = np.zeros((n, offs[-1])), np.zeros((n, offs[-1], offs[-1]))
-    sched = problem.schedule
-    for k, target in enumerate(sched.assembly_rhs[c]):
-        mu[:, offs[k]:offs[k + 1]] = post.vectors(target)
-    for i, j, target in sched.assembly[c]:
-        blk = post.blocks(target)
-        S[:, offs[i]:offs[i + 1], offs[j]:offs[j + 1]] = blk
-        if i != j:
-            S[:, offs[j]:offs[j + 1], offs[i]:offs[i + 1]] = blk.transpose(0, 2, 1)
-    return mu, S, offs
 
 
 class _MatrixGradients:
@@ -53,34 +36,26 @@ class _MatrixGradients:
         return out
 
 
-def _weighted(W, v):
-    """W v for W (r, r) or (n, r, r) and v (n, r) -> (n, r)."""
-    return v @ W.T if W.ndim == 2 else np.einsum("nrs,ns->nr", W, v)
+def gradient(problem, mats, terms, moments):
+    """d(-2 log L)/d theta, (k,), from the level terms and their posterior moments.
 
-
-def gradient(problem, mats, factors, post):
-    """d(-2 log L)/d theta, (k,), from the level factors and the posterior."""
+    terms: {level: likelihood.LevelTerms}; moments(c, term) -> (gA, gd, wrw)
+    as defined in engines.py.
+    """
     acc = _MatrixGradients(problem)
     levels = problem.levels
-    for c, fac in factors.items():
+    for c, lt in terms.items():
         lev = levels[c]
-        mu, S, offs = scope_moments(problem, post, c)
         slots = [s for s, _ in problem.scopes[c]]
-        for term in fac.terms:
-            A, W = term.A, term.W
-            e = term.d - np.einsum("nrm,nm->nr", A, mu)
-            We = _weighted(W, e)
-            WA = np.matmul(W, A)
-            WAS = np.matmul(WA, S)
-            gA = -2.0 * (We[:, :, None] * mu[:, None, :] - WAS).sum(axis=0)
-            gd = 2.0 * We
-            wrw = We.T @ We + np.einsum("nrm,nsm->rs", WAS, WA)
-            w_sum = W.sum(axis=0) if W.ndim == 3 else lev.n * W
+        offs = np.concatenate([[0], np.cumsum([levels[s].n_etas for s in slots])]).astype(int)
+        for term in lt.terms:
+            gA, gd, wrw = moments(c, term)
+            W_pat = term.W_pat
+            w_sum = np.einsum("k,krs->rs", np.bincount(term.pat, minlength=len(W_pat)), W_pat)
             kind = "lambda" if term.kind == "y" else "beta"
             sign = 1.0 if term.kind == "y" else -1.0   # A = [Lambda ...] or [I - B, -B_cp ...]
             for k, s in enumerate(slots):
-                block = sign * gA[:, offs[k]:offs[k + 1]]
-                acc.add((c, -1 if s == c else s, kind), block)
+                acc.add((c, -1 if s == c else s, kind), sign * gA[:, offs[k]:offs[k + 1]])
             if term.kind == "y":
                 acc.add((c, -1, "theta"), w_sum - wrw)
                 _intercepts(acc, problem, c, -gd, "nu", "kappa")

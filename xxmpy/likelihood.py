@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._core import kernels
-from ._core.elimination import BlockState, NotPositiveDefinite, factor, posterior
+from ._core.elimination import NotPositiveDefinite
+from .engines import engine_for
 from .gradient import gradient
 
 LOG_2PI = np.log(2.0 * np.pi)
@@ -31,32 +32,37 @@ MAX_CONDITION = 1e9
 
 @dataclass
 class FactorTerm:
-    """One family of Gaussian factors of a level: d_i = A_i eta_scope + e_i, e_i ~ N(0, W^-1).
+    """One family of Gaussian factors of a level: d_i = A_i eta_scope + e_i, e_i ~ N(0, W_i^-1).
 
-    kind 'y' (residuals of ys, W per unit with zeros where missing) or 'eta'
-    (residuals of etas, one W = Psi^-1). A: (n, r, M); d: (n, r);
-    W: (n, r, r) or (r, r).
+    kind 'y' (residuals of ys) or 'eta' (residuals of etas). A: (n, r, M);
+    d: (n, r); W_pat: (n_pat, r, r) the distinct inverse residual covariances
+    (zero rows and columns where a y is missing); pat: (n,) intp, unit i uses
+    W_pat[pat[i]].
     """
     kind: str
     A: np.ndarray
     d: np.ndarray
-    W: np.ndarray
+    W_pat: np.ndarray
+    pat: np.ndarray
+
+    @property
+    def W(self):
+        """Per-unit weights (n, r, r), or the one (r, r) matrix of an eta term."""
+        return self.W_pat[0] if self.kind == "eta" else self.W_pat[self.pat]
 
 
 @dataclass
-class LevelFactors:
-    """Summed factor products of one level over its scope (M = total scope etas).
-
-    G: (n, M, M), h: (n, M); const, logdet_theta, logdet_psi, logdet_ib: floats;
-    terms: the FactorTerms they came from (kept for the gradient).
-    """
-    G: np.ndarray
-    h: np.ndarray
-    const: float
+class LevelTerms:
+    """A level's factor terms and the log-determinants its likelihood adds."""
+    terms: list
     logdet_theta: float
     logdet_psi: float
     logdet_ib: float
-    terms: list
+
+    @property
+    def logdets(self):
+        return self.logdet_theta + self.logdet_psi - 2.0 * self.logdet_ib
+
 
 def _mv(mat, vecs):
     """(r, c) or (n, r, c) matrix times (n, c) vectors -> (n, r)."""
@@ -113,7 +119,7 @@ def _covariate_offset(problem, mats, c, vec_type, cov_type, n_rows):
 
 
 def _y_weights(lev, theta_mat):
-    """Per-unit inverse residual covariance over observed ys (zeros elsewhere)."""
+    """Inverse residual covariance per missing-data pattern (zeros where missing), log det."""
     w_pat = np.zeros((len(lev.patterns), lev.p, lev.p))
     logdet = 0.0
     counts = np.bincount(lev.pattern_of, minlength=len(lev.patterns))
@@ -124,57 +130,32 @@ def _y_weights(lev, theta_mat):
         inv, ld = inverse_and_logdet(theta_mat[np.ix_(idx, idx)], f"theta at level '{lev.name}'")
         w_pat[k][np.ix_(idx, idx)] = inv
         logdet += counts[k] * ld
-    return w_pat[lev.pattern_of], logdet
+    return w_pat, logdet
 
 
-def level_factors(problem, mats, c):
-    """The factor products of level c (see LevelFactors)."""
+def level_terms(problem, mats, c):
+    """The factor terms of level c and its log-determinants (see LevelTerms)."""
     lev = problem.levels[c]
-    M = sum(problem.levels[s].n_etas for s, _ in problem.scopes[c])
-    G, h = np.zeros((lev.n, M, M)), np.zeros((lev.n, M))
-    const = ld_theta = ld_psi = ld_ib = 0.0
-    terms = []
+    terms, ld_theta, ld_psi, ld_ib = [], 0.0, 0.0, 0.0
     if lev.p:
         lam = mats.within(c, "lambda", (lev.p, lev.n_etas))
         A = _scope_columns(problem, mats, c, "lambda", 1.0, lev.p, lam)
         d = lev.y - _covariate_offset(problem, mats, c, "nu", "kappa", lev.p)
-        W, ld_theta = _y_weights(lev, mats.within(c, "theta", (lev.p, lev.p)))
-        WA, Wd = np.matmul(W, A), _mv(W, d)
-        G += np.matmul(A.transpose(0, 2, 1), WA)
-        h += np.einsum("nrm,nr->nm", A, Wd)
-        const += np.einsum("nr,nr->", d, Wd)
-        terms.append(FactorTerm("y", A, d, W))
+        W_pat, ld_theta = _y_weights(lev, mats.within(c, "theta", (lev.p, lev.p)))
+        terms.append(FactorTerm("y", A, d, W_pat, lev.pattern_of))
     if lev.n_etas:
         m = lev.n_etas
         ib = np.eye(m) - mats.within(c, "beta", (m, m))
         A = _scope_columns(problem, mats, c, "beta", -1.0, m, ib)
         d = _covariate_offset(problem, mats, c, "alpha", "gamma", m)
         W, ld = inverse_and_logdet(mats.within(c, "psi", (m, m)), f"psi at level '{lev.name}'")
-        WA, Wd = np.matmul(W, A), d @ W
-        G += np.matmul(A.transpose(0, 2, 1), WA)
-        h += np.einsum("nrm,nr->nm", A, Wd)
-        const += np.einsum("nr,nr->", d, Wd)
-        terms.append(FactorTerm("eta", A, d, W))
+        terms.append(FactorTerm("eta", A, d, W[None], np.zeros(lev.n, np.intp)))
         ld_psi = lev.n * ld
         sign, ld_b = np.linalg.slogdet(ib)
         if np.any(sign == 0):
             raise NotPositiveDefinite(f"I - beta at level '{lev.name}' is singular")
         ld_ib = float(np.sum(ld_b)) * (1 if ib.ndim == 3 else lev.n)
-    return LevelFactors(G, h, const, ld_theta, ld_psi, ld_ib, terms)
-
-
-def assemble(problem, factors):
-    """Scatter every level's factor products into a fresh BlockState."""
-    sched = problem.schedule
-    state = BlockState(sched)
-    for c, fac in factors.items():
-        scope = problem.scopes[c]
-        offs = np.concatenate([[0], np.cumsum([problem.levels[s].n_etas for s, _ in scope])])
-        for i, j, target in sched.assembly[c]:
-            state.add_blocks(target, fac.G[:, offs[i]:offs[i + 1], offs[j]:offs[j + 1]])
-        for i, target in enumerate(sched.assembly_rhs[c]):
-            state.add_vectors(target, fac.h[:, offs[i]:offs[i + 1]])
-    return state
+    return LevelTerms(terms, ld_theta, ld_psi, ld_ib)
 
 
 def deviance(problem, theta):
@@ -193,27 +174,23 @@ def deviance_and_gradient(problem, theta):
         return np.inf, np.full(problem.params.n, np.nan)
 
 
-def _factorised(problem, theta):
-    """(matrices, level factors, Factor of C) at theta."""
+def _all_terms(problem, theta):
     mats = ModelMatrices(problem, theta)
-    factors = {c: level_factors(problem, mats, c) for c in range(len(problem.levels))}
-    return mats, factors, factor(assemble(problem, factors))
+    return mats, {c: level_terms(problem, mats, c) for c in range(len(problem.levels))}
 
 
 def _evaluate(problem, theta, with_gradient):
-    mats, factors, fac = _factorised(problem, theta)
-    const = sum(f.const for f in factors.values())
-    r2 = const - fac.zz      # the penalised residual sum of squares: >= 0 in exact arithmetic
+    mats, terms = _all_terms(problem, theta)
+    engine = engine_for(problem)
+    const, logdet, zz = engine.factor(terms)
+    r2 = const - zz          # the penalised residual sum of squares: >= 0 in exact arithmetic
     if r2 < -1e-8 * max(1.0, const):
         raise NotPositiveDefinite("precision lost: the penalised residual sum of squares "
                                   "came out negative (near-singular covariance matrices)")
-    total = problem.n_observed * LOG_2PI + fac.logdet + r2
-    for f in factors.values():
-        total += f.logdet_theta + f.logdet_psi - 2.0 * f.logdet_ib
+    total = problem.n_observed * LOG_2PI + logdet + r2 + sum(t.logdets for t in terms.values())
     if not with_gradient:
         return float(total), None
-    post = posterior(problem.schedule, fac)
-    return float(total), gradient(problem, mats, factors, post)
+    return float(total), gradient(problem, mats, terms, engine.posterior_moments())
 
 
 def latent_posterior(problem, theta):
@@ -223,14 +200,6 @@ def latent_posterior(problem, theta):
     the levels with etas: the conditional modes and conditional covariances
     of each unit's etas (lme4's ranef and its condVar).
     """
-    post = posterior(problem.schedule, _factorised(problem, theta)[2])
-    sched, out = problem.schedule, {}
-    for lvl in sched.sparse_order:
-        out[lvl] = (post.mean[lvl], post.cov.diag[lvl])
-    n = sched.n_dense
-    dense = post.cov.dense.reshape(n, n) if n else None
-    for lvl in sched.dense_levels:
-        m, size = sched.block[lvl], sched.sizes[lvl]
-        rows = sched.dense_offset[lvl] + np.arange(size * m).reshape(size, m)
-        out[lvl] = (post.mean_dense[rows], dense[rows[:, :, None], rows[:, None, :]])
-    return out
+    engine = engine_for(problem)
+    engine.factor(_all_terms(problem, theta)[1])
+    return engine.level_posterior()

@@ -8,9 +8,13 @@ from . import twin
 
 try:
     from . import _blocks as compiled
+    from . import _engine
 except ImportError:  # not built (e.g. running from a source tree)
-    compiled = None
+    compiled = _engine = None
 
 USE_COMPILED = compiled is not None and os.environ.get("XXMPY_KERNEL", "") != "numpy"
 
 chol_inverse_logdet = compiled.chol_inverse_logdet if USE_COMPILED else twin.chol_inverse_logdet
+
+# the compiled likelihood kernel (None: the numpy twin in elimination.py runs instead)
+engine = _engine if USE_COMPILED else None

