@@ -34,6 +34,7 @@ class LevelData:
     patterns: np.ndarray
     pattern_of: np.ndarray
     n_etas: int
+    weight: np.ndarray = None    # (n,) per-unit weights of a collapsed level (collapse.py)
 
     @property
     def n(self):
@@ -80,6 +81,7 @@ class Problem:
     n_observed: int
     n_components: int
     structure: str
+    descendants: list = None     # level -> levels below it (for re-planning)
 
     def matrix(self, theta, child, parent, type_, shape):
         cm = self.matrices.get((child, parent, type_))
@@ -102,6 +104,16 @@ def compile_model(checked):
         data = np.column_stack([levels[c].columns[col] for col in emap.data_columns]) \
             if emap.data_columns else np.zeros((levels[c].n, 0))
         matrices[(c, p, m.type)] = CompiledMatrix(c, p, m.type, emap, data)
+    descendants = [[index[d] for d in checked.graph.descendants(name)] for name in names]
+    scopes, schedule = plan(levels, descendants)
+    sizes = np.array([lev.n for lev in levels])
+    return Problem(names, levels, matrices, params, scopes, schedule,
+                   int(sum(lev.observed.sum() for lev in levels)),
+                   _count_components(levels, sizes), checked.graph.structure, descendants)
+
+
+def plan(levels, descendants):
+    """Scopes (level -> [(level, units)], own etas first) and the elimination Schedule."""
     scopes = {}
     for c, lev in enumerate(levels):
         scope = [(c, np.arange(lev.n))] if lev.n_etas else []
@@ -109,12 +121,8 @@ def compile_model(checked):
         scopes[c] = scope
     sizes = np.array([lev.n for lev in levels])
     block = np.array([lev.n_etas for lev in levels])
-    descendants = [[index[d] for d in checked.graph.descendants(name)] for name in names]
-    order = elimination_order(names, descendants, sizes, block)
-    schedule = build_schedule(sizes, block, scopes, order)
-    return Problem(names, levels, matrices, params, scopes, schedule,
-                   int(sum(lev.observed.sum() for lev in levels)),
-                   _count_components(levels, sizes), checked.graph.structure)
+    order = elimination_order(range(len(levels)), descendants, sizes, block)
+    return scopes, build_schedule(sizes, block, scopes, order)
 
 
 def _level_data(sub, ids, index):

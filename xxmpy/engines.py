@@ -7,9 +7,9 @@ posterior moments the Fisher identity needs (gradient.py):
 
   gA = -2 sum_i W_i (e_i mu_i' - A_i S_i)            (r, M)
   gd = 2 W_i e_i                                      (n, r)
-  wrw = sum_i W_i (e_i e_i' + A_i S_i A_i') W_i       (r, r)
+  wrw = sum_i W_i (e_i e_i' + A_i S_i A_i') W_i / wt_i   (r, r)
 
-with e_i = d_i - A_i mu_i and (mu_i, S_i) the posterior mean and covariance of
+with W_i = wt_i W_pat[pat_i], e_i = d_i - A_i mu_i and (mu_i, S_i) the posterior mean and covariance of
 unit i's scope etas. ``CompiledEngine`` walks the flat index arrays of
 _core/lowering.py in _core/_engine.pyx; ``NumpyEngine`` runs the vectorised
 numpy code of _core/elimination.py. Tests compare the two to 1e-10.
@@ -127,7 +127,8 @@ class NumpyEngine:
             WA = np.matmul(W, A)
             WAS = np.matmul(WA, S)
             gA = -2.0 * (We[:, :, None] * mu[:, None, :] - WAS).sum(axis=0)
-            wrw = We.T @ We + np.einsum("nrm,nsm->rs", WAS, WA)
+            inv_wt = 1.0 / term.wt[:, None]       # d/d(W_pat^-1): one weight fewer
+            wrw = (We * inv_wt).T @ We + np.einsum("nrm,nsm->rs", WAS * inv_wt[..., None], WA)
             return gA, 2.0 * We, wrw
         return moments
 
@@ -160,7 +161,8 @@ class CompiledEngine:
             for t in lt.terms:
                 t.A, t.d = _c(t.A), _c(t.d)
                 t.W_pat, t.pat = _c(t.W_pat), np.ascontiguousarray(t.pat, dtype=np.intp)
-                const += k.accumulate(t.A, t.d, t.W_pat, t.pat, sc.seg, sc.pair_i, sc.pair_j,
+                t.wt = _c(t.wt)
+                const += k.accumulate(t.A, t.d, t.W_pat, t.pat, t.wt, sc.seg, sc.pair_i, sc.pair_j,
                                       sc.blk.off, sc.blk.ld, sc.blk.tr, sc.blk.off2, sc.vec,
                                       buf, rhs)
         logdet = zz = 0.0
@@ -197,7 +199,7 @@ class CompiledEngine:
 
         def moments(c, term):
             sc = low.scopes[c]
-            return k.term_gradient(term.A, term.d, term.W_pat, term.pat, sc.seg, sc.pair_i,
+            return k.term_gradient(term.A, term.d, term.W_pat, term.pat, term.wt, sc.seg, sc.pair_i,
                                    sc.pair_j, sc.blk.off, sc.blk.ld, sc.blk.tr, sc.vec,
                                    sig, mean)
         return moments

@@ -36,13 +36,16 @@ class _MatrixGradients:
         return out
 
 
-def gradient(problem, mats, terms, moments):
+def gradient(problem, mats, terms, moments, extra=None):
     """d(-2 log L)/d theta, (k,), from the level terms and their posterior moments.
 
     terms: {level: likelihood.LevelTerms}; moments(c, term) -> (gA, gd, wrw)
-    as defined in engines.py.
+    as defined in engines.py; extra: further d/d(matrix) to add, by key
+    (the pooled contrasts of collapse.py).
     """
     acc = _MatrixGradients(problem)
+    for key, g in (extra or {}).items():
+        acc.add(key, g)
     levels = problem.levels
     for c, lt in terms.items():
         lev = levels[c]
@@ -51,7 +54,8 @@ def gradient(problem, mats, terms, moments):
         for term in lt.terms:
             gA, gd, wrw = moments(c, term)
             W_pat = term.W_pat
-            w_sum = np.einsum("k,krs->rs", np.bincount(term.pat, minlength=len(W_pat)), W_pat)
+            counts = np.bincount(term.pat, minlength=len(W_pat))
+            w_sum = np.einsum("k,krs->rs", counts, W_pat)
             kind = "lambda" if term.kind == "y" else "beta"
             sign = 1.0 if term.kind == "y" else -1.0   # A = [Lambda ...] or [I - B, -B_cp ...]
             for k, s in enumerate(slots):

@@ -21,6 +21,7 @@ import numpy as np
 
 from ._core import kernels
 from ._core.elimination import NotPositiveDefinite
+from .collapse import collapse, contrast_deviance
 from .engines import engine_for
 from .gradient import gradient
 
@@ -37,18 +38,21 @@ class FactorTerm:
     kind 'y' (residuals of ys) or 'eta' (residuals of etas). A: (n, r, M);
     d: (n, r); W_pat: (n_pat, r, r) the distinct inverse residual covariances
     (zero rows and columns where a y is missing); pat: (n,) intp, unit i uses
-    W_pat[pat[i]].
+    wt[i] W_pat[pat[i]].
     """
     kind: str
     A: np.ndarray
     d: np.ndarray
     W_pat: np.ndarray
     pat: np.ndarray
+    wt: np.ndarray               # (n,) unit weights (1, or n_g for a collapsed group)
 
     @property
     def W(self):
-        """Per-unit weights (n, r, r), or the one (r, r) matrix of an eta term."""
-        return self.W_pat[0] if self.kind == "eta" else self.W_pat[self.pat]
+        """Per-unit weights (n, r, r), or the one (r, r) matrix of an unweighted eta term."""
+        if self.kind == "eta" and np.all(self.wt == 1.0):
+            return self.W_pat[0]
+        return self.W_pat[self.pat] * self.wt[:, None, None]
 
 
 @dataclass
@@ -137,20 +141,23 @@ def level_terms(problem, mats, c):
     """The factor terms of level c and its log-determinants (see LevelTerms)."""
     lev = problem.levels[c]
     terms, ld_theta, ld_psi, ld_ib = [], 0.0, 0.0, 0.0
+    wt = np.ones(lev.n) if lev.weight is None else lev.weight
+    log_wt = 0.0 if lev.weight is None else np.log(lev.weight)
     if lev.p:
         lam = mats.within(c, "lambda", (lev.p, lev.n_etas))
         A = _scope_columns(problem, mats, c, "lambda", 1.0, lev.p, lam)
         d = lev.y - _covariate_offset(problem, mats, c, "nu", "kappa", lev.p)
         W_pat, ld_theta = _y_weights(lev, mats.within(c, "theta", (lev.p, lev.p)))
-        terms.append(FactorTerm("y", A, d, W_pat, lev.pattern_of))
+        terms.append(FactorTerm("y", A, d, W_pat, lev.pattern_of, wt))
+        ld_theta -= float(np.sum(lev.patterns[lev.pattern_of].sum(axis=1) * log_wt))
     if lev.n_etas:
         m = lev.n_etas
         ib = np.eye(m) - mats.within(c, "beta", (m, m))
         A = _scope_columns(problem, mats, c, "beta", -1.0, m, ib)
         d = _covariate_offset(problem, mats, c, "alpha", "gamma", m)
         W, ld = inverse_and_logdet(mats.within(c, "psi", (m, m)), f"psi at level '{lev.name}'")
-        terms.append(FactorTerm("eta", A, d, W[None], np.zeros(lev.n, np.intp)))
-        ld_psi = lev.n * ld
+        terms.append(FactorTerm("eta", A, d, W[None], np.zeros(lev.n, np.intp), wt))
+        ld_psi = lev.n * ld - m * float(np.sum(log_wt))
         sign, ld_b = np.linalg.slogdet(ib)
         if np.any(sign == 0):
             raise NotPositiveDefinite(f"I - beta at level '{lev.name}' is singular")
@@ -179,18 +186,43 @@ def _all_terms(problem, theta):
     return mats, {c: level_terms(problem, mats, c) for c in range(len(problem.levels))}
 
 
+def reduced(problem):
+    """The problem with identical leaf siblings collapsed (collapse.py), or None.
+
+    Built on first use and kept on the problem; set ``problem._collapsed =
+    False`` to evaluate row by row.
+    """
+    got = getattr(problem, "_collapsed", None)
+    if got is None:
+        got = problem._collapsed = collapse(problem) or False
+    return got or None
+
+
 def _evaluate(problem, theta, with_gradient):
-    mats, terms = _all_terms(problem, theta)
-    engine = engine_for(problem)
+    red = reduced(problem)
+    work = red.problem if red else problem
+    mats, terms = _all_terms(work, theta)
+    total, extra = problem.n_observed * LOG_2PI, {}
+    if red:
+        total += red.constant
+        for pooled in red.contrasts:
+            try:
+                value, grads = contrast_deviance(work, mats, pooled, with_gradient)
+            except np.linalg.LinAlgError as exc:
+                raise NotPositiveDefinite("within-group covariance") from exc
+            total += value
+            for key, g in grads.items():
+                extra[key] = extra.get(key, 0.0) + g
+    engine = engine_for(work)
     const, logdet, zz = engine.factor(terms)
     r2 = const - zz          # the penalised residual sum of squares: >= 0 in exact arithmetic
     if r2 < -1e-8 * max(1.0, const):
         raise NotPositiveDefinite("precision lost: the penalised residual sum of squares "
                                   "came out negative (near-singular covariance matrices)")
-    total = problem.n_observed * LOG_2PI + logdet + r2 + sum(t.logdets for t in terms.values())
+    total += logdet + r2 + sum(t.logdets for t in terms.values())
     if not with_gradient:
         return float(total), None
-    return float(total), gradient(problem, mats, terms, engine.posterior_moments())
+    return float(total), gradient(work, mats, terms, engine.posterior_moments(), extra)
 
 
 def latent_posterior(problem, theta):

@@ -82,13 +82,13 @@ cdef inline int chol_inverse(double* a, idx m, double* L, double* logdet) noexce
 
 
 def accumulate(const double[:, :, ::1] A, const double[:, ::1] d, const double[:, :, ::1] W,
-               const idx[::1] pat, const idx[::1] seg, const idx[::1] pair_i,
+               const idx[::1] pat, const double[::1] wt, const idx[::1] seg, const idx[::1] pair_i,
                const idx[::1] pair_j, const idx[:, ::1] off, const idx[:, ::1] ld,
                const idx[:, ::1] tr, const idx[:, ::1] off2, const idx[:, ::1] vec,
                double[::1] buf, double[::1] rhs):
     """Add sum_n A_n' W A_n, A_n' W d_n into C and b; return sum_n d_n' W d_n.
 
-    A (n, r, M), d (n, r), W (n_pat, r, r) with unit n using W[pat[n]];
+    A (n, r, M), d (n, r), W (n_pat, r, r) with unit n using wt[n] W[pat[n]];
     the scope slots of M are seg (S+1,), its pairs pair_i <= pair_j (P,).
     """
     cdef idx n = A.shape[0], r = A.shape[1], M = A.shape[2]
@@ -100,21 +100,21 @@ def accumulate(const double[:, :, ::1] A, const double[:, ::1] d, const double[:
     cdef double* G = Wd + r
     cdef double* h = G + M * M
     cdef idx u, i, j, k, p, q, s, a0, a1, b0, b1
-    cdef double acc, const = 0.0
+    cdef double acc, w, const = 0.0
     with nogil:
         for u in range(n):
-            q = pat[u]
+            q, w = pat[u], wt[u]
             for i in range(r):
                 acc = 0.0
                 for k in range(r):
                     acc += W[q, i, k] * d[u, k]
-                Wd[i] = acc
-                const += d[u, i] * acc
+                Wd[i] = w * acc
+                const += d[u, i] * w * acc
                 for j in range(M):
                     acc = 0.0
                     for k in range(r):
                         acc += W[q, i, k] * A[u, k, j]
-                    WA[i * M + j] = acc
+                    WA[i * M + j] = w * acc
             for j in range(M):
                 acc = 0.0
                 for k in range(r):
@@ -154,7 +154,10 @@ def eliminate_step(double[::1] buf, double[::1] rhs, idx m, const idx[::1] diag,
     cdef double* R = &rhs[0]
     cdef idx u, e, p, i, j, k, mb, mb2, e1, e2
     cdef double acc, logdet = 0.0, zz = 0.0
-    cdef int bad = 0
+    cdef int bad = 0, scalar = 1
+    for e in range(E):
+        if e_mb[e] != 1:
+            scalar = 0
     with nogil:
         for u in range(n):
             if chol_inverse(B + diag[u], m, L, &logdet):
@@ -184,6 +187,10 @@ def eliminate_step(double[::1] buf, double[::1] rhs, idx m, const idx[::1] diag,
                     for i in range(m):
                         acc += T[i * mb + j] * R[rhs_off[u] + i]
                     R[e_nb[e] + j] -= acc
+            if m == 1 and scalar:       # scalar random effects: 1 x 1 blocks throughout
+                for p in range(P):
+                    B[p_off[p]] -= B[e_off[p_e1[p]]] * B[e_off[p_e2[p]]]
+                P = 0
             for p in range(P):
                 e1, e2 = p_e1[p], p_e2[p]
                 mb, mb2 = e_mb[e1], e_mb[e2]
@@ -259,6 +266,10 @@ def posterior_step(const double[::1] fac, const double[::1] z, double[::1] sig,
     cdef double* Mn = &mean[0]
     cdef idx u, e, p, i, j, k, mb, mb2, e1, e2, stride = m * max_block
     cdef double a
+    cdef int scalar = 1
+    for e in range(E):
+        if e_mb[e] != 1:
+            scalar = 0
     with nogil:
         for u in range(n):
             for i in range(m):
@@ -279,6 +290,14 @@ def posterior_step(const double[::1] fac, const double[::1] z, double[::1] sig,
             for i in range(m):
                 Mn[rhs_off[u] + i] = t[i]
         # Acc[e] (mb, m) = sum over pairs of Sigma_JJ w'
+        if m == 1 and scalar:
+            for p in range(P):
+                e1, e2 = p_e1[p], p_e2[p]
+                a = Sg[p_off[p]]
+                Acc[e1 * stride] += a * F[e_off[e2]]
+                if e1 != e2:
+                    Acc[e2 * stride] += a * F[e_off[e1]]
+            P = 0
         for p in range(P):
             e1, e2 = p_e1[p], p_e2[p]
             mb, mb2 = e_mb[e1], e_mb[e2]
@@ -334,14 +353,15 @@ def posterior_step(const double[::1] fac, const double[::1] z, double[::1] sig,
 
 
 def term_gradient(const double[:, :, ::1] A, const double[:, ::1] d, const double[:, :, ::1] W,
-                  const idx[::1] pat, const idx[::1] seg, const idx[::1] pair_i,
+                  const idx[::1] pat, const double[::1] wt, const idx[::1] seg, const idx[::1] pair_i,
                   const idx[::1] pair_j, const idx[:, ::1] off, const idx[:, ::1] ld,
                   const idx[:, ::1] tr, const idx[:, ::1] vec,
                   const double[::1] sig, const double[::1] mean):
     """Posterior moments of one factor family: (gA (r, M), gd (n, r), wrw (r, r)).
 
     With mu, S the posterior mean and covariance of unit n's scope, e = d - A mu:
-    gA = -2 sum W (e mu' - A S), gd = 2 W e, wrw = sum W (e e' + A S A') W.
+    gA = -2 sum W (e mu' - A S), gd = 2 W e, wrw = sum W (e e' + A S A') W / wt
+    with W = wt W_pat (wrw is the derivative by W_pat^-1, not by W^-1).
     """
     cdef idx n = A.shape[0], r = A.shape[1], M = A.shape[2]
     cdef idx P = pair_i.shape[0], S_ = seg.shape[0] - 1
@@ -385,13 +405,13 @@ def term_gradient(const double[:, :, ::1] A, const double[:, ::1] d, const doubl
                 acc = 0.0
                 for k in range(r):
                     acc += W[q, i, k] * e[k]
-                We[i] = acc
-                gd[u, i] = 2.0 * acc
+                We[i] = wt[u] * acc
+                gd[u, i] = 2.0 * wt[u] * acc
                 for j in range(M):
                     acc = 0.0
                     for k in range(r):
                         acc += W[q, i, k] * A[u, k, j]
-                    WA[i * M + j] = acc
+                    WA[i * M + j] = wt[u] * acc
             for i in range(r):
                 for j in range(M):
                     acc = 0.0
@@ -399,10 +419,10 @@ def term_gradient(const double[:, :, ::1] A, const double[:, ::1] d, const doubl
                         acc += WA[i * M + k] * S[k * M + j]
                     WAS[i * M + j] = acc
                     gA[i, j] += -2.0 * (We[i] * mu[j] - acc)
-            for i in range(r):
+            for i in range(r):          # d/d(W_pat^-1): one factor wt[u] fewer
                 for j in range(r):
                     acc = We[i] * We[j]
                     for k in range(M):
                         acc += WAS[i * M + k] * WA[j * M + k]
-                    wrw[i, j] += acc
+                    wrw[i, j] += acc / wt[u]
     return gA_arr, gd_arr, wrw_arr

@@ -2,15 +2,17 @@
 
 All blocks of the latent precision C live in one float64 buffer: the
 diagonal blocks of each sparse level, the relation blocks of each key, then
-the dense remainder (n_dense x n_dense, row major, both triangles). The
+the dense remainder (n_dense x n_dense, row major; assembly fills its lower
+triangle, row >= column, and the posterior both). The
 right-hand side b lives in a second buffer: each sparse level's (n_l, m_l)
 vectors, then the dense rows. The same two layouts hold the factor (inverse
 diagonal factors, w blocks, z) and the posterior (covariance blocks, means).
 
 A block target is (off, ld, tr, off2): the logical (r, c) block X is stored
 at buf[off + i * ld + j] = X[i, j] (tr = 0) or buf[off + j * ld + i] = X[i, j]
-(tr = 1); off2 >= 0 adds X once more, transposed, at off2 (the mirror half
-of a symmetric dense matrix). Built once per problem; nothing here depends
+(tr = 1); off2 >= 0 would add X once more, transposed, at off2 (kept in the
+kernel's interface; the lowering sends every dense block to the lower
+triangle instead and leaves off2 = -1). Built once per problem; nothing here depends
 on parameter values.
 """
 from dataclasses import dataclass
@@ -113,11 +115,16 @@ class _Layout:
             off = self.rel_base[target.key] + target.slots * ma * mb
             return BlockTargets(off.astype(INT), np.full(n, mb, INT),
                                 np.full(n, int(target.transpose), INT), minus)
-        off = self.dense_base + target.flat[:, 0, 0]
-        off2 = minus if target.flat_t is None else np.where(
-            target.flat_t[:, 0, 0] < 0, -1, self.dense_base + target.flat_t[:, 0, 0])
+        # dense: only the lower triangle (row >= column) is kept, so a block whose
+        # corner lies above the diagonal goes, transposed, to its mirror position
+        # (the factor and the inverse read the lower triangle only)
+        corner = target.flat[:, 0, 0]
+        row, col = np.divmod(corner, sched.n_dense)
+        upper = row < col
+        mirror = col * sched.n_dense + row
+        off = self.dense_base + np.where(upper, mirror, corner)
         return BlockTargets(off.astype(INT), np.full(n, sched.n_dense, INT),
-                            np.zeros(n, INT), off2.astype(INT))
+                            upper.astype(INT), minus)
 
 
 def _concat(parts):
@@ -152,10 +159,16 @@ def lower(problem):
             p_targets.append(lay.block(target, len(i)))
         cat = (lambda xs: np.ascontiguousarray(np.concatenate(xs), dtype=INT)
                if xs else np.zeros(0, INT))
+        p_e1, p_e2, p_t = cat(p_e1), cat(p_e2), _concat(p_targets)
+        # visit the fill targets in memory order: the scattered writes become streams
+        order = np.argsort(p_t.off, kind="stable")
+        p_e1, p_e2 = p_e1[order], p_e2[order]
+        p_t = BlockTargets(*(np.ascontiguousarray(getattr(p_t, f)[order])
+                             for f in ("off", "ld", "tr", "off2")))
         steps.append(LoweredStep(
             m, (lay.diag_base[a] + units * m * m).astype(INT), (lay.rhs_base[a] + units * m).astype(INT),
             cat(e_parts["row"]), cat(e_parts["off"]), cat(e_parts["mb"]), cat(e_parts["nb"]),
-            cat(p_e1), cat(p_e2), _concat(p_targets)))
+            p_e1, p_e2, p_t))
     scopes = {}
     for c, scope in problem.scopes.items():
         sizes = [int(problem.levels[s].n_etas) for s, _ in scope]
