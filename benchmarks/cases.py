@@ -17,6 +17,7 @@ import xxmpy as xm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+import factories  # noqa: E402
 import reference_models as ref  # noqa: E402
 
 
@@ -26,7 +27,20 @@ class Case:
     build: Callable                 # () -> xxmpy.Model
     formula: Optional[str] = None   # lme4 formula for the peers
     frame: Optional[Callable] = None  # () -> DataFrame for the peers
+    statsmodels: Optional[Callable] = None  # DataFrame -> statsmodels MixedLM (unfitted)
     note: str = ""
+    big: bool = False                # one fit instead of --repeat
+
+
+def _sm(fixed, group, re_formula="1", vc=None):
+    """A statsmodels MixedLM builder; group None = one group with variance components."""
+    def build(df):
+        import statsmodels.formula.api as smf
+        if group is None:
+            df = df.assign(_one=1)
+        return smf.mixedlm(fixed, df, groups=df["_one" if group is None else group],
+                           re_formula=re_formula, vc_formula=vc)
+    return build
 
 
 def _csv(name):
@@ -93,48 +107,9 @@ def faces():
 
 
 # ---------------------------------------------------------------- 3-level factor model
-def three_level_frames(seed=12, n_top=500, per_mid=10, per_low=20):
-    """6 indicators of a student factor; class and school factors load on the same."""
-    rng = np.random.default_rng(seed)
-    n_mid = n_top * per_mid
-    n = n_mid * per_low
-    lam = np.array([1.0, 0.8, 0.9, 0.7, 1.1, 0.6])
-    f3 = rng.normal(0, np.sqrt(0.3), n_top)
-    f2 = rng.normal(0, np.sqrt(0.4), n_mid)
-    f1 = rng.normal(0, 1.0, n)
-    mid_top = np.repeat(np.arange(n_top), per_mid)
-    low_mid = np.repeat(np.arange(n_mid), per_low)
-    eta = f1 + f2[low_mid] + f3[mid_top[low_mid]]
-    y = 2.0 + eta[:, None] * lam + rng.normal(0, np.sqrt(0.5), (n, 6))
-    low = pd.DataFrame(y, columns=[f"y{k}" for k in range(6)])
-    low.insert(0, "school", mid_top[low_mid])
-    low.insert(0, "klass", low_mid)
-    low.insert(0, "student", np.arange(n))
-    mid = pd.DataFrame({"klass": np.arange(n_mid), "school": mid_top})
-    top = pd.DataFrame({"school": np.arange(n_top)})
-    return low, mid, top
-
-
 def three_level(n_top=500):
-    low, mid, top = three_level_frames(n_top=n_top)
-    ys = [f"y{k}" for k in range(6)]
-    m = xm.Model(["student", "klass", "school"])
-    m.level("student", parents=["klass", "school"], ys=ys, etas=["f1"], data=low)
-    m.level("klass", parents=["school"], etas=["f2"], data=mid)
-    m.level("school", etas=["f3"], data=top)
-    lam_pat = np.ones((6, 1))
-    lam_pat[0] = 0
-    lam_val = np.ones((6, 1))
-    m.within("student", "lambda", lam_pat, lam_val, [["l0"], ["l1"], ["l2"], ["l3"], ["l4"], ["l5"]])
-    m.within("student", "theta", np.eye(6), np.eye(6))
-    m.within("student", "nu", np.ones((6, 1)), np.full((6, 1), 2.0))
-    m.within("student", "psi", [[1]], [[1.0]])
-    m.within("klass", "psi", [[1]], [[0.5]])
-    m.within("school", "psi", [[1]], [[0.5]])
-    # class and school factors load on the student indicators with the same loadings
-    m.between("klass", "student", "lambda", lam_pat, lam_val, [["l0"], ["l1"], ["l2"], ["l3"], ["l4"], ["l5"]])
-    m.between("school", "student", "lambda", lam_pat, lam_val, [["l0"], ["l1"], ["l2"], ["l3"], ["l4"], ["l5"]])
-    return m
+    """100,000 students (n_top=500) in 5,000 classes in 500 schools: tests/factories.py."""
+    return factories.three_level_factor(n_top=n_top)
 
 
 # ---------------------------------------------------------------- 1M-row random slope
@@ -167,15 +142,21 @@ def random_slope(n_rows=1_000_000, frame=None):
 
 
 CASES = [
-    Case("Dyestuff", ref.one_way, "Yield ~ 1 + (1|Batch_id)", _csv("Dyestuff.csv")),
-    Case("Pastes", ref.pastes, "strength ~ 1 + (1|sample_id) + (1|batch_id)", _csv("Pastes.csv")),
+    Case("Dyestuff", ref.one_way, "Yield ~ 1 + (1|Batch_id)", _csv("Dyestuff.csv"),
+         _sm("Yield ~ 1", "Batch_id")),
+    Case("Pastes", ref.pastes, "strength ~ 1 + (1|sample_id) + (1|batch_id)", _csv("Pastes.csv"),
+         _sm("strength ~ 1", "batch_id", vc={"sample": "0 + C(sample_id)"})),
     Case("Penicillin", ref.penicillin, "diameter ~ 1 + (1|plate_id) + (1|sample_id)",
-         _csv("Penicillin.csv")),
+         _csv("Penicillin.csv"),
+         _sm("diameter ~ 1", None, "0", {"plate": "0 + C(plate_id)",
+                                         "sample": "0 + C(sample_id)"})),
     Case("sleepstudy", ref.sleepstudy, "Reaction ~ Days + (Days|Subject_id)",
-         _csv("sleepstudy.csv")),
-    Case("InstEval", insteval, "y ~ 1 + (1|s) + (1|d) + (1|dept)", insteval_frame),
-    Case("faces", faces, note="bivariate crossed SEM, 243 x 39"),
-    Case("three_level_100k", three_level, note="100k x 5k x 500, 6 indicators"),
-    Case("three_level_200k", lambda: three_level(1000), note="rows doubled"),
-    Case("slope_1M", random_slope, "y ~ x + (x|g)", random_slope_frame),
+         _csv("sleepstudy.csv"), _sm("Reaction ~ Days", "Subject_id", "~Days")),
+    Case("InstEval", insteval, "y ~ 1 + (1|s) + (1|d) + (1|dept)", insteval_frame,
+         note="statsmodels: crossed factors need one 73k-row group", big=True),
+    Case("faces", faces, note="bivariate crossed SEM, 243 x 39", big=True),
+    Case("three_level_100k", three_level, note="100k x 5k x 500, 6 indicators", big=True),
+    Case("three_level_200k", lambda: three_level(1000), note="rows doubled", big=True),
+    Case("slope_1M", random_slope, "y ~ x + (x|g)", random_slope_frame,
+         _sm("y ~ x", "g", "~x"), big=True),
 ]

@@ -1,4 +1,4 @@
-"""Profile-CI timings on the reference data (a simulated 20-parameter case is still to come).
+"""Profile-CI timings on the reference data and a simulated 20-parameter model.
 
 Run by hand: OPENBLAS_NUM_THREADS=1 python benchmarks/ci_times.py
 Peers on this machine (../shared/data/README.md, issue #6): lme4
@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cases  # noqa: E402
 import reference_models as ref  # noqa: E402
 
 PEERS = {"Dyestuff": (0.18, 0.03), "Pastes": (0.46, 0.04), "sleepstudy": (1.4, 0.11),
@@ -22,15 +24,20 @@ PEERS = {"Dyestuff": (0.18, 0.03), "Pastes": (0.46, 0.04), "sleepstudy": (1.4, 0
 
 
 CASES = {"Dyestuff": ref.one_way, "Pastes": ref.pastes, "sleepstudy": ref.sleepstudy,
-         "brim": ref.brim}
+         "brim": ref.brim,
+         # 4,000 students x 200 classes x 20 schools, 6 indicators, a factor at each
+         # level, data simulated from the model (benchmarks/cases.py): 20 parameters
+         "three_level_20par": lambda: cases.three_level(n_top=20)}
 
 
-def main(repeats=3):
+def main(repeats=3, only=None):
     warnings.simplefilter("ignore")
     cores = os.cpu_count()
     print(f"{'case':22s} {'k':>3s} {'fit s':>6s} {'CI s (1 proc)':>13s} "
           f"{f'CI s ({cores} proc)':>13s} {'fits':>5s} {'status':>22s}  lme4 s  OpenMx s")
     for name, make in CASES.items():
+        if only and name not in only:
+            continue
         result = make().fit()
         t1, tn = [], []
         for _ in range(repeats):
@@ -49,4 +56,4 @@ def main(repeats=3):
 
 
 if __name__ == "__main__":
-    main()
+    main(only=sys.argv[1:])

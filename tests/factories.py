@@ -230,3 +230,53 @@ def random_theta(problem, rng, scale=0.15):
         if np.isfinite(deviance(problem, theta)):
             return theta
     raise RuntimeError("no admissible random parameter vector found")
+
+
+def three_level_frames(seed=12, n_top=500, per_mid=10, per_low=20):
+    """The data of three_level_factor: (students, classes, schools) frames."""
+    rng = np.random.default_rng(seed)
+    n_mid = n_top * per_mid
+    n = n_mid * per_low
+    lam = np.array([1.0, 0.8, 0.9, 0.7, 1.1, 0.6])
+    f3 = rng.normal(0, np.sqrt(0.3), n_top)
+    f2 = rng.normal(0, np.sqrt(0.4), n_mid)
+    f1 = rng.normal(0, 1.0, n)
+    mid_top = np.repeat(np.arange(n_top), per_mid)
+    low_mid = np.repeat(np.arange(n_mid), per_low)
+    eta = f1 + f2[low_mid] + f3[mid_top[low_mid]]
+    y = 2.0 + eta[:, None] * lam + rng.normal(0, np.sqrt(0.5), (n, 6))
+    low = pd.DataFrame(y, columns=[f"y{k}" for k in range(6)])
+    low.insert(0, "school", mid_top[low_mid])
+    low.insert(0, "klass", low_mid)
+    low.insert(0, "student", np.arange(n))
+    mid = pd.DataFrame({"klass": np.arange(n_mid), "school": mid_top})
+    top = pd.DataFrame({"school": np.arange(n_top)})
+    return low, mid, top
+
+
+def three_level_factor(n_top=500):
+    """Factor model at three levels, data simulated from it (seeded); 20 parameters.
+
+    n_top schools x 10 classes x 20 students, 6 indicators with loadings
+    (1, .8, .9, .7, 1.1, .6) shared by the student, class and school factors
+    (variances 1, .4, .3), residual variances .5, intercepts 2.
+    """
+    low, mid, top = three_level_frames(n_top=n_top)
+    ys = [f"y{k}" for k in range(6)]
+    m = xm.Model(["student", "klass", "school"])
+    m.level("student", parents=["klass", "school"], ys=ys, etas=["f1"], data=low)
+    m.level("klass", parents=["school"], etas=["f2"], data=mid)
+    m.level("school", etas=["f3"], data=top)
+    lam_pat = np.ones((6, 1))
+    lam_pat[0] = 0
+    lam_val = np.ones((6, 1))
+    m.within("student", "lambda", lam_pat, lam_val, [["l0"], ["l1"], ["l2"], ["l3"], ["l4"], ["l5"]])
+    m.within("student", "theta", np.eye(6), np.eye(6))
+    m.within("student", "nu", np.ones((6, 1)), np.full((6, 1), 2.0))
+    m.within("student", "psi", [[1]], [[1.0]])
+    m.within("klass", "psi", [[1]], [[0.5]])
+    m.within("school", "psi", [[1]], [[0.5]])
+    # class and school factors load on the student indicators with the same loadings
+    m.between("klass", "student", "lambda", lam_pat, lam_val, [["l0"], ["l1"], ["l2"], ["l3"], ["l4"], ["l5"]])
+    m.between("school", "student", "lambda", lam_pat, lam_val, [["l0"], ["l1"], ["l2"], ["l3"], ["l4"], ["l5"]])
+    return m

@@ -159,3 +159,22 @@ def test_profile_traces_and_plot():
     assert trace.rise.max() == pytest.approx(CUTOFF, abs=1e-3)
     fig = ci.plot()
     assert len([ax for ax in fig.axes if ax.get_visible()]) == 3
+
+
+def test_twenty_parameter_simulated_model_every_limit_rises_by_the_cutoff():
+    """Three-level factor model (factories.three_level_factor), data simulated from it."""
+    import factories
+    result = fitted(factories.three_level_factor(n_top=10))
+    assert result.n_parameters == 20 and result.record.converged
+    ci = result.profile_ci(n_jobs=2)
+    assert ci.verified()
+    table = ci.table.set_index("label")
+    assert (table.lower_status == "ok").all() and (table.upper_status == "ok").all()
+    for side in ("lower", "upper"):
+        np.testing.assert_allclose(table[f"{side}_rise"], CUTOFF, atol=1e-3)
+    assert ((table.lower < table.estimate) & (table.estimate < table.upper)).all()
+    # independent re-optimisation at a few limits: a loading, a level variance, an intercept
+    for label, side in (("l1", "lower"), ("school_psi_1_1", "upper"),
+                        ("klass_psi_1_1", "lower"), ("student_nu_3_1", "upper")):
+        rise = reoptimised_rise(result, label, table.loc[label, side])
+        assert rise == pytest.approx(CUTOFF, abs=1e-3)

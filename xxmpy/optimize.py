@@ -81,8 +81,9 @@ class Objective:
         return f, self.transform.pullback(x, g)[self.free] * self.scale[self.free]
 
 
-def hessian_of(fg, x, g0, lower, rel=1e-5):
-    """Central differences of the gradient (forward next to a bound), symmetrised."""
+def hessian_of(fg, x, g0, lower, rel=1e-5, central=True):
+    """Central differences of the gradient (forward next to a bound or when
+    ``central`` is False: half the cost, for a preconditioner), symmetrised."""
     k = x.size
     H = np.zeros((k, k))
     h = rel * np.maximum(np.abs(x), 1.0)
@@ -92,7 +93,7 @@ def hessian_of(fg, x, g0, lower, rel=1e-5):
         g_up = fg(up)[1]
         dn = x.copy()
         dn[j] -= h[j]
-        g_dn = fg(dn)[1] if dn[j] >= lower[j] else None
+        g_dn = fg(dn)[1] if central and dn[j] >= lower[j] else None
         if g_dn is not None and np.all(np.isfinite(g_dn)):
             H[:, j] = (g_up - g_dn) / (2 * h[j])
         else:
@@ -290,8 +291,8 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
     f0, g = fg(y)
     if not np.isfinite(f0):
         raise not_finite
-    if hessian_guess is None:
-        H = _inverse_or_diagonal(hessian_of(fg, y, g, lower))
+    if hessian_guess is None:     # only a preconditioner: forward differences suffice
+        H = _inverse_or_diagonal(hessian_of(fg, y, g, lower, central=False))
     else:
         hy = _in_coordinates(hessian_guess, transform, x0, free, scale)
         ev = np.linalg.eigvalsh(hy) if hy.size else np.ones(1)
@@ -327,7 +328,9 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
         off = ~bound_x
         decrement = newton_decrement(Hx[np.ix_(off, off)], pg[off])
         converged = bool(decrement < DECREMENT_TOL)
-        if not converged and status == "converged":
+        if converged:       # the Newton polish finished what the search left
+            status = "converged"
+        elif status == "converged":
             status = ("Hessian not positive definite at the end" if np.isnan(decrement)
                       else f"gradient not small at the end (Newton decrement {decrement:.1e})")
     else:

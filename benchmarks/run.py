@@ -1,0 +1,180 @@
+"""Benchmark runner: xxmpy and its peers on the cases of cases.py, in one run.
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/run.py [--cases A,B] [--repeat N]
+
+Each (case, tool) runs in a fresh subprocess, so peak memory (maximum
+resident set size, minus the size once the data are loaded) belongs to that
+fit alone. For xxmpy it reports the objective time, the objective+gradient
+time (medians at the start values), the full fit time (compile included,
+median of --repeat fits) and -2 log L; for the peers (mixedlm, statsmodels
+MixedLM: ML fits of the lme4 formula, where installed) the fit time and
+-2 log L. Ratios are against xxmpy's fit time. Not a test: it prints a report.
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+PEER_TIMEOUT = 300          # seconds per peer fit before it counts as "timeout"
+
+
+def _rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _median_time(fn, reps, budget=3.0):
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+        if sum(times) > budget:
+            break
+    return float(np.median(times))
+
+
+def run_xxmpy(case, repeat):
+    from xxmpy.likelihood import deviance, deviance_and_gradient
+    base = _rss_mb()
+    model = case.build()
+    problem = model.compile()
+    theta = problem.params.start
+    deviance_and_gradient(problem, theta)          # lowering and collapse happen once
+    _median_time(lambda: deviance(problem, theta), 5)      # warm caches
+    f_time = _median_time(lambda: deviance(problem, theta), 50)
+    fg_time = _median_time(lambda: deviance_and_gradient(problem, theta), 50)
+    fits = []
+    for _ in range(repeat):
+        model = case.build()
+        t = time.perf_counter()
+        result = model.fit()
+        fits.append(time.perf_counter() - t)
+    return dict(objective_ms=f_time * 1e3, gradient_ms=fg_time * 1e3,
+                fit_s=float(np.median(fits)), deviance=result.deviance,
+                evaluations=result.record.n_evaluations, status=result.record.status,
+                peak_mb=_rss_mb() - base)
+
+
+def run_mixedlm(case, repeat):
+    import mixedlm
+    df = case.frame()
+    base = _rss_mb()
+    fits = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fit = mixedlm.lmer(case.formula, df, REML=False)
+        fits.append(time.perf_counter() - t)
+    dev = fit.deviance() if callable(fit.deviance) else fit.deviance
+    return dict(fit_s=float(np.median(fits)), deviance=float(dev),
+                peak_mb=_rss_mb() - base)
+
+
+def run_statsmodels(case, repeat):
+    df = case.frame()
+    if case.statsmodels is None:
+        raise NotImplementedError(case.note or "no statsmodels form")
+    base = _rss_mb()
+    fits = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fit = case.statsmodels(df).fit(reml=False)
+        fits.append(time.perf_counter() - t)
+    return dict(fit_s=float(np.median(fits)), deviance=float(-2 * fit.llf),
+                peak_mb=_rss_mb() - base)
+
+
+TOOLS = {"xxmpy": run_xxmpy, "mixedlm": run_mixedlm, "statsmodels": run_statsmodels}
+
+
+def worker(case_name, tool, repeat):
+    warnings.simplefilter("ignore")
+    sys.path.insert(0, str(HERE))
+    import cases
+    case = next(c for c in cases.CASES if c.name == case_name)
+    if tool != "xxmpy" and case.formula is None:
+        out = dict(skipped="no lme4 form: " + case.note if case.note else "no lme4 form")
+    else:
+        try:
+            out = TOOLS[tool](case, repeat)
+        except ImportError:
+            out = dict(skipped="not installed")
+        except NotImplementedError as exc:
+            out = dict(skipped=str(exc))
+    if case_name == "slope_1M" and tool == "xxmpy":
+        out["csv_read_s"] = _csv_read_time(case)
+    print(json.dumps(out))
+
+
+def _csv_read_time(case):
+    import pandas as pd
+    path = Path("/tmp") / "xxmpy_bench_slope_1M.csv"
+    if not path.exists():
+        case.frame().to_csv(path, index=False)
+    return _median_time(lambda: pd.read_csv(path), 3, budget=10.0)
+
+
+def spawn(case_name, tool, repeat):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    try:
+        proc = subprocess.run([sys.executable, __file__, "--worker", case_name, tool,
+                               "--repeat", str(repeat)], capture_output=True, text=True,
+                              env=env, timeout=PEER_TIMEOUT * (repeat + 1))
+    except subprocess.TimeoutExpired:
+        return dict(skipped=f"timeout ({PEER_TIMEOUT * (repeat + 1)} s)")
+    if proc.returncode != 0:
+        return dict(skipped="error: " + proc.stderr.strip().splitlines()[-1][:60])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _fmt(v, spec):
+    return format(v, spec) if isinstance(v, (int, float)) else str(v)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", default="")
+    ap.add_argument("--tools", default="xxmpy,mixedlm,statsmodels")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--worker", nargs=2)
+    args = ap.parse_args()
+    if args.worker:
+        worker(*args.worker, args.repeat)
+        return
+    sys.path.insert(0, str(HERE))
+    import cases
+    wanted = [c for c in cases.CASES if not args.cases or c.name in args.cases.split(",")]
+    tools = args.tools.split(",")
+    print(f"{'case':17s} {'tool':12s} {'obj ms':>8s} {'obj+grad':>9s} {'fit s':>8s} "
+          f"{'fit/xxmpy':>9s} {'mem MB':>7s} {'-2 log L':>16s}  note")
+    for case in wanted:
+        ours = None
+        for tool in tools:
+            r = spawn(case.name, tool, 1 if case.big else args.repeat)
+            if "skipped" in r:
+                print(f"{case.name:17s} {tool:12s} {'':>8s} {'':>9s} {'':>8s} {'':>9s} "
+                      f"{'':>7s} {'':>16s}  {r['skipped']}")
+                continue
+            if tool == "xxmpy":
+                ours = r["fit_s"]
+            ratio = r["fit_s"] / ours if ours else float("nan")
+            note = ""
+            if tool == "xxmpy":
+                note = (f"grad/obj {r['gradient_ms'] / r['objective_ms']:.1f}, "
+                        f"{r['evaluations']} evals, {r['status']}")
+                if "csv_read_s" in r:
+                    note += f", read_csv {r['csv_read_s']:.2f} s"
+            print(f"{case.name:17s} {tool:12s} {_fmt(r.get('objective_ms', ''), '8.2f')} "
+                  f"{_fmt(r.get('gradient_ms', ''), '9.2f')} {r['fit_s']:8.3f} {ratio:9.2f} "
+                  f"{r['peak_mb']:7.0f} {r['deviance']:16.4f}  {note}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
