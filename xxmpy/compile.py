@@ -83,6 +83,11 @@ class Problem:
     structure: str
     descendants: list = None     # level -> levels below it (for re-planning)
 
+    def scope_offsets(self, c):
+        """(S+1,) where each scope slot of level c starts among its M scope etas."""
+        return np.concatenate([[0], np.cumsum([self.levels[s].n_etas
+                                               for s, _ in self.scopes[c]])]).astype(np.intp)
+
     def matrix(self, theta, child, parent, type_, shape):
         cm = self.matrices.get((child, parent, type_))
         return np.zeros(shape) if cm is None else cm.materialize(theta)

@@ -57,7 +57,7 @@ def assemble(problem, factors):
     sched = problem.schedule
     state = BlockState(sched)
     for c, fac in factors.items():
-        offs = _offsets(problem, c)
+        offs = problem.scope_offsets(c)
         for i, j, target in sched.assembly[c]:
             state.add_blocks(target, fac.G[:, offs[i]:offs[i + 1], offs[j]:offs[j + 1]])
         for i, target in enumerate(sched.assembly_rhs[c]):
@@ -70,14 +70,9 @@ def _dense_rows(sched, lvl):
     return sched.dense_offset[lvl] + np.arange(size * m).reshape(size, m)
 
 
-def _offsets(problem, c):
-    return np.concatenate([[0], np.cumsum([problem.levels[s].n_etas
-                                           for s, _ in problem.scopes[c]])]).astype(int)
-
-
 def scope_moments(problem, post, c):
     """Posterior mean (n, M) and covariance (n, M, M) of level c's scope etas."""
-    offs = _offsets(problem, c)
+    offs = problem.scope_offsets(c)
     n = problem.levels[c].n
     mu, S = np.zeros((n, offs[-1])), np.zeros((n, offs[-1], offs[-1]))
     sched = problem.schedule
@@ -163,13 +158,13 @@ class CompiledEngine:
                 t.W_pat, t.pat = _c(t.W_pat), np.ascontiguousarray(t.pat, dtype=np.intp)
                 t.wt = _c(t.wt)
                 const += k.accumulate(t.A, t.d, t.W_pat, t.pat, t.wt, sc.seg, sc.pair_i, sc.pair_j,
-                                      sc.blk.off, sc.blk.ld, sc.blk.tr, sc.blk.off2, sc.vec,
+                                      sc.blk.off, sc.blk.ld, sc.blk.tr, sc.vec,
                                       buf, rhs)
         logdet = zz = 0.0
         for st in low.steps:
             ld, z2 = k.eliminate_step(buf, rhs, st.m, st.diag, st.rhs, st.e_row, st.e_off,
                                       st.e_mb, st.e_nb, st.p_e1, st.p_e2, st.p.off, st.p.ld,
-                                      st.p.tr, st.p.off2, low.max_block)
+                                      st.p.tr, low.max_block)
             logdet, zz = logdet + ld, zz + z2
         if low.n_dense:
             ld, z2 = k.factor_dense(buf, rhs, low.dense_base, low.rhs_dense_base, low.n_dense)

@@ -50,7 +50,7 @@ def gradient(problem, mats, terms, moments, extra=None):
     for c, lt in terms.items():
         lev = levels[c]
         slots = [s for s, _ in problem.scopes[c]]
-        offs = np.concatenate([[0], np.cumsum([levels[s].n_etas for s in slots])]).astype(int)
+        offs = problem.scope_offsets(c)
         for term in lt.terms:
             gA, gd, wrw = moments(c, term)
             W_pat = term.W_pat

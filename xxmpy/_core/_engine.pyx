@@ -3,7 +3,7 @@
 
 Invariants (read before touching):
   * all float arrays float64 C order, all index arrays intp; layouts and the
-    block-target convention (off, ld, tr, off2) are those of lowering.py;
+    block-target convention (off, ld, tr) are those of lowering.py;
   * the kernel sees only numpy arrays; nothing here knows about levels;
   * factor: on return the block buffer holds, in place, each eliminated unit's
     inverse Cholesky factor L_ii^-1 (lower), the w = L_ii^-1 C_ij blocks and
@@ -21,9 +21,9 @@ from scipy.linalg.cython_lapack cimport dpotrf, dpotri
 ctypedef Py_ssize_t idx
 
 
-cdef inline void add_block(double* buf, idx off, idx ld, idx tr, idx off2,
+cdef inline void add_block(double* buf, idx off, idx ld, idx tr,
                            const double* X, idx r, idx c, double alpha) noexcept nogil:
-    """buf <- buf + alpha X at a block target (and X' at off2 when off2 >= 0)."""
+    """buf <- buf + alpha X at a block target."""
     cdef idx i, j
     if tr == 0:
         for i in range(r):
@@ -33,10 +33,6 @@ cdef inline void add_block(double* buf, idx off, idx ld, idx tr, idx off2,
         for i in range(r):
             for j in range(c):
                 buf[off + j * ld + i] += alpha * X[i * c + j]
-    if off2 >= 0:
-        for i in range(r):
-            for j in range(c):
-                buf[off2 + j * ld + i] += alpha * X[i * c + j]
 
 
 cdef inline void get_block(const double* buf, idx off, idx ld, idx tr,
@@ -51,6 +47,19 @@ cdef inline void get_block(const double* buf, idx off, idx ld, idx tr,
         for i in range(r):
             for j in range(c):
                 X[i * c + j] = buf[off + j * ld + i]
+
+
+cdef inline void add_sigma_wt(double* acc, const double* S, idx s_ld, idx tr, const double* w,
+                              idx rows, idx inner, idx m) noexcept nogil:
+    """acc (rows, m) += op(S) w', op(S) (rows, inner) = S or S' (tr), w (m, inner)."""
+    cdef idx i, j, k
+    cdef double a
+    for i in range(rows):
+        for j in range(m):
+            a = 0.0
+            for k in range(inner):
+                a += (S[k * s_ld + i] if tr else S[i * s_ld + k]) * w[j * inner + k]
+            acc[i * m + j] += a
 
 
 cdef inline int chol_inverse(double* a, idx m, double* L, double* logdet) noexcept nogil:
@@ -84,7 +93,7 @@ cdef inline int chol_inverse(double* a, idx m, double* L, double* logdet) noexce
 def accumulate(const double[:, :, ::1] A, const double[:, ::1] d, const double[:, :, ::1] W,
                const idx[::1] pat, const double[::1] wt, const idx[::1] seg, const idx[::1] pair_i,
                const idx[::1] pair_j, const idx[:, ::1] off, const idx[:, ::1] ld,
-               const idx[:, ::1] tr, const idx[:, ::1] off2, const idx[:, ::1] vec,
+               const idx[:, ::1] tr, const idx[:, ::1] vec,
                double[::1] buf, double[::1] rhs):
     """Add sum_n A_n' W A_n, A_n' W d_n into C and b; return sum_n d_n' W d_n.
 
@@ -129,7 +138,7 @@ def accumulate(const double[:, :, ::1] A, const double[:, ::1] d, const double[:
                         for k in range(r):
                             acc += A[u, k, i] * WA[k * M + j]
                         G[(i - a0) * (b1 - b0) + j - b0] = acc
-                add_block(&buf[0], off[u, p], ld[u, p], tr[u, p], off2[u, p], G,
+                add_block(&buf[0], off[u, p], ld[u, p], tr[u, p], G,
                           a1 - a0, b1 - b0, 1.0)
             for s in range(S):
                 for i in range(seg[s], seg[s + 1]):
@@ -141,7 +150,7 @@ def eliminate_step(double[::1] buf, double[::1] rhs, idx m, const idx[::1] diag,
                    const idx[::1] rhs_off, const idx[::1] e_row, const idx[::1] e_off,
                    const idx[::1] e_mb, const idx[::1] e_nb, const idx[::1] p_e1,
                    const idx[::1] p_e2, const idx[::1] p_off, const idx[::1] p_ld,
-                   const idx[::1] p_tr, const idx[::1] p_off2, idx max_block):
+                   const idx[::1] p_tr, idx max_block):
     """Eliminate one sparse level's units in place; return (log det, z'z) of the step."""
     cdef idx n = diag.shape[0], E = e_row.shape[0], P = p_e1.shape[0]
     work = np.zeros(3 * max_block * max_block + max_block)
@@ -200,7 +209,7 @@ def eliminate_step(double[::1] buf, double[::1] rhs, idx m, const idx[::1] diag,
                         for k in range(m):
                             acc += B[e_off[e1] + k * mb + i] * B[e_off[e2] + k * mb2 + j]
                         X[i * mb2 + j] = acc
-                add_block(B, p_off[p], p_ld[p], p_tr[p], p_off2[p], X, mb, mb2, -1.0)
+                add_block(B, p_off[p], p_ld[p], p_tr[p], X, mb, mb2, -1.0)
     if bad:
         raise ArithmeticError("posterior precision is not positive definite")
     return logdet, zz
@@ -302,19 +311,9 @@ def posterior_step(const double[::1] fac, const double[::1] z, double[::1] sig,
             e1, e2 = p_e1[p], p_e2[p]
             mb, mb2 = e_mb[e1], e_mb[e2]
             get_block(Sg, p_off[p], p_ld[p], p_tr[p], S, mb, mb2)
-            for i in range(mb):
-                for j in range(m):
-                    a = 0.0
-                    for k in range(mb2):
-                        a += S[i * mb2 + k] * F[e_off[e2] + j * mb2 + k]
-                    Acc[e1 * stride + i * m + j] += a
+            add_sigma_wt(&Acc[e1 * stride], S, mb2, 0, F + e_off[e2], mb, mb2, m)
             if e1 != e2:
-                for i in range(mb2):
-                    for j in range(m):
-                        a = 0.0
-                        for k in range(mb):
-                            a += S[k * mb2 + i] * F[e_off[e1] + j * mb + k]
-                        Acc[e2 * stride + i * m + j] += a
+                add_sigma_wt(&Acc[e2 * stride], S, mb2, 1, F + e_off[e1], mb2, mb, m)
         for u in range(n):
             for i in range(m):
                 for j in range(m):

@@ -8,11 +8,9 @@ right-hand side b lives in a second buffer: each sparse level's (n_l, m_l)
 vectors, then the dense rows. The same two layouts hold the factor (inverse
 diagonal factors, w blocks, z) and the posterior (covariance blocks, means).
 
-A block target is (off, ld, tr, off2): the logical (r, c) block X is stored
+A block target is (off, ld, tr): the logical (r, c) block X is stored
 at buf[off + i * ld + j] = X[i, j] (tr = 0) or buf[off + j * ld + i] = X[i, j]
-(tr = 1); off2 >= 0 would add X once more, transposed, at off2 (kept in the
-kernel's interface; the lowering sends every dense block to the lower
-triangle instead and leaves off2 = -1). Built once per problem; nothing here depends
+(tr = 1). Built once per problem; nothing here depends
 on parameter values.
 """
 from dataclasses import dataclass
@@ -24,11 +22,10 @@ INT = np.intp
 
 @dataclass
 class BlockTargets:
-    """Per-entry block targets: off, off2 (n,), ld, tr (n,) (see module docstring)."""
+    """Per-entry block targets: off, ld, tr (n,) (see module docstring)."""
     off: np.ndarray
     ld: np.ndarray
     tr: np.ndarray
-    off2: np.ndarray
 
 
 @dataclass
@@ -105,16 +102,15 @@ class _Layout:
     def block(self, target, n):
         """BlockTargets (n entries) of a schedule.Target."""
         sched = self.sched
-        minus = np.full(n, -1, INT)
         if target.kind == "diag":
             m = sched.block[target.level]
             off = self.diag_base[target.level] + target.units * m * m
-            return BlockTargets(off.astype(INT), np.full(n, m, INT), np.zeros(n, INT), minus)
+            return BlockTargets(off.astype(INT), np.full(n, m, INT), np.zeros(n, INT))
         if target.kind == "rel":
             ma, mb = sched.block[target.key[0]], sched.block[target.key[1]]
             off = self.rel_base[target.key] + target.slots * ma * mb
             return BlockTargets(off.astype(INT), np.full(n, mb, INT),
-                                np.full(n, int(target.transpose), INT), minus)
+                                np.full(n, int(target.transpose), INT))
         # dense: only the lower triangle (row >= column) is kept, so a block whose
         # corner lies above the diagonal goes, transposed, to its mirror position
         # (the factor and the inverse read the lower triangle only)
@@ -124,13 +120,13 @@ class _Layout:
         mirror = col * sched.n_dense + row
         off = self.dense_base + np.where(upper, mirror, corner)
         return BlockTargets(off.astype(INT), np.full(n, sched.n_dense, INT),
-                            upper.astype(INT), minus)
+                            upper.astype(INT))
 
 
 def _concat(parts):
     return BlockTargets(*(np.ascontiguousarray(np.concatenate([getattr(p, f) for p in parts]),
                                                dtype=INT) if parts else np.zeros(0, INT)
-                          for f in ("off", "ld", "tr", "off2")))
+                          for f in ("off", "ld", "tr")))
 
 
 def lower(problem):
@@ -164,15 +160,14 @@ def lower(problem):
         order = np.argsort(p_t.off, kind="stable")
         p_e1, p_e2 = p_e1[order], p_e2[order]
         p_t = BlockTargets(*(np.ascontiguousarray(getattr(p_t, f)[order])
-                             for f in ("off", "ld", "tr", "off2")))
+                             for f in ("off", "ld", "tr")))
         steps.append(LoweredStep(
             m, (lay.diag_base[a] + units * m * m).astype(INT), (lay.rhs_base[a] + units * m).astype(INT),
             cat(e_parts["row"]), cat(e_parts["off"]), cat(e_parts["mb"]), cat(e_parts["nb"]),
             p_e1, p_e2, p_t))
     scopes = {}
     for c, scope in problem.scopes.items():
-        sizes = [int(problem.levels[s].n_etas) for s, _ in scope]
-        seg = np.concatenate([[0], np.cumsum(sizes)]).astype(INT)
+        seg = problem.scope_offsets(c).astype(INT)
         n = problem.levels[c].n
         pairs = sched.assembly[c]
         blk = [lay.block(t, n) for _, _, t in pairs]
@@ -182,7 +177,7 @@ def lower(problem):
                                             axis=1), dtype=INT) if scope else np.zeros((n, 0), INT)
         scopes[c] = LoweredScope(seg, np.array([i for i, _, _ in pairs], INT),
                                  np.array([j for _, j, _ in pairs], INT),
-                                 BlockTargets(stack("off"), stack("ld"), stack("tr"), stack("off2")),
+                                 BlockTargets(stack("off"), stack("ld"), stack("tr")),
                                  vec)
     return Lowered(lay.size, lay.rhs_size, lay.dense_base, lay.rhs_dense_base, sched.n_dense,
                    int(max(sched.block.max(initial=0), 1)), steps, scopes)
