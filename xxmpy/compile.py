@@ -35,6 +35,7 @@ class LevelData:
     pattern_of: np.ndarray
     n_etas: int
     weight: np.ndarray = None    # (n,) per-unit weights of a collapsed level (collapse.py)
+    flat: bool = False           # etas with a flat prior (no eta factor, no log|psi|)
 
     @property
     def n(self):
@@ -82,6 +83,11 @@ class Problem:
     n_components: int
     structure: str
     descendants: list = None     # level -> levels below it (for re-planning)
+
+    @property
+    def n_flat(self):
+        """Number of flat-prior etas (fixed effects integrated out; REML when > 0)."""
+        return int(sum(lev.n * lev.n_etas for lev in self.levels if lev.flat))
 
     def scope_offsets(self, c):
         """(S+1,) where each scope slot of level c starts among its M scope etas."""
@@ -146,7 +152,7 @@ def _level_data(sub, ids, index):
         patterns, pattern_of = np.ones((1, 0), bool), np.zeros(n, np.intp)
     return LevelData(sub.level, ids[sub.level], np.where(observed, y, 0.0), observed, x,
                      parents, parent_units, columns, patterns,
-                     pattern_of.ravel(), len(sub.etas))
+                     pattern_of.ravel(), len(sub.etas), flat=sub.flat)
 
 
 def _count_components(levels, sizes):

@@ -13,12 +13,14 @@ import networkx as nx
 class LevelGraph:
     graph: nx.DiGraph
     levels: list  # in the user's order (lowest first)
+    flat: set = frozenset()  # flat-prior levels (fixed effects): not part of the structure
 
     @classmethod
     def from_spec(cls, spec, problems):
         """Build the DAG from the submodels' parents=, recording problems."""
         g = nx.DiGraph()
         g.add_nodes_from(spec.levels)
+        flat = {lvl for lvl, sub in spec.submodels.items() if getattr(sub, "flat", False)}
         for level, sub in spec.submodels.items():
             if level not in spec.levels:
                 continue
@@ -34,7 +36,7 @@ class LevelGraph:
             cycle = " -> ".join(f"'{a}'" for a, _ in nx.find_cycle(g))
             problems.add(f"xxmSubmodel: the parent links form a cycle ({cycle}); a level "
                          f"cannot be its own ancestor.")
-        return cls(graph=g, levels=list(spec.levels))
+        return cls(graph=g, levels=list(spec.levels), flat=flat)
 
     def parents(self, level):
         return list(self.graph.predecessors(level))
@@ -43,10 +45,15 @@ class LevelGraph:
         return nx.descendants(self.graph, level)
 
     def crossed_pairs(self):
-        """Pairs of parents of one level where neither is an ancestor of the other."""
+        """Pairs of parents of one level where neither is an ancestor of the other.
+
+        Flat levels (one unit holding fixed effects) are left out: they do not
+        make a nested design crossed.
+        """
         pairs = []
         for level in self.levels:
-            for a, b in combinations(sorted(self.graph.predecessors(level)), 2):
+            parents = sorted(p for p in self.graph.predecessors(level) if p not in self.flat)
+            for a, b in combinations(parents, 2):
                 if not (nx.has_path(self.graph, a, b) or nx.has_path(self.graph, b, a)):
                     pairs.append((level, a, b))
         return pairs

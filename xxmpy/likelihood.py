@@ -150,7 +150,7 @@ def level_terms(problem, mats, c):
         W_pat, ld_theta = _y_weights(lev, mats.within(c, "theta", (lev.p, lev.p)))
         terms.append(FactorTerm("y", A, d, W_pat, lev.pattern_of, wt))
         ld_theta -= float(np.sum(lev.patterns[lev.pattern_of].sum(axis=1) * log_wt))
-    if lev.n_etas:
+    if lev.n_etas and not lev.flat:
         m = lev.n_etas
         ib = np.eye(m) - mats.within(c, "beta", (m, m))
         A = _scope_columns(problem, mats, c, "beta", -1.0, m, ib)
@@ -202,7 +202,7 @@ def _evaluate(problem, theta, with_gradient):
     red = reduced(problem)
     work = red.problem if red else problem
     mats, terms = _all_terms(work, theta)
-    total, extra = problem.n_observed * LOG_2PI, {}
+    total, extra = (problem.n_observed - problem.n_flat) * LOG_2PI, {}
     if red:
         total += red.constant
         for pooled in red.contrasts:

@@ -48,11 +48,19 @@ class Model:
         self._problem = None
 
     # ------------------------------------------------------------------ building
-    def level(self, level, parents=None, ys=None, xs=None, etas=None, data=None,
+    def level(self, level, parents=None, ys=None, xs=None, etas=None, data=None, flat=False,
               _origin="Model.level"):
-        """Add the submodel of ``level``: its parents, variables and data table."""
+        """Add the submodel of ``level``: its parents, variables and data table.
+
+        ``flat=True`` gives the level's etas a flat (improper) prior instead of
+        N(alpha, psi): they are fixed effects integrated out of the likelihood,
+        which turns -2 log L into the REML criterion; their posterior mean and
+        covariance are the GLS estimates and (X'V^-1X)^-1. Such a level holds
+        only etas, has no parents and no within matrices.
+        """
         sub = SubmodelSpec(level, _names(parents, "parents", _origin), _names(ys, "ys", _origin),
-                           _names(xs, "xs", _origin), _names(etas, "etas", _origin), data)
+                           _names(xs, "xs", _origin), _names(etas, "etas", _origin), data,
+                           bool(flat))
         if level in self.spec.submodels:
             self.spec.duplicate_submodels.append(level)
         self.spec.submodels[level] = sub
@@ -117,7 +125,7 @@ def _check_start_values(problem):
     mats = ModelMatrices(problem, problem.params.start)
     for c, lev in enumerate(problem.levels):
         for type_, size, role in (("theta", lev.p, "ys"), ("psi", lev.n_etas, "etas")):
-            if not size:
+            if not size or (type_ == "psi" and lev.flat):
                 continue
             try:
                 inverse_and_logdet(mats.within(c, type_, (size, size)), type_)

@@ -32,6 +32,7 @@ class SubmodelSpec:
     xs: list
     etas: list
     data: object  # pandas.DataFrame, checked by validate
+    flat: bool = False  # etas with a flat (improper) prior: fixed effects integrated out
 
     def variables(self, role):
         """Variable names for a role: 'y', 'x', 'eta' or '1' (a constant)."""

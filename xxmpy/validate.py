@@ -42,6 +42,7 @@ def validate(spec):
     if not problems:
         _check_data(spec, problems)
     matrices = _check_matrices(spec, problems)
+    _check_flat_levels(spec, problems)
     if not problems and not any(m.pattern.any() for m in matrices):
         problems.add("the model has no free parameter: give at least one matrix a "
                      "pattern= with a 1 in it.")
@@ -75,6 +76,25 @@ def _check_submodels(spec, problems):
                                  f"be unique within a level.")
                 else:
                     seen[name] = role
+
+
+def _check_flat_levels(spec, problems):
+    """A flat level (fixed effects integrated out) holds only etas and no matrices of its own."""
+    for level, sub in spec.submodels.items():
+        if not getattr(sub, "flat", False):
+            continue
+        where = f"xxmSubmodel: level '{level}' has flat=True (fixed effects with a flat prior)"
+        if not sub.etas:
+            problems.add(f"{where} but no etas=; list the fixed effects as its etas.")
+        for role, names in (("ys", sub.ys), ("xs", sub.xs), ("parents", sub.parents)):
+            if names:
+                problems.add(f"{where} but also {role}={list(names)}; a flat level holds only "
+                             f"etas and has no parents. Move them to another level.")
+        for m in spec.matrices:
+            if m.child == level:
+                problems.add(f"{m.origin}: {m.describe()} is not allowed: level '{level}' is "
+                             f"flat, its etas have no mean, covariance or regressions. Load "
+                             f"them onto other levels with between matrices instead.")
 
 
 # ----------------------------------------------------------------------------- data

@@ -18,9 +18,14 @@ def xxmModel(levels, name="xxmpy model"):
     return Model(levels, name=name)
 
 
-def xxmSubmodel(model, level, parents=None, ys=None, xs=None, etas=None, data=None):
-    """Declare a level's parents, variables (ys, xs, etas) and its data table."""
-    return _model(model, "xxmSubmodel").level(level, parents, ys, xs, etas, data,
+def xxmSubmodel(model, level, parents=None, ys=None, xs=None, etas=None, data=None,
+                flat=False):
+    """Declare a level's parents, variables (ys, xs, etas) and its data table.
+
+    flat=True: the level's etas are fixed effects with a flat prior (REML); see
+    Model.level.
+    """
+    return _model(model, "xxmSubmodel").level(level, parents, ys, xs, etas, data, flat,
                                               _origin="xxmSubmodel")
 
 

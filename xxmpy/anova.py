@@ -1,0 +1,90 @@
+"""Likelihood-ratio comparison of nested models: anova(m1, m2, ...).
+
+Works for lmer fits (REML fits are refitted by ML first, as lme4 does) and
+for any xxM fits (FitResult). Models are ordered by their number of
+parameters; each is tested against the one before it.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.stats import chi2
+
+
+@dataclass
+class AnovaTable:
+    table: pd.DataFrame
+    notes: list = field(default_factory=list)
+
+    def __str__(self):
+        text = self.table.to_string(na_rep="", float_format=lambda v: f"{v:.6g}")
+        return "\n".join([text] + [f"note: {n}" for n in self.notes])
+
+    __repr__ = __str__
+
+
+def _as_ml(result, notes):
+    from .lmm.result import LmerResult
+    if isinstance(result, LmerResult) and result.reml:
+        notes.append("refitted REML fit(s) with ML (instead of REML): REML criteria of "
+                     "models with different fixed effects are not comparable.")
+        return result.refit_ml()
+    return result
+
+
+def _parameters(result):
+    """(labels, variance labels) of a fit."""
+    from .lmm.result import LmerResult
+    if isinstance(result, LmerResult):
+        labels = list(result.variance_parameters) + list(result.design.fixed_names)
+        variances = [k for k in result.variance_parameters if k.startswith("var[")]
+        return labels, variances
+    problem = result.problem
+    labels = list(problem.params.labels)
+    return labels, [lab for lab, v in zip(labels, problem.params.is_variance) if v]
+
+
+def anova(*results, names=None):
+    """Table of npar, AIC, BIC, logLik, deviance, Chisq, Df, Pr(>Chisq) for nested fits."""
+    if len(results) < 2:
+        raise ValueError("anova: give at least two fitted models to compare.")
+    names = list(names) if names is not None else [f"model{k + 1}" for k in range(len(results))]
+    if len(names) != len(results):
+        raise ValueError(f"anova: names= has {len(names)} entries for {len(results)} models.")
+    notes = []
+    fits = [_as_ml(r, notes) for r in results]
+    if notes:
+        notes = notes[:1]
+    nobs = {int(f.n_observations) for f in fits}
+    if len(nobs) > 1:
+        raise ValueError(f"anova: the models were fitted to different numbers of "
+                         f"observations {sorted(nobs)}; a likelihood-ratio test needs the "
+                         f"same data.")
+    order = sorted(range(len(fits)), key=lambda k: (fits[k].n_parameters, k))
+    rows, prev = [], None
+    for k in order:
+        f = fits[k]
+        row = {"model": names[k], "npar": f.n_parameters, "AIC": f.aic, "BIC": f.bic,
+               "logLik": -0.5 * f.deviance, "deviance": f.deviance,
+               "Chisq": np.nan, "Df": np.nan, "Pr(>Chisq)": np.nan}
+        if prev is not None:
+            df = f.n_parameters - prev.n_parameters
+            stat = prev.deviance - f.deviance
+            row.update({"Chisq": max(stat, 0.0), "Df": df,
+                        "Pr(>Chisq)": chi2.sf(max(stat, 0.0), df) if df > 0 else np.nan})
+            _boundary_note(prev, f, names[order[len(rows) - 1]], names[k], notes)
+        rows.append(row)
+        prev = f
+    return AnovaTable(pd.DataFrame(rows).set_index("model"), notes)
+
+
+def _boundary_note(small, big, small_name, big_name, notes):
+    small_labels, _ = _parameters(small)
+    _, big_var = _parameters(big)
+    extra = [v for v in big_var if v not in small_labels]
+    if extra:
+        notes.append(f"{small_name} vs {big_name}: the null hypothesis puts "
+                     f"{', '.join(extra)} on the boundary of the parameter space (a variance "
+                     f"of 0), so the chi-square p-value is conservative; for one variance "
+                     f"the reference is the 50:50 mixture of chi-square(df-1) and "
+                     f"chi-square(df) (Self & Liang 1987).")

@@ -1,0 +1,190 @@
+"""Design of a linear mixed model: y, X, and per grouping factor its Z blocks.
+
+formulaic builds every design matrix (fixed part and each bar's left-hand
+side) and keeps the encoding (``model_spec``) so that ``predict(newdata)``
+rebuilds the same columns. Rows with a missing value in any variable the
+model uses are dropped first (lme4's na.omit), and the matrices are built
+on the remaining rows.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ProblemCollector, SpecificationError
+from .formula import parse_formula
+
+INTERCEPT = "(Intercept)"
+
+
+def _model_matrix(rhs, data, what, problems):
+    import formulaic
+    try:
+        return formulaic.model_matrix(rhs, data, na_action="ignore")
+    except Exception as exc:            # formulaic raises many kinds; report them all alike
+        problems.add(f"lmer: could not build the {what} from '{rhs}': {exc}")
+        return None
+
+
+def _names(columns):
+    return [INTERCEPT if c == "Intercept" else str(c) for c in columns]
+
+
+@dataclass
+class Block:
+    """One random-effects term on a factor: its columns (n, k) and their names."""
+    names: list
+    Z: np.ndarray
+    spec: object            # formulaic ModelSpec, to rebuild the columns for new data
+    rhs: str
+    columns: list           # the block's columns among spec's (formulaic names)
+
+    def columns_for(self, data):
+        """(n, k) columns of this block for new rows (NaN where a variable is missing)."""
+        mm = self.spec.get_model_matrix(data, na_action="ignore")
+        return mm[self.columns].to_numpy(dtype=float)
+
+
+@dataclass
+class Factor:
+    """A grouping factor: group labels, each row's group, its blocks, the factor it nests in."""
+    name: str
+    columns: tuple
+    groups: pd.Index                     # group labels (strings), code k = groups[k]
+    codes: np.ndarray                    # (n,) group of each row
+    blocks: list = field(default_factory=list)
+    parent: str = None                   # a coarser factor every group lies within
+
+    @property
+    def effect_names(self):
+        names = [n for b in self.blocks for n in b.names]
+        seen, out = {}, []
+        for n in names:                  # '(1|g) + (1|g)': keep the effects apart
+            seen[n] = seen.get(n, 0) + 1
+            out.append(n if seen[n] == 1 else f"{n}.{seen[n] - 1}")
+        return out
+
+    @property
+    def Z(self):
+        return np.column_stack([b.Z for b in self.blocks])
+
+
+@dataclass
+class MixedDesign:
+    formula: str
+    response: str
+    y: np.ndarray                        # (n,)
+    X: np.ndarray                        # (n, p)
+    fixed_names: list
+    fixed_spec: object                   # formulaic ModelSpec of the fixed part
+    factors: list                        # Factor, formula order of first appearance
+    rows: pd.Index                       # rows of the user's data that were used
+    n_dropped: int
+
+    @property
+    def n(self):
+        return self.y.shape[0]
+
+
+def group_labels(data, columns):
+    """The grouping factor's label per row: the columns' values joined by ':'."""
+    parts = [data[c].astype(str) for c in columns]
+    out = parts[0]
+    for p in parts[1:]:
+        out = out + ":" + p
+    return out
+
+
+def build_design(formula, data):
+    """Parse ``formula`` and build every matrix on the complete rows of ``data``."""
+    if not isinstance(data, pd.DataFrame):
+        raise SpecificationError([f"lmer: data= must be a pandas DataFrame, got "
+                                  f"{type(data).__name__}."])
+    parsed = parse_formula(formula)
+    problems = ProblemCollector()
+    group_cols = sorted({c for t in parsed.random for c in t.group})
+    for c in group_cols:
+        if c not in data.columns:
+            problems.add(f"lmer: grouping factor column '{c}' is not in data=; the columns "
+                         f"are {list(data.columns)}.")
+    problems.raise_if_any()
+    whole = _model_matrix(f"{parsed.response} ~ {parsed.fixed}", data, "fixed-effects design",
+                          problems)
+    exprs = {t.expr: _model_matrix(t.expr, data, f"random-effects design of '({t.expr} | "
+                                   f"{t.factor_name})'", problems) for t in parsed.random}
+    problems.raise_if_any()
+    keep = whole.lhs.notna().all(axis=1) & whole.rhs.notna().all(axis=1)
+    for mm in exprs.values():
+        keep &= mm.notna().all(axis=1)
+    for c in group_cols:
+        keep &= data[c].notna()
+    keep = keep.to_numpy()
+    used = data.loc[keep]
+    if len(used) == 0:
+        raise SpecificationError([f"lmer: no complete rows: every row of data= has a missing "
+                                  f"value in a variable of '{formula}'."])
+    whole = _model_matrix(f"{parsed.response} ~ {parsed.fixed}", used, "fixed-effects design",
+                          problems)
+    problems.raise_if_any()
+    if whole.lhs.shape[1] != 1:
+        problems.add(f"lmer: the response '{parsed.response}' gives {whole.lhs.shape[1]} "
+                     f"columns; it must be one numeric variable.")
+    X = whole.rhs.to_numpy(dtype=float)
+    if X.shape[1] and np.linalg.matrix_rank(X) < X.shape[1]:
+        problems.add(f"lmer: the fixed-effects design of '{parsed.fixed}' is rank deficient "
+                     f"({np.linalg.matrix_rank(X)} of {X.shape[1]} columns independent); "
+                     f"drop redundant terms.")
+    factors = _factors(parsed, used, problems)
+    problems.raise_if_any()
+    return MixedDesign(formula, parsed.response, whole.lhs.to_numpy(dtype=float)[:, 0], X,
+                       _names(whole.rhs.columns), whole.rhs.model_spec, factors,
+                       data.index[keep], int((~keep).sum()))
+
+
+def _factors(parsed, used, problems):
+    factors = {}
+    for term in parsed.random:
+        name = term.factor_name
+        if name not in factors:
+            labels = group_labels(used, term.group)
+            codes, groups = pd.factorize(labels, sort=True)
+            factors[name] = Factor(name, term.group, pd.Index(groups), codes.astype(np.intp))
+        mm = _model_matrix(term.expr, used, f"random-effects design of '({term.expr} | "
+                           f"{name})'", problems)
+        if mm is None:
+            continue
+        spec, Z = mm.model_spec, mm.to_numpy(dtype=float)
+        if term.correlated:
+            factors[name].blocks.append(Block(_names(mm.columns), Z, spec, term.expr,
+                                              list(mm.columns)))
+            continue
+        for _, cols in spec.term_slices.items():       # '||': one block per term
+            factors[name].blocks.append(Block(_names(mm.columns[cols]), Z[:, cols], spec,
+                                              term.expr, list(mm.columns[cols])))
+    out = list(factors.values())
+    for f in out:
+        n_eff = sum(len(b.names) for b in f.blocks)
+        if len(f.groups) * n_eff >= len(used):
+            problems.add(f"lmer: grouping factor '{f.name}' has {len(f.groups)} groups x "
+                         f"{n_eff} random effects for {len(used)} observations; the random "
+                         f"effects would be confounded with the residual. Use fewer "
+                         f"effects or a coarser factor.")
+        if len(f.groups) < 2:
+            problems.add(f"lmer: grouping factor '{f.name}' has only {len(f.groups)} group; "
+                         f"a variance needs at least 2.")
+    _declare_nesting(out)
+    return out
+
+
+def _declare_nesting(factors):
+    """Declare as parent of each factor the finest other factor whose groups contain its groups."""
+    for f in factors:
+        best = None
+        for g in factors:
+            if g is f or len(g.groups) >= len(f.groups):
+                continue
+            pairs = pd.DataFrame({"f": f.codes, "g": g.codes}).drop_duplicates()
+            if len(pairs) == len(f.groups):        # each f group in exactly one g group
+                if best is None or len(g.groups) > len(best.groups):
+                    best = g
+        f.parent = None if best is None else best.name

@@ -1,0 +1,33 @@
+"""lmer: fit a linear mixed model written as an lme4 formula, through the xxM engine."""
+import warnings
+
+from ..errors import BoundaryWarning
+from .design import MixedDesign, build_design
+from .result import LmerResult
+from .to_xxm import build_model
+
+
+def lmer(formula, data, REML=True, start=None, **options):
+    """Fit ``formula`` (lme4 syntax) to ``data`` by REML (default) or ML.
+
+    Supported: numeric and categorical fixed effects with interactions (any
+    formulaic right-hand side), ``(x | g)``, ``(1 | g)``, ``(0 + x | g)``,
+    ``(x || g)`` (uncorrelated), ``(1 | a/b)`` (nested), ``(1 | a:b)``,
+    crossed factors and several terms on one factor. Rows with a missing
+    value in a used variable are dropped. ``start``: {label: value} start
+    values; other keyword options go to the optimiser (Model.fit).
+
+    Returns an :class:`~xxmpy.lmm.result.LmerResult`; ``.model`` is the
+    fitted xxM model.
+    """
+    design = formula if isinstance(formula, MixedDesign) else build_design(formula, data)
+    return fit_design(design, bool(REML), start, **options)
+
+
+def fit_design(design, reml, start=None, **options):
+    model, _ = build_model(design, reml, start)
+    with warnings.catch_warnings():
+        # a variance on its bound is reported by the singular-fit check instead
+        warnings.simplefilter("ignore", BoundaryWarning)
+        result = model.fit(**options)
+    return LmerResult(design, model, result, reml)

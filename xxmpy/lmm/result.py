@@ -1,0 +1,387 @@
+"""The result of an lmer fit, rendered from one object into numbers, tables and text.
+
+Every number is computed from the fitted xxM model(s):
+
+* variance components: the fit's estimates (theta, psi);
+* fixed effects and their covariance: GLS, i.e. the posterior mean and
+  covariance of the flat fixed-effects level, (X'V^-1X)^-1 X'V^-1 y and
+  (X'V^-1X)^-1 at the variance estimates (lme4's fixef and vcov);
+* conditional modes and variances of the random effects: the posterior of
+  the etas given y and the fixed effects (lme4's ranef and condVar);
+* deviance (-2 log L of the ML form) and REML criterion at the estimates.
+"""
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.stats import norm
+
+from ..likelihood import deviance as xxm_deviance, latent_posterior
+from .design import group_labels
+from .to_xxm import RESIDUAL, build_model, variance_label
+
+SINGULAR_TOL = 1e-4      # lme4's isSingular: a relative Cholesky diagonal below this
+
+
+def values_for(problem, values):
+    """Parameter vector of ``problem`` from {label: value} (every label must be there)."""
+    return np.array([values[lab] for lab in problem.params.labels], dtype=float)
+
+
+class LmerResult:
+    """An lmer fit: lme4's accessors on top of the xxM model that was fitted.
+
+    Attributes: ``model`` (the fitted xxM Model), ``fit_result`` (its FitResult),
+    ``design`` (y, X, the grouping factors), ``reml`` (bool).
+    """
+
+    def __init__(self, design, model, fit_result, reml):
+        self.design, self.model, self.fit_result, self.reml = design, model, fit_result, reml
+        self.formula = design.formula
+        est = fit_result.params
+        fixed = set(design.fixed_names)
+        self.variance_parameters = {k: float(v) for k, v in est.items() if k not in fixed}
+        self._gls()
+        self._conditional_modes()
+
+    # ----------------------------------------------------------------- computing
+    def _form(self, reml):
+        """The compiled xxM problem of the REML (flat fixed level) or ML (kappa) form."""
+        if reml == self.reml:
+            return self.model.compile()
+        model, _ = build_model(self.design, reml)
+        return model.compile()
+
+    def _gls(self):
+        problem = self._form(True)
+        theta = values_for(problem, self.variance_parameters)
+        flat = next(k for k, lev in enumerate(problem.levels) if lev.flat)
+        mean, cov = latent_posterior(problem, theta)[flat]
+        names = self.design.fixed_names
+        self._fixef = pd.Series(mean[0], index=names, name="Estimate")
+        self._vcov = pd.DataFrame(cov[0], index=names, columns=names)
+        self.reml_criterion = float(xxm_deviance(problem, theta)) if self.reml else None
+
+    def _ml_values(self):
+        return {**self.variance_parameters, **self._fixef.to_dict()}
+
+    def _conditional_modes(self):
+        problem = self._form(False)
+        theta = values_for(problem, self._ml_values())
+        self.deviance = float(xxm_deviance(problem, theta))
+        post = latent_posterior(problem, theta)
+        self._modes, self._condvar = {}, {}
+        for f in self.design.factors:
+            k = problem.level_names.index(f.name)
+            mean, cov = post[k]
+            self._modes[f.name] = pd.DataFrame(mean, index=f.groups, columns=f.effect_names)
+            self._condvar[f.name] = cov
+
+    # ----------------------------------------------------------------- lme4 accessors
+    @property
+    def fixef(self):
+        """Fixed effects (GLS at the variance estimates), a Series."""
+        return self._fixef.copy()
+
+    @property
+    def vcov(self):
+        """Covariance of the fixed effects, (X'V^-1X)^-1 at the estimates, a DataFrame."""
+        return self._vcov.copy()
+
+    @property
+    def sigma(self):
+        return float(np.sqrt(self.variance_parameters[RESIDUAL]))
+
+    @property
+    def n_parameters(self):
+        """Fixed effects plus variance parameters (lme4's df of logLik)."""
+        return len(self.design.fixed_names) + len(self.variance_parameters)
+
+    @property
+    def n_observations(self):
+        return self.design.n
+
+    @property
+    def objective(self):
+        """What the fit minimised: the REML criterion or the deviance."""
+        return self.reml_criterion if self.reml else self.deviance
+
+    @property
+    def loglik(self):
+        """log L (REML log L for REML fits, as lme4's logLik)."""
+        return -0.5 * self.objective
+
+    @property
+    def aic(self):
+        return self.objective + 2 * self.n_parameters
+
+    @property
+    def bic(self):
+        return self.objective + self.n_parameters * np.log(self.n_observations)
+
+    def coefficients(self):
+        """Estimate, Std. Error, t value of the fixed effects (lme4's coef(summary(m)))."""
+        se = np.sqrt(np.diag(self._vcov.to_numpy()))
+        return pd.DataFrame({"Estimate": self._fixef.to_numpy(), "Std. Error": se,
+                             "t value": self._fixef.to_numpy() / se},
+                            index=self.design.fixed_names)
+
+    def psi(self, factor):
+        """Covariance matrix of a factor's random effects, a DataFrame."""
+        f = self._factor(factor)
+        names = f.effect_names
+        out = np.zeros((len(names), len(names)))
+        for r, a in enumerate(names):
+            for c, b in enumerate(names):
+                lab = variance_label(f.name, a) if r == c else \
+                    variance_label(f.name, names[min(r, c)], names[max(r, c)])
+                out[r, c] = self.variance_parameters.get(lab, 0.0)
+        return pd.DataFrame(out, index=names, columns=names)
+
+    def varcorr(self):
+        """Variance components: one row per effect (variance, SD) and per pair (cov, corr)."""
+        rows = []
+        for f in self.design.factors:
+            psi = self.psi(f.name).to_numpy()
+            sd = np.sqrt(np.clip(np.diag(psi), 0, None))
+            names = f.effect_names
+            for r, a in enumerate(names):
+                rows.append(dict(group=f.name, effect=a, with_="", variance=psi[r, r],
+                                 sd=sd[r], corr=np.nan))
+            for r in range(len(names)):
+                for c in range(r):
+                    if (variance_label(f.name, names[c], names[r])
+                            in self.variance_parameters):
+                        with np.errstate(invalid="ignore", divide="ignore"):
+                            corr = psi[r, c] / (sd[r] * sd[c])
+                        rows.append(dict(group=f.name, effect=names[c], with_=names[r],
+                                         variance=psi[r, c], sd=np.nan, corr=corr))
+        rows.append(dict(group=RESIDUAL, effect="", with_="",
+                         variance=self.variance_parameters[RESIDUAL], sd=self.sigma,
+                         corr=np.nan))
+        return pd.DataFrame(rows).rename(columns={"with_": "with"})
+
+    def is_singular(self, tol=SINGULAR_TOL):
+        """True when a random-effects covariance is singular: a variance at 0 or |corr| = 1."""
+        return bool(self.singular_factors(tol))
+
+    def singular_factors(self, tol=SINGULAR_TOL):
+        """Factors whose covariance, relative to the residual variance, has a Cholesky
+        diagonal below ``tol`` (lme4's isSingular criterion on theta)."""
+        out = []
+        s2 = self.variance_parameters[RESIDUAL]
+        for f in self.design.factors:
+            psi = self.psi(f.name).to_numpy() / s2
+            diag = _cholesky_diagonal(psi)
+            if np.any(diag < tol):
+                out.append(f.name)
+        return out
+
+    # ----------------------------------------------------------------- random effects
+    def ranef(self):
+        """{factor: DataFrame (groups x effects)} of conditional modes given y and fixef."""
+        return {k: v.copy() for k, v in self._modes.items()}
+
+    def condvar(self):
+        """{factor: (n_groups, m, m)} conditional covariances of the random effects."""
+        return {k: v.copy() for k, v in self._condvar.items()}
+
+    def ranef_table(self, level=0.95):
+        """Long table: factor, group, effect, mode, sd, lower, upper (prediction intervals)."""
+        z = norm.ppf(0.5 + level / 2)
+        parts = []
+        for f in self.design.factors:
+            modes, cv = self._modes[f.name], self._condvar[f.name]
+            for k, eff in enumerate(modes.columns):
+                sd = np.sqrt(cv[:, k, k])
+                parts.append(pd.DataFrame({
+                    "factor": f.name, "group": modes.index, "effect": eff,
+                    "mode": modes[eff].to_numpy(), "sd": sd,
+                    "lower": modes[eff].to_numpy() - z * sd,
+                    "upper": modes[eff].to_numpy() + z * sd}))
+        return pd.concat(parts, ignore_index=True)
+
+    def plot_ranef(self, factor=None, level=0.95):
+        """Caterpillar plot: prediction intervals of the conditional modes, ordered by mode.
+
+        One panel per effect of ``factor`` (default: the first factor). Needs matplotlib.
+        """
+        import matplotlib.pyplot as plt
+        f = self._factor(factor or self.design.factors[0].name)
+        table = self.ranef_table(level)
+        table = table[table.factor == f.name]
+        effects = list(dict.fromkeys(table.effect))
+        fig, axes = plt.subplots(1, len(effects), figsize=(4 * len(effects),
+                                                            max(3, 0.18 * len(f.groups))),
+                                 squeeze=False)
+        for ax, eff in zip(axes[0], effects):
+            t = table[table.effect == eff].sort_values("mode")
+            pos = np.arange(len(t))
+            ax.errorbar(t["mode"], pos, xerr=[t["mode"] - t["lower"], t["upper"] - t["mode"]],
+                        fmt="o", ms=3, color="C0", ecolor="0.5", lw=1)
+            ax.axvline(0, color="0.3", lw=0.8, ls="--")
+            ax.set_yticks(pos)
+            ax.set_yticklabels(t["group"].astype(str), fontsize=7)
+            ax.set_title(f"{f.name}: {eff}")
+        fig.tight_layout()
+        return fig
+
+    # ----------------------------------------------------------------- predictions
+    def fitted(self):
+        """X fixef + Z modes for the rows used in the fit (indexed like the data)."""
+        return pd.Series(self._linear_predictor(self.design.X, [
+            (f, f.codes, f.Z) for f in self.design.factors]), index=self.design.rows,
+            name="fitted")
+
+    def residuals(self):
+        return pd.Series(self.design.y, index=self.design.rows) - self.fitted()
+
+    def predict(self, newdata=None, re_form=None, allow_new_levels=False):
+        """Predictions for ``newdata`` (default: the fitted rows).
+
+        re_form=None uses every random effect, re_form="~0" (or "NA") none.
+        Groups not seen in the fit raise unless allow_new_levels=True, when
+        they get the population mean (random effects 0), as lme4 does.
+        """
+        if newdata is None:
+            return self.fitted() if re_form is None else pd.Series(
+                self.design.X @ self._fixef.to_numpy(), index=self.design.rows)
+        X = self.design.fixed_spec.get_model_matrix(newdata, na_action="ignore")
+        X = X.to_numpy(dtype=float)
+        parts = []
+        if re_form is None:
+            for f in self.design.factors:
+                labels = group_labels(newdata, f.columns)
+                codes = f.groups.get_indexer(labels)
+                unseen = codes < 0
+                if unseen.any() and not allow_new_levels:
+                    bad = pd.unique(labels[unseen]).tolist()[:5]
+                    raise ValueError(f"predict: newdata has {int(unseen.sum())} row(s) in "
+                                     f"groups of '{f.name}' that the fit has not seen (for "
+                                     f"example {bad}); pass allow_new_levels=True to predict "
+                                     f"them at the population mean.")
+                Z = np.column_stack([b.columns_for(newdata) for b in f.blocks])
+                parts.append((f, codes, Z))
+        elif str(re_form).replace(" ", "") not in ("~0", "NA", "0"):
+            raise ValueError(f"predict: re_form={re_form!r} is not supported; use None (all "
+                             f"random effects) or '~0' (none).")
+        return pd.Series(self._linear_predictor(X, parts), index=newdata.index,
+                         name="predicted")
+
+    def _linear_predictor(self, X, parts):
+        out = X @ self._fixef.to_numpy()
+        for f, codes, Z in parts:
+            modes = self._modes[f.name].to_numpy()
+            b = np.where((codes >= 0)[:, None], modes[np.clip(codes, 0, None)], 0.0)
+            out = out + np.sum(Z * b, axis=1)
+        return out
+
+    # ----------------------------------------------------------------- marginal covariance
+    def marginal_covariance(self, factor=None, group=None):
+        """V = Z G Z' + sigma^2 I as a sparse matrix (CSR), over all rows used in the fit.
+
+        With ``factor`` and ``group``: the block of the rows in that group (for a
+        top-level factor, one independent cluster).
+        """
+        n = self.design.n
+        V = sparse.identity(n, format="csr") * self.variance_parameters[RESIDUAL]
+        for f in self.design.factors:
+            Z, m = f.Z, len(f.effect_names)
+            rows = np.repeat(np.arange(n), m)
+            cols = (f.codes[:, None] * m + np.arange(m)[None, :]).ravel()
+            Zs = sparse.csr_matrix((Z.ravel(), (rows, cols)), shape=(n, len(f.groups) * m))
+            G = sparse.kron(sparse.identity(len(f.groups)), self.psi(f.name).to_numpy(),
+                            format="csr")
+            V = V + Zs @ G @ Zs.T
+        if factor is None:
+            return V.tocsr()
+        f = self._factor(factor)
+        k = f.groups.get_loc(str(group))
+        idx = np.flatnonzero(f.codes == k)
+        return V.tocsr()[idx][:, idx]
+
+    def gls(self):
+        """(fixed effects, covariance) by GLS on the sparse V: (X'V^-1X)^-1 X'V^-1 y."""
+        from scipy.sparse.linalg import splu
+        lu = splu(self.marginal_covariance().tocsc())
+        X, y = self.design.X, self.design.y
+        VX, Vy = lu.solve(X), lu.solve(y)
+        info = X.T @ VX
+        cov = np.linalg.inv(info)
+        names = self.design.fixed_names
+        return (pd.Series(cov @ (X.T @ Vy), index=names),
+                pd.DataFrame(cov, index=names, columns=names))
+
+    # ----------------------------------------------------------------- summary
+    def refit_ml(self):
+        """The same model fitted by maximum likelihood (self when already ML)."""
+        if not self.reml:
+            return self
+        from .fit import fit_design
+        return fit_design(self.design, False, start={**self.variance_parameters,
+                                                     **self._fixef.to_dict()})
+
+    def fit_statistics(self):
+        out = {"method": "REML" if self.reml else "ML",
+               "reml_criterion": self.reml_criterion, "deviance": self.deviance,
+               "loglik": self.loglik, "aic": self.aic, "bic": self.bic,
+               "n_parameters": self.n_parameters, "n_observations": self.n_observations,
+               "n_groups": {f.name: len(f.groups) for f in self.design.factors},
+               "singular": self.singular_factors(),
+               "converged": self.fit_result.converged, "status": self.fit_result.record.status}
+        if self.design.n_dropped:
+            out["rows_dropped_for_missing"] = self.design.n_dropped
+        return out
+
+    def summary(self):
+        """{'fit': statistics, 'fixed': coefficients table, 'random': variance components}."""
+        return {"fit": self.fit_statistics(), "fixed": self.coefficients(),
+                "random": self.varcorr()}
+
+    def __str__(self):
+        st = self.fit_statistics()
+        head = "REML" if self.reml else "maximum likelihood"
+        lines = [f"Linear mixed model fit by {head} (xxmpy)",
+                 f"Formula: {self.formula}"]
+        if self.reml:
+            lines.append(f"REML criterion at convergence: {self.reml_criterion:.4f}")
+        lines.append(f"     AIC {self.aic:.4f}   BIC {self.bic:.4f}   logLik "
+                     f"{self.loglik:.4f}   deviance {self.deviance:.4f}")
+        vc = self.varcorr()
+        lines += ["", "Random effects:",
+                  vc.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.6g}")]
+        groups = ", ".join(f"{k}, {v}" for k, v in st["n_groups"].items())
+        lines.append(f"Number of obs: {self.n_observations}, groups: {groups}")
+        if self.design.n_dropped:
+            lines.append(f"({self.design.n_dropped} row(s) with missing values dropped)")
+        lines += ["", "Fixed effects:",
+                  self.coefficients().to_string(float_format=lambda v: f"{v:.6g}")]
+        if st["singular"]:
+            lines += ["", "boundary (singular) fit: the random-effects covariance of "
+                      + ", ".join(st["singular"]) + " is singular (a variance at 0 or a "
+                      "correlation at +/-1); see is_singular()."]
+        if not st["converged"]:
+            lines += ["", f"WARNING: the optimiser did not converge ({st['status']})."]
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def _factor(self, name):
+        for f in self.design.factors:
+            if f.name == name:
+                return f
+        raise KeyError(f"no grouping factor '{name}'; the factors are "
+                       f"{[f.name for f in self.design.factors]}.")
+
+
+def _cholesky_diagonal(mat):
+    """Diagonal of the pivot-free Cholesky factor of a PSD matrix (0 where it breaks down)."""
+    m = mat.shape[0]
+    L = np.zeros_like(mat)
+    for j in range(m):
+        d = mat[j, j] - L[j, :j] @ L[j, :j]
+        if d <= 0:
+            L[j, j] = 0.0
+            continue
+        L[j, j] = np.sqrt(d)
+        L[j + 1:, j] = (mat[j + 1:, j] - L[j + 1:, :j] @ L[j, :j]) / L[j, j]
+    return np.diag(L)

@@ -1,0 +1,133 @@
+"""Lower a MixedDesign to an xxM model: every LMM is an inspectable xxM model.
+
+Levels: one unit per observation (the response, residual variance theta),
+one level per grouping factor (its random effects are the level's etas,
+psi their covariance, loaded onto the observations by a between lambda whose
+elements are the Z columns: ``data.`` labels, or a fixed 1 for intercepts),
+and for REML one flat level holding the fixed effects as etas loaded by the
+X columns. For ML the fixed effects are instead kappa (observation-level
+covariates X) and are free parameters.
+"""
+import numpy as np
+import pandas as pd
+
+from ..model import Model
+
+RESIDUAL = "Residual"
+FIXED_LEVEL = "(fixed)"
+
+
+def unique_name(base, taken):
+    name = base
+    while name in taken:
+        name = "_" + name
+    return name
+
+
+def variance_label(factor, a, b=None):
+    return f"var[{factor}:{a}]" if b is None else f"cov[{factor}:{a},{b}]"
+
+
+def build_model(design, reml, start=None):
+    """The xxM Model of ``design`` (REML: fixed effects as a flat level; ML: as kappa).
+
+    start: optional {label: value} start values (e.g. a previous fit's estimates).
+    Returns (model, names) where names maps the roles to the level names used.
+    """
+    taken = {f.name for f in design.factors}
+    obs = unique_name("observation", taken)
+    fixed = unique_name(FIXED_LEVEL, taken | {obs})
+    levels = [obs] + [f.name for f in _bottom_up(design.factors)] + ([fixed] if reml else [])
+    m = Model(levels, name=f"lmer({design.formula}){' REML' if reml else ''}")
+    n, p = design.X.shape
+    data = {obs: np.arange(n), "y": design.y}
+    data.update({f"x{k}": design.X[:, k] for k in range(p)})
+    for j, f in enumerate(design.factors):
+        data[f.name] = f.codes
+        Z = f.Z
+        data.update({f"z{j}_{k}": Z[:, k] for k in range(Z.shape[1])})
+    obs_parents = [f.name for f in design.factors] + ([fixed] if reml else [])
+    if reml:
+        data[fixed] = np.zeros(n, dtype=int)
+    xs = [] if reml else [f"x{k}" for k in range(p)]
+    m.level(obs, parents=obs_parents, ys=["y"], xs=xs, data=pd.DataFrame(data))
+    s2 = _residual_start(design)
+    start = start or {}
+    m.within(obs, "theta", [[1]], [[start.get(RESIDUAL, s2)]], [[RESIDUAL]])
+    if reml:
+        m.level(fixed, etas=design.fixed_names, data=pd.DataFrame({fixed: [0]}), flat=True)
+        m.between(fixed, obs, "lambda", np.zeros((1, p)), *_loadings(design.X, "x"))
+    elif p:
+        beta = np.linalg.lstsq(design.X, design.y, rcond=None)[0]
+        m.within(obs, "kappa", np.ones((1, p)),
+                 [[start.get(name, b) for name, b in zip(design.fixed_names, beta)]],
+                 [design.fixed_names])
+    for j, f in enumerate(design.factors):
+        _factor_level(m, design, j, f, obs, s2, start)
+    return m, {"observation": obs, "fixed": fixed if reml else None}
+
+
+def _bottom_up(factors):
+    """Factors ordered so that each comes before the factor it nests in."""
+    out, placed = [], set()
+    while len(out) < len(factors):
+        for f in factors:
+            if f.name not in placed and all(g.parent != f.name or g.name in placed
+                                            for g in factors):
+                out.append(f)
+                placed.add(f.name)
+    return out
+
+
+def _residual_start(design):
+    if design.X.shape[1]:
+        beta = np.linalg.lstsq(design.X, design.y, rcond=None)[0]
+        r = design.y - design.X @ beta
+    else:
+        r = design.y
+    return max(float(np.mean(r ** 2)), 1e-8 * max(1.0, float(np.mean(design.y ** 2))))
+
+
+def _loadings(Z, prefix, j=None):
+    """(value, label) of a 1 x k lambda: a fixed 1 for all-ones columns, else data. labels."""
+    k = Z.shape[1]
+    value, label = np.zeros((1, k)), np.full((1, k), None, dtype=object)
+    for c in range(k):
+        if np.all(Z[:, c] == 1.0):
+            value[0, c] = 1.0
+        else:
+            label[0, c] = f"data.{prefix}{c}" if j is None else f"data.{prefix}{j}_{c}"
+    return value, label
+
+
+def _factor_level(m, design, j, f, obs, s2, start):
+    names = f.effect_names
+    k = len(names)
+    parents = [f.parent] if f.parent else []
+    m.level(f.name, parents=parents, etas=names,
+            data=pd.DataFrame({f.name: np.arange(len(f.groups)),
+                               **({f.parent: _parent_codes(design, f)} if f.parent else {})}))
+    pattern, value, label = np.zeros((k, k)), np.zeros((k, k)), np.full((k, k), None, object)
+    Z = f.Z
+    pos = 0
+    for b in f.blocks:
+        idx = range(pos, pos + len(b.names))
+        for r in idx:
+            for c in idx:
+                pattern[r, c] = 1
+                label[r, c] = variance_label(f.name, names[r]) if r == c else \
+                    variance_label(f.name, names[min(r, c)], names[max(r, c)])
+                if r == c:
+                    value[r, c] = start.get(label[r, c], s2 / max(1.0, np.mean(Z[:, r] ** 2)))
+                else:
+                    value[r, c] = start.get(label[r, c], 0.0)
+        pos += len(b.names)
+    m.within(f.name, "psi", pattern, value, label)
+    m.between(f.name, obs, "lambda", np.zeros((1, k)), *_loadings(Z, "z", j))
+
+
+def _parent_codes(design, f):
+    parent = next(g for g in design.factors if g.name == f.parent)
+    codes = np.zeros(len(f.groups), dtype=np.intp)
+    codes[f.codes] = parent.codes
+    return codes
