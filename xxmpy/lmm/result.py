@@ -40,6 +40,8 @@ class LmerResult:
         est = fit_result.params
         fixed = set(design.fixed_names)
         self.variance_parameters = {k: float(v) for k, v in est.items() if k not in fixed}
+        self.on_bound = [lab for lab, b in zip(fit_result.labels, fit_result.record.at_bound)
+                         if b]
         self._gls()
         self._conditional_modes()
 
@@ -126,7 +128,10 @@ class LmerResult:
                             index=self.design.fixed_names)
 
     def psi(self, factor):
-        """Covariance matrix of a factor's random effects, a DataFrame."""
+        """Covariance matrix of a factor's random effects, a DataFrame.
+
+        A variance estimated on its bound (the optimiser's floor) reads 0.
+        """
         f = self._factor(factor)
         names = f.effect_names
         out = np.zeros((len(names), len(names)))
@@ -134,7 +139,8 @@ class LmerResult:
             for c, b in enumerate(names):
                 lab = variance_label(f.name, a) if r == c else \
                     variance_label(f.name, names[min(r, c)], names[max(r, c)])
-                out[r, c] = self.variance_parameters.get(lab, 0.0)
+                out[r, c] = 0.0 if lab in self.on_bound else \
+                    self.variance_parameters.get(lab, 0.0)
         return pd.DataFrame(out, index=names, columns=names)
 
     def varcorr(self):
