@@ -63,6 +63,20 @@ def run_xxmpy(case, repeat):
                 peak_mb=_rss_mb() - base)
 
 
+def run_xxmpy_lmer(case, repeat):
+    """The lmer front end on the peers' formula: design, xxM model, fit, GLS and modes."""
+    import xxmpy as xm
+    df = case.frame()
+    base = _rss_mb()
+    fits = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fit = xm.lmer(case.formula, df, REML=False)
+        fits.append(time.perf_counter() - t)
+    return dict(fit_s=float(np.median(fits)), deviance=fit.deviance,
+                peak_mb=_rss_mb() - base)
+
+
 def run_mixedlm(case, repeat):
     import mixedlm
     df = case.frame()
@@ -91,7 +105,8 @@ def run_statsmodels(case, repeat):
                 peak_mb=_rss_mb() - base)
 
 
-TOOLS = {"xxmpy": run_xxmpy, "mixedlm": run_mixedlm, "statsmodels": run_statsmodels}
+TOOLS = {"xxmpy": run_xxmpy, "xxmpy-lmer": run_xxmpy_lmer, "mixedlm": run_mixedlm,
+         "statsmodels": run_statsmodels}
 
 
 def worker(case_name, tool, repeat):
@@ -99,7 +114,7 @@ def worker(case_name, tool, repeat):
     sys.path.insert(0, str(HERE))
     import cases
     case = next(c for c in cases.CASES if c.name == case_name)
-    if tool != "xxmpy" and case.formula is None:
+    if tool not in ("xxmpy",) and case.formula is None:
         out = dict(skipped="no lme4 form: " + case.note if case.note else "no lme4 form")
     else:
         try:
@@ -141,7 +156,7 @@ def _fmt(v, spec):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default="")
-    ap.add_argument("--tools", default="xxmpy,mixedlm,statsmodels")
+    ap.add_argument("--tools", default="xxmpy,xxmpy-lmer,mixedlm,statsmodels")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--worker", nargs=2)
     args = ap.parse_args()

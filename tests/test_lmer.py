@@ -387,3 +387,23 @@ def test_flat_level_rules_are_checked():
         m.compile()
     assert "flat=True" in str(err.value) and "xs=" in str(err.value)
     assert "psi" in str(err.value) and "not allowed" in str(err.value)
+
+
+def test_anova_compares_any_two_xxm_models():
+    import reference_models as ref
+    df = load("Dyestuff")
+    with_batch = ref.one_way().fit()
+    plain = xm.Model(["obs"])
+    plain.level("obs", ys=["Yield"], data=pd.DataFrame({"obs": range(len(df)),
+                                                        "Yield": df.Yield}))
+    plain.within("obs", "nu", [[1]], [[1500.0]], [["mean"]])
+    plain.within("obs", "theta", [[1]], [[3000.0]], [["residual"]])
+    plain = plain.fit()
+    out = xm.anova(with_batch, plain, names=["batch", "plain"])
+    t = out.table
+    assert list(t.index) == ["plain", "batch"]
+    assert t.loc["batch", "Chisq"] == pytest.approx(plain.deviance - with_batch.deviance)
+    n = len(df)                                 # plain model: the ML normal fit, by hand
+    s2 = np.mean((df.Yield - df.Yield.mean()) ** 2)
+    assert plain.deviance == pytest.approx(n * (np.log(2 * np.pi * s2) + 1), rel=1e-9)
+    assert any("group_var" in note and "boundary" in note for note in out.notes)

@@ -1,0 +1,26 @@
+"""The python code blocks of README.md and docs/*.md run as written, file by file."""
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FILES = ["README.md", "docs/for_lme4_users.md"]
+
+
+def blocks(path):
+    return re.findall(r"```python\n(.*?)```", (ROOT / path).read_text(), flags=re.S)
+
+
+@pytest.mark.parametrize("path", FILES)
+def test_code_blocks_run(path, monkeypatch, capsys):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    matplotlib.use("Agg")
+    found = blocks(path)
+    assert found, f"{path} has no python code block"
+    monkeypatch.chdir(ROOT)
+    namespace = {}
+    for code in found:
+        exec(compile(code, f"{path}", "exec"), namespace)
