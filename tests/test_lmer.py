@@ -407,3 +407,17 @@ def test_anova_compares_any_two_xxm_models():
     s2 = np.mean((df.Yield - df.Yield.mean()) ** 2)
     assert plain.deviance == pytest.approx(n * (np.log(2 * np.pi * s2) + 1), rel=1e-9)
     assert any("group_var" in note and "boundary" in note for note in out.notes)
+
+
+def test_profile_ci_of_an_ml_fit_matches_lme4():
+    ml = xm.lmer("Yield ~ 1 + (1 | Batch)", load("Dyestuff"), REML=False)
+    t = ml.profile_ci(n_jobs=1, progress=False).table.set_index("label")
+    # [shared] lme4 profile 95% CIs: batch SD [12.1985, 84.0630], residual SD
+    # [38.2300, 67.6577], mean [1486.4515, 1568.5485]; variances are squared SDs
+    assert t.loc["var[Batch:(Intercept)]", ["lower", "upper"]].to_numpy(float) == pytest.approx(
+        [12.1985 ** 2, 84.0630 ** 2], rel=1e-3)
+    assert t.loc["Residual", ["lower", "upper"]].to_numpy(float) == pytest.approx(
+        [38.2300 ** 2, 67.6577 ** 2], rel=1e-3)
+    assert t.loc["(Intercept)", ["lower", "upper"]].to_numpy(float) == pytest.approx(
+        [1486.4515, 1568.5485], rel=1e-3)
+    assert (t[["lower_status", "upper_status"]] == "ok").all().all()

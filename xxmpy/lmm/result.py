@@ -317,6 +317,17 @@ class LmerResult:
         return (pd.Series(cov @ (X.T @ Vy), index=names),
                 pd.DataFrame(cov, index=names, columns=names))
 
+    # ----------------------------------------------------------------- inference
+    def profile_ci(self, level=0.95, parameters=None, n_jobs=None, progress=None):
+        """Profile-likelihood CIs of the fitted xxM model's parameters (xxmpy.profile).
+
+        Variances are on the variance scale (square the limits of lme4's SD
+        intervals to compare). For an ML fit the fixed effects are parameters
+        and get intervals too; a REML fit profiles the REML criterion over
+        the variance parameters only (the fixed effects are integrated out).
+        """
+        return self.fit_result.profile_ci(level, parameters, n_jobs, progress)
+
     # ----------------------------------------------------------------- summary
     def refit_ml(self):
         """The same model fitted by maximum likelihood (self when already ML)."""
