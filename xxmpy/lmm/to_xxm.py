@@ -51,7 +51,7 @@ def build_model(design, reml, start=None):
         data[fixed] = np.zeros(n, dtype=int)
     xs = [] if reml else [f"x{k}" for k in range(p)]
     m.level(obs, parents=obs_parents, ys=["y"], xs=xs, data=pd.DataFrame(data))
-    s2 = _residual_start(design)
+    s2, tau2 = _moment_starts(design)
     start = start or {}
     m.within(obs, "theta", [[1]], [[start.get(RESIDUAL, s2)]], [[RESIDUAL]])
     if reml:
@@ -63,7 +63,7 @@ def build_model(design, reml, start=None):
                  [[start.get(name, b) for name, b in zip(design.fixed_names, beta)]],
                  [design.fixed_names])
     for j, f in enumerate(design.factors):
-        _factor_level(m, design, j, f, obs, s2, start)
+        _factor_level(m, design, j, f, obs, tau2[j], start)
     return m, {"observation": obs, "fixed": fixed if reml else None}
 
 
@@ -79,13 +79,27 @@ def _bottom_up(factors):
     return out
 
 
-def _residual_start(design):
+def _moment_starts(design):
+    """Start values by moments of the OLS residuals: (residual variance, per factor tau^2).
+
+    tau^2 of a factor: variance of its group means of the residuals minus the
+    part the residual variance explains (s^2 mean(1/n_g)), floored at 5% of
+    the total; the residual variance is what the factors leave, floored at 10%.
+    """
     if design.X.shape[1]:
         beta = np.linalg.lstsq(design.X, design.y, rcond=None)[0]
         r = design.y - design.X @ beta
     else:
         r = design.y
-    return max(float(np.mean(r ** 2)), 1e-8 * max(1.0, float(np.mean(design.y ** 2))))
+    total = max(float(np.mean(r ** 2)), 1e-8 * max(1.0, float(np.mean(design.y ** 2))))
+    tau2 = []
+    for f in design.factors:
+        n_g = np.bincount(f.codes, minlength=len(f.groups)).astype(float)
+        means = np.bincount(f.codes, weights=r, minlength=len(f.groups)) / n_g
+        between = float(np.mean(means ** 2)) - total * float(np.mean(1.0 / n_g))
+        tau2.append(max(between, 0.05 * total))
+    resid = max(total - sum(tau2), 0.1 * total)
+    return resid, tau2
 
 
 def _loadings(Z, prefix, j=None):
@@ -100,7 +114,7 @@ def _loadings(Z, prefix, j=None):
     return value, label
 
 
-def _factor_level(m, design, j, f, obs, s2, start):
+def _factor_level(m, design, j, f, obs, tau2, start):
     names = f.effect_names
     k = len(names)
     parents = [f.parent] if f.parent else []
@@ -118,7 +132,7 @@ def _factor_level(m, design, j, f, obs, s2, start):
                 label[r, c] = variance_label(f.name, names[r]) if r == c else \
                     variance_label(f.name, names[min(r, c)], names[max(r, c)])
                 if r == c:
-                    value[r, c] = start.get(label[r, c], s2 / max(1.0, np.mean(Z[:, r] ** 2)))
+                    value[r, c] = start.get(label[r, c], tau2 / max(1.0, np.mean(Z[:, r] ** 2)))
                 else:
                     value[r, c] = start.get(label[r, c], 0.0)
         pos += len(b.names)
