@@ -68,27 +68,27 @@ def run_xxmpy_lmer(case, repeat):
     import xxmpy as xm
     df = case.frame()
     base = _rss_mb()
-    fits = []
+    fit_s, fit = _timed_fits(lambda: xm.lmer(case.formula, df, REML=False), repeat)
+    return dict(fit_s=fit_s, deviance=fit.deviance, peak_mb=_rss_mb() - base)
+
+
+def _timed_fits(fit, repeat):
+    """(median seconds of ``repeat`` calls of fit(), the last result)."""
+    times = []
     for _ in range(repeat):
         t = time.perf_counter()
-        fit = xm.lmer(case.formula, df, REML=False)
-        fits.append(time.perf_counter() - t)
-    return dict(fit_s=float(np.median(fits)), deviance=fit.deviance,
-                peak_mb=_rss_mb() - base)
+        result = fit()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times)), result
 
 
 def run_mixedlm(case, repeat):
     import mixedlm
     df = case.frame()
     base = _rss_mb()
-    fits = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fit = mixedlm.lmer(case.formula, df, REML=False)
-        fits.append(time.perf_counter() - t)
+    fit_s, fit = _timed_fits(lambda: mixedlm.lmer(case.formula, df, REML=False), repeat)
     dev = fit.deviance() if callable(fit.deviance) else fit.deviance
-    return dict(fit_s=float(np.median(fits)), deviance=float(dev),
-                peak_mb=_rss_mb() - base)
+    return dict(fit_s=fit_s, deviance=float(dev), peak_mb=_rss_mb() - base)
 
 
 def run_statsmodels(case, repeat):
@@ -96,13 +96,8 @@ def run_statsmodels(case, repeat):
     if case.statsmodels is None:
         raise NotImplementedError(case.note or "no statsmodels form")
     base = _rss_mb()
-    fits = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fit = case.statsmodels(df).fit(reml=False)
-        fits.append(time.perf_counter() - t)
-    return dict(fit_s=float(np.median(fits)), deviance=float(-2 * fit.llf),
-                peak_mb=_rss_mb() - base)
+    fit_s, fit = _timed_fits(lambda: case.statsmodels(df).fit(reml=False), repeat)
+    return dict(fit_s=fit_s, deviance=float(-2 * fit.llf), peak_mb=_rss_mb() - base)
 
 
 TOOLS = {"xxmpy": run_xxmpy, "xxmpy-lmer": run_xxmpy_lmer, "mixedlm": run_mixedlm,
