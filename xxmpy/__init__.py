@@ -9,6 +9,6 @@ from .xxm import (xxmBetweenMatrix, xxmCI, xxmFree, xxmModel, xxmRun, xxmSubmode
 
 __version__ = "0.1.0"
 
-__all__ = ["Model", "lmer", "LmerResult", "anova", "xxmModel", "xxmSubmodel", "xxmWithinMatrix", "xxmBetweenMatrix",
-           "xxmRun", "xxmCI", "xxmSummary", "xxmFree", "SpecificationError", "XxmError",
+__all__ = ["Model", "lmer", "LmerResult", "anova", "xxmModel", "xxmSubmodel", "xxmWithinMatrix",
+           "xxmBetweenMatrix", "xxmRun", "xxmCI", "xxmSummary", "xxmFree", "SpecificationError", "XxmError",
            "XxmWarning", "ConvergenceWarning", "BoundaryWarning", "HessianWarning"]

@@ -23,25 +23,14 @@ class AnovaTable:
     __repr__ = __str__
 
 
-def _as_ml(result, notes):
-    from .lmm.result import LmerResult
-    if isinstance(result, LmerResult) and result.reml:
-        notes.append("refitted REML fit(s) with ML (instead of REML): REML criteria of "
-                     "models with different fixed effects are not comparable.")
-        return result.refit_ml()
-    return result
+def _is_reml(result):
+    return getattr(result, "reml", False)
 
 
 def _parameters(result):
-    """(labels, variance labels) of a fit."""
-    from .lmm.result import LmerResult
-    if isinstance(result, LmerResult):
-        labels = list(result.variance_parameters) + list(result.design.fixed_names)
-        variances = [k for k in result.variance_parameters if k.startswith("var[")]
-        return labels, variances
-    problem = result.problem
-    labels = list(problem.params.labels)
-    return labels, [lab for lab, v in zip(labels, problem.params.is_variance) if v]
+    """(labels, variance labels) of an ML fit: an lmer fit's xxM fit, or a FitResult."""
+    params = getattr(result, "fit_result", result).problem.params
+    return list(params.labels), [lab for lab, v in zip(params.labels, params.is_variance) if v]
 
 
 def anova(*results, names=None):
@@ -52,16 +41,17 @@ def anova(*results, names=None):
     if len(names) != len(results):
         raise ValueError(f"anova: names= has {len(names)} entries for {len(results)} models.")
     notes = []
-    fits = [_as_ml(r, notes) for r in results]
-    if notes:
-        notes = notes[:1]
+    if any(_is_reml(r) for r in results):
+        notes.append("refitted REML fit(s) with ML (instead of REML): REML criteria of "
+                     "models with different fixed effects are not comparable.")
+    fits = [r.refit_ml() if _is_reml(r) else r for r in results]
     nobs = {int(f.n_observations) for f in fits}
     if len(nobs) > 1:
         raise ValueError(f"anova: the models were fitted to different numbers of "
                          f"observations {sorted(nobs)}; a likelihood-ratio test needs the "
                          f"same data.")
     order = sorted(range(len(fits)), key=lambda k: (fits[k].n_parameters, k))
-    rows, prev = [], None
+    rows, prev, prev_name = [], None, None
     for k in order:
         f = fits[k]
         row = {"model": names[k], "npar": f.n_parameters, "AIC": f.aic, "BIC": f.bic,
@@ -72,9 +62,9 @@ def anova(*results, names=None):
             stat = prev.deviance - f.deviance
             row.update({"Chisq": max(stat, 0.0), "Df": df,
                         "Pr(>Chisq)": chi2.sf(max(stat, 0.0), df) if df > 0 else np.nan})
-            _boundary_note(prev, f, names[order[len(rows) - 1]], names[k], notes)
+            _boundary_note(prev, f, prev_name, names[k], notes)
         rows.append(row)
-        prev = f
+        prev, prev_name = f, names[k]
     return AnovaTable(pd.DataFrame(rows).set_index("model"), notes)
 
 

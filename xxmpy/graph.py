@@ -20,7 +20,7 @@ class LevelGraph:
         """Build the DAG from the submodels' parents=, recording problems."""
         g = nx.DiGraph()
         g.add_nodes_from(spec.levels)
-        flat = {lvl for lvl, sub in spec.submodels.items() if getattr(sub, "flat", False)}
+        flat = {lvl for lvl, sub in spec.submodels.items() if sub.flat}
         for level, sub in spec.submodels.items():
             if level not in spec.levels:
                 continue

@@ -39,7 +39,24 @@ def _ci_flag(lower, upper):
     return "ok" if lower == upper == "ok" else f"{lower}/{upper}"
 
 
-class FitResult:
+class InformationCriteria:
+    """log L, AIC and BIC from ``objective`` (-2 log L that the fit minimised),
+    ``n_parameters`` and ``n_observations``."""
+
+    @property
+    def loglik(self):
+        return -0.5 * self.objective
+
+    @property
+    def aic(self):
+        return self.objective + 2 * self.n_parameters
+
+    @property
+    def bic(self):
+        return self.objective + self.n_parameters * np.log(self.n_observations)
+
+
+class FitResult(InformationCriteria):
     """Estimates, fit statistics and the optimisation record of one fit."""
 
     def __init__(self, model, problem, record):
@@ -63,9 +80,7 @@ class FitResult:
     def deviance(self):
         return self.record.deviance
 
-    @property
-    def loglik(self):
-        return -0.5 * self.record.deviance
+    objective = deviance
 
     @property
     def n_parameters(self):
@@ -74,14 +89,6 @@ class FitResult:
     @property
     def n_observations(self):
         return self.problem.n_observed
-
-    @property
-    def aic(self):
-        return self.deviance + 2 * self.n_parameters
-
-    @property
-    def bic(self):
-        return self.deviance + self.n_parameters * np.log(self.n_observations)
 
     @property
     def converged(self):

@@ -81,7 +81,7 @@ def _check_submodels(spec, problems):
 def _check_flat_levels(spec, problems):
     """A flat level (fixed effects integrated out) holds only etas and no matrices of its own."""
     for level, sub in spec.submodels.items():
-        if not getattr(sub, "flat", False):
+        if not sub.flat:
             continue
         where = f"xxmSubmodel: level '{level}' has flat=True (fixed effects with a flat prior)"
         if not sub.etas:

@@ -108,10 +108,7 @@ def build_design(formula, data):
             problems.add(f"lmer: grouping factor column '{c}' is not in data=; the columns "
                          f"are {list(data.columns)}.")
     problems.raise_if_any()
-    whole = _model_matrix(f"{parsed.response} ~ {parsed.fixed}", data, "fixed-effects design",
-                          problems)
-    exprs = {t.expr: _model_matrix(t.expr, data, f"random-effects design of '({t.expr} | "
-                                   f"{t.factor_name})'", problems) for t in parsed.random}
+    whole, exprs = _matrices(parsed, data, problems)
     problems.raise_if_any()
     keep = whole.lhs.notna().all(axis=1) & whole.rhs.notna().all(axis=1)
     for mm in exprs.values():
@@ -123,9 +120,9 @@ def build_design(formula, data):
     if len(used) == 0:
         raise SpecificationError([f"lmer: no complete rows: every row of data= has a missing "
                                   f"value in a variable of '{formula}'."])
-    whole = _model_matrix(f"{parsed.response} ~ {parsed.fixed}", used, "fixed-effects design",
-                          problems)
-    problems.raise_if_any()
+    if not keep.all():      # rebuild on the complete rows: encodings see only used levels
+        whole, exprs = _matrices(parsed, used, problems)
+        problems.raise_if_any()
     if whole.lhs.shape[1] != 1:
         problems.add(f"lmer: the response '{parsed.response}' gives {whole.lhs.shape[1]} "
                      f"columns; it must be one numeric variable.")
@@ -134,14 +131,23 @@ def build_design(formula, data):
         problems.add(f"lmer: the fixed-effects design of '{parsed.fixed}' is rank deficient "
                      f"({np.linalg.matrix_rank(X)} of {X.shape[1]} columns independent); "
                      f"drop redundant terms.")
-    factors = _factors(parsed, used, problems)
+    factors = _factors(parsed, used, exprs, problems)
     problems.raise_if_any()
     return MixedDesign(formula, parsed.response, whole.lhs.to_numpy(dtype=float)[:, 0], X,
                        _names(whole.rhs.columns), whole.rhs.model_spec, factors,
                        data.index[keep], int((~keep).sum()))
 
 
-def _factors(parsed, used, problems):
+def _matrices(parsed, data, problems):
+    """The fixed-effects ModelMatrices and {expr: random-effects matrix} on ``data``."""
+    whole = _model_matrix(f"{parsed.response} ~ {parsed.fixed}", data, "fixed-effects design",
+                          problems)
+    exprs = {t.expr: _model_matrix(t.expr, data, f"random-effects design of '({t.expr} | "
+                                   f"{t.factor_name})'", problems) for t in parsed.random}
+    return whole, exprs
+
+
+def _factors(parsed, used, exprs, problems):
     factors = {}
     for term in parsed.random:
         name = term.factor_name
@@ -149,10 +155,7 @@ def _factors(parsed, used, problems):
             labels = group_labels(used, term.group)
             codes, groups = pd.factorize(labels, sort=True)
             factors[name] = Factor(name, term.group, pd.Index(groups), codes.astype(np.intp))
-        mm = _model_matrix(term.expr, used, f"random-effects design of '({term.expr} | "
-                           f"{name})'", problems)
-        if mm is None:
-            continue
+        mm = exprs[term.expr]
         spec, Z = mm.model_spec, mm.to_numpy(dtype=float)
         if term.correlated:
             factors[name].blocks.append(Block(_names(mm.columns), Z, spec, term.expr,

@@ -25,7 +25,7 @@ def lmer(formula, data, REML=True, start=None, **options):
 
 
 def fit_design(design, reml, start=None, **options):
-    model, _ = build_model(design, reml, start)
+    model = build_model(design, reml, start)
     with warnings.catch_warnings():
         # a variance on its bound is reported by the singular-fit check instead
         warnings.simplefilter("ignore", BoundaryWarning)

@@ -16,8 +16,9 @@ from scipy import sparse
 from scipy.stats import norm
 
 from ..likelihood import deviance as xxm_deviance, latent_posterior
+from ..results import InformationCriteria
 from .design import group_labels
-from .to_xxm import RESIDUAL, build_model, variance_label
+from .to_xxm import RESIDUAL, build_model, psi_label
 
 SINGULAR_TOL = 1e-4      # lme4's isSingular: a relative Cholesky diagonal below this
 
@@ -27,8 +28,11 @@ def values_for(problem, values):
     return np.array([values[lab] for lab in problem.params.labels], dtype=float)
 
 
-class LmerResult:
+class LmerResult(InformationCriteria):
     """An lmer fit: lme4's accessors on top of the xxM model that was fitted.
+
+    loglik, aic and bic use the objective (the REML criterion for REML fits),
+    as lme4's logLik does.
 
     Attributes: ``model`` (the fitted xxM Model), ``fit_result`` (its FitResult),
     ``design`` (y, X, the grouping factors), ``reml`` (bool).
@@ -50,8 +54,7 @@ class LmerResult:
         """The compiled xxM problem of the REML (flat fixed level) or ML (kappa) form."""
         if reml == self.reml:
             return self.model.compile()
-        model, _ = build_model(self.design, reml)
-        return model.compile()
+        return build_model(self.design, reml).compile()
 
     def _gls(self):
         problem = self._form(True)
@@ -107,19 +110,6 @@ class LmerResult:
         """What the fit minimised: the REML criterion or the deviance."""
         return self.reml_criterion if self.reml else self.deviance
 
-    @property
-    def loglik(self):
-        """log L (REML log L for REML fits, as lme4's logLik)."""
-        return -0.5 * self.objective
-
-    @property
-    def aic(self):
-        return self.objective + 2 * self.n_parameters
-
-    @property
-    def bic(self):
-        return self.objective + self.n_parameters * np.log(self.n_observations)
-
     def coefficients(self):
         """Estimate, Std. Error, t value of the fixed effects (lme4's coef(summary(m)))."""
         se = np.sqrt(np.diag(self._vcov.to_numpy()))
@@ -135,10 +125,9 @@ class LmerResult:
         f = self._factor(factor)
         names = f.effect_names
         out = np.zeros((len(names), len(names)))
-        for r, a in enumerate(names):
-            for c, b in enumerate(names):
-                lab = variance_label(f.name, a) if r == c else \
-                    variance_label(f.name, names[min(r, c)], names[max(r, c)])
+        for r in range(len(names)):
+            for c in range(len(names)):
+                lab = psi_label(f.name, names, r, c)
                 out[r, c] = 0.0 if lab in self.on_bound else \
                     self.variance_parameters.get(lab, 0.0)
         return pd.DataFrame(out, index=names, columns=names)
@@ -155,8 +144,7 @@ class LmerResult:
                                  sd=sd[r], corr=np.nan))
             for r in range(len(names)):
                 for c in range(r):
-                    if (variance_label(f.name, names[c], names[r])
-                            in self.variance_parameters):
+                    if psi_label(f.name, names, r, c) in self.variance_parameters:
                         with np.errstate(invalid="ignore", divide="ignore"):
                             corr = psi[r, c] / (sd[r] * sd[c])
                         rows.append(dict(group=f.name, effect=names[c], with_=names[r],

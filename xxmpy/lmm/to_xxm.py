@@ -28,11 +28,17 @@ def variance_label(factor, a, b=None):
     return f"var[{factor}:{a}]" if b is None else f"cov[{factor}:{a},{b}]"
 
 
+def psi_label(factor, names, r, c):
+    """Label of psi[r, c] of a factor whose effects are ``names`` (one per pair)."""
+    if r == c:
+        return variance_label(factor, names[r])
+    return variance_label(factor, names[min(r, c)], names[max(r, c)])
+
+
 def build_model(design, reml, start=None):
     """The xxM Model of ``design`` (REML: fixed effects as a flat level; ML: as kappa).
 
     start: optional {label: value} start values (e.g. a previous fit's estimates).
-    Returns (model, names) where names maps the roles to the level names used.
     """
     taken = {f.name for f in design.factors}
     obs = unique_name("observation", taken)
@@ -51,20 +57,20 @@ def build_model(design, reml, start=None):
         data[fixed] = np.zeros(n, dtype=int)
     xs = [] if reml else [f"x{k}" for k in range(p)]
     m.level(obs, parents=obs_parents, ys=["y"], xs=xs, data=pd.DataFrame(data))
-    s2, tau2 = _moment_starts(design)
+    beta, resid = _ols(design)
+    s2, tau2 = _moment_starts(design, resid)
     start = start or {}
     m.within(obs, "theta", [[1]], [[start.get(RESIDUAL, s2)]], [[RESIDUAL]])
     if reml:
         m.level(fixed, etas=design.fixed_names, data=pd.DataFrame({fixed: [0]}), flat=True)
         m.between(fixed, obs, "lambda", np.zeros((1, p)), *_loadings(design.X, "x"))
     elif p:
-        beta = np.linalg.lstsq(design.X, design.y, rcond=None)[0]
         m.within(obs, "kappa", np.ones((1, p)),
                  [[start.get(name, b) for name, b in zip(design.fixed_names, beta)]],
                  [design.fixed_names])
     for j, f in enumerate(design.factors):
         _factor_level(m, design, j, f, obs, tau2[j], start)
-    return m, {"observation": obs, "fixed": fixed if reml else None}
+    return m
 
 
 def _bottom_up(factors):
@@ -79,18 +85,21 @@ def _bottom_up(factors):
     return out
 
 
-def _moment_starts(design):
+def _ols(design):
+    """(OLS fixed effects (p,), residuals (n,)); no fixed effects: (empty, y)."""
+    if not design.X.shape[1]:
+        return np.zeros(0), design.y
+    beta = np.linalg.lstsq(design.X, design.y, rcond=None)[0]
+    return beta, design.y - design.X @ beta
+
+
+def _moment_starts(design, r):
     """Start values by moments of the OLS residuals: (residual variance, per factor tau^2).
 
     tau^2 of a factor: variance of its group means of the residuals minus the
     part the residual variance explains (s^2 mean(1/n_g)), floored at 5% of
     the total; the residual variance is what the factors leave, floored at 10%.
     """
-    if design.X.shape[1]:
-        beta = np.linalg.lstsq(design.X, design.y, rcond=None)[0]
-        r = design.y - design.X @ beta
-    else:
-        r = design.y
     total = max(float(np.mean(r ** 2)), 1e-8 * max(1.0, float(np.mean(design.y ** 2))))
     tau2 = []
     for f in design.factors:
@@ -129,8 +138,7 @@ def _factor_level(m, design, j, f, obs, tau2, start):
         for r in idx:
             for c in idx:
                 pattern[r, c] = 1
-                label[r, c] = variance_label(f.name, names[r]) if r == c else \
-                    variance_label(f.name, names[min(r, c)], names[max(r, c)])
+                label[r, c] = psi_label(f.name, names, r, c)
                 if r == c:
                     value[r, c] = start.get(label[r, c], tau2 / max(1.0, np.mean(Z[:, r] ** 2)))
                 else:
