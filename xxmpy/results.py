@@ -75,6 +75,16 @@ class FitResult(InformationCriteria):
         self.profile = profile_ci(self, level, parameters, n_jobs, progress)
         return self.profile
 
+    def report(self, path=None, title=None):
+        """One self-contained HTML page: fit, level graph, matrices, estimates, CIs,
+        profile curves. Written to ``path`` when given; the HTML text is returned."""
+        from .report import render_report
+        html = render_report(self, title)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(html)
+        return html
+
     # --------------------------------------------------------------- numbers
     @property
     def deviance(self):

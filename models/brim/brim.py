@@ -27,7 +27,7 @@ student = pd.read_csv(here / "brim_student.csv")
 teacher = pd.DataFrame({"teacher": sorted(student["teacher"].unique())})
 
 # xxM style ------------------------------------------------------------------
-brim = xm.xxmModel(levels=["student", "teacher"])
+brim = xm.xxmModel(levels=["student", "teacher"], name="brim: bivariate random intercepts")
 brim = xm.xxmSubmodel(model=brim, level="student", parents=["teacher"], ys=["y1", "y2"],
                       xs=[], etas=[], data=student)
 brim = xm.xxmSubmodel(model=brim, level="teacher", parents=[], ys=[], xs=[],

@@ -316,6 +316,11 @@ class LmerResult(InformationCriteria):
         """
         return self.fit_result.profile_ci(level, parameters, n_jobs, progress)
 
+    def report(self, path=None, title=None):
+        """The HTML report of the xxM model behind this fit (FitResult.report)."""
+        title = title or f"lmer({self.formula}, REML={self.reml})"
+        return self.fit_result.report(path, title)
+
     # ----------------------------------------------------------------- summary
     def refit_ml(self):
         """The same model fitted by maximum likelihood (self when already ML)."""
