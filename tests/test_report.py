@@ -100,6 +100,18 @@ def test_command_line_runs_a_script_and_writes_the_report(tmp_path):
     assert html.count("<polyline") == 3     # the script computed all three profile CIs
 
 
+def test_command_line_reports_an_lmer_fit_with_its_formula(tmp_path):
+    out = tmp_path / "lmer.html"
+    run = subprocess.run([sys.executable, "-m", "xxmpy", "report",
+                          str(ROOT / "models" / "dyestuff" / "dyestuff.py"), "--fit", "fit_lmer",
+                          "--out", str(out)], capture_output=True, text=True, cwd=tmp_path,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    html = out.read_text()
+    assert "<h1>lmer(Yield ~ 1 + (1 | Batch), REML=False)</h1>" in html
+    assert "327.327" in html       # lme4 ML -2LL 327.3271
+
+
 def test_command_line_names_the_fits_when_asked_for_a_missing_one(tmp_path):
     run = subprocess.run([sys.executable, "-m", "xxmpy", "report",
                           str(ROOT / "models" / "penicillin" / "penicillin.py"), "--fit", "nope",

@@ -14,17 +14,18 @@ from .results import FitResult
 
 
 def fits_in(namespace):
-    """name -> FitResult for every fit a script left behind, in definition order
-    (FitResults, fitted Models, lmer results; each fit once)."""
+    """name -> fit for every fit a script left behind, in definition order: FitResults,
+    lmer results, and fitted Models (as their FitResult); each fit once."""
     found, seen = {}, set()
     for name, obj in namespace.items():
         if name.startswith("_"):
             continue
-        fit = (obj if isinstance(obj, FitResult) else
-               obj.result if isinstance(obj, Model) else
-               obj.fit_result if isinstance(obj, LmerResult) else None)
-        if fit is not None and id(fit) not in seen:
-            seen.add(id(fit))
+        fit = obj.result if isinstance(obj, Model) else obj
+        if not isinstance(fit, (FitResult, LmerResult)):
+            continue
+        core = fit.fit_result if isinstance(fit, LmerResult) else fit
+        if id(core) not in seen:
+            seen.add(id(core))
             found[name] = fit
     return found
 
@@ -47,7 +48,8 @@ def report_command(args):
         sys.exit(f"xxmpy report: '{script}' has no fit named '{args.fit}'; its fits are: "
                  f"{', '.join(fits)}.")
     fit = fits[name]
-    if args.ci and fit.profile is None:
+    core = fit.fit_result if isinstance(fit, LmerResult) else fit
+    if args.ci and core.profile is None:
         fit.profile_ci(level=args.level, progress=True)
     out = Path(args.out or script.with_suffix(".html").name)
     fit.report(out, title=args.title)
