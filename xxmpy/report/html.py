@@ -163,8 +163,10 @@ def profiles_section(result):
                 for lab in prof.traces]
     return ("<h2>Profile likelihood</h2>"
             f"<pre>{escape(prof.describe())}</pre>"
-            '<p class="note">Each panel: the rise of the re-optimised -2 log L against the '
-            'parameter; dashed: the cutoff; red: the CI limits; dotted: the estimate.</p>'
+            '<p class="note">Each panel (as lme4 draws profiles): zeta, the signed square '
+            'root of the rise of the re-optimised -2 log L, against the parameter; a straight '
+            'line when the profile is quadratic. Dashed: +/- the root of the cutoff, where the '
+            'CI ends; red: the CI limits; dotted: the estimate.</p>'
             f'<div class="profiles">{"".join(pictures)}</div>')
 
 

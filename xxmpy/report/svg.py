@@ -90,39 +90,44 @@ def level_graph_svg(graph, boxes, structure):
 
 
 def profile_svg(label, trace, cutoff, estimate, lower, upper, width=280, height=190):
-    """One profile: rise in -2 log L against the parameter, with the cutoff
-    (dashed), the estimate (dotted) and the finite CI limits (red).
+    """One profile as lme4 draws it: the signed root of the rise,
+    zeta(v) = sign(v - estimate) sqrt(D(v) - D_min), against the parameter.
+    zeta is a straight line when the profile is quadratic, so joining the
+    points with lines is faithful; the CI is where |zeta| <= sqrt(cutoff)
+    (dashed), its finite limits red, the estimate dotted.
 
-    trace: DataFrame with columns value, rise (sorted by value).
+    trace: DataFrame with columns value, zeta (sorted by value).
     """
     v = np.asarray(trace["value"], float)
-    r = np.asarray(trace["rise"], float)
-    keep = np.isfinite(v) & np.isfinite(r)
-    v, r = v[keep], r[keep]
+    z = np.asarray(trace["zeta"], float)
+    keep = np.isfinite(v) & np.isfinite(z)
+    v, z = v[keep], z[keep]
     marks = [x for x in (estimate, lower, upper) if np.isfinite(x)]
     x_lo, x_hi = min(list(v) + marks), max(list(v) + marks)
     if x_hi <= x_lo:
         x_hi = x_lo + 1.0
-    y_hi = max(list(r) + [cutoff]) * 1.08
+    root = float(np.sqrt(cutoff))
+    z_hi = max(list(np.abs(z)) + [root]) * 1.1
     left, right, top, bottom = 46, 10, 22, 32
     sx = lambda x: left + (x - x_lo) / (x_hi - x_lo) * (width - left - right)  # noqa: E731
-    sy = lambda y: top + (1 - y / y_hi) * (height - top - bottom)  # noqa: E731
+    sy = lambda y: top + (1 - (y + z_hi) / (2 * z_hi)) * (height - top - bottom)  # noqa: E731
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Arial, sans-serif" '
            f'font-size="10">',
            f'<text x="{width / 2:.0f}" y="14" text-anchor="middle" font-size="12" '
            f'font-weight="bold">{escape(label)}</text>',
            f'<rect x="{left}" y="{top}" width="{width - left - right}" '
-           f'height="{height - top - bottom}" fill="none" stroke="#999"/>',
-           f'<line x1="{left}" x2="{width - right}" y1="{sy(cutoff):.1f}" y2="{sy(cutoff):.1f}"'
-           f' stroke="#777" stroke-dasharray="4,3"/>',
-           f'<text x="{left - 4}" y="{sy(cutoff) + 3:.1f}" text-anchor="end">'
-           f'{cutoff:.2f}</text>',
-           f'<text x="{left - 4}" y="{sy(0) + 3:.1f}" text-anchor="end">0</text>',
-           f'<text x="{left}" y="{height - 18}" text-anchor="start">{_fmt(x_lo)}</text>',
-           f'<text x="{width - right}" y="{height - 18}" text-anchor="end">{_fmt(x_hi)}</text>',
-           f'<text x="{width / 2:.0f}" y="{height - 4}" text-anchor="middle" fill="#555">'
-           f'value (rise in -2 log L up)</text>']
+           f'height="{height - top - bottom}" fill="none" stroke="#999"/>']
+    for level in (root, -root):
+        out += [f'<line x1="{left}" x2="{width - right}" y1="{sy(level):.1f}" '
+                f'y2="{sy(level):.1f}" stroke="#777" stroke-dasharray="4,3"/>',
+                f'<text x="{left - 4}" y="{sy(level) + 3:.1f}" text-anchor="end">'
+                f'{level:+.2f}</text>']
+    out += [f'<text x="{left - 4}" y="{sy(0) + 3:.1f}" text-anchor="end">0</text>',
+            f'<text x="{left}" y="{height - 18}" text-anchor="start">{_fmt(x_lo)}</text>',
+            f'<text x="{width - right}" y="{height - 18}" text-anchor="end">{_fmt(x_hi)}</text>',
+            f'<text x="{width / 2:.0f}" y="{height - 4}" text-anchor="middle" fill="#555">'
+            f'value; up: zeta = signed root of the rise</text>']
     if np.isfinite(estimate):
         out.append(f'<line x1="{sx(estimate):.1f}" x2="{sx(estimate):.1f}" y1="{top}" '
                    f'y2="{height - bottom}" stroke="#000" stroke-dasharray="1,2"/>')
@@ -131,10 +136,10 @@ def profile_svg(label, trace, cutoff, estimate, lower, upper, width=280, height=
             out.append(f'<line x1="{sx(limit):.1f}" x2="{sx(limit):.1f}" y1="{top}" '
                        f'y2="{height - bottom}" stroke="#c0392b"/>')
     if v.size:
-        points = " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in zip(v, r))
+        points = " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in zip(v, z))
         out.append(f'<polyline points="{points}" fill="none" stroke="#1f5fa8" '
                    f'stroke-width="1.5"/>')
         out += [f'<circle cx="{sx(a):.1f}" cy="{sy(b):.1f}" r="2" fill="#1f5fa8"/>'
-                for a, b in zip(v, r)]
+                for a, b in zip(v, z)]
     out.append("</svg>")
     return "\n".join(out)
