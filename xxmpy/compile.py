@@ -90,9 +90,14 @@ class Problem:
         return int(sum(lev.n * lev.n_etas for lev in self.levels if lev.flat))
 
     def scope_offsets(self, c):
-        """(S+1,) where each scope slot of level c starts among its M scope etas."""
-        return np.concatenate([[0], np.cumsum([self.levels[s].n_etas
-                                               for s, _ in self.scopes[c]])]).astype(np.intp)
+        """(S+1,) where each scope slot of level c starts among its M scope etas (cached)."""
+        cache = self.__dict__.setdefault("_scope_offsets", {})
+        if c not in cache:
+            offs = np.concatenate([[0], np.cumsum([self.levels[s].n_etas
+                                                   for s, _ in self.scopes[c]])]).astype(np.intp)
+            offs.flags.writeable = False
+            cache[c] = offs
+        return cache[c]
 
     def matrix(self, theta, child, parent, type_, shape):
         cm = self.matrices.get((child, parent, type_))

@@ -17,11 +17,20 @@ reordered so that the profiled element sits in the factor's first column:
 a variance Sigma_rr = L_00^2 (coordinate L_00 fixed at sqrt(v)); a covariance
 Sigma_rc = L_00 L_10 (coordinate fixed at v itself, L_10 = v / L_00).
 """
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from .spec import SYMMETRIC_TYPES
+
+
+@functools.lru_cache(maxsize=None)
+def _tril(m):
+    """Lower-triangle (rows, cols) of an m x m matrix, computed once per m (read-only)."""
+    rows, cols = np.tril_indices(m)
+    rows.flags.writeable = cols.flags.writeable = False
+    return rows, cols
 
 
 @dataclass
@@ -42,8 +51,8 @@ def cholesky_blocks(problem):
             continue
         slots = np.full((m, m), -1)
         slots[cm.emap.free_rows, cm.emap.free_cols] = cm.emap.free_param
-        lower = slots[np.tril_indices(m)]
-        expected = np.where(np.equal(*np.tril_indices(m)), 1, 2)
+        lower = slots[_tril(m)]
+        expected = np.where(np.equal(*_tril(m)), 1, 2)
         if len(np.unique(lower)) == len(lower) and np.array_equal(uses[lower], expected):
             out[key] = slots
     return out
@@ -77,7 +86,7 @@ class Transform:
         for b in self.blocks:
             in_block[b.slots.ravel()] = True
             m = len(b.slots)
-            self.lower[b.slots[np.tril_indices(m)]] = -np.inf
+            self.lower[b.slots[_tril(m)]] = -np.inf
             self.lower[np.diag(b.slots)] = np.sqrt(floor)
             if b.covariance_fixed:
                 self.lower[b.slots[1, 0]] = -np.inf
@@ -86,7 +95,7 @@ class Transform:
     def _factor(self, b, x):
         m = len(b.slots)
         L = np.zeros((m, m))
-        rows, cols = np.tril_indices(m)
+        rows, cols = _tril(m)
         L[rows, cols] = x[b.slots[rows, cols]]
         if b.covariance_fixed:
             L[1, 0] = x[b.slots[1, 0]] / L[0, 0]
@@ -106,7 +115,7 @@ class Transform:
         for b in self.blocks:
             L = np.linalg.cholesky(theta[b.slots])
             m = len(b.slots)
-            rows, cols = np.tril_indices(m)
+            rows, cols = _tril(m)
             x[b.slots[rows, cols]] = L[rows, cols]
             if b.covariance_fixed:
                 x[b.slots[1, 0]] = theta[b.slots[1, 0]]
@@ -148,7 +157,7 @@ class Transform:
             m = len(b.slots)
             G = g[b.slots] * np.where(np.eye(m, dtype=bool), 1.0, 0.5)
             dL = 2.0 * G @ L
-            rows, cols = np.tril_indices(m)
+            rows, cols = _tril(m)
             out[b.slots[rows, cols]] = dL[rows, cols]
             if b.covariance_fixed:    # L_10 = v / L_00: the coordinate at [1, 0] is v
                 out[b.slots[0, 0]] -= dL[1, 0] * L[1, 0] / L[0, 0]
