@@ -124,6 +124,9 @@ def _covariate_offset(problem, mats, c, vec_type, cov_type, n_rows):
 
 def _y_weights(lev, theta_mat):
     """Inverse residual covariance per missing-data pattern (zeros where missing), log det."""
+    if len(lev.patterns) == 1 and lev.patterns[0].all():      # complete data: one pattern
+        inv, ld = inverse_and_logdet(theta_mat, f"theta at level '{lev.name}'")
+        return inv[None], lev.n * ld
     w_pat = np.zeros((len(lev.patterns), lev.p, lev.p))
     logdet = 0.0
     counts = np.bincount(lev.pattern_of, minlength=len(lev.patterns))
