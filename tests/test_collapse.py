@@ -78,9 +78,112 @@ def test_groups_split_by_missing_pattern():
     assert red.problem.levels[0].weight.sum() == leaf.n
 
 
-@pytest.mark.parametrize("factory", [ref.sleepstudy, factories.three_level, ref.penicillin],
+@pytest.mark.parametrize("factory", [factories.three_level, ref.penicillin],
                          ids=lambda f: f.__name__)
-def test_levels_that_are_not_exchangeable_are_left_alone(factory):
-    # sleepstudy: data.Days loading; three_level: student covariates;
+def test_levels_that_cannot_gain_are_left_alone(factory):
+    # three_level: the students have etas and covariates (neither collapse applies);
     # Penicillin: every (plate, sample) cell holds one row
     assert reduced(factory().compile()) is None
+
+
+# ----------------------------------------------------------------- moment collapse
+def covariates_and_missing(seed=8, missing=0.2):
+    """Two ys with own covariates (kappa), a data.-valued slope, missing ys, two parents."""
+    rng = np.random.default_rng(seed)
+    cls = pd.DataFrame({"klass": range(8), "school": np.repeat(range(4), 2)})
+    n = 8 * 12
+    stu = pd.DataFrame({"student": range(n), "klass": np.repeat(range(8), 12),
+                        "x1": rng.normal(size=n), "x2": rng.normal(size=n),
+                        "t": rng.normal(size=n), "y1": rng.normal(size=n),
+                        "y2": rng.normal(size=n)})
+    stu["school"] = cls.school.to_numpy()[stu.klass]
+    stu.loc[rng.random(n) < missing, "y2"] = np.nan
+    stu.loc[rng.random(n) < missing / 2, "y1"] = np.nan
+    m = xm.Model(["student", "klass", "school"])
+    m.level("student", parents=["klass", "school"], ys=["y1", "y2"], xs=["x1", "x2"], data=stu)
+    m.level("klass", parents=["school"], etas=["a", "b"], data=cls)
+    m.level("school", xs=[], etas=["s"], data=pd.DataFrame({"school": range(4)}))
+    m.within("student", "theta", np.ones((2, 2)), [[1.0, 0.2], [0.2, 1.0]])
+    m.within("student", "nu", np.ones((2, 1)), np.zeros((2, 1)))
+    m.within("student", "kappa", [[1, 0], [1, 1]], [[0.1, 0], [0.2, -0.1]])
+    m.within("klass", "psi", np.ones((2, 2)), [[0.5, 0.1], [0.1, 0.3]])
+    m.within("school", "psi", [[1]], [[0.4]])
+    m.between("klass", "student", "lambda", [[0, 0], [1, 0]], [[1, 0], [0.6, 0]],
+              [[None, "data.t"], [None, None]])
+    m.between("school", "student", "lambda", [[0], [1]], [[1], [0.5]])
+    return m
+
+
+def lmer_reml_sleepstudy():
+    """xm.lmer's REML model: the flat '(fixed)' level loads the observations via data. columns."""
+    sleep = pd.read_csv(ref.DATA / "sleepstudy.csv")
+    design = xm.lmer("Reaction ~ Days + (Days | Subject)", sleep).model
+    return design
+
+
+MOMENT = [ref.sleepstudy, factories.random_slopes, covariates_and_missing, lmer_reml_sleepstudy]
+
+
+@pytest.mark.parametrize("factory", MOMENT, ids=lambda f: f.__name__)
+def test_moment_collapse_is_exact(factory):
+    problem = factory().compile()
+    red = reduced(problem)
+    assert red is not None
+    leaf = red.contrasts[0].level
+    assert red.problem.levels[leaf].n <= 0.75 * problem.levels[leaf].n
+    assert red.problem.levels[leaf].weight.sum() == pytest.approx(problem.levels[leaf].n)
+    rows = factory().compile()
+    rows._collapsed = False
+    rng = np.random.default_rng(23)
+    for _ in range(3):
+        theta = factories.random_theta(problem, rng)
+        f_c, g_c = deviance_and_gradient(problem, theta)
+        f_r, g_r = deviance_and_gradient(rows, theta)
+        assert np.isfinite(f_c) and f_c == pytest.approx(f_r, rel=1e-10)
+        np.testing.assert_allclose(g_c, g_r, rtol=1e-7, atol=1e-9 * np.abs(g_r).max())
+
+
+def test_moment_collapse_keeps_small_groups_and_fits_the_same():
+    # sleepstudy: 18 subjects x 10 days, u = (1, Days, Reaction): 3 pseudo-units a subject
+    problem = ref.sleepstudy().compile()
+    assert reduced(problem).problem.levels[0].n == 18 * 3
+    # a group no larger than r stays as its own rows (weight 1)
+    m = factories.random_slopes()
+    red = reduced(m.compile()).problem.levels[0]
+    sizes = np.bincount(m.compile().levels[0].parent_units[0])
+    assert red.n == 3 * np.sum(sizes > 3) + sizes[sizes <= 3].sum()
+    assert np.sum(red.weight == 1.0) >= sizes[sizes <= 3].sum()
+    # and the fit is the uncollapsed fit (sleepstudy ML -2LL 1751.9393, lme4)
+    fit = ref.sleepstudy().fit()
+    assert fit.deviance == pytest.approx(1751.93934, abs=1e-4)
+
+
+def _sleepstudy_with_nu(shift):
+    """sleepstudy with its intercept in the observations' nu and Reaction shifted."""
+    df = pd.read_csv(ref.DATA / "sleepstudy.csv")
+    df.insert(0, "obs", np.arange(len(df)))
+    df["Reaction"] += shift
+    return (xm.Model(["obs", "Subject_id"])
+            .level("obs", parents=["Subject_id"], ys=["Reaction"], data=df)
+            .level("Subject_id", etas=["b0", "b1"],
+                   data=pd.DataFrame({"Subject_id": sorted(df.Subject_id.unique())}))
+            .within("obs", "nu", [[1]], [[250.0 + shift]], [["intercept"]])
+            .within("obs", "theta", [[1]], [[500.0]], [["residual"]])
+            .within("Subject_id", "psi", np.ones((2, 2)), [[500.0, 0.0], [0.0, 20.0]])
+            .within("Subject_id", "alpha", [[0], [1]], [[0.0], [10.0]], [[None], ["Days"]])
+            .between("Subject_id", "obs", "lambda", [[0, 0]], [[1.0, 0.0]],
+                     [[None, "data.Days"]]))
+
+
+def test_moment_collapse_keeps_its_digits_when_the_data_have_a_large_mean():
+    # moments are taken about each group's mean: raw moments of Reaction + 1e6 would
+    # lose ~1e12 x eps of the residual sum of squares. With the intercept in nu the
+    # row-by-row evaluation subtracts it exactly, and so must the collapse
+    # (sleepstudy ML -2LL 1751.9393, lme4)
+    fit = _sleepstudy_with_nu(0.0).fit()
+    assert fit.deviance == pytest.approx(1751.9393, abs=1e-4)
+    problem = _sleepstudy_with_nu(1e6).compile()
+    assert reduced(problem) is not None
+    theta = fit.record.estimate.copy()
+    theta[fit.labels.index("intercept")] += 1e6
+    assert deviance_and_gradient(problem, theta)[0] == pytest.approx(fit.deviance, abs=1e-7)

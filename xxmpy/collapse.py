@@ -17,6 +17,20 @@ orthogonal Helmert matrix splits it into
 
 -2 log L is unchanged (exactly, not approximately); each evaluation then costs
 O(groups) instead of O(rows). The statistics are computed once, at compile time.
+
+A leaf level without etas whose units are *not* exchangeable, because its
+matrices have ``data.`` elements (random slopes) or it has covariates of its
+own, is collapsed through its moments instead. Every unit's design A_i is
+affine in u_i = [1, z_i, x_i, y_i] (z: its data. columns), so each group's
+contributions sum_i A_i' W A_i, A_i' W d_i, d_i' W d_i are fixed linear
+functions of the group's moment matrix M_g = sum_i u_i u_i' (r x r). Any r
+weighted pseudo-units with sum_t w_t u_t u_t' = M_g and u_t[0] = 1 reproduce
+them: take a square root S'S = M_g, reflect it (Householder) so that its
+first column is constant, sqrt(n_g / r), and read the rows as pseudo-units of
+weight n_g / r. The residual log-determinant then counts r units instead of
+n_g: the pooled contrasts add (n_g - r) log|Theta| (with no scatter) and the
+constant r p_obs log(n_g / r) restores the weights' Jacobian. Groups with at
+most r units stay as they are.
 """
 from dataclasses import dataclass, replace
 
@@ -58,25 +72,139 @@ def collapsible(problem, c):
     return not any(k[0] == c and m.data.shape[1] for k, m in problem.matrices.items())
 
 
+def moment_collapsible(problem, c):
+    """Whether leaf level c qualifies for the moment collapse (module docstring)."""
+    lev = problem.levels[c]
+    if lev.p == 0 or lev.n_etas or lev.weight is not None or lev.flat:
+        return False
+    if any(c in lv.parents for lv in problem.levels):
+        return False
+    return bool(lev.q) or any(k[0] == c and m.data.shape[1] for k, m in problem.matrices.items())
+
+
+def _groups(lev):
+    """Units that share every parent unit and the missing-data pattern.
+
+    Returns (keys (G, n_parents + 1): parent units and pattern of each group,
+    group (n,) of each unit). The key columns are packed into one integer
+    when they fit (a 1-d unique is far faster than a row-wise one).
+    """
+    cols = lev.parent_units + [lev.pattern_of]
+    sizes = [int(col.max()) + 1 if col.size else 1 for col in cols]
+    if np.prod([float(k) for k in sizes]) < 2.0 ** 62:
+        packed = np.ravel_multi_index(cols, sizes) if len(cols) > 1 else cols[0]
+        uniq, group = np.unique(packed, return_inverse=True)
+        keys = np.column_stack(np.unravel_index(uniq, sizes)) if len(cols) > 1 else uniq[:, None]
+        return keys, group.ravel()
+    keys = np.column_stack(cols)
+    uniq, group = np.unique(keys, axis=0, return_inverse=True)
+    return uniq, group.ravel()
+
+
 def collapse(problem):
     """A Collapsed problem, or None when no level gains from it."""
-    levels, contrasts, constant = list(problem.levels), [], 0.0
+    levels, matrices, contrasts, constant = list(problem.levels), dict(problem.matrices), [], 0.0
     for c, lev in enumerate(problem.levels):
-        if not collapsible(problem, c):
+        if collapsible(problem, c):
+            uniq, group = _groups(lev)
+            if len(uniq) > MIN_REDUCTION * lev.n:
+                continue
+            levels[c], pooled, const = _collapse_level(lev, uniq, group)
+        elif moment_collapsible(problem, c):
+            got = _moment_collapse_level(problem, c)
+            if got is None:
+                continue
+            levels[c], data, pooled, const = got
+            for key, values in data.items():
+                matrices[key] = replace(matrices[key], data=values)
+        else:
             continue
-        keys = np.column_stack(lev.parent_units + [lev.pattern_of])
-        uniq, group = np.unique(keys, axis=0, return_inverse=True)
-        group = group.ravel()
-        if len(uniq) > MIN_REDUCTION * lev.n:
-            continue
-        levels[c], pooled, const = _collapse_level(lev, uniq, group)
         contrasts.append(PooledContrasts(c, *pooled))
         constant += const
     if not contrasts:
         return None
     scopes, schedule = plan(levels, problem.descendants)
-    reduced = replace(problem, levels=levels, scopes=scopes, schedule=schedule)
+    reduced = replace(problem, levels=levels, matrices=matrices, scopes=scopes,
+                      schedule=schedule)
     return Collapsed(reduced, contrasts, constant)
+
+
+def _moment_collapse_level(problem, c):
+    """(level, {matrix key: pseudo data}, pooled contrasts, constant), or None."""
+    lev = problem.levels[c]
+    keys = [k for k, m in problem.matrices.items() if k[0] == c and m.data.shape[1]]
+    z = [problem.matrices[k].data for k in keys]
+    U = np.column_stack([np.ones(lev.n)] + z + [lev.x, lev.y])
+    r = U.shape[1]
+    uniq, group = _groups(lev)
+    n_g = np.bincount(group)
+    big = n_g > r
+    if (n_g[big].size * r + n_g[~big].sum()) > MIN_REDUCTION * lev.n:
+        return None
+    # moments of the big groups about their means (raw moments of data with a large
+    # mean lose digits to cancellation), one bincount per element of the upper triangle
+    big_ids = np.flatnonzero(big)
+    G = big_ids.size
+    mean = np.column_stack([np.bincount(group, U[:, k], minlength=n_g.size) / n_g
+                            for k in range(r)])
+    mean[:, 0] = 0.0
+    Uc = U - mean[group]
+    M = np.empty((G, r, r))
+    for k in range(r):
+        for j in range(k, r):
+            M[:, k, j] = M[:, j, k] = np.bincount(group, Uc[:, k] * Uc[:, j],
+                                                  minlength=n_g.size)[big_ids]
+    lam, V = np.linalg.eigh(M)
+    S = np.sqrt(np.maximum(lam, 0.0))[:, :, None] * V.transpose(0, 2, 1)   # S'S = M
+    w = n_g[big] / r
+    target = np.sqrt(w)[:, None] * np.ones((1, r))
+    v = S[:, :, 0] - target
+    vv = np.einsum("gi,gi->g", v, v)
+    safe = vv > 1e-300 * np.maximum(n_g[big], 1)
+    coef = np.where(safe, 2.0 / np.where(safe, vv, 1.0), 0.0)
+    P = S - coef[:, None, None] * v[:, :, None] * np.einsum("gi,gij->gj", v, S)[:, None, :]
+    pseudo = (P / np.sqrt(w)[:, None, None] + mean[big_ids][:, None, :]).reshape(G * r, r)
+    pseudo[:, 0] = 1.0
+    # units of the small groups stay
+    keep = np.flatnonzero(~big[group])
+    unit_group = np.concatenate([np.repeat(big_ids, r), group[keep]])
+    data_rows = np.concatenate([pseudo, U[keep]])
+    weight = np.concatenate([np.repeat(w, r), np.ones(keep.size)])
+    pattern_of = uniq[unit_group, -1].astype(np.intp)
+    cols, out_data, at = {}, {}, 1
+    for key, block in zip(keys, z):
+        k = block.shape[1]
+        out_data[key] = np.ascontiguousarray(data_rows[:, at:at + k])
+        for name, j in zip(problem.params.element_maps[_spec_key(problem, key)].data_columns,
+                           range(k)):
+            cols[name] = out_data[key][:, j]
+        at += k
+    x = data_rows[:, at:at + lev.q]
+    y = data_rows[:, at + lev.q:] * lev.patterns[pattern_of]
+    reduced = replace(
+        lev, ids=pd.RangeIndex(len(unit_group)), y=np.ascontiguousarray(y),
+        observed=lev.patterns[pattern_of], x=np.ascontiguousarray(x),
+        parent_units=[uniq[unit_group, j].astype(np.intp) for j in range(len(lev.parents))],
+        columns=cols, pattern_of=pattern_of, weight=weight)
+    obs, count, scatter = [], [], []
+    p_obs = lev.patterns.sum(axis=1)
+    big_pattern = uniq[big, -1].astype(np.intp)
+    for k, pattern in enumerate(lev.patterns):
+        idx = np.flatnonzero(pattern)
+        K = int(np.sum(n_g[big][big_pattern == k] - r))
+        if idx.size and K:
+            obs.append(idx)
+            count.append(K)
+            scatter.append(np.zeros((idx.size, idx.size)))
+    constant = float(np.sum(r * p_obs[big_pattern] * np.log(w)))
+    return reduced, out_data, (obs, count, scatter), constant
+
+
+def _spec_key(problem, key):
+    """(child, parent, type) by level names, as element maps are keyed."""
+    c, p, type_ = key
+    names = problem.level_names
+    return (names[c], None if p < 0 else names[p], type_)
 
 
 def _collapse_level(lev, uniq, group):

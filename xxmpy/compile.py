@@ -152,12 +152,26 @@ def _level_data(sub, ids, index):
     numeric = [c for c in data.columns if pd.api.types.is_numeric_dtype(data[c])]
     columns = {c: data[c].to_numpy(dtype=float) for c in numeric}
     if y.shape[1]:
-        patterns, pattern_of = np.unique(observed, axis=0, return_inverse=True)
+        patterns, pattern_of = _row_patterns(observed)
     else:
         patterns, pattern_of = np.ones((1, 0), bool), np.zeros(n, np.intp)
     return LevelData(sub.level, ids[sub.level], np.where(observed, y, 0.0), observed, x,
                      parents, parent_units, columns, patterns,
                      pattern_of.ravel(), len(sub.etas), flat=sub.flat)
+
+
+def _row_patterns(observed):
+    """Distinct rows of a bool (n, p) mask, sorted as np.unique(axis=0) sorts them,
+    and the pattern of each row. Rows are packed into integers when p <= 62
+    (a 1-d unique is far faster than a row-wise one on large tables)."""
+    n, p = observed.shape
+    if p > 62:
+        patterns, pattern_of = np.unique(observed, axis=0, return_inverse=True)
+        return patterns, pattern_of.ravel()
+    bits = np.left_shift(np.int64(1), np.arange(p - 1, -1, -1, dtype=np.int64))
+    codes, pattern_of = np.unique(observed.astype(np.int64) @ bits, return_inverse=True)
+    patterns = (codes[:, None] & bits[None, :]) != 0
+    return patterns, pattern_of.ravel()
 
 
 def _count_components(levels, sizes):

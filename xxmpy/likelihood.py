@@ -79,8 +79,9 @@ def inverse_and_logdet(mat, what):
         inv_chol, logdet = kernels.chol_inverse_logdet(np.ascontiguousarray(mat)[None])
     except ArithmeticError as exc:
         raise NotPositiveDefinite(f"{what} is not positive definite") from exc
-    d = np.diagonal(inv_chol[0])
-    if d.size > 1 and (d.max() / d.min()) ** 2 > MAX_CONDITION:
+    # Frobenius condition number trace(S) ||L^-1||_F^2 >= cond_2(S); the ratio of the
+    # Cholesky diagonal alone misses ill-conditioning carried by a large off-diagonal
+    if mat.shape[0] > 1 and np.trace(mat) * np.sum(inv_chol[0] ** 2) > MAX_CONDITION:
         raise NotPositiveDefinite(f"{what} is numerically singular (condition > 1e9)")
     return inv_chol[0].T @ inv_chol[0], logdet
 
