@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from .compile import plan
+from .compile import plan, unique_rows
 
 MIN_REDUCTION = 0.75     # collapse only when groups <= 75% of the units
 
@@ -83,22 +83,9 @@ def moment_collapsible(problem, c):
 
 
 def _groups(lev):
-    """Units that share every parent unit and the missing-data pattern.
-
-    Returns (keys (G, n_parents + 1): parent units and pattern of each group,
-    group (n,) of each unit). The key columns are packed into one integer
-    when they fit (a 1-d unique is far faster than a row-wise one).
-    """
-    cols = lev.parent_units + [lev.pattern_of]
-    sizes = [int(col.max()) + 1 if col.size else 1 for col in cols]
-    if np.prod([float(k) for k in sizes]) < 2.0 ** 62:
-        packed = np.ravel_multi_index(cols, sizes) if len(cols) > 1 else cols[0]
-        uniq, group = np.unique(packed, return_inverse=True)
-        keys = np.column_stack(np.unravel_index(uniq, sizes)) if len(cols) > 1 else uniq[:, None]
-        return keys, group.ravel()
-    keys = np.column_stack(cols)
-    uniq, group = np.unique(keys, axis=0, return_inverse=True)
-    return uniq, group.ravel()
+    """Units that share every parent unit and the missing-data pattern: (keys (G,
+    n_parents + 1): the parent units and pattern of each group, group (n,) of each unit)."""
+    return unique_rows(lev.parent_units + [lev.pattern_of])
 
 
 def collapse(problem):
@@ -175,8 +162,7 @@ def _moment_collapse_level(problem, c):
     for key, block in zip(keys, z):
         k = block.shape[1]
         out_data[key] = np.ascontiguousarray(data_rows[:, at:at + k])
-        for name, j in zip(problem.params.element_maps[_spec_key(problem, key)].data_columns,
-                           range(k)):
+        for j, name in enumerate(problem.matrices[key].emap.data_columns):
             cols[name] = out_data[key][:, j]
         at += k
     x = data_rows[:, at:at + lev.q]
@@ -198,13 +184,6 @@ def _moment_collapse_level(problem, c):
             scatter.append(np.zeros((idx.size, idx.size)))
     constant = float(np.sum(r * p_obs[big_pattern] * np.log(w)))
     return reduced, out_data, (obs, count, scatter), constant
-
-
-def _spec_key(problem, key):
-    """(child, parent, type) by level names, as element maps are keyed."""
-    c, p, type_ = key
-    names = problem.level_names
-    return (names[c], None if p < 0 else names[p], type_)
 
 
 def _collapse_level(lev, uniq, group):

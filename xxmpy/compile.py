@@ -152,7 +152,8 @@ def _level_data(sub, ids, index):
     numeric = [c for c in data.columns if pd.api.types.is_numeric_dtype(data[c])]
     columns = {c: data[c].to_numpy(dtype=float) for c in numeric}
     if y.shape[1]:
-        patterns, pattern_of = _row_patterns(observed)
+        keys, pattern_of = unique_rows(list(observed.T.astype(np.intp)))
+        patterns = keys.astype(bool)
     else:
         patterns, pattern_of = np.ones((1, 0), bool), np.zeros(n, np.intp)
     return LevelData(sub.level, ids[sub.level], np.where(observed, y, 0.0), observed, x,
@@ -160,18 +161,17 @@ def _level_data(sub, ids, index):
                      pattern_of.ravel(), len(sub.etas), flat=sub.flat)
 
 
-def _row_patterns(observed):
-    """Distinct rows of a bool (n, p) mask, sorted as np.unique(axis=0) sorts them,
-    and the pattern of each row. Rows are packed into integers when p <= 62
-    (a 1-d unique is far faster than a row-wise one on large tables)."""
-    n, p = observed.shape
-    if p > 62:
-        patterns, pattern_of = np.unique(observed, axis=0, return_inverse=True)
-        return patterns, pattern_of.ravel()
-    bits = np.left_shift(np.int64(1), np.arange(p - 1, -1, -1, dtype=np.int64))
-    codes, pattern_of = np.unique(observed.astype(np.int64) @ bits, return_inverse=True)
-    patterns = (codes[:, None] & bits[None, :]) != 0
-    return patterns, pattern_of.ravel()
+def unique_rows(cols):
+    """Distinct rows of the table whose columns are the non-negative integer arrays
+    ``cols``, in np.unique(axis=0) order, and the row index of each unit:
+    (keys (G, len(cols)), group (n,)). The columns are packed into one integer
+    when they fit (a 1-d unique is far faster than a row-wise one on large tables)."""
+    sizes = [int(col.max()) + 1 if col.size else 1 for col in cols]
+    if np.prod([float(k) for k in sizes]) < 2.0 ** 62:
+        codes, group = np.unique(np.ravel_multi_index(cols, sizes), return_inverse=True)
+        return np.column_stack(np.unravel_index(codes, sizes)), group.ravel()
+    keys, group = np.unique(np.column_stack(cols), axis=0, return_inverse=True)
+    return keys, group.ravel()
 
 
 def _count_components(levels, sizes):
