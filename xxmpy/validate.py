@@ -256,14 +256,15 @@ def _check_matrix(spec, m, problems):
                      f"matrices ({exc}).")
         return None
     ok = True
-    given = (("pattern", pattern, True), ("value", value, m.value is not None),
-             ("label", label, m.label is not None))
-    for arg, arr, _ in (g for g in given if g[2]):
+    given = [("pattern", pattern)] + [(arg, arr) for arg, arr in (("value", value),
+                                                                  ("label", label))
+                                      if getattr(m, arg) is not None]
+    for arg, arr in given:
         if arr.shape != shape:
             problems.add(f"{what}: {arg}= has shape {arr.shape} but the level's variables "
                          f"need {shape} (rows {list(row_names)}, columns {list(col_names)}).")
             ok = False
-    if not ok or label.shape != shape:
+    if not ok:      # an omitted value= / label= took the pattern's shape: not reported twice
         return None
     if not np.isin(pattern, (0, 1)).all():
         problems.add(f"{what}: pattern= must hold only 0 (fixed) and 1 (free).")
