@@ -13,6 +13,11 @@ from .model import Model
 from .results import FitResult
 
 
+def _core(fit):
+    """The xxM FitResult of a fit (an lmer result holds one)."""
+    return fit.fit_result if isinstance(fit, LmerResult) else fit
+
+
 def fits_in(namespace):
     """name -> fit for every fit a script left behind, in definition order: FitResults,
     lmer results, and fitted Models (as their FitResult); each fit once."""
@@ -23,9 +28,8 @@ def fits_in(namespace):
         fit = obj.result if isinstance(obj, Model) else obj
         if not isinstance(fit, (FitResult, LmerResult)):
             continue
-        core = fit.fit_result if isinstance(fit, LmerResult) else fit
-        if id(core) not in seen:
-            seen.add(id(core))
+        if id(_core(fit)) not in seen:
+            seen.add(id(_core(fit)))
             found[name] = fit
     return found
 
@@ -48,8 +52,7 @@ def report_command(args):
         sys.exit(f"xxmpy report: '{script}' has no fit named '{args.fit}'; its fits are: "
                  f"{', '.join(fits)}.")
     fit = fits[name]
-    core = fit.fit_result if isinstance(fit, LmerResult) else fit
-    if args.ci and core.profile is None:
+    if args.ci and _core(fit).profile is None:
         fit.profile_ci(level=args.level, progress=True)
     out = Path(args.out or script.with_suffix(".html").name)
     fit.report(out, title=args.title)

@@ -45,7 +45,7 @@ class Model:
         self.name = name
         self.spec = ModelSpec(levels=levels)
         self.result = None
-        self._problem = None
+        self._problem = self._checked = None
 
     # ------------------------------------------------------------------ building
     def level(self, level, parents=None, ys=None, xs=None, etas=None, data=None, flat=False,
@@ -82,16 +82,17 @@ class Model:
         return self
 
     def _changed(self):
-        self._problem = None
+        self._problem = self._checked = None
         self.result = None
 
     # ------------------------------------------------------------------ numbers
     def compile(self):
         """Validate (raising every problem together) and compile; cached."""
         if self._problem is None:
-            problem = compile_model(validate(self.spec))
+            checked = validate(self.spec)
+            problem = compile_model(checked)
             _check_start_values(problem)
-            self._problem = problem
+            self._problem, self._checked = problem, checked
         return self._problem
 
     @property
@@ -108,7 +109,7 @@ class Model:
         """Maximum likelihood from the start values; returns (and keeps) a FitResult."""
         problem = self.compile()
         record = fit_problem(problem, **options)
-        self.result = FitResult(self, problem, record)
+        self.result = FitResult(self, problem, record, self._checked)
         return self.result
 
     def summary(self):

@@ -59,8 +59,9 @@ class InformationCriteria:
 class FitResult(InformationCriteria):
     """Estimates, fit statistics and the optimisation record of one fit."""
 
-    def __init__(self, model, problem, record):
+    def __init__(self, model, problem, record, checked):
         self.model, self.problem, self.record = model, problem, record
+        self.checked = checked      # validate.CheckedModel the problem was compiled from
         self.labels = list(problem.params.labels)
         self.vcov, not_pd = _covariance(record)
         self.hessian_problem = [self.labels[k] for k in not_pd]

@@ -1,4 +1,4 @@
-"""The HTML report of a fitted model: ``render_report`` / ``write_report``."""
-from .html import render_report, write_report
+"""The HTML report of a fitted model (``FitResult.report`` writes it)."""
+from .html import render_report
 
-__all__ = ["render_report", "write_report"]
+__all__ = ["render_report"]

@@ -10,7 +10,7 @@ from html import escape
 import numpy as np
 
 from .. import __version__
-from ..validate import validate
+from ..spec import DATA_LABEL_PREFIX
 from .svg import level_graph_svg, profile_svg
 
 CSS = """
@@ -106,7 +106,7 @@ def _matrix_cells(m, emap, labels, estimates):
                 k = free[(r, c)]
                 row.append((f"{_num(estimates[k], 5)}<span class=\"lab\">"
                             f"{escape(labels[k])}</span>", "free"))
-            elif lab is not None and str(lab).startswith("data."):
+            elif lab is not None and lab.startswith(DATA_LABEL_PREFIX):
                 row.append((escape(lab), "data"))
             else:
                 v = m.value[r, c]
@@ -173,7 +173,7 @@ def profiles_section(result):
 def render_report(result, title=None):
     """The whole page as a string. ``result``: a FitResult."""
     model, problem = result.model, result.problem
-    checked = validate(model.spec)
+    checked = result.checked
     title = title or model.name
     method = ("REML: the flat-prior level's etas are integrated out, so -2 log L is the "
               "REML criterion" if problem.n_flat else "maximum likelihood")
@@ -187,9 +187,3 @@ def render_report(result, title=None):
             f"<title>{escape(title)}</title><style>{CSS}</style></head><body>\n"
             + "\n".join(body) + "\n</body></html>\n")
 
-
-def write_report(result, path, title=None):
-    """Write the page to ``path``; returns the path."""
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(render_report(result, title))
-    return path
