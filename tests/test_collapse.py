@@ -13,6 +13,8 @@ import factories
 import reference_models as ref
 import xxmpy as xm
 from xxmpy.likelihood import deviance_and_gradient, reduced
+from xxmpy.lmm.design import build_design
+from xxmpy.lmm.to_xxm import build_model
 
 
 def two_factor_leaf(seed=3, missing=0.15):
@@ -50,22 +52,29 @@ def two_factor_leaf(seed=3, missing=0.15):
 COLLAPSIBLE = [two_factor_leaf, ref.one_way, ref.pastes, ref.brim]
 
 
-@pytest.mark.parametrize("factory", COLLAPSIBLE, ids=lambda f: f.__name__)
-def test_collapse_is_exact(factory):
+def assert_collapsed_equals_rows(factory, seed, grad_rtol, grad_atol):
+    """At 3 random parameters, deviance (1e-10) and gradient of the collapsed problem
+    equal the row-by-row ones; returns (problem, its reduction)."""
     problem = factory().compile()
     red = reduced(problem)
     assert red is not None
-    leaf = red.contrasts[0].level
-    assert red.problem.levels[leaf].n < problem.levels[leaf].n
     rows = factory().compile()
     rows._collapsed = False
-    rng = np.random.default_rng(17)
+    rng = np.random.default_rng(seed)
     for _ in range(3):
         theta = factories.random_theta(problem, rng)
         f_c, g_c = deviance_and_gradient(problem, theta)
         f_r, g_r = deviance_and_gradient(rows, theta)
         assert np.isfinite(f_c) and f_c == pytest.approx(f_r, rel=1e-10)
-        np.testing.assert_allclose(g_c, g_r, rtol=1e-8, atol=1e-10 * np.abs(g_r).max())
+        np.testing.assert_allclose(g_c, g_r, rtol=grad_rtol, atol=grad_atol * np.abs(g_r).max())
+    return problem, red
+
+
+@pytest.mark.parametrize("factory", COLLAPSIBLE, ids=lambda f: f.__name__)
+def test_collapse_is_exact(factory):
+    problem, red = assert_collapsed_equals_rows(factory, 17, 1e-8, 1e-10)
+    leaf = red.contrasts[0].level
+    assert red.problem.levels[leaf].n < problem.levels[leaf].n
 
 
 def test_groups_split_by_missing_pattern():
@@ -117,8 +126,7 @@ def covariates_and_missing(seed=8, missing=0.2):
 def lmer_reml_sleepstudy():
     """xm.lmer's REML model: the flat '(fixed)' level loads the observations via data. columns."""
     sleep = pd.read_csv(ref.DATA / "sleepstudy.csv")
-    design = xm.lmer("Reaction ~ Days + (Days | Subject)", sleep).model
-    return design
+    return build_model(build_design("Reaction ~ Days + (Days | Subject)", sleep), reml=True)
 
 
 MOMENT = [ref.sleepstudy, factories.random_slopes, covariates_and_missing, lmer_reml_sleepstudy]
@@ -126,21 +134,10 @@ MOMENT = [ref.sleepstudy, factories.random_slopes, covariates_and_missing, lmer_
 
 @pytest.mark.parametrize("factory", MOMENT, ids=lambda f: f.__name__)
 def test_moment_collapse_is_exact(factory):
-    problem = factory().compile()
-    red = reduced(problem)
-    assert red is not None
+    problem, red = assert_collapsed_equals_rows(factory, 23, 1e-7, 1e-9)
     leaf = red.contrasts[0].level
     assert red.problem.levels[leaf].n <= 0.75 * problem.levels[leaf].n
     assert red.problem.levels[leaf].weight.sum() == pytest.approx(problem.levels[leaf].n)
-    rows = factory().compile()
-    rows._collapsed = False
-    rng = np.random.default_rng(23)
-    for _ in range(3):
-        theta = factories.random_theta(problem, rng)
-        f_c, g_c = deviance_and_gradient(problem, theta)
-        f_r, g_r = deviance_and_gradient(rows, theta)
-        assert np.isfinite(f_c) and f_c == pytest.approx(f_r, rel=1e-10)
-        np.testing.assert_allclose(g_c, g_r, rtol=1e-7, atol=1e-9 * np.abs(g_r).max())
 
 
 def test_moment_collapse_keeps_small_groups_and_fits_the_same():
