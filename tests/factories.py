@@ -216,8 +216,37 @@ def three_crossed(seed=7):
     return m
 
 
+def data_offsets(seed=8, n_groups=7):
+    """data. elements in every offset matrix (nu, kappa, between kappa, alpha, gamma)
+    next to free ones, a within beta and a between lambda with a data. cell of a parent
+    with covariates: each unit's intercepts and slopes carry known per-unit parts."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(range(n_groups), rng.integers(2, 5, n_groups))
+    n = len(g)
+    obs = pd.DataFrame({"obs": range(n), "group": g, "x": rng.normal(size=n),
+                        "off": rng.normal(size=n), "z": rng.normal(size=n),
+                        "y1": rng.normal(size=n), "y2": rng.normal(size=n)})
+    obs.loc[rng.random(n) < 0.15, "y2"] = np.nan
+    grp = pd.DataFrame({"group": range(n_groups), "w": rng.normal(size=n_groups),
+                        "a0": rng.normal(size=n_groups), "v": rng.normal(size=n_groups)})
+    m = xm.Model(["obs", "group"])
+    m.level("obs", parents=["group"], ys=["y1", "y2"], xs=["x"], data=obs)
+    m.level("group", etas=["u1", "u2"], xs=["w"], data=grp)
+    m.within("obs", "theta", *_sym_free(2, 0.9, 0.2))
+    m.within("obs", "nu", [[0], [1]], [[0.0], [0.1]], [["data.off"], [None]])
+    m.within("obs", "kappa", [[1], [0]], [[0.3], [0.0]], [[None], ["data.z"]])
+    m.between("group", "obs", "kappa", [[0], [1]], [[0.0], [0.2]], [["data.z"], [None]])
+    m.between("group", "obs", "lambda", [[0, 0], [1, 0]], [[1.0, 0.0], [0.5, 1.0]],
+              [[None, "data.x"], [None, None]])
+    m.within("group", "psi", *_sym_free(2, 0.7, 0.1))
+    m.within("group", "beta", [[0, 1], [0, 0]], [[0.0, 0.3], [0.0, 0.0]])
+    m.within("group", "alpha", [[1], [0]], [[0.1], [0.0]], [[None], ["data.a0"]])
+    m.within("group", "gamma", [[0], [1]], [[0.0], [0.2]], [["data.v"], [None]])
+    return m
+
+
 ALL = [three_crossed, nested_bivariate, three_level, crossed_bivariate, crossed_with_etas_at_bottom,
-       pastes_like, random_slopes, latent_slope_within]
+       pastes_like, random_slopes, latent_slope_within, data_offsets]
 
 
 def random_theta(problem, rng, scale=0.15):

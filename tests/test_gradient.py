@@ -82,6 +82,7 @@ def test_compiled_kernel_and_numpy_twin_agree(factory, monkeypatch):
         with monkeypatch.context() as patch:
             patch.setattr(kernels, "engine", None)
             patch.setattr(kernels, "chol_inverse_logdet", twin.chol_inverse_logdet)
+            patch.setattr(kernels, "pattern_inverses", twin.pattern_inverses)
             f_t, g_t = deviance_and_gradient(problem, theta)
             post_t = latent_posterior(problem, theta)
         assert np.isfinite(f_c) and f_c == pytest.approx(f_t, rel=1e-10)

@@ -38,20 +38,35 @@ import numpy as np
 import pandas as pd
 
 from .compile import plan, unique_rows
+from .terms import pattern_inverses
 
 MIN_REDUCTION = 0.75     # collapse only when groups <= 75% of the units
 
 
 @dataclass
 class PooledContrasts:
-    """Within-group contrasts of a collapsed level, one entry per missing pattern.
-
-    obs[k]: (p_k,) observed y indices; count[k]: K_k; scatter[k]: (p_k, p_k).
-    """
+    """Within-group contrasts of a collapsed level (p ys, m etas), one row per
+    missing pattern k: patterns (K, p) uint8, count (K,) the K_k, scatter
+    (K, p, p) the S_k (zero rows and columns where unobserved). cells: the
+    level's theta, lambda, beta and psi cells in terms.MatrixSlots (set on
+    first use)."""
     level: int
-    obs: list
-    count: list
-    scatter: list
+    p: int
+    m: int
+    patterns: np.ndarray
+    count: np.ndarray
+    scatter: np.ndarray
+    cells: dict = None
+
+    @classmethod
+    def from_lists(cls, lev, c, obs, count, scatter):
+        """From the observed indices, K_k and S_k (observed block) of each pattern."""
+        patterns = np.zeros((len(obs), lev.p), np.uint8)
+        full = np.zeros((len(obs), lev.p, lev.p))
+        for k, (idx, S) in enumerate(zip(obs, scatter)):
+            patterns[k, idx] = 1
+            full[k][np.ix_(idx, idx)] = S
+        return cls(c, lev.p, lev.n_etas, patterns, np.asarray(count, float), full)
 
 
 @dataclass
@@ -106,7 +121,7 @@ def collapse(problem):
                 matrices[key] = replace(matrices[key], data=values)
         else:
             continue
-        contrasts.append(PooledContrasts(c, *pooled))
+        contrasts.append(PooledContrasts.from_lists(lev, c, *pooled))
         constant += const
     if not contrasts:
         return None
@@ -213,38 +228,36 @@ def _collapse_level(lev, uniq, group):
     return reduced, (obs, count, scatter), float(p_obs @ np.log(n_g))
 
 
-def contrast_deviance(problem, mats, pooled, with_gradient):
-    """sum_k K_k log|Sigma_k| + tr(Sigma_k^-1 S_k) and its matrix gradients.
+def contrast_deviance(slots, vals, pooled, with_gradient):
+    """sum_k K_k log|Sigma_k| + tr(Sigma_k^-1 S_k) and its gradient cells.
 
-    Returns (value, {(c, -1, type): d value / d matrix}) for theta, lambda,
-    psi and beta of the level (the gradient dict empty when not asked).
-    Raises ArithmeticError when some Sigma_k is not positive definite.
+    slots, vals: the problem's terms.MatrixSlots and filled matrix vector.
+    Returns (value, [(cells, d value / d vals), ...]) for theta, lambda, psi
+    and beta of the level (the list empty when the gradient is not asked).
+    Raises NotPositiveDefinite when some Sigma_k is not positive definite.
     """
-    c = pooled.level
-    lev = problem.levels[c]
-    p, m = lev.p, lev.n_etas
-    theta = mats.within(c, "theta", (p, p))
-    sigma = theta.copy()
+    c, p, m = pooled.level, pooled.p, pooled.m
+    if pooled.cells is None:
+        pooled.cells = {t: slots.cells((c, -1, t), shape) for t, shape in (
+            ("theta", (p, p)), ("lambda", (p, m)), ("beta", (m, m)), ("psi", (m, m)))}
+    cells = pooled.cells
+    sigma = vals[cells["theta"]]
     if m:
-        lam = mats.within(c, "lambda", (p, m))
-        T = np.linalg.inv(np.eye(m) - mats.within(c, "beta", (m, m)))
-        P = T @ mats.within(c, "psi", (m, m)) @ T.T
-        sigma += lam @ P @ lam.T
-    value, G = 0.0, np.zeros((p, p))
-    for idx, K, S in zip(pooled.obs, pooled.count, pooled.scatter):
-        sub = sigma[np.ix_(idx, idx)]
-        chol = np.linalg.cholesky(sub)
-        inv_chol = np.linalg.inv(chol)
-        inv = inv_chol.T @ inv_chol
-        value += K * 2.0 * np.log(np.diagonal(chol)).sum() + np.sum(inv * S)
-        if with_gradient:
-            G[np.ix_(idx, idx)] += K * inv - inv @ S @ inv
-    grads = {}
-    if with_gradient:
-        grads[(c, -1, "theta")] = G
-        if m:
-            LGL = lam.T @ G @ lam
-            grads[(c, -1, "lambda")] = 2.0 * G @ lam @ P
-            grads[(c, -1, "psi")] = T.T @ LGL @ T
-            grads[(c, -1, "beta")] = 2.0 * T.T @ LGL @ P
+        lam = vals[cells["lambda"]]
+        T = np.linalg.inv(np.eye(m) - vals[cells["beta"]])
+        P = T @ vals[cells["psi"]] @ T.T
+        sigma = sigma + lam @ P @ lam.T
+    inv, logdet = pattern_inverses(sigma, pooled.patterns, "the within-group covariance",
+                                   max_condition=np.inf)
+    value = float(pooled.count @ logdet + np.einsum("kij,kij->", inv, pooled.scatter))
+    if not with_gradient:
+        return value, []
+    G = np.einsum("k,kij->ij", pooled.count, inv) - np.einsum(
+        "kij,kjl,klm->im", inv, pooled.scatter, inv)
+    grads = [(cells["theta"].ravel(), G.ravel())]
+    if m:
+        LGL = lam.T @ G @ lam
+        grads += [(cells["lambda"].ravel(), (2.0 * G @ lam @ P).ravel()),
+                  (cells["psi"].ravel(), (T.T @ LGL @ T).ravel()),
+                  (cells["beta"].ravel(), (2.0 * T.T @ LGL @ P).ravel())]
     return value, grads

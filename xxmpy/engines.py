@@ -1,6 +1,6 @@
 """Two back ends over the same factor terms: the compiled kernel and its numpy twin.
 
-An engine takes every level's FactorTerms (likelihood.level_terms), assembles
+An engine takes every level's FactorTerms (terms.py), assembles
 C and b, factors C and returns (c, log|C|, z'z) where c = sum d'Wd and
 b'C^-1 b = z'z. For the gradient it then gives, per level and term, the
 posterior moments the Fisher identity needs (gradient.py):
@@ -43,7 +43,8 @@ def level_factors(problem, lt, c):
     M = sum(problem.levels[s].n_etas for s, _ in problem.scopes[c])
     G, h, const = np.zeros((n, M, M)), np.zeros((n, M)), 0.0
     for term in lt.terms:
-        W, A, d = term.W, term.A, term.d
+        W, d = term.W, term.d
+        A = np.broadcast_to(term.A, (n,) + term.A.shape[1:])
         WA = np.matmul(W, A)
         Wd = np.matmul(W, d[..., None])[..., 0] if W.ndim == 3 else d @ W.T
         G += np.matmul(A.transpose(0, 2, 1), WA)
@@ -116,7 +117,7 @@ class NumpyEngine:
             if c not in cache:
                 cache[c] = scope_moments(self.problem, post, c)
             mu, S = cache[c]
-            A, W = term.A, term.W
+            A, W = np.broadcast_to(term.A, (len(term.d),) + term.A.shape[1:]), term.W
             e = term.d - np.einsum("nrm,nm->nr", A, mu)
             We = e @ W.T if W.ndim == 2 else np.einsum("nrs,ns->nr", W, e)
             WA = np.matmul(W, A)

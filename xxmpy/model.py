@@ -12,7 +12,8 @@ import numpy as np
 from ._core.elimination import NotPositiveDefinite
 from .compile import compile_model
 from .errors import ProblemCollector
-from .likelihood import ModelMatrices, deviance, inverse_and_logdet
+from .likelihood import ModelMatrices, deviance
+from .terms import inverse_and_logdet
 from .optimize import fit_problem
 from .results import FitResult
 from .spec import MatrixSpec, ModelSpec, SubmodelSpec

@@ -52,3 +52,79 @@ def chol_inverse_logdet(const double[:, :, ::1] blocks):
     if bad:
         raise ArithmeticError("block not positive definite")
     return out_arr, logdet
+
+
+def pattern_inverses(const double[:, ::1] cov, const unsigned char[:, ::1] patterns):
+    """Inverse, log det and Frobenius condition of the observed block of cov for each pattern.
+
+    cov (r, r) SPD (lower triangle read); patterns (K, r) 0/1. Returns W (K, r, r)
+    with the inverse of cov[obs, obs] at the observed rows and columns and zeros
+    elsewhere, logdet (K,) and cond (K,) = trace(S) ||L^-1||_F^2 >= cond_2(S)
+    (0 for an empty pattern). Raises ArithmeticError if a block is not positive
+    definite.
+    """
+    cdef Py_ssize_t K = patterns.shape[0], r = cov.shape[0]
+    W_arr = np.zeros((K, r, r))
+    logdet_arr = np.zeros(K)
+    cond_arr = np.zeros(K)
+    work = np.zeros(2 * r * r + r, dtype=np.float64)
+    obs_arr = np.zeros(r, dtype=np.intp)
+    cdef double[:, :, ::1] W = W_arr
+    cdef double[::1] ld = logdet_arr
+    cdef double[::1] cond = cond_arr
+    cdef double[::1] wk = work
+    cdef Py_ssize_t[::1] obs = obs_arr
+    cdef double* L = &wk[0]
+    cdef double* Li = L + r * r
+    cdef Py_ssize_t k, i, j, t, m
+    cdef double s, trace, frob
+    cdef int bad = 0
+    with nogil:
+        for k in range(K):
+            m = 0
+            for i in range(r):
+                if patterns[k, i]:
+                    obs[m] = i
+                    m = m + 1
+            trace = 0.0
+            for i in range(m):
+                trace = trace + cov[obs[i], obs[i]]
+                for j in range(i + 1):
+                    s = cov[obs[i], obs[j]]
+                    for t in range(j):
+                        s = s - L[i * m + t] * L[j * m + t]
+                    if i == j:
+                        if not (s > 0.0):
+                            bad = 1
+                            break
+                        L[i * m + i] = sqrt(s)
+                        ld[k] = ld[k] + 2.0 * log(L[i * m + i])
+                    else:
+                        L[i * m + j] = s / L[j * m + j]
+                if bad:
+                    break
+            if bad:
+                break
+            frob = 0.0
+            for j in range(m):                  # Li = L^-1, lower
+                for i in range(j):
+                    Li[i * m + j] = 0.0
+                Li[j * m + j] = 1.0 / L[j * m + j]
+                for i in range(j + 1, m):
+                    s = 0.0
+                    for t in range(j, i):
+                        s = s - L[i * m + t] * Li[t * m + j]
+                    Li[i * m + j] = s / L[i * m + i]
+                for i in range(j, m):
+                    frob = frob + Li[i * m + j] * Li[i * m + j]
+            cond[k] = trace * frob
+            for i in range(m):                  # W = Li' Li
+                for j in range(i + 1):
+                    s = 0.0
+                    for t in range(i, m):
+                        s = s + Li[t * m + i] * Li[t * m + j]
+                    W[k, obs[i], obs[j]] = s
+                    W[k, obs[j], obs[i]] = s
+    if bad:
+        raise ArithmeticError("block not positive definite")
+    return W_arr, logdet_arr, cond_arr

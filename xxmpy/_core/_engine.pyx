@@ -90,6 +90,15 @@ cdef inline int chol_inverse(double* a, idx m, double* L, double* logdet) noexce
     return 0
 
 
+cdef idx _a_step(idx n_a, idx n) except -1:
+    """1 if A holds one block per unit, 0 if one block is shared by all units."""
+    if n_a == n:
+        return 1
+    if n_a == 1:
+        return 0
+    raise ValueError(f"A has {n_a} blocks for {n} units; expected {n} or 1")
+
+
 def accumulate(const double[:, :, ::1] A, const double[:, ::1] d, const double[:, :, ::1] W,
                const idx[::1] pat, const double[::1] wt, const idx[::1] seg, const idx[::1] pair_i,
                const idx[::1] pair_j, const idx[:, ::1] off, const idx[:, ::1] ld,
@@ -97,22 +106,24 @@ def accumulate(const double[:, :, ::1] A, const double[:, ::1] d, const double[:
                double[::1] buf, double[::1] rhs):
     """Add sum_n A_n' W A_n, A_n' W d_n into C and b; return sum_n d_n' W d_n.
 
-    A (n, r, M), d (n, r), W (n_pat, r, r) with unit n using wt[n] W[pat[n]];
+    A (n, r, M) or (1, r, M) shared by all units, d (n, r), W (n_pat, r, r)
+    with unit n using wt[n] W[pat[n]];
     the scope slots of M are seg (S+1,), its pairs pair_i <= pair_j (P,).
     """
-    cdef idx n = A.shape[0], r = A.shape[1], M = A.shape[2]
+    cdef idx n = d.shape[0], r = A.shape[1], M = A.shape[2]
     cdef idx P = pair_i.shape[0], S = seg.shape[0] - 1
+    cdef idx a_step = _a_step(A.shape[0], n)
     work = np.zeros(r * M + r + M * M + M)
     cdef double[::1] wk = work
     cdef double* WA = &wk[0]
     cdef double* Wd = WA + r * M
     cdef double* G = Wd + r
     cdef double* h = G + M * M
-    cdef idx u, i, j, k, p, q, s, a0, a1, b0, b1
+    cdef idx u, ua, i, j, k, p, q, s, a0, a1, b0, b1
     cdef double acc, w, const = 0.0
     with nogil:
         for u in range(n):
-            q, w = pat[u], wt[u]
+            q, w, ua = pat[u], wt[u], u * a_step
             for i in range(r):
                 acc = 0.0
                 for k in range(r):
@@ -122,12 +133,12 @@ def accumulate(const double[:, :, ::1] A, const double[:, ::1] d, const double[:
                 for j in range(M):
                     acc = 0.0
                     for k in range(r):
-                        acc += W[q, i, k] * A[u, k, j]
+                        acc += W[q, i, k] * A[ua, k, j]
                     WA[i * M + j] = w * acc
             for j in range(M):
                 acc = 0.0
                 for k in range(r):
-                    acc += A[u, k, j] * Wd[k]
+                    acc += A[ua, k, j] * Wd[k]
                 h[j] = acc
             for p in range(P):
                 a0, a1 = seg[pair_i[p]], seg[pair_i[p] + 1]
@@ -136,7 +147,7 @@ def accumulate(const double[:, :, ::1] A, const double[:, ::1] d, const double[:
                     for j in range(b0, b1):
                         acc = 0.0
                         for k in range(r):
-                            acc += A[u, k, i] * WA[k * M + j]
+                            acc += A[ua, k, i] * WA[k * M + j]
                         G[(i - a0) * (b1 - b0) + j - b0] = acc
                 add_block(&buf[0], off[u, p], ld[u, p], tr[u, p], G,
                           a1 - a0, b1 - b0, 1.0)
@@ -361,8 +372,10 @@ def term_gradient(const double[:, :, ::1] A, const double[:, ::1] d, const doubl
     With mu, S the posterior mean and covariance of unit n's scope, e = d - A mu:
     gA = -2 sum W (e mu' - A S), gd = 2 W e, wrw = sum W (e e' + A S A') W / wt
     with W = wt W_pat (wrw is the derivative by W_pat^-1, not by W^-1).
+    A (n, r, M) or (1, r, M) shared by all units.
     """
-    cdef idx n = A.shape[0], r = A.shape[1], M = A.shape[2]
+    cdef idx n = d.shape[0], r = A.shape[1], M = A.shape[2]
+    cdef idx a_step = _a_step(A.shape[0], n)
     cdef idx P = pair_i.shape[0], S_ = seg.shape[0] - 1
     gA_arr = np.zeros((r, M))
     gd_arr = np.zeros((n, r))
@@ -379,11 +392,11 @@ def term_gradient(const double[:, :, ::1] A, const double[:, ::1] d, const doubl
     cdef double* WAS = WA + r * M
     cdef double* blk = WAS + r * M
     cdef double* e = blk + M * M
-    cdef idx u, i, j, k, p, s, a0, a1, b0, b1, q
+    cdef idx u, ua, i, j, k, p, s, a0, a1, b0, b1, q
     cdef double acc
     with nogil:
         for u in range(n):
-            q = pat[u]
+            q, ua = pat[u], u * a_step
             for s in range(S_):
                 for i in range(seg[s], seg[s + 1]):
                     mu[i] = mean[vec[u, s] + i - seg[s]]
@@ -398,7 +411,7 @@ def term_gradient(const double[:, :, ::1] A, const double[:, ::1] d, const doubl
             for i in range(r):
                 acc = d[u, i]
                 for k in range(M):
-                    acc -= A[u, i, k] * mu[k]
+                    acc -= A[ua, i, k] * mu[k]
                 e[i] = acc
             for i in range(r):
                 acc = 0.0
@@ -409,7 +422,7 @@ def term_gradient(const double[:, :, ::1] A, const double[:, ::1] d, const doubl
                 for j in range(M):
                     acc = 0.0
                     for k in range(r):
-                        acc += W[q, i, k] * A[u, k, j]
+                        acc += W[q, i, k] * A[ua, k, j]
                     WA[i * M + j] = wt[u] * acc
             for i in range(r):
                 for j in range(M):

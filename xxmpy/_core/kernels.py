@@ -15,6 +15,7 @@ except ImportError:  # not built (e.g. running from a source tree)
 USE_COMPILED = compiled is not None and os.environ.get("XXMPY_KERNEL", "") != "numpy"
 
 chol_inverse_logdet = compiled.chol_inverse_logdet if USE_COMPILED else twin.chol_inverse_logdet
+pattern_inverses = compiled.pattern_inverses if USE_COMPILED else twin.pattern_inverses
 
 # the compiled likelihood kernel (None: the numpy twin in elimination.py runs instead)
 engine = _engine if USE_COMPILED else None
