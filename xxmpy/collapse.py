@@ -249,11 +249,11 @@ def contrast_deviance(slots, vals, pooled, with_gradient):
         sigma = sigma + lam @ P @ lam.T
     inv, logdet = pattern_inverses(sigma, pooled.patterns, "the within-group covariance",
                                    max_condition=np.inf)
-    value = float(pooled.count @ logdet + np.einsum("kij,kij->", inv, pooled.scatter))
+    value = float(pooled.count @ logdet + np.vdot(inv, pooled.scatter))
     if not with_gradient:
         return value, []
-    G = np.einsum("k,kij->ij", pooled.count, inv) - np.einsum(
-        "kij,kjl,klm->im", inv, pooled.scatter, inv)
+    G = (pooled.count @ inv.reshape(len(inv), -1)).reshape(p, p) - \
+        (inv @ pooled.scatter @ inv).sum(axis=0)
     grads = [(cells["theta"].ravel(), G.ravel())]
     if m:
         LGL = lam.T @ G @ lam

@@ -130,10 +130,6 @@ class NumpyEngine:
 
 
 # ------------------------------------------------------------------ compiled kernel
-def _c(a):
-    return np.ascontiguousarray(a, dtype=float)
-
-
 def lowered(problem):
     """The problem's flat index arrays, built on first use and kept on the problem."""
     low = getattr(problem, "_lowered", None)
@@ -154,10 +150,7 @@ class CompiledEngine:
         const = 0.0
         for c, lt in terms.items():
             sc = low.scopes[c]
-            for t in lt.terms:
-                t.A, t.d = _c(t.A), _c(t.d)
-                t.W_pat, t.pat = _c(t.W_pat), np.ascontiguousarray(t.pat, dtype=np.intp)
-                t.wt = _c(t.wt)
+            for t in lt.terms:      # terms.py builds C-contiguous float64 / intp arrays
                 const += k.accumulate(t.A, t.d, t.W_pat, t.pat, t.wt, sc.seg, sc.pair_i, sc.pair_j,
                                       sc.blk.off, sc.blk.ld, sc.blk.tr, sc.vec,
                                       buf, rhs)

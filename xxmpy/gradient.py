@@ -14,7 +14,8 @@ plus 2 (I - B)^-T from the -2 log|I - B| term. S_i are blocks of the
 selected inverse of C, read with the same targets that assembled C; the
 engines (engines.py) compute the sums over units. Each term's TermPlan maps
 these matrix gradients back onto the cells of the flat matrix vector
-(TermPlan.gradient_cells), and the parameters collect their cells.
+(TermPlan.gradient_values at TermPlan.grad_cells), and the parameters collect
+their cells.
 """
 import numpy as np
 
@@ -22,20 +23,15 @@ import numpy as np
 def gradient(plan, terms, moments, extra=()):
     """d(-2 log L)/d theta (k,) from the level terms and their posterior moments.
 
-    plan: terms.EvaluationPlan; terms: {level: terms.LevelTerms};
-    moments(c, term) -> (gA, gd, wrw) as in engines.py; extra: further
-    (cells, values) pairs (the pooled contrasts of collapse.py).
+    plan: terms.EvaluationPlan; terms: {level: terms.LevelTerms} in the plan's
+    level order; moments(c, term) -> (gA, gd, wrw) as in engines.py; extra:
+    further (cells, values) pairs (the pooled contrasts of collapse.py).
     """
-    cells, values = [], []
-    for c, lt in terms.items():
-        for term in lt.terms:
-            got = term.plan.gradient_cells(term, *moments(c, term))
-            cells += got[0]
-            values += got[1]
-    for cl, vl in extra:
-        cells.append(cl)
-        values.append(vl)
+    values = [v for c, lt in terms.items() for term in lt.terms
+              for v in term.plan.gradient_values(term, *moments(c, term))]
+    cells = [plan.grad_cells] + [cl for cl, _ in extra]
+    values += [vl for _, vl in extra]
     size = plan.slots.size + 2
     gbuf = np.bincount(np.concatenate(cells), np.concatenate(values), minlength=size) \
-        if cells else np.zeros(size)
+        if values else np.zeros(size)
     return plan.slots.to_parameters(gbuf)

@@ -169,6 +169,7 @@ class TermPlan:
     wt: np.ndarray
     unweighted: bool
     logdet_const: float
+    what: str                    # "theta at level 'x'", for errors
     beta_cells: np.ndarray = None
     beta_data_pos: np.ndarray = None
     beta_data: np.ndarray = None
@@ -184,9 +185,7 @@ class TermPlan:
             A[:, self.a_data_pos] += self.a_data
             A = A.reshape(-1, r, M)
         d = self.d0 + self.d_sign * (self.X @ vals[self.c_index].T)
-        cov = vals[self.cov_cells]
-        what = f"{'theta' if self.kind == 'y' else 'psi'} at level '{self.name}'"
-        W_pat, logdet = pattern_inverses(cov, self.patterns, what)
+        W_pat, logdet = pattern_inverses(vals[self.cov_cells], self.patterns, self.what)
         ld_cov = float(self.counts @ logdet) + self.logdet_const
         term = FactorTerm(self.kind, A, d, W_pat, self.pat, self.wt, self)
         ld_ib = 0.0
@@ -204,19 +203,25 @@ class TermPlan:
             term.ib = ib
         return term, ld_cov, ld_ib
 
-    def gradient_cells(self, term, gA, gd, wrw):
-        """(cells, values): d(-2 log L)/d vals contributions of this term, given its
-        posterior moments (engines.py): gA (r, M), gd (n, r), wrw (r, r)."""
-        w_sum = np.einsum("k,krs->rs", self.counts, term.W_pat)
+    @property
+    def grad_cells(self):
+        """The cells gradient_values fills, in its order (A, offset, theta/psi, beta)."""
         cells = [self.a_index.ravel(), self.c_index.ravel(), self.cov_cells.ravel()]
+        if self.beta_cells is not None:
+            cells.append(self.beta_cells.ravel())
+        return np.concatenate(cells)
+
+    def gradient_values(self, term, gA, gd, wrw):
+        """d(-2 log L)/d vals at ``grad_cells`` for this term, given its posterior
+        moments (engines.py): gA (r, M), gd (n, r), wrw (r, r)."""
+        w_sum = self.counts @ term.W_pat.reshape(len(self.counts), -1)
         values = [(self.a_sign * gA).ravel(), self.d_sign * (gd.T @ self.X).ravel(),
-                  (w_sum - wrw).ravel()]
+                  w_sum - wrw.ravel()]
         if self.beta_cells is not None:        # -2 log|I - B|: d/dB = 2 (I - B)^-T
             inv_t = np.linalg.inv(term.ib).swapaxes(-1, -2)
-            cells.append(self.beta_cells.ravel())
             values.append(2.0 * (inv_t.sum(axis=0) if inv_t.ndim == 3
                                  else len(self.d0) * inv_t).ravel())
-        return cells, values
+        return values
 
 
 def _data_cells(problem, key, width, col0, sign):
@@ -300,7 +305,8 @@ def _term_plan(problem, slots, c, kind):
                     np.ascontiguousarray(d0), d_sign, slots.cells(cov_key, (r, r)),
                     patterns.astype(np.uint8),
                     pat, np.bincount(pat, minlength=len(patterns)).astype(float),
-                    np.ascontiguousarray(wt), lev.weight is None, logdet_const)
+                    np.ascontiguousarray(wt), lev.weight is None, logdet_const,
+                    f"{cov_key[2]} at level '{lev.name}'")
     beta_key = (c, -1, "beta")
     if kind == "eta" and beta_key in slots.start:
         plan.beta_cells = slots.cells(beta_key, (r, r))
@@ -311,7 +317,8 @@ def _term_plan(problem, slots, c, kind):
 
 
 class EvaluationPlan:
-    """The MatrixSlots and every level's TermPlans of one problem."""
+    """The MatrixSlots and every level's TermPlans of one problem; grad_cells: the
+    cells of all terms' gradient values, level by level, term by term."""
 
     def __init__(self, problem):
         self.problem, self.slots = problem, MatrixSlots(problem)
@@ -319,6 +326,8 @@ class EvaluationPlan:
         for c, lev in enumerate(problem.levels):
             kinds = (["y"] if lev.p else []) + (["eta"] if lev.n_etas and not lev.flat else [])
             self.levels[c] = [_term_plan(problem, self.slots, c, kind) for kind in kinds]
+        cells = [tp.grad_cells for plans in self.levels.values() for tp in plans]
+        self.grad_cells = np.concatenate(cells) if cells else np.zeros(0, np.intp)
 
     def terms(self, theta):
         """(vals, {level: LevelTerms}) at parameters theta."""
