@@ -107,7 +107,7 @@ def _in_coordinates(h_theta, transform, x, free, scale):
     Unknown (NaN) rows count as unit curvature in the scaled coordinates.
     """
     k = x.size
-    jt = np.column_stack([transform.pullback(x, np.eye(k)[i]) for i in range(k)])  # J'
+    jt = transform.pullback(x, np.eye(k)).T      # J': column i pulls back unit vector i
     known = np.all(np.isfinite(h_theta), axis=1)
     h = np.where(np.isfinite(h_theta), h_theta, 0.0)
     hx = jt @ h @ jt.T

@@ -38,6 +38,12 @@ class _Block:
     slots: np.ndarray       # (m, m) symmetric parameter indices, in the block's order
     covariance_fixed: bool  # profile of an off-diagonal element: slot [1, 0] holds v
 
+    def __post_init__(self):
+        m = len(self.slots)
+        self.rows, self.cols = _tril(m)
+        self.tri = self.slots[self.rows, self.cols]     # parameter of each L element
+        self.half = np.where(np.eye(m, dtype=bool), 1.0, 0.5)
+
 
 def cholesky_blocks(problem):
     """{(child, parent, type): (m, m) parameter-index matrix} of eligible matrices."""
@@ -93,10 +99,8 @@ class Transform:
         self.identity = ~in_block
 
     def _factor(self, b, x):
-        m = len(b.slots)
-        L = np.zeros((m, m))
-        rows, cols = _tril(m)
-        L[rows, cols] = x[b.slots[rows, cols]]
+        L = np.zeros(b.slots.shape)
+        L[b.rows, b.cols] = x[b.tri]
         if b.covariance_fixed:
             L[1, 0] = x[b.slots[1, 0]] / L[0, 0]
         return L
@@ -150,16 +154,15 @@ class Transform:
         return theta
 
     def pullback(self, x, g):
-        """Gradient with respect to theta (k,) -> gradient with respect to x (k,)."""
-        out = np.array(g, dtype=float)
+        """Gradient with respect to theta (..., k) -> gradient with respect to x (..., k)
+        (several gradients at once as the rows of a 2-d g)."""
+        g = np.asarray(g, dtype=float)
+        out = g.copy()
         for b in self.blocks:
             L = self._factor(b, x)
-            m = len(b.slots)
-            G = g[b.slots] * np.where(np.eye(m, dtype=bool), 1.0, 0.5)
-            dL = 2.0 * G @ L
-            rows, cols = _tril(m)
-            out[b.slots[rows, cols]] = dL[rows, cols]
+            dL = 2.0 * (g[..., b.slots] * b.half) @ L
+            out[..., b.tri] = dL[..., b.rows, b.cols]
             if b.covariance_fixed:    # L_10 = v / L_00: the coordinate at [1, 0] is v
-                out[b.slots[0, 0]] -= dL[1, 0] * L[1, 0] / L[0, 0]
-                out[b.slots[1, 0]] = dL[1, 0] / L[0, 0]
+                out[..., b.slots[0, 0]] -= dL[..., 1, 0] * L[1, 0] / L[0, 0]
+                out[..., b.slots[1, 0]] = dL[..., 1, 0] / L[0, 0]
         return out
