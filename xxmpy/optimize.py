@@ -38,7 +38,8 @@ class OptimizationRecord:
     estimate: np.ndarray
     start_deviance: float
     deviance: float
-    gradient: np.ndarray
+    gradient: np.ndarray         # d(-2 log L)/d theta at the end; for a parameter held
+                                 # fixed (profiling) the slope of the profile deviance
     gradient_norm: float
     hessian: np.ndarray          # of -2 log L in theta units; NaN rows at bounds / fixed
     at_bound: np.ndarray
@@ -76,6 +77,7 @@ class Objective:
         self.count += 1
         x = self.coordinates(y)
         f, g = deviance_and_gradient(self.problem, self.transform.to_theta(x))
+        self.last_gradient = g          # (k,) in theta units, fixed parameters included
         if not np.isfinite(f):
             return f, g[self.free]
         return f, self.transform.pullback(x, g)[self.free] * self.scale[self.free]
@@ -319,6 +321,7 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
     plower = plain.lower[free] / pscale[free]
     pt = theta[free] / pscale[free]
     f, pg0 = pf(pt)
+    grad = pf.last_gradient.copy()     # a fixed parameter's entry: the profile's slope there
     if hessian:
         pt, f, pg0, Hx, bound_x = polish(pf, pt, f, pg0, plower, polish_steps)
         theta = pf.full(pt)
@@ -338,7 +341,6 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
         decrement = np.nan
         converged = status == "converged"
     n_eval += pf.count
-    grad = np.full(k, np.nan)
     grad[free] = pg0 / pscale[free]
     pg_full = np.where(at_bound, 0.0, np.nan_to_num(grad))
     return OptimizationRecord(

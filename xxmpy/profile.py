@@ -5,7 +5,10 @@ other parameters with theta_j = v. A limit is where the rise
 D_j(v) - D_min reaches the chi-square(1) quantile (3.841459 at 95%). We find
 it by root finding on the signed root zeta(v) = sqrt(rise), which is close to
 linear in v, from warm starts (each profile fit starts from the previous one,
-moved along the estimated path); there is no fixed grid.
+moved along the estimated path); there is no fixed grid. Each profile fit
+also gives the profile's slope (the gradient in theta_j at the re-optimised
+point, by the envelope theorem), so the search takes Newton steps on zeta,
+falling back to secant / bisection steps when a Newton step is unusable.
 
 Every limit has a status:
   ok         the rise at the reported value equals the cutoff within TOL_RISE;
@@ -150,7 +153,9 @@ class _Context:
         return slope
 
 def _fit_at(ctx, j, v, warm):
-    """Profile fit with theta_j = v from ``warm``; (deviance, theta) or None if inadmissible."""
+    """Profile fit with theta_j = v from ``warm``: (deviance, theta, slope) or None if
+    inadmissible. slope: d(profile deviance)/dv, which is the fit's gradient in
+    theta_j at the re-optimised point (the envelope theorem)."""
     start = warm.copy()
     start[j] = v
     fixed = np.zeros(start.size, bool)
@@ -161,7 +166,7 @@ def _fit_at(ctx, j, v, warm):
                           hessian_guess=ctx.hessian)
     except ValueError:
         return None
-    return rec.deviance, rec.estimate
+    return rec.deviance, rec.estimate, rec.gradient[j]
 
 
 def profile_side(ctx, j, side):
@@ -199,7 +204,7 @@ def profile_side(ctx, j, side):
                              n_fits), trace
             v = base_v + (v - base_v) / 4
             continue
-        dev, theta = got
+        dev, theta, slope_v = got
         rise = dev - ctx.dmin
         trace.append((v, dev, rise))
         if rise < -1e-6:
@@ -218,13 +223,36 @@ def profile_side(ctx, j, side):
                              f"rise only {rise:.4f} < {ctx.cutoff:.4f} at {v:.3g} (about 0)",
                              n_fits), trace
             points.append((v, zeta, theta))
-        v = _next_value(points, above, target, side, est, ctx.natural_step(j))
+        newton = _newton_value(v, zeta, slope_v, target, side, points, above)
+        v = newton if newton is not None else \
+            _next_value(points, above, target, side, est, ctx.natural_step(j))
         if not np.isfinite(v) or abs(v - est) > FAR * max(ctx.natural_step(j), abs(est)):
             return Limit(side * np.inf, "unbounded", np.nan,
                          f"rise only {points[-1][1] ** 2:.4f} at {points[-1][0]:.6g}",
                          n_fits), trace
     return Limit(np.nan, "failed", np.nan, f"no limit within {MAX_FITS} profile fits",
                  n_fits), trace
+
+
+def _newton_value(v, zeta, slope_v, target, side, points, above):
+    """A Newton step on zeta(v) = sqrt(rise) from the point just fitted, using the
+    profile's slope d rise/dv (zeta' = rise' / (2 zeta)); None when the slope is
+    unusable (not finite, zeta ~ 0, or not rising outwards) or the step leaves
+    the bracket around the limit."""
+    if not np.isfinite(slope_v) or zeta < 1e-3:
+        return None
+    dz = slope_v / (2.0 * zeta)
+    if side * dz <= 0:
+        return None
+    proposal = v + (target - zeta) / dz
+    inner = points[-1][0]
+    outer = above[0] if above is not None else None
+    lo_hi = sorted([inner, outer]) if outer is not None else None
+    if lo_hi is not None and not lo_hi[0] < proposal < lo_hi[1]:
+        return None
+    if outer is None and side * (proposal - inner) <= 0:
+        return None
+    return proposal
 
 
 def _next_value(points, above, target, side, est, natural):
