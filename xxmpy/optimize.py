@@ -39,7 +39,8 @@ class OptimizationRecord:
     start_deviance: float
     deviance: float
     gradient: np.ndarray         # d(-2 log L)/d theta at the end; for a parameter held
-                                 # fixed (profiling) the slope of the profile deviance
+                                 # fixed (profiling), the slope of the profile deviance
+                                 # where the search ended (before any Newton polish)
     gradient_norm: float
     hessian: np.ndarray          # of -2 log L in theta units; NaN rows at bounds / fixed
     at_bound: np.ndarray
@@ -64,6 +65,7 @@ class Objective:
         self.x = np.asarray(x, float).copy()
         self.free, self.scale = np.asarray(free, bool), np.asarray(scale, float)
         self.count = 0
+        self.last_gradient = None
 
     def coordinates(self, y):
         out = self.x.copy()

@@ -223,9 +223,8 @@ def profile_side(ctx, j, side):
                              f"rise only {rise:.4f} < {ctx.cutoff:.4f} at {v:.3g} (about 0)",
                              n_fits), trace
             points.append((v, zeta, theta))
-        newton = _newton_value(v, zeta, slope_v, target, side, points, above)
-        v = newton if newton is not None else \
-            _next_value(points, above, target, side, est, ctx.natural_step(j))
+        v = _next_value(points, above, (v, zeta, slope_v), target, side, est,
+                        ctx.natural_step(j))
         if not np.isfinite(v) or abs(v - est) > FAR * max(ctx.natural_step(j), abs(est)):
             return Limit(side * np.inf, "unbounded", np.nan,
                          f"rise only {points[-1][1] ** 2:.4f} at {points[-1][0]:.6g}",
@@ -234,39 +233,38 @@ def profile_side(ctx, j, side):
                  n_fits), trace
 
 
-def _newton_value(v, zeta, slope_v, target, side, points, above):
-    """A Newton step on zeta(v) = sqrt(rise) from the point just fitted, using the
+def _newton_value(v, zeta, slope_v, target, side):
+    """A Newton step on zeta(v) = sqrt(rise) from a fitted point, using the
     profile's slope d rise/dv (zeta' = rise' / (2 zeta)); None when the slope is
-    unusable (not finite, zeta ~ 0, or not rising outwards) or the step leaves
-    the bracket around the limit."""
+    unusable (not finite, zeta ~ 0, or not rising outwards)."""
     if not np.isfinite(slope_v) or zeta < 1e-3:
         return None
     dz = slope_v / (2.0 * zeta)
-    if side * dz <= 0:
-        return None
-    proposal = v + (target - zeta) / dz
-    inner = points[-1][0]
-    outer = above[0] if above is not None else None
-    lo_hi = sorted([inner, outer]) if outer is not None else None
-    if lo_hi is not None and not lo_hi[0] < proposal < lo_hi[1]:
-        return None
-    if outer is None and side * (proposal - inner) <= 0:
-        return None
-    return proposal
+    return v + (target - zeta) / dz if side * dz > 0 else None
 
 
-def _next_value(points, above, target, side, est, natural):
-    """The next trial value: interpolate once bracketed, else extrapolate zeta."""
+def _next_value(points, above, last, target, side, est, natural):
+    """The next trial value. A Newton step from the last fitted point ``last``
+    (v, zeta, slope) when usable; once the limit is bracketed it must land inside
+    the bracket, else the bracket is interpolated; before that, zeta is
+    extrapolated (secant, or doubling) and no step reaches further than 4x the
+    distance covered so far."""
     (v1, z1, _), (v0, z0) = points[-1], (points[-2][:2] if len(points) > 1 else (None, None))
+    newton = _newton_value(*last, target, side)
     if above is not None:
         va, za = above
+        lo, hi = sorted((v1, va))
+        if newton is not None and lo < newton < hi:
+            return newton
         t = (target - z1) / (za - z1)
         t = min(max(t, 0.05), 0.95)            # keep strictly inside the bracket
         return v1 + t * (va - v1)
+    reach = 4.0 * max(abs(v1 - est), natural)
+    if newton is not None and side * (newton - v1) > 0:
+        return v1 + side * min(abs(newton - v1), reach)
     if v0 is None or z1 <= z0:
         return v1 + side * 2.0 * max(abs(v1 - est), natural)
     proposal = v1 + (target - z1) * (v1 - v0) / (z1 - z0)
-    reach = 4.0 * max(abs(v1 - est), natural)
     return v1 + side * min(abs(proposal - v1), reach)
 
 

@@ -61,9 +61,6 @@ class MatrixSlots:
         rows, cols = self.shape[key]
         return self.start[key] + np.arange(rows * cols, dtype=np.intp).reshape(rows, cols)
 
-    def matrix(self, vals, key, shape):
-        return vals[self.cells(key, shape)]
-
     def to_parameters(self, gbuf):
         """d/d theta (k,) from d/d vals."""
         return np.bincount(self.free_par, gbuf[self.free_pos], minlength=self.n_params)
@@ -85,7 +82,7 @@ class FactorTerm:
     pat: np.ndarray
     wt: np.ndarray               # (n,) unit weights (1, or n_g for a collapsed group)
     plan: object = None          # the TermPlan that built it
-    ib: np.ndarray = None        # I - B, (m, m) or (n, m, m), of an eta term with a within beta
+    ib: np.ndarray = None        # I - B, (1, m, m) or (n, m, m), of an eta term with a within beta
 
     @property
     def W(self):
@@ -139,7 +136,7 @@ def pattern_inverses(cov, patterns, what, max_condition=MAX_CONDITION):
 
 @dataclass
 class TermPlan:
-    """Index arrays that build one factor family of level ``level`` from ``vals``.
+    """Index arrays that build one factor family of level ``name`` from ``vals``.
 
     r rows (ys or etas), M scope etas, n units, ncol offset columns.
     a_index / a_sign / a_const: (r, M); a_data_pos: (kd,) flat cells of A set
@@ -148,10 +145,9 @@ class TermPlan:
     cov_cells: (r, r) theta or psi; patterns: (n_pat, r) uint8; pat: (n,);
     counts: (n_pat,) units per pattern; wt: (n,); logdet_const: the weights'
     share of the log-determinant. beta_cells: (m, m) of the within beta (eta
-    terms that have one) and beta_data_pos / beta_data as for A.
+    terms that have one) and beta_data_pos / beta_data (sign included) as for A.
     """
     kind: str
-    level: int
     name: str
     a_index: np.ndarray
     a_sign: np.ndarray
@@ -176,30 +172,20 @@ class TermPlan:
 
     def build(self, vals):
         """The FactorTerm at ``vals`` and its (log|theta or psi| share, log|I - B|)."""
-        r, M = self.a_index.shape
-        A = self.a_const + self.a_sign * vals[self.a_index]
-        if self.a_data_pos is None:
-            A = A[None]
-        else:
-            A = np.repeat(A.reshape(1, r * M), len(self.d0), axis=0)
-            A[:, self.a_data_pos] += self.a_data
-            A = A.reshape(-1, r, M)
+        A = _per_unit(self.a_const + self.a_sign * vals[self.a_index], self.a_data_pos,
+                      self.a_data)
         d = self.d0 + self.d_sign * (self.X @ vals[self.c_index].T)
         W_pat, logdet = pattern_inverses(vals[self.cov_cells], self.patterns, self.what)
         ld_cov = float(self.counts @ logdet) + self.logdet_const
         term = FactorTerm(self.kind, A, d, W_pat, self.pat, self.wt, self)
         ld_ib = 0.0
         if self.beta_cells is not None:
-            ib = np.eye(len(self.beta_cells)) - vals[self.beta_cells]
-            if self.beta_data_pos is not None:
-                m = len(ib)
-                ib = np.repeat(ib.reshape(1, m * m), len(self.d0), axis=0)
-                ib[:, self.beta_data_pos] -= self.beta_data
-                ib = ib.reshape(-1, m, m)
+            ib = _per_unit(np.eye(len(self.beta_cells)) - vals[self.beta_cells],
+                           self.beta_data_pos, self.beta_data)
             sign, ld_b = np.linalg.slogdet(ib)
             if np.any(sign == 0):
                 raise NotPositiveDefinite(f"I - beta at level '{self.name}' is singular")
-            ld_ib = float(np.sum(ld_b)) * (1 if ib.ndim == 3 else len(self.d0))
+            ld_ib = float(np.sum(ld_b)) * (len(self.d0) // len(ib))   # a shared I - B: n times
             term.ib = ib
         return term, ld_cov, ld_ib
 
@@ -219,9 +205,18 @@ class TermPlan:
                   w_sum - wrw.ravel()]
         if self.beta_cells is not None:        # -2 log|I - B|: d/dB = 2 (I - B)^-T
             inv_t = np.linalg.inv(term.ib).swapaxes(-1, -2)
-            values.append(2.0 * (inv_t.sum(axis=0) if inv_t.ndim == 3
-                                 else len(self.d0) * inv_t).ravel())
+            values.append(2.0 * (len(self.d0) // len(inv_t)) * inv_t.sum(axis=0).ravel())
         return values
+
+
+def _per_unit(block, data_pos, data):
+    """(1, r, c) ``block`` shared by all units, or (n, r, c) with each unit's data.
+    values (n, kd) added at the flat cells data_pos (kd,)."""
+    if data_pos is None:
+        return block[None]
+    out = np.repeat(block.reshape(1, -1), len(data), axis=0)
+    out[:, data_pos] += data
+    return out.reshape((len(data),) + block.shape)
 
 
 def _data_cells(problem, key, width, col0, sign):
@@ -301,7 +296,7 @@ def _term_plan(problem, slots, c, kind):
         cov_key = (c, -1, "psi")
         logdet_const = -lev.n_etas * float(log_wt.sum())
     r = patterns.shape[1]
-    plan = TermPlan(kind, c, lev.name, a_index, a_sign, a_const, a_pos, a_data, X, c_index,
+    plan = TermPlan(kind, lev.name, a_index, a_sign, a_const, a_pos, a_data, X, c_index,
                     np.ascontiguousarray(d0), d_sign, slots.cells(cov_key, (r, r)),
                     patterns.astype(np.uint8),
                     pat, np.bincount(pat, minlength=len(patterns)).astype(float),
@@ -310,7 +305,7 @@ def _term_plan(problem, slots, c, kind):
     beta_key = (c, -1, "beta")
     if kind == "eta" and beta_key in slots.start:
         plan.beta_cells = slots.cells(beta_key, (r, r))
-        got = _data_cells(problem, beta_key, r, 0, 1.0)
+        got = _data_cells(problem, beta_key, r, 0, -1.0)     # I - B
         if got is not None:
             plan.beta_data_pos, plan.beta_data = got
     return plan
