@@ -1,4 +1,5 @@
-"""Baseline timings: one -2 log L evaluation at the start values and full fits.
+"""Baseline timings: one -2 log L evaluation at the start values, compiling the
+model (validation + arrays) and full fits (compile excluded).
 
 Run by hand: OPENBLAS_NUM_THREADS=1 python benchmarks/fit_times.py
 Peers on this machine (../shared/data/README.md): lme4 0.019-0.023 s per fit,
@@ -24,20 +25,25 @@ CASES = {"Dyestuff": ref.one_way,
 
 def main(n_eval=200, n_fit=3):
     warnings.simplefilter("ignore")
-    print(f"{'case':11s} {'eval ms':>8s} {'fit s':>6s} {'evals':>6s} {'-2LL':>10s}")
+    print(f"{'case':11s} {'eval ms':>8s} {'compile ms':>10s} {'fit s':>6s} {'evals':>6s} "
+          f"{'-2LL':>10s}")
     for name, make in CASES.items():
         problem = make().compile()
         t = time.perf_counter()
         for _ in range(n_eval):
             deviance(problem, problem.params.start)
         per_eval = (time.perf_counter() - t) / n_eval
-        fits = []
+        fits, compiles = [], []
         for _ in range(n_fit):
             model = make()
             t = time.perf_counter()
+            model.compile()
+            compiles.append(time.perf_counter() - t)
+            t = time.perf_counter()
             result = model.fit()
             fits.append(time.perf_counter() - t)
-        print(f"{name:11s} {per_eval * 1e3:8.2f} {np.median(fits):6.2f} "
+        print(f"{name:11s} {per_eval * 1e3:8.2f} {np.median(compiles) * 1e3:10.1f} "
+              f"{np.median(fits):6.3f} "
               f"{result.record.n_evaluations:6d} {result.deviance:10.4f}")
 
 
