@@ -157,8 +157,16 @@ def test_profile_traces_and_plot():
     trace = ci.traces["mean"]
     assert trace.rise.min() == 0.0 and trace.value.is_monotonic_increasing
     assert trace.rise.max() == pytest.approx(CUTOFF, abs=1e-3)
-    fig = ci.plot()
+    assert len(trace) == 3                        # the estimate and the two limits
+    fig = ci.plot()                               # adds 3 profile fits inside each side
     assert len([ax for ax in fig.axes if ax.get_visible()]) == 3
+    for label, trace in ci.traces.items():
+        assert len(trace) == 9 and trace.value.is_monotonic_increasing
+        # zeta rises through the interval: -sqrt(cutoff) at the lower limit to +sqrt(cutoff)
+        assert np.all(np.diff(trace.zeta) > 0), label
+        assert trace.zeta.iloc[0] == pytest.approx(-np.sqrt(CUTOFF), abs=1e-3)
+    ci.plot()                                     # once only
+    assert len(ci.traces["mean"]) == 9
 
 
 def test_twenty_parameter_simulated_model_every_limit_rises_by_the_cutoff():
@@ -201,3 +209,52 @@ def test_profile_fit_reports_the_profile_slope():
         fd = (profile(v + h).deviance - profile(v - h).deviance) / (2 * h)
         assert abs(slope) > 1.0
         assert slope == pytest.approx(fd, rel=1e-4)
+
+
+REFERENCE_FITS = {"Dyestuff": ref.one_way, "Pastes": ref.pastes, "sleepstudy": ref.sleepstudy,
+                  "brim": ref.brim,
+                  "Dyestuff2": lambda: ref.one_way("Dyestuff2.csv", start=(5.0, 1.0, 10.0))}
+
+
+@pytest.mark.parametrize("name", list(REFERENCE_FITS))
+def test_direct_search_agrees_with_root_finding_over_profile_fits(name):
+    """The two limit searches are independent algorithms: the direct search
+    (limit_search.py, one evaluation per step) and root finding on zeta over
+    full profile fits (its fallback). Every ok limit agrees within 1e-4 of the
+    interval's half-width, and the direct search needed no fallback here."""
+    from xxmpy import profile
+    result = fitted(REFERENCE_FITS[name]())
+    ci = result.profile_ci(n_jobs=1)
+    assert ci.n_fits == 0                          # no limit fell back to profile fits
+    ctx = profile._Context(result, CUTOFF)
+    checked = 0
+    for (label, side), limit in ci.limits.items():
+        if limit.status != "ok":
+            continue
+        j = result.labels.index(label)
+        est = ctx.theta[j]
+        floor = (max(profile.VARIANCE_FLOOR, profile.BOUNDARY_PROBE * max(est, ctx.natural_step(j)))
+                 if ctx.is_variance[j] else -np.inf)
+        other, _ = profile._root_finding(ctx, j, side, floor,
+                                         profile.FAR * max(ctx.natural_step(j), abs(est)))
+        assert other.status == "ok" and other.n_fits > 0
+        assert abs(other.value - limit.value) < 1e-4 * abs(limit.value - est), (label, side)
+        checked += 1
+    assert checked >= 5
+
+
+def test_limits_fall_back_to_profile_fits_when_the_direct_search_gives_up(monkeypatch):
+    """With the direct search allowed a single evaluation, every limit comes from
+    root finding over profile fits, with the same results (Pastes: a boundary too)."""
+    from xxmpy import limit_search
+    result = fitted(ref.pastes())
+    direct = result.profile_ci(n_jobs=1)
+    monkeypatch.setattr(limit_search, "MAX_EVALUATIONS", 1)
+    fallback = result.profile_ci(n_jobs=1)
+    assert all(limit.n_fits > 0 for limit in fallback.limits.values())
+    a, b = direct.table.set_index("label"), fallback.table.set_index("label")
+    pd.testing.assert_series_equal(a.lower_status, b.lower_status)
+    pd.testing.assert_series_equal(a.upper_status, b.upper_status)
+    np.testing.assert_allclose(a.lower, b.lower, rtol=1e-4)
+    np.testing.assert_allclose(a.upper, b.upper, rtol=1e-4)
+    assert "full profile fits where the direct search gave up" in fallback.describe()

@@ -105,14 +105,15 @@ def hessian_of(fg, x, g0, lower, rel=1e-5, central=True):
     return (H + H.T) / 2
 
 
-def _in_coordinates(h_theta, transform, x, free, scale):
+def hessian_in_coordinates(h_theta, transform, x, free, scale):
     """A theta-unit Hessian carried to scaled coordinates: S J' H J S over free ones.
 
-    Unknown (NaN) rows count as unit curvature in the scaled coordinates.
+    Unknown rows (a NaN diagonal: a parameter at its bound) count as unit
+    curvature in the scaled coordinates, uncoupled from the others.
     """
     k = x.size
     jt = transform.pullback(x, np.eye(k)).T      # J': column i pulls back unit vector i
-    known = np.all(np.isfinite(h_theta), axis=1)
+    known = np.isfinite(np.diag(h_theta))
     h = np.where(np.isfinite(h_theta), h_theta, 0.0)
     hx = jt @ h @ jt.T
     hy = (hx * np.outer(scale, scale))[np.ix_(free, free)]
@@ -298,7 +299,7 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
     if hessian_guess is None:     # only a preconditioner: forward differences suffice
         H = _inverse_or_diagonal(hessian_of(fg, y, g, lower, central=False))
     else:
-        hy = _in_coordinates(hessian_guess, transform, x0, free, scale)
+        hy = hessian_in_coordinates(hessian_guess, transform, x0, free, scale)
         ev = np.linalg.eigvalsh(hy) if hy.size else np.ones(1)
         if ev[0] <= 1e-10 * ev[-1]:     # guess unusable here (e.g. a factor diagonal near 0)
             hy = hessian_of(fg, y, g, lower)

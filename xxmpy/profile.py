@@ -3,12 +3,22 @@
 For parameter j, the profile deviance D_j(v) is -2 log L minimised over all
 other parameters with theta_j = v. A limit is where the rise
 D_j(v) - D_min reaches the chi-square(1) quantile (3.841459 at 95%). We find
-it by root finding on the signed root zeta(v) = sqrt(rise), which is close to
-linear in v, from warm starts (each profile fit starts from the previous one,
-moved along the estimated path); there is no fixed grid. Each profile fit
-also gives the profile's slope (the gradient in theta_j at the re-optimised
-point, by the envelope theorem), so the search takes Newton steps on zeta,
-falling back to secant / bisection steps when a Newton step is unusable.
+it first by a direct search (limit_search.py): Newton steps on the signed
+root zeta(v) = sqrt(rise), which is close to linear in v, taken together with
+the re-optimisation of the other parameters, one evaluation of -2 log L per
+step. Where that gives up (a boundary, a profile that stops rising, a step
+out of the parameter space), root finding over full profile fits takes over:
+warm starts (each profile fit starts from the previous one, moved along the
+estimated path), no fixed grid. Each profile fit also gives the profile's
+slope (the gradient in theta_j at the re-optimised point, by the envelope
+theorem), so it takes Newton steps on zeta too, falling back to secant /
+bisection steps when a Newton step is unusable.
+
+Either way a limit is a point where the other parameters are re-optimised
+(their gradient is zero to the fit's tolerance) and the rise is the cutoff
+within TOL_RISE. The traces hold the profile points found on the way;
+``ProfileCI.complete_traces`` adds profile fits inside each interval for
+the pictures.
 
 Every limit has a status:
   ok         the rise at the reported value equals the cutoff within TOL_RISE;
@@ -29,12 +39,16 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2
 
+from .likelihood import deviance_and_gradient
+from .limit_search import Found, search_limit
 from .optimize import VARIANCE_FLOOR, fit_problem
 
 TOL_RISE = 1e-4       # |rise - cutoff| accepted at an ok limit
 MAX_FITS = 40         # profile fits per limit
 BOUNDARY_PROBE = 1e-6  # a variance's lower side is tested at this fraction of its size
 FAR = 1e4             # |v - estimate| beyond FAR * (its natural scale): unbounded
+POOL_WORTH = 0.25     # seconds of serial work below which n_jobs=None runs in-process
+EVALUATIONS_PER_LIMIT = 8    # typical for the direct search (5-10 on the reference models)
 
 
 @dataclass
@@ -44,7 +58,9 @@ class Limit:
     status: str
     rise: float
     message: str = ""
-    n_fits: int = 0
+    n_fits: int = 0               # full profile fits (root finding)
+    n_evaluations: int = 0        # of -2 log L and its gradient, direct search included
+    theta: np.ndarray = None      # all parameters at the limit (ok and boundary limits)
 
 
 @dataclass
@@ -53,7 +69,9 @@ class ProfileCI:
 
     table: one row per parameter (label, estimate, lower, upper, lower_status,
     upper_status, lower_rise, upper_rise, message); traces: label -> DataFrame
-    of every profile point (value, deviance, rise, zeta) sorted by value.
+    of every profile point found (value, deviance, rise, zeta) sorted by value:
+    the estimate, the limits and any profile fit on the way;
+    ``complete_traces`` adds points inside the intervals.
     """
     level: float
     cutoff: float
@@ -63,7 +81,10 @@ class ProfileCI:
     n_fits: int
     n_jobs: int
     deviance: float = np.nan
-    notes: list = field(default_factory=list)
+    n_evaluations: int = 0
+    limits: dict = field(default_factory=dict, repr=False)    # (label, side) -> Limit
+    context: object = field(default=None, repr=False)         # _Context, for more points
+    completed: bool = False                                   # complete_traces has run
 
     def verified(self):
         """True when every finite ok limit's rise is the cutoff within 1e-3."""
@@ -79,8 +100,9 @@ class ProfileCI:
         if len(rises):
             lines.append(f"  rise found at the ok limits: {rises.min():.5f} to {rises.max():.5f}"
                          f" ({'verified' if self.verified() else 'NOT verified'}: within 1e-3)")
-        lines.append(f"  {self.n_fits} profile fits in {self.seconds:.2f} s on {self.n_jobs} "
-                     f"worker{'s' if self.n_jobs > 1 else ''}")
+        lines.append(f"  {self.n_evaluations} evaluations of -2 log L ({self.n_fits} full "
+                     f"profile fits where the direct search gave up) in {self.seconds:.2f} s "
+                     f"on {self.n_jobs} worker{'s' if self.n_jobs > 1 else ''}")
         for row in self.table.itertuples():
             if row.message:
                 lines.append(f"  {row.label}: {row.message}")
@@ -93,8 +115,33 @@ class ProfileCI:
 
     __repr__ = __str__
 
+    def complete_traces(self, points=3):
+        """Add ``points`` profile fits inside each side of each interval (evenly
+        spaced between the estimate and the limit) to the traces, once; returns self.
+        They are re-optimised points like the others, for pictures of the profile."""
+        if self.context is None or self.completed:
+            return self
+        ctx, labels = self.context, list(self.context.problem.params.labels)
+        for (lab, side), limit in self.limits.items():
+            j = labels.index(lab)
+            if limit.theta is None or not np.isfinite(limit.value):
+                continue
+            rows = []
+            for frac in np.arange(1, points + 1) / (points + 1):
+                warm = ctx.theta + frac * (limit.theta - ctx.theta)
+                got = _fit_at(ctx, j, warm[j], warm)
+                if got[0] is not None:
+                    rows.append((warm[j], got[0], got[0] - ctx.dmin))
+            known = self.traces[lab][["value", "deviance", "rise"]].to_numpy()
+            self.traces[lab] = _trace(np.vstack([known, np.reshape(rows, (-1, 3))]),
+                                      ctx.theta[j])
+        self.completed = True
+        return self
+
     def plot(self, labels=None, ncols=3):
-        """One figure: -2 log L rise against each parameter, cutoff and limits marked."""
+        """One figure: -2 log L rise against each parameter, cutoff and limits marked
+        (``complete_traces`` is run first, so each curve has points inside its interval)."""
+        self.complete_traces()
         try:
             import matplotlib.pyplot as plt
         except ImportError as exc:
@@ -135,7 +182,12 @@ class _Context:
         self.is_variance = self.problem.params.is_variance
         self.scale = np.maximum(np.abs(self.problem.params.start), 0.1)
         self.vcov = result.vcov
-        self.hessian = rec.hessian
+        self.gradient = rec.gradient      # at the estimate, theta units
+        self.at_bound = rec.at_bound
+        self.hessian, self.n_evaluations = _completed_hessian(self.problem, self.theta,
+                                                              rec.hessian, rec.gradient)
+        self.tol_rise = TOL_RISE
+        self.starts = {}                  # limit_search's set-up per parameter
 
     def natural_step(self, j):
         se = np.sqrt(self.vcov[j, j]) if np.isfinite(self.vcov[j, j]) else np.nan
@@ -152,10 +204,30 @@ class _Context:
         slope[j] = 1.0
         return slope
 
+def _completed_hessian(problem, theta, hessian, gradient):
+    """(Hessian, evaluations): the fit's Hessian (theta units) with the rows and
+    columns it leaves NaN (parameters on their bound) filled by forward
+    differences of the gradient into the admissible side (unchanged where that
+    is not possible), and the number of evaluations that took."""
+    hessian, count = hessian.copy(), 0
+    for j in np.flatnonzero(~np.isfinite(np.diag(hessian))):
+        h = 1e-5 * max(abs(theta[j]), 1.0)
+        up = theta.copy()
+        up[j] += h
+        f, g = deviance_and_gradient(problem, up)
+        count += 1
+        if np.isfinite(f) and np.all(np.isfinite(g)):
+            col = (g - gradient) / h
+            known = np.isfinite(np.diag(hessian))
+            hessian[known, j] = hessian[j, known] = col[known]
+            hessian[j, j] = col[j]
+    return hessian, count
+
+
 def _fit_at(ctx, j, v, warm):
-    """Profile fit with theta_j = v from ``warm``: (deviance, theta, slope) or None if
-    inadmissible. slope: d(profile deviance)/dv, which is the fit's gradient in
-    theta_j at the re-optimised point (the envelope theorem)."""
+    """Profile fit with theta_j = v from ``warm``: (deviance, theta, slope, evaluations),
+    deviance None if inadmissible. slope: d(profile deviance)/dv, which is the fit's
+    gradient in theta_j at the re-optimised point (the envelope theorem)."""
     start = warm.copy()
     start[j] = v
     fixed = np.zeros(start.size, bool)
@@ -165,72 +237,93 @@ def _fit_at(ctx, j, v, warm):
         rec = fit_problem(ctx.problem, start=start, fixed=fixed, hessian=False, gtol=1e-8,
                           hessian_guess=ctx.hessian)
     except ValueError:
-        return None
-    return rec.deviance, rec.estimate, rec.gradient[j]
+        return None, None, None, 1
+    return rec.deviance, rec.estimate, rec.gradient[j], rec.n_evaluations
 
 
 def profile_side(ctx, j, side):
-    """Find one limit of parameter j (side -1 lower, +1 upper): (Limit, trace rows)."""
+    """Find one limit of parameter j (side -1 lower, +1 upper): (Limit, trace rows).
+
+    The direct search first; root finding over profile fits where it gives up.
+    """
     est = ctx.theta[j]
-    target = np.sqrt(ctx.cutoff)
     floor = -np.inf
     if ctx.is_variance[j]:
         # the boundary test point: close to 0, far enough from it that the
         # precision form keeps its digits (psi^-1 grows as 1 / variance)
         floor = max(VARIANCE_FLOOR, BOUNDARY_PROBE * max(est, ctx.natural_step(j)))
-    trace = []
     if side < 0 and ctx.is_variance[j] and est <= VARIANCE_FLOOR * (1 + 1e-6):
-        return Limit(0.0, "boundary", 0.0, "estimate on the bound (variance 0)"), trace
-    step = target * ctx.natural_step(j)
+        return Limit(0.0, "boundary", 0.0, "estimate on the bound (variance 0)"), []
+    far = FAR * max(ctx.natural_step(j), abs(est))
+    found = search_limit(ctx, j, side, floor, far)
+    if isinstance(found, Found):
+        if found.status == "boundary":        # not a trace point: not re-optimised
+            return Limit(0.0, "boundary", found.rise,
+                         f"rise at most {found.rise:.4f} < {ctx.cutoff:.4f} at "
+                         f"{found.value:.3g} (about 0)", 0, found.n_evaluations,
+                         found.theta), []
+        return (Limit(found.value, "ok", found.rise, n_evaluations=found.n_evaluations,
+                      theta=found.theta), [(found.value, ctx.dmin + found.rise, found.rise)])
+    limit, trace = _root_finding(ctx, j, side, floor, far)
+    limit.n_evaluations += found.n_evaluations
+    return limit, trace
+
+
+def _root_finding(ctx, j, side, floor, far):
+    """One limit by root finding on zeta over full profile fits."""
+    est = ctx.theta[j]
+    target = np.sqrt(ctx.cutoff)
+    trace = []
     slope = ctx.path_slope(j)
     points = [(est, 0.0, ctx.theta.copy())]        # (value, zeta, theta) below the cutoff
     above = None                                     # first point found beyond the cutoff
-    v = est + side * step
-    n_fits = 0
+    v = est + side * target * ctx.natural_step(j)
+    n_fits = n_eval = 0
+
+    def limit(value, status, rise, message="", theta=None):
+        return Limit(value, status, rise, message, n_fits, n_eval, theta)
+
     while n_fits < MAX_FITS:
         if side < 0 and v <= floor:
             v = floor
         base_v, _, base_theta = points[-1]
         warm = base_theta + slope * (v - base_v)
         warm = np.where(ctx.is_variance, np.maximum(warm, VARIANCE_FLOOR), warm)
-        got = _fit_at(ctx, j, v, warm)
-        if got is None:
-            got = _fit_at(ctx, j, v, base_theta)
+        dev, theta, slope_v, used = _fit_at(ctx, j, v, warm)
+        n_eval += used
+        if dev is None:
+            dev, theta, slope_v, used = _fit_at(ctx, j, v, base_theta)
+            n_eval += used
         n_fits += 1
-        if got is None:           # no admissible start at v: step back towards the last point
+        if dev is None:           # no admissible start at v: step back towards the last point
             if abs(v - base_v) < 1e-10 * max(1.0, abs(base_v)):
-                return Limit(np.nan, "failed", np.nan,
-                             f"no admissible parameters found beyond {base_v:.6g}",
-                             n_fits), trace
+                return limit(np.nan, "failed", np.nan,
+                             f"no admissible parameters found beyond {base_v:.6g}"), trace
             v = base_v + (v - base_v) / 4
             continue
-        dev, theta, slope_v = got
         rise = dev - ctx.dmin
         trace.append((v, dev, rise))
         if rise < -1e-6:
-            return Limit(np.nan, "failed", rise,
+            return limit(np.nan, "failed", rise,
                          f"found -2 log L {dev:.6f}, below the fit's {ctx.dmin:.6f}: the fit "
-                         f"did not reach the optimum; refit from better start values",
-                         n_fits), trace
+                         f"did not reach the optimum; refit from better start values"), trace
         zeta = np.sqrt(max(rise, 0.0))
         if abs(rise - ctx.cutoff) < TOL_RISE:
-            return Limit(v, "ok", rise, "", n_fits), trace
+            return limit(v, "ok", rise, theta=theta), trace
         if zeta > target:
             above = (v, zeta)
         else:
             if side < 0 and v == floor:
-                return Limit(0.0, "boundary", rise,
+                return limit(0.0, "boundary", rise,
                              f"rise only {rise:.4f} < {ctx.cutoff:.4f} at {v:.3g} (about 0)",
-                             n_fits), trace
+                             theta=theta), trace
             points.append((v, zeta, theta))
         v = _next_value(points, above, (v, zeta, slope_v), target, side, est,
                         ctx.natural_step(j))
-        if not np.isfinite(v) or abs(v - est) > FAR * max(ctx.natural_step(j), abs(est)):
-            return Limit(side * np.inf, "unbounded", np.nan,
-                         f"rise only {points[-1][1] ** 2:.4f} at {points[-1][0]:.6g}",
-                         n_fits), trace
-    return Limit(np.nan, "failed", np.nan, f"no limit within {MAX_FITS} profile fits",
-                 n_fits), trace
+        if not np.isfinite(v) or abs(v - est) > far:
+            return limit(side * np.inf, "unbounded", np.nan,
+                         f"rise only {points[-1][1] ** 2:.4f} at {points[-1][0]:.6g}"), trace
+    return limit(np.nan, "failed", np.nan, f"no limit within {MAX_FITS} profile fits"), trace
 
 
 def _newton_value(v, zeta, slope_v, target, side):
@@ -268,6 +361,15 @@ def _next_value(points, above, last, target, side, est, natural):
     return v1 + side * min(abs(proposal - v1), reach)
 
 
+def _default_jobs(record, n_limits):
+    """The machine's cores, or 1 when the limits are predicted (EVALUATIONS_PER_LIMIT
+    at the fit's cost per evaluation) to take less than POOL_WORTH seconds."""
+    per_evaluation = record.seconds / max(record.n_evaluations, 1)
+    if n_limits * EVALUATIONS_PER_LIMIT * per_evaluation < POOL_WORTH:
+        return 1
+    return os.cpu_count() or 1
+
+
 def _task(args):
     j, side = args
     return profile_side(_WORKER_CONTEXT, j, side)
@@ -297,8 +399,10 @@ def profile_ci(result, level=0.95, parameters=None, n_jobs=None, progress=None):
     """Profile-likelihood CIs of a FitResult's parameters; returns a ProfileCI.
 
     parameters: labels (default all); n_jobs: worker processes (default: the
-    machine's cores; 1 runs in this process); progress: draw a progress bar on
-    stderr (default: when stderr is a terminal). Results do not depend on n_jobs.
+    machine's cores, unless the whole job is predicted to take less than
+    POOL_WORTH seconds, which a pool of processes costs more than it saves;
+    1 runs in this process); progress: draw a progress bar on stderr (default:
+    when stderr is a terminal). Results do not depend on n_jobs.
     """
     global _WORKER_CONTEXT
     if not 0 < level < 1:
@@ -313,7 +417,7 @@ def profile_ci(result, level=0.95, parameters=None, n_jobs=None, progress=None):
     cutoff = float(chi2.ppf(level, 1))
     ctx = _Context(result, cutoff)
     tasks = [(labels.index(lab), side) for lab in wanted for side in (-1, 1)]
-    n_jobs = (os.cpu_count() or 1) if n_jobs is None else max(1, int(n_jobs))
+    n_jobs = _default_jobs(result.record, len(tasks)) if n_jobs is None else max(1, int(n_jobs))
     n_jobs = min(n_jobs, len(tasks))
     bar = _Progress(len(tasks), sys.stderr.isatty() if progress is None else progress)
     out = {}
@@ -335,12 +439,23 @@ def profile_ci(result, level=0.95, parameters=None, n_jobs=None, progress=None):
                      time.perf_counter() - t0, n_jobs)
 
 
+def _trace(points, estimate):
+    """Profile points (value, deviance, rise) as a trace sorted by value, with zeta."""
+    pts = np.asarray(points, float).reshape(-1, 3)
+    _, first = np.unique(pts[:, 0], return_index=True)      # sorted, one row per value
+    value, dev, rise = pts[first].T
+    return pd.DataFrame({"value": value, "deviance": dev, "rise": rise,
+                         "zeta": np.sign(value - estimate) * np.sqrt(np.maximum(rise, 0.0))})
+
+
 def _assemble(ctx, result, wanted, labels, out, level, cutoff, seconds, n_jobs):
-    rows, traces, n_fits = [], {}, 0
+    rows, traces, limits, n_fits, n_eval = [], {}, {}, 0, ctx.n_evaluations
     for lab in wanted:
         j = labels.index(lab)
         (lo, tr_lo), (hi, tr_hi) = out[(j, -1)], out[(j, 1)]
+        limits[(lab, -1)], limits[(lab, 1)] = lo, hi
         n_fits += lo.n_fits + hi.n_fits
+        n_eval += lo.n_evaluations + hi.n_evaluations
         rows.append(dict(label=lab, estimate=ctx.theta[j], lower=lo.value, upper=hi.value,
                          lower_status=lo.status, upper_status=hi.status,
                          lower_rise=lo.rise if lo.status == "ok" else np.nan,
@@ -348,9 +463,6 @@ def _assemble(ctx, result, wanted, labels, out, level, cutoff, seconds, n_jobs):
                          message="; ".join(m for m in (lo.message and f"lower: {lo.message}",
                                                        hi.message and f"upper: {hi.message}")
                                            if m)))
-        pts = [(ctx.theta[j], ctx.dmin, 0.0)] + tr_lo + tr_hi
-        tr = pd.DataFrame(pts, columns=["value", "deviance", "rise"]).sort_values("value")
-        tr["zeta"] = np.sign(tr.value - ctx.theta[j]) * np.sqrt(np.maximum(tr.rise, 0.0))
-        traces[lab] = tr.reset_index(drop=True)
+        traces[lab] = _trace([(ctx.theta[j], ctx.dmin, 0.0)] + tr_lo + tr_hi, ctx.theta[j])
     return ProfileCI(level, cutoff, pd.DataFrame(rows), traces, seconds, n_fits, n_jobs,
-                     ctx.dmin)
+                     ctx.dmin, n_eval, limits, ctx)

@@ -61,7 +61,8 @@ def xxmCI(model, level=0.95, parameters=None, n_jobs=None, progress=None):
     """Profile-likelihood CIs of the last fit; xxmSummary shows them from then on.
 
     level: coverage (0.95 -> -2 log L rise 3.841459); parameters: labels
-    (default all); n_jobs: worker processes (default: the machine's cores).
+    (default all); n_jobs: worker processes (default: the machine's cores, or 1
+    for a job predicted to take under 0.25 s).
     """
     m = _model(model, "xxmCI")
     if m.result is None:

@@ -157,6 +157,7 @@ def profiles_section(result):
     prof = result.profile
     if prof is None:
         return ""
+    prof.complete_traces()          # profile fits inside each interval, for the curves
     rows = prof.table.set_index("label")
     pictures = [profile_svg(lab, prof.traces[lab], prof.cutoff, rows.loc[lab, "estimate"],
                             rows.loc[lab, "lower"], rows.loc[lab, "upper"])

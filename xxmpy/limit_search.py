@@ -1,0 +1,274 @@
+"""One profile limit found directly, without a sequence of profile fits.
+
+A limit of parameter j is a point where the profile deviance reaches the
+cutoff: -2 log L = D_min + cutoff, with the gradient in every other
+coordinate 0 (the other parameters re-optimised). ``search_limit`` solves
+these k equations together: each step is a Newton step on zeta (the signed
+root of the rise) in theta_j, using the profile value and slope predicted by
+a quadratic model, combined with the Newton step of the other coordinates
+for the new theta_j. The model's Hessian starts from the fit's and is
+updated by (damped) BFGS after every evaluation, so one evaluation of -2 log L
+and its gradient makes one step; 5-10 evaluations find most limits.
+
+It works in the optimiser's coordinates with theta_j held as a coordinate
+(transform.py; a variance inside a Cholesky block is searched as its root).
+Other coordinates on their lower bound with the gradient pushing outwards
+stay there (an active set, as in the projected BFGS of optimize.py).
+
+The lower side of a variance may end at the boundary: a step that would go
+below the boundary probe (``floor``, a small positive value) stops there.
+Any point with theta_j at the floor bounds the profile there from above, so
+the first one whose rise is below the cutoff proves that the profile stays
+below it down to (about) 0: the limit is 0 (status boundary). Until then the
+other coordinates are minimised with theta_j held at the floor (Newton steps
+with a backtracking line search), and the search moves back up if the
+minimised rise exceeds the cutoff.
+
+It gives up (returns a reason, never a limit it has not reached) when a step
+leaves the admissible parameters, the profile stops rising outwards, the
+model Hessian is unusable, a step goes beyond ``far``, or no limit is reached
+within MAX_EVALUATIONS; profile.py then falls back to root finding over full
+profile fits.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .optimize import VARIANCE_FLOOR, Objective, hessian_in_coordinates
+from .transform import Transform
+
+MAX_EVALUATIONS = 30
+GTOL = 1e-6            # g' B^-1 g over the other coordinates (twice their predicted drop;
+                       # 5e-7 is 200x below the rise tolerance)
+MAX_HALVINGS = 5       # an inadmissible trial point halves the step
+
+
+@dataclass
+class Found:
+    """A limit reached: theta_j = value, -2 log L = minimum + rise, theta all of
+    them; status "ok" (rise = cutoff) or "boundary" (value is the floor; rise, an
+    upper bound of the profile's rise there, is below the cutoff)."""
+    value: float
+    rise: float
+    theta: np.ndarray
+    n_evaluations: int
+    status: str = "ok"
+
+
+@dataclass
+class GaveUp:
+    """No limit found, and why."""
+    reason: str
+    n_evaluations: int
+
+
+@dataclass
+class _Start:
+    """What both sides of parameter j start from: the optimiser's coordinates
+    with theta_j a coordinate (transform, scale; lower bounds and the estimate y
+    in scaled units), the Hessian model B there, and the gradient g at the
+    estimate (from the fit; None if not known everywhere)."""
+    transform: Transform
+    x0: np.ndarray
+    scale: np.ndarray
+    free: np.ndarray
+    lower: np.ndarray
+    y: np.ndarray
+    coord: "_Coordinate"
+    B: np.ndarray
+    g: np.ndarray
+
+
+def _start_for(ctx, j):
+    """The _Start of parameter j (kept in ctx.starts), or GaveUp."""
+    if j not in ctx.starts:
+        ctx.starts[j] = _build_start(ctx, j)
+    return ctx.starts[j]
+
+
+def _build_start(ctx, j):
+    problem, k = ctx.problem, ctx.problem.params.n
+    fixed = np.zeros(k, bool)
+    fixed[j] = True
+    transform = Transform(problem, VARIANCE_FLOOR, fixed)
+    free = np.ones(k, bool)
+    try:
+        x0 = transform.from_theta(ctx.theta)
+        scale = np.maximum(np.abs(transform.from_theta(problem.params.start)), 0.1)
+    except np.linalg.LinAlgError:
+        return GaveUp("a covariance matrix is not positive definite at the estimate", 0)
+    B = hessian_in_coordinates(ctx.hessian, transform, x0, free, scale)
+    if not np.all(np.isfinite(B)) or np.linalg.eigvalsh(B)[0] <= 1e-10 * np.abs(B).max():
+        return GaveUp("no positive definite Hessian at the estimate", 0)
+    g = transform.pullback(x0, ctx.gradient) * scale
+    return _Start(transform, x0, scale, free, transform.lower / scale, x0 / scale,
+                  _Coordinate(transform, j, scale[j]), B,
+                  g if np.all(np.isfinite(g)) else None)
+
+
+class _Coordinate:
+    """theta_j as a function of its scaled coordinate t: t * s, or (t * s)^2 for a
+    variance searched through its Cholesky factor."""
+
+    def __init__(self, transform, j, scale):
+        self.square = any(b.slots[0, 0] == j and not b.covariance_fixed
+                          for b in transform.blocks)
+        self.s = scale
+
+    def value(self, t):
+        return (t * self.s) ** 2 if self.square else t * self.s
+
+    def derivative(self, t):
+        return 2.0 * t * self.s ** 2 if self.square else self.s
+
+    def coordinate(self, v):
+        return np.sqrt(v) / self.s if self.square else v / self.s
+
+
+def search_limit(ctx, j, side, floor=-np.inf, far=np.inf):
+    """The limit of parameter j on ``side`` (-1 lower, +1 upper): Found or GaveUp.
+
+    ctx: profile._Context (problem, theta, dmin, cutoff, tol_rise, hessian,
+    is_variance, natural_step); floor: for a variance's lower side, the
+    boundary probe (no step goes below it); far: |theta_j - estimate| beyond
+    it is left to the unbounded test of the root finding.
+    """
+    start = _start_for(ctx, j)
+    if isinstance(start, GaveUp):
+        return start
+    fg = Objective(ctx.problem, start.transform, start.x0, start.free, start.scale)
+    coord, lower, B = start.coord, start.lower, start.B
+    y, f, g = start.y, ctx.dmin, start.g
+    if g is None:                    # the fit's gradient is not known everywhere
+        f, g = fg(y)
+    k = y.size
+    others = np.arange(k) != j
+    est, natural, target = ctx.theta[j], ctx.natural_step(j), np.sqrt(ctx.cutoff)
+    bounded = side < 0 and ctx.is_variance[j] and np.isfinite(floor)
+    at_floor = False
+    while fg.count < MAX_EVALUATIONS:
+        model = _model(B, y, g, f, j, others, lower)
+        if model is None:
+            return GaveUp("the model Hessian is not positive definite", fg.count)
+        v, rise = coord.value(y[j]), f - ctx.dmin
+        if at_floor and rise < ctx.cutoff:
+            # f bounds the profile at the floor from above: it stays below the cutoff
+            return Found(v, rise, fg.full(y), fg.count, "boundary")
+        if model.decrement < GTOL and abs(rise - ctx.cutoff) < ctx.tol_rise:
+            return Found(v, rise, fg.full(y), fg.count)
+        zeta = np.sqrt(max(model.predicted - ctx.dmin, 0.0))
+        if zeta >= 1e-3:                 # Newton on zeta(v), v = theta_j
+            dzeta = model.slope / coord.derivative(y[j]) / (2.0 * zeta)
+            if side * dzeta <= 0:
+                return GaveUp("the profile does not rise outwards here", fg.count)
+            reach = 4.0 * max(abs(v - est), natural)
+            v_new = v + np.clip((target - zeta) / dzeta, -reach, reach)
+        else:                            # at the estimate: the quadratic model's limit
+            v_new = coord.value(y[j] + _first_step(coord, y[j], model, ctx.cutoff, side,
+                                                   ctx.is_variance[j] and not ctx.at_bound[j]))
+        if abs(v_new - est) > far:
+            return GaveUp("a step goes beyond the unbounded test", fg.count)
+        at_floor = bounded and v_new <= floor
+        dt = coord.coordinate(floor) - y[j] if at_floor else coord.coordinate(v_new) - y[j]
+        trial = _trial(fg, y, f, g, j, dt, model, lower, descent=at_floor and dt == 0)
+        if trial is None:
+            return GaveUp("no admissible point along the step", fg.count)
+        y_new, f_new, g_new = trial
+        B = _damped_bfgs(B, y_new - y, g_new - g)
+        y, f, g = y_new, f_new, g_new
+    return GaveUp(f"no limit within {MAX_EVALUATIONS} evaluations", fg.count)
+
+
+def _first_step(coord, t, model, cutoff, side, sd_scale):
+    """The move in t from the estimate to where the quadratic model's profile
+    (slope, curvature 2 / unit^2) rises by the cutoff; for a variance inside its
+    space (``sd_scale``) the move is taken on the SD scale (the profile is closer
+    to quadratic there) and never below half the SD (the Newton steps that
+    follow go further when needed)."""
+    c = 2.0 / model.unit ** 2
+    dt = side * 2.0 * cutoff / (side * model.slope + np.sqrt(model.slope ** 2 + 2 * c * cutoff))
+    if not sd_scale:
+        return dt
+    sd = np.sqrt(coord.value(t))
+    sd_new = np.sqrt(coord.value(t + dt)) if coord.square else \
+        sd + dt * coord.derivative(t) / (2.0 * sd)          # d sd = dv / (2 sd)
+    if coord.square and t + dt < 0:
+        sd_new = -sd_new
+    return coord.coordinate(max(sd_new, sd / 2) ** 2) - t
+
+
+@dataclass
+class _Model:
+    """The quadratic model's profile at the current t = y[j].
+
+    moved: indices of the other coordinates that move (those not held on a bound);
+    w, u: B_FF^-1 g_F and B_FF^-1 B_Fj, so that their Newton step for a move dt
+    in t is -(w + u dt); decrement g_F' w (twice the predicted drop of -2 log L
+    over them); predicted = f - decrement / 2, the profile value at t; slope
+    its derivative in t; unit: the move in t over which the model's profile
+    rises by 1 (sqrt(2 / its curvature)).
+    """
+    moved: np.ndarray
+    w: np.ndarray
+    u: np.ndarray
+    decrement: float
+    predicted: float
+    slope: float
+    unit: float
+
+    def others_step(self, dt):
+        return -(self.w + self.u * dt)
+
+
+def _model(B, y, g, f, j, others, lower):
+    """The _Model at (y, f, g); None when the model is not convex there (B is kept
+    positive definite, so only rounding can make it so)."""
+    held = others & (y <= lower * (1 + 1e-9) + 1e-300) & (g > 0)
+    if held.any():
+        F = np.flatnonzero(others & ~held)
+        wu = np.linalg.solve(B[F[:, None], F], np.column_stack([g[F], B[F, j]]))
+        w, u = wu[:, 0], wu[:, 1]
+        curvature = B[j, j] - B[j, F] @ u
+    else:    # through H = B^-1: B_FF^-1 = H_FF - H_Fj H_jF / H_jj, B_FF^-1 B_Fj = -H_Fj / H_jj
+        F = np.flatnonzero(others)
+        H = np.linalg.inv(B)
+        gz = np.where(others, g, 0.0)
+        h = H @ gz
+        w = (h - H[:, j] * (h[j] / H[j, j]))[F]
+        u = -H[F, j] / H[j, j]
+        curvature = 1.0 / H[j, j]
+    decrement = float(g[F] @ w)
+    if not (curvature > 0 and decrement >= 0):
+        return None
+    return _Model(F, w, u, decrement, f - 0.5 * decrement, float(g[j] - B[j, F] @ w),
+                  float(np.sqrt(2.0 / curvature)))
+
+
+def _trial(fg, y, f, g, j, dt, model, lower, descent):
+    """Evaluate y moved by dt in t and the others' Newton step for it, halving the
+    move while -2 log L is not finite (or, with ``descent``, while it does not
+    fall enough: a plain minimisation over the others with t held)."""
+    dz, F = model.others_step(dt), model.moved
+    for _ in range(MAX_HALVINGS + 1):
+        trial = y.copy()
+        trial[j] += dt
+        trial[F] = np.maximum(y[F] + dz, lower[F])
+        f_new, g_new = fg(trial)
+        if np.isfinite(f_new) and (not descent or f_new <= f + 1e-4 * g @ (trial - y)):
+            return trial, f_new, g_new
+        dt, dz = dt / 2, dz / 2
+    return None
+
+
+def _damped_bfgs(B, s, r):
+    """BFGS update of the Hessian model B with step s and gradient change r,
+    damped (Powell) so that B stays positive definite."""
+    Bs = B @ s
+    sBs, sr = s @ Bs, s @ r
+    if not sBs > 0:
+        return B
+    if sr < 0.2 * sBs:
+        phi = 0.8 * sBs / (sBs - sr)
+        r = phi * r + (1 - phi) * Bs
+        sr = s @ r
+    return B - np.outer(Bs, Bs) / sBs + np.outer(r, r) / sr
