@@ -13,7 +13,11 @@ and its gradient makes one step; 5-10 evaluations find most limits.
 It works in the optimiser's coordinates with theta_j held as a coordinate
 (transform.py; a variance inside a Cholesky block is searched as its root).
 Other coordinates on their lower bound with the gradient pushing outwards
-stay there (an active set, as in the projected BFGS of optimize.py).
+stay there (an active set, as in the projected BFGS of optimize.py). A limit
+found with a Cholesky diagonal near 0 is flagged ``near_singular``: there the
+gradient in L_rr vanishes whatever the curvature, so the point may be a
+saddle, and profile.py re-optimises it with a full profile fit (which tries
+to leave such saddles) before accepting it.
 
 The lower side of a variance may end at the boundary: a step that would go
 below the boundary probe (``floor``, a small positive value) stops there.
@@ -38,8 +42,8 @@ from .optimize import VARIANCE_FLOOR, Objective, hessian_in_coordinates
 from .transform import Transform
 
 MAX_EVALUATIONS = 30
-GTOL = 1e-6            # g' B^-1 g over the other coordinates (twice their predicted drop;
-                       # 5e-7 is 200x below the rise tolerance)
+GTOL = 1e-5            # g' B^-1 g over the other coordinates (twice their predicted drop;
+                       # 5e-6 is 20x below the rise tolerance)
 MAX_HALVINGS = 5       # an inadmissible trial point halves the step
 
 
@@ -53,6 +57,7 @@ class Found:
     theta: np.ndarray
     n_evaluations: int
     status: str = "ok"
+    near_singular: bool = False     # a Cholesky diagonal near 0: maybe a saddle
 
 
 @dataclass
@@ -141,13 +146,12 @@ def search_limit(ctx, j, side, floor=-np.inf, far=np.inf):
     y, f, g = start.y, ctx.dmin, start.g
     if g is None:                    # the fit's gradient is not known everywhere
         f, g = fg(y)
-    k = y.size
-    others = np.arange(k) != j
+    bound = lower * (1 + 1e-9) + 1e-300
     est, natural, target = ctx.theta[j], ctx.natural_step(j), np.sqrt(ctx.cutoff)
     bounded = side < 0 and ctx.is_variance[j] and np.isfinite(floor)
     at_floor = False
     while fg.count < MAX_EVALUATIONS:
-        model = _model(B, y, g, f, j, others, lower)
+        model = _model(B, y, g, f, j, bound)
         if model is None:
             return GaveUp("the model Hessian is not positive definite", fg.count)
         v, rise = coord.value(y[j]), f - ctx.dmin
@@ -155,7 +159,8 @@ def search_limit(ctx, j, side, floor=-np.inf, far=np.inf):
             # f bounds the profile at the floor from above: it stays below the cutoff
             return Found(v, rise, fg.full(y), fg.count, "boundary")
         if model.decrement < GTOL and abs(rise - ctx.cutoff) < ctx.tol_rise:
-            return Found(v, rise, fg.full(y), fg.count)
+            return Found(v, rise, fg.full(y), fg.count,
+                         near_singular=_near_singular(start.transform, y, j))
         zeta = np.sqrt(max(model.predicted - ctx.dmin, 0.0))
         if zeta >= 1e-3:                 # Newton on zeta(v), v = theta_j
             dzeta = model.slope / coord.derivative(y[j]) / (2.0 * zeta)
@@ -170,13 +175,20 @@ def search_limit(ctx, j, side, floor=-np.inf, far=np.inf):
             return GaveUp("a step goes beyond the unbounded test", fg.count)
         at_floor = bounded and v_new <= floor
         dt = coord.coordinate(floor) - y[j] if at_floor else coord.coordinate(v_new) - y[j]
-        trial = _trial(fg, y, f, g, j, dt, model, lower, descent=at_floor and dt == 0)
+        trial = _trial(fg, y, f, g, dt, model, lower, descent=at_floor and dt == 0)
         if trial is None:
             return GaveUp("no admissible point along the step", fg.count)
         y_new, f_new, g_new = trial
         B = _damped_bfgs(B, y_new - y, g_new - g)
         y, f, g = y_new, f_new, g_new
     return GaveUp(f"no limit within {MAX_EVALUATIONS} evaluations", fg.count)
+
+
+def _near_singular(transform, y, j):
+    """Whether a Cholesky diagonal other than y[j] is near 0 (L_rr^2 < 1e-2 in its
+    scaled units, as optimize.escape_singular_saddle tests)."""
+    return any(slot != j and y[slot] ** 2 < 1e-2
+               for b in transform.blocks for slot in np.diag(b.slots))
 
 
 def _first_step(coord, t, model, cutoff, side, sd_scale):
@@ -201,14 +213,14 @@ def _first_step(coord, t, model, cutoff, side, sd_scale):
 class _Model:
     """The quadratic model's profile at the current t = y[j].
 
-    moved: indices of the other coordinates that move (those not held on a bound);
-    w, u: B_FF^-1 g_F and B_FF^-1 B_Fj, so that their Newton step for a move dt
-    in t is -(w + u dt); decrement g_F' w (twice the predicted drop of -2 log L
-    over them); predicted = f - decrement / 2, the profile value at t; slope
-    its derivative in t; unit: the move in t over which the model's profile
-    rises by 1 (sqrt(2 / its curvature)).
+    w, u: (k,) with B_FF^-1 g_F and B_FF^-1 B_Fj on the other coordinates that
+    move (F: those not held on a bound), 0 on the held ones, and w_j = 0,
+    u_j = -1, so that step(dt) = -(w + u dt) is the move dt in t together with
+    the others' Newton step for it. decrement: g_F' w_F (twice the predicted
+    drop of -2 log L over them); predicted = f - decrement / 2, the profile
+    value at t; slope its derivative in t; unit: the move in t over which the
+    model's profile rises by 1 (sqrt(2 / its curvature)).
     """
-    moved: np.ndarray
     w: np.ndarray
     u: np.ndarray
     decrement: float
@@ -216,47 +228,49 @@ class _Model:
     slope: float
     unit: float
 
-    def others_step(self, dt):
+    def step(self, dt):
         return -(self.w + self.u * dt)
 
 
-def _model(B, y, g, f, j, others, lower):
-    """The _Model at (y, f, g); None when the model is not convex there (B is kept
-    positive definite, so only rounding can make it so)."""
-    held = others & (y <= lower * (1 + 1e-9) + 1e-300) & (g > 0)
+def _model(B, y, g, f, j, bound):
+    """The _Model at (y, f, g); ``bound``: (k,) the lower bounds (scaled, slightly
+    raised); None when the model is not convex there (B is kept positive
+    definite, so only rounding can make it so)."""
+    held = (y <= bound) & (g > 0)
+    held[j] = False
+    gz = g.copy()
+    gz[j] = 0.0
     if held.any():
-        F = np.flatnonzero(others & ~held)
+        F = np.flatnonzero(~held)
+        F = F[F != j]
         wu = np.linalg.solve(B[F[:, None], F], np.column_stack([g[F], B[F, j]]))
-        w, u = wu[:, 0], wu[:, 1]
-        curvature = B[j, j] - B[j, F] @ u
+        w, u = np.zeros_like(g), np.zeros_like(g)
+        w[F], u[F], u[j] = wu[:, 0], wu[:, 1], -1.0
+        curvature = B[j, j] - B[j, F] @ wu[:, 1]
     else:    # through H = B^-1: B_FF^-1 = H_FF - H_Fj H_jF / H_jj, B_FF^-1 B_Fj = -H_Fj / H_jj
-        F = np.flatnonzero(others)
         H = np.linalg.inv(B)
-        gz = np.where(others, g, 0.0)
-        h = H @ gz
-        w = (h - H[:, j] * (h[j] / H[j, j]))[F]
-        u = -H[F, j] / H[j, j]
-        curvature = 1.0 / H[j, j]
-    decrement = float(g[F] @ w)
+        h, hj = H @ gz, H[:, j]
+        w = h - hj * (h[j] / hj[j])            # w_j = 0
+        u = hj / -hj[j]                        # u_j = -1
+        curvature = 1.0 / hj[j]
+    decrement = float(gz @ w)
     if not (curvature > 0 and decrement >= 0):
         return None
-    return _Model(F, w, u, decrement, f - 0.5 * decrement, float(g[j] - B[j, F] @ w),
+    return _Model(w, u, decrement, f - 0.5 * decrement, float(g[j] - B[j] @ w),
                   float(np.sqrt(2.0 / curvature)))
 
 
-def _trial(fg, y, f, g, j, dt, model, lower, descent):
+def _trial(fg, y, f, g, dt, model, lower, descent):
     """Evaluate y moved by dt in t and the others' Newton step for it, halving the
     move while -2 log L is not finite (or, with ``descent``, while it does not
     fall enough: a plain minimisation over the others with t held)."""
-    dz, F = model.others_step(dt), model.moved
+    d = model.step(dt)
     for _ in range(MAX_HALVINGS + 1):
-        trial = y.copy()
-        trial[j] += dt
-        trial[F] = np.maximum(y[F] + dz, lower[F])
+        trial = np.maximum(y + d, lower)
         f_new, g_new = fg(trial)
         if np.isfinite(f_new) and (not descent or f_new <= f + 1e-4 * g @ (trial - y)):
             return trial, f_new, g_new
-        dt, dz = dt / 2, dz / 2
+        d = d / 2
     return None
 
 

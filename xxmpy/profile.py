@@ -58,7 +58,7 @@ class Limit:
     status: str
     rise: float
     message: str = ""
-    n_fits: int = 0               # full profile fits (root finding)
+    n_fits: int = 0               # full profile fits (a check, or root finding)
     n_evaluations: int = 0        # of -2 log L and its gradient, direct search included
     theta: np.ndarray = None      # all parameters at the limit (ok and boundary limits)
 
@@ -100,9 +100,10 @@ class ProfileCI:
         if len(rises):
             lines.append(f"  rise found at the ok limits: {rises.min():.5f} to {rises.max():.5f}"
                          f" ({'verified' if self.verified() else 'NOT verified'}: within 1e-3)")
-        lines.append(f"  {self.n_evaluations} evaluations of -2 log L ({self.n_fits} full "
-                     f"profile fits where the direct search gave up) in {self.seconds:.2f} s "
-                     f"on {self.n_jobs} worker{'s' if self.n_jobs > 1 else ''}")
+        lines.append(f"  {self.n_evaluations} evaluations of -2 log L (in {self.n_fits} full "
+                     f"profile fits where the direct search needed a check or gave up) in "
+                     f"{self.seconds:.2f} s on {self.n_jobs} "
+                     f"worker{'s' if self.n_jobs > 1 else ''}")
         for row in self.table.itertuples():
             if row.message:
                 lines.append(f"  {row.label}: {row.message}")
@@ -183,6 +184,11 @@ class _Context:
         self.scale = np.maximum(np.abs(self.problem.params.start), 0.1)
         self.vcov = result.vcov
         self.gradient = rec.gradient      # at the estimate, theta units
+        # the profile fits' start Hessian: the fit's, or (with parameters on a
+        # bound) unit curvature in the optimiser's coordinates, which the root
+        # finding's fits near a boundary are the more robust from
+        self.guess = (rec.hessian if np.all(np.isfinite(rec.hessian))
+                      else np.full_like(rec.hessian, np.nan))
         self.at_bound = rec.at_bound
         self.hessian, self.n_evaluations = _completed_hessian(self.problem, self.theta,
                                                               rec.hessian, rec.gradient)
@@ -207,9 +213,10 @@ class _Context:
 def _completed_hessian(problem, theta, hessian, gradient):
     """(Hessian, evaluations): the fit's Hessian (theta units) with the rows and
     columns it leaves NaN (parameters on their bound) filled by forward
-    differences of the gradient into the admissible side (unchanged where that
-    is not possible), and the number of evaluations that took."""
-    hessian, count = hessian.copy(), 0
+    differences of the gradient into the admissible side, and the number of
+    evaluations that took. Unchanged where that is not possible or does not give
+    a positive definite matrix (-2 log L can be concave at a bound)."""
+    given, hessian, count = hessian, hessian.copy(), 0
     for j in np.flatnonzero(~np.isfinite(np.diag(hessian))):
         h = 1e-5 * max(abs(theta[j]), 1.0)
         up = theta.copy()
@@ -221,13 +228,17 @@ def _completed_hessian(problem, theta, hessian, gradient):
             known = np.isfinite(np.diag(hessian))
             hessian[known, j] = hessian[j, known] = col[known]
             hessian[j, j] = col[j]
+    known = np.isfinite(np.diag(hessian))
+    if count and np.linalg.eigvalsh(hessian[np.ix_(known, known)])[0] <= 0:
+        return given, count
     return hessian, count
 
 
-def _fit_at(ctx, j, v, warm):
+def _fit_at(ctx, j, v, warm, guess=True):
     """Profile fit with theta_j = v from ``warm``: (deviance, theta, slope, evaluations),
     deviance None if inadmissible. slope: d(profile deviance)/dv, which is the fit's
-    gradient in theta_j at the re-optimised point (the envelope theorem)."""
+    gradient in theta_j at the re-optimised point (the envelope theorem).
+    guess: start from the fit's Hessian (ctx.guess; else from finite differences)."""
     start = warm.copy()
     start[j] = v
     fixed = np.zeros(start.size, bool)
@@ -235,7 +246,7 @@ def _fit_at(ctx, j, v, warm):
     try:
         # gtol: the predicted further drop of -2 log L; 1e-8 is 4 orders below TOL_RISE
         rec = fit_problem(ctx.problem, start=start, fixed=fixed, hessian=False, gtol=1e-8,
-                          hessian_guess=ctx.hessian)
+                          hessian_guess=ctx.guess if guess else None)
     except ValueError:
         return None, None, None, 1
     return rec.deviance, rec.estimate, rec.gradient[j], rec.n_evaluations
@@ -262,8 +273,16 @@ def profile_side(ctx, j, side):
                          f"rise at most {found.rise:.4f} < {ctx.cutoff:.4f} at "
                          f"{found.value:.3g} (about 0)", 0, found.n_evaluations,
                          found.theta), []
-        return (Limit(found.value, "ok", found.rise, n_evaluations=found.n_evaluations,
-                      theta=found.theta), [(found.value, ctx.dmin + found.rise, found.rise)])
+        if not found.near_singular:
+            return (Limit(found.value, "ok", found.rise, n_evaluations=found.n_evaluations,
+                          theta=found.theta), [(found.value, ctx.dmin + found.rise, found.rise)])
+        # maybe a saddle: accept only what a full profile fit from there confirms
+        # (its Hessian from finite differences there: the fit's is a poor guess)
+        dev, theta, _, used = _fit_at(ctx, j, found.value, found.theta, guess=False)
+        found.n_evaluations += used
+        if dev is not None and abs(dev - ctx.dmin - ctx.cutoff) < TOL_RISE:
+            return (Limit(found.value, "ok", dev - ctx.dmin, "", 1, found.n_evaluations,
+                          theta), [(found.value, dev, dev - ctx.dmin)])
     limit, trace = _root_finding(ctx, j, side, floor, far)
     limit.n_evaluations += found.n_evaluations
     return limit, trace
