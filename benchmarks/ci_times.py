@@ -5,7 +5,9 @@ Peers on this machine (../shared/data/README.md, issue #6): lme4
 confint(method = "profile") 0.18 s (Dyestuff), 0.46 s (Pastes), 1.4 s
 (sleepstudy); OpenMx mxCI 0.03 s, 0.04 s, 0.11 s, and 0.03 s for brim.
 Not a test: it prints a report (median of 3 runs, fit excluded; CI/fit is the
-one-process CI time in fits' worth, the fit timed after compiling).
+one-process CI time in fits' worth, the fit timed after compiling; evals: of
+-2 log L and its gradient for all limits; fits: full profile fits among them;
+/OpenMx: the one-process CI time over OpenMx's).
 """
 import os
 import sys
@@ -35,8 +37,8 @@ def main(repeats=3, only=None):
     warnings.simplefilter("ignore")
     cores = os.cpu_count()
     print(f"{'case':22s} {'k':>3s} {'fit s':>6s} {'CI s (1 proc)':>13s} "
-          f"{f'CI s ({cores} proc)':>13s} {'CI/fit':>6s} {'fits':>5s} {'status':>22s}  "
-          f"lme4 s  OpenMx s")
+          f"{f'CI s ({cores} proc)':>13s} {'CI/fit':>6s} {'evals':>6s} {'fits':>5s} "
+          f"{'status':>22s}  lme4 s  OpenMx s  /OpenMx")
     for name, make in CASES.items():
         if only and name not in only:
             continue
@@ -60,9 +62,10 @@ def main(repeats=3, only=None):
         lme4, openmx = PEERS.get(name, (None, None))
         fit_s = np.median(fit_times)
         print(f"{name:22s} {result.n_parameters:3d} {fit_s:6.3f} "
-              f"{np.median(t1):13.2f} {np.median(tn):13.2f} {np.median(t1) / fit_s:6.1f} "
-              f"{ci.n_fits:5d} {counts:>22s}  "
-              f"{lme4 if lme4 else '-':>6}  {openmx if openmx else '-':>8}")
+              f"{np.median(t1):13.3f} {np.median(tn):13.3f} {np.median(t1) / fit_s:6.1f} "
+              f"{ci.n_evaluations:6d} {ci.n_fits:5d} {counts:>22s}  "
+              f"{lme4 if lme4 else '-':>6}  {openmx if openmx else '-':>8}  "
+              f"{f'{np.median(t1) / openmx:.2f}' if openmx else '-':>7}")
 
 
 if __name__ == "__main__":

@@ -28,11 +28,9 @@ Every limit has a status:
   failed     with the reason (a profile fit that could not be started or
              converge, a lower -2 log L than the fit's).
 """
-import multiprocessing
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,6 +38,7 @@ import pandas as pd
 from scipy.stats import chi2
 
 from .likelihood import deviance_and_gradient
+from . import forked
 from .limit_search import Found, search_limit
 from .optimize import VARIANCE_FLOOR, fit_problem
 
@@ -47,7 +46,7 @@ TOL_RISE = 1e-4       # |rise - cutoff| accepted at an ok limit
 MAX_FITS = 40         # profile fits per limit
 BOUNDARY_PROBE = 1e-6  # a variance's lower side is tested at this fraction of its size
 FAR = 1e4             # |v - estimate| beyond FAR * (its natural scale): unbounded
-POOL_WORTH = 0.25     # seconds of serial work below which n_jobs=None runs in-process
+POOL_WORTH = 0.25     # seconds of serial work below which n_jobs=None does not fork
 EVALUATIONS_PER_LIMIT = 8    # typical for the direct search (5-10 on the reference models)
 
 
@@ -389,14 +388,6 @@ def _default_jobs(record, n_limits):
     return os.cpu_count() or 1
 
 
-def _task(args):
-    j, side = args
-    return profile_side(_WORKER_CONTEXT, j, side)
-
-
-_WORKER_CONTEXT = None
-
-
 class _Progress:
     def __init__(self, total, enabled):
         self.total, self.done, self.enabled, self.t0 = total, 0, enabled, time.perf_counter()
@@ -417,13 +408,12 @@ class _Progress:
 def profile_ci(result, level=0.95, parameters=None, n_jobs=None, progress=None):
     """Profile-likelihood CIs of a FitResult's parameters; returns a ProfileCI.
 
-    parameters: labels (default all); n_jobs: worker processes (default: the
-    machine's cores, unless the whole job is predicted to take less than
-    POOL_WORTH seconds, which a pool of processes costs more than it saves;
-    1 runs in this process); progress: draw a progress bar on stderr (default:
+    parameters: labels (default all); n_jobs: processes working on the limits
+    (forked.py; default: the machine's cores, unless the whole job is predicted
+    to take less than POOL_WORTH seconds, where forking costs more than it
+    saves; 1 runs in this process only); progress: draw a progress bar on stderr (default:
     when stderr is a terminal). Results do not depend on n_jobs.
     """
-    global _WORKER_CONTEXT
     if not 0 < level < 1:
         raise ValueError(f"xxmCI: level must be between 0 and 1, got {level!r}.")
     labels = list(result.labels)
@@ -439,18 +429,12 @@ def profile_ci(result, level=0.95, parameters=None, n_jobs=None, progress=None):
     n_jobs = _default_jobs(result.record, len(tasks)) if n_jobs is None else max(1, int(n_jobs))
     n_jobs = min(n_jobs, len(tasks))
     bar = _Progress(len(tasks), sys.stderr.isatty() if progress is None else progress)
-    out = {}
-    if n_jobs > 1:
-        _WORKER_CONTEXT = ctx
-        try:
-            with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork")) \
-                    as pool:
-                for task, res in zip(tasks, pool.map(_task, tasks)):
-                    out[task] = res
-                    bar.tick()
-        finally:
-            _WORKER_CONTEXT = None
+    if n_jobs > 1 and forked.available():
+        found = forked.forked_map(lambda task: profile_side(ctx, *task), tasks, n_jobs,
+                                  bar.tick)
+        out = dict(zip(tasks, found))
     else:
+        n_jobs, out = 1, {}
         for task in tasks:
             out[task] = profile_side(ctx, *task)
             bar.tick()
