@@ -263,6 +263,7 @@ def test_limits_fall_back_to_profile_fits_when_the_direct_search_gives_up(monkey
     np.testing.assert_allclose(a.upper, b.upper, rtol=1e-4)
     assert "full profile fits where the direct search needed a check or gave up" in \
         fallback.describe()
+    assert "direct search, no full profile fit" in direct.describe()
 
 
 def test_a_limit_next_to_a_singular_covariance_is_confirmed_by_a_full_profile_fit():

@@ -99,10 +99,11 @@ class ProfileCI:
         if len(rises):
             lines.append(f"  rise found at the ok limits: {rises.min():.5f} to {rises.max():.5f}"
                          f" ({'verified' if self.verified() else 'NOT verified'}: within 1e-3)")
-        lines.append(f"  {self.n_evaluations} evaluations of -2 log L (in {self.n_fits} full "
-                     f"profile fits where the direct search needed a check or gave up) in "
-                     f"{self.seconds:.2f} s on {self.n_jobs} "
-                     f"worker{'s' if self.n_jobs > 1 else ''}")
+        fits = (f"including {self.n_fits} full profile fit{'s' if self.n_fits > 1 else ''} "
+                f"where the direct search needed a check or gave up" if self.n_fits
+                else "direct search, no full profile fit")
+        lines.append(f"  {self.n_evaluations} evaluations of -2 log L in {self.seconds:.2f} s "
+                     f"on {self.n_jobs} worker{'s' if self.n_jobs > 1 else ''} ({fits})")
         for row in self.table.itertuples():
             if row.message:
                 lines.append(f"  {row.label}: {row.message}")
