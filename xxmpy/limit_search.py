@@ -8,7 +8,7 @@ root of the rise) in theta_j, using the profile value and slope predicted by
 a quadratic model, combined with the Newton step of the other coordinates
 for the new theta_j. The model's Hessian starts from the fit's and is
 updated by (damped) BFGS after every evaluation, so one evaluation of -2 log L
-and its gradient makes one step; 5-10 evaluations find most limits.
+and its gradient makes one step; 4-8 evaluations find most limits.
 
 It works in the optimiser's coordinates with theta_j held as a coordinate
 (transform.py; a variance inside a Cholesky block is searched as its root).
@@ -186,7 +186,7 @@ def search_limit(ctx, j, side, floor=-np.inf, far=np.inf):
 
 def _near_singular(transform, y, j):
     """Whether a Cholesky diagonal other than y[j] is near 0 (L_rr^2 < 1e-2 in its
-    scaled units, as optimize.escape_singular_saddle tests)."""
+    scaled units, the optimiser's saddle test)."""
     return any(slot != j and y[slot] ** 2 < 1e-2
                for b in transform.blocks for slot in np.diag(b.slots))
 

@@ -124,19 +124,17 @@ def hessian_in_coordinates(h_theta, transform, x, free, scale):
     return hy
 
 
-def escape_singular_saddle(fg, y, f, transform, free, hold=-1):
+def _escape_singular_saddle(fg, y, f, transform, free):
     """Try moving each small Cholesky diagonal (L_rr^2 < 1e-2 of its scale^2) away from 0.
 
     At L_rr = 0 the gradient in L_rr vanishes whatever the curvature, so a
     singular covariance can look stationary while a larger variance fits
-    better. y: the free coordinates (free: (k,) bool); hold: a coordinate
-    to leave alone (a profiled parameter). Returns (y, f, g) after the first
-    move that lowers -2 log L, else None.
+    better. Returns (y, f, g) after the first move that lowers -2 log L, else None.
     """
     index = np.cumsum(free) - 1
     for b in transform.blocks:
         for r, slot in enumerate(np.diag(b.slots)):
-            if not free[slot] or slot == hold or (b.covariance_fixed and r == 0):
+            if not free[slot] or (b.covariance_fixed and r == 0):
                 continue
             i = index[slot]
             if y[i] ** 2 >= 1e-2:       # y is L_rr in units of its scale
@@ -308,7 +306,7 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
         H = _inverse_or_diagonal(hy)
     y, f, g, iters, status, history = bfgs(fg, y, f0, g, lower, H, max_iter, gtol, verbose)
     for _ in range(3):      # leave saddles where a Cholesky diagonal sits near 0
-        kicked = escape_singular_saddle(fg, y, f, transform, free)
+        kicked = _escape_singular_saddle(fg, y, f, transform, free)
         if kicked is None:
             break
         y, f, g = kicked
