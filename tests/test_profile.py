@@ -236,13 +236,10 @@ def test_direct_search_agrees_with_root_finding_over_profile_fits(name):
         if limit.status != "ok":
             continue
         j = result.labels.index(label)
-        est = ctx.theta[j]
-        floor = (max(profile.VARIANCE_FLOOR, profile.BOUNDARY_PROBE * max(est, ctx.natural_step(j)))
-                 if ctx.is_variance[j] else -np.inf)
-        other, _ = profile._root_finding(ctx, j, side, floor,
-                                         profile.FAR * max(ctx.natural_step(j), abs(est)))
+        other, _ = profile._root_finding(ctx, j, side, *profile.search_bounds(ctx, j))
         assert other.status == "ok" and other.n_fits > 0
-        assert abs(other.value - limit.value) < 1e-4 * abs(limit.value - est), (label, side)
+        assert abs(other.value - limit.value) < 1e-4 * abs(limit.value - ctx.theta[j]), \
+            (label, side)
         checked += 1
     assert checked >= 5
 
