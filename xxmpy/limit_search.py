@@ -13,11 +13,14 @@ and its gradient makes one step; 4-8 evaluations find most limits.
 It works in the optimiser's coordinates with theta_j held as a coordinate
 (transform.py; a variance inside a Cholesky block is searched as its root).
 Other coordinates on their lower bound with the gradient pushing outwards
-stay there (an active set, as in the projected BFGS of optimize.py). A limit
-found with a Cholesky diagonal near 0 is flagged ``near_singular``: there the
-gradient in L_rr vanishes whatever the curvature, so the point may be a
-saddle, and profile.py re-optimises it with a full profile fit (which tries
-to leave such saddles) before accepting it.
+stay there (an active set, as in the projected BFGS of optimize.py). At a
+limit found with a Cholesky diagonal L_rr near 0 the gradient in L_rr
+vanishes whatever the curvature, so the point may be a saddle of the
+parameters: there -2 log L falls along Sigma + e u u' (which stays positive
+definite) when the gradient matrix G = d(-2 log L)/d Sigma has a negative
+eigenvalue with eigenvector u (at a minimum on the cone's edge G is positive
+semi-definite: the KKT condition). Such a limit is flagged ``saddle``, and
+profile.py re-optimises it with a full profile fit before accepting anything.
 
 The lower side of a variance may end at the boundary: a step that would go
 below the boundary probe (``floor``, a small positive value) stops there.
@@ -45,6 +48,8 @@ MAX_EVALUATIONS = 30
 GTOL = 1e-5            # g' B^-1 g over the other coordinates (twice their predicted drop;
                        # 5e-6 is 20x below the rise tolerance)
 MAX_HALVINGS = 5       # an inadmissible trial point halves the step
+SADDLE_SLOPE = 1e-2    # a saddle: a move of 1% of a covariance's scale along Sigma + e u u'
+                       # lowers -2 log L by more than the rise tolerance (1e-4)
 
 
 @dataclass
@@ -57,7 +62,7 @@ class Found:
     theta: np.ndarray
     n_evaluations: int
     status: str = "ok"
-    near_singular: bool = False     # a Cholesky diagonal near 0: maybe a saddle
+    saddle: bool = False     # a Cholesky diagonal near 0 and moving it off 0 lowers -2 log L
 
 
 @dataclass
@@ -160,7 +165,7 @@ def search_limit(ctx, j, side, floor=-np.inf, far=np.inf):
             return Found(v, rise, fg.full(y), fg.count, "boundary")
         if model.decrement < GTOL and abs(rise - ctx.cutoff) < ctx.tol_rise:
             return Found(v, rise, fg.full(y), fg.count,
-                         near_singular=_near_singular(start.transform, y, j))
+                         saddle=_saddle(start, y, j, fg.last_gradient))
         zeta = np.sqrt(max(model.predicted - ctx.dmin, 0.0))
         if zeta >= 1e-3:                 # Newton on zeta(v), v = theta_j
             dzeta = model.slope / coord.derivative(y[j]) / (2.0 * zeta)
@@ -184,11 +189,26 @@ def search_limit(ctx, j, side, floor=-np.inf, far=np.inf):
     return GaveUp(f"no limit within {MAX_EVALUATIONS} evaluations", fg.count)
 
 
-def _near_singular(transform, y, j):
-    """Whether a Cholesky diagonal other than y[j] is near 0 (L_rr^2 < 1e-2 in its
-    scaled units, the optimiser's saddle test)."""
-    return any(slot != j and y[slot] ** 2 < 1e-2
-               for b in transform.blocks for slot in np.diag(b.slots))
+def _saddle(start, y, j, gradient):
+    """Whether the point is a saddle next to a singular covariance: for each block
+    with a Cholesky diagonal other than y[j] near 0 (L_rr^2 < 1e-2 in its scaled
+    units, the optimiser's saddle test), the block's gradient matrix G (theta
+    units, scaled by the diagonal coordinates' scales) has an eigenvalue below
+    -SADDLE_SLOPE. A held element of the block has a free multiplier, so its rows
+    are left out (a held variance's row; a held covariance: either of its rows)."""
+    for b in start.transform.blocks:
+        diag = np.diag(b.slots)
+        if not any(slot != j and y[slot] ** 2 < 1e-2 for slot in diag):
+            continue
+        s = start.scale[diag]
+        G = gradient[b.slots] * b.half * np.outer(s, s)
+        rows = np.arange(len(diag))
+        subsets = ([rows[1:]] if diag[0] == j else
+                   [rows[rows != 0], rows[rows != 1]] if b.covariance_fixed else [rows])
+        if any(len(r) and np.linalg.eigvalsh(G[np.ix_(r, r)])[0] < -SADDLE_SLOPE
+               for r in subsets):
+            return True
+    return False
 
 
 def _first_step(coord, t, model, cutoff, side, sd_scale):
