@@ -3,6 +3,7 @@
 Compilation runs once per model; the objective, the optimiser and the
 profile CIs reuse the result and never recompile.
 """
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,7 +85,7 @@ class Problem:
     structure: str
     descendants: list = None     # level -> levels below it (for re-planning)
 
-    @property
+    @functools.cached_property
     def n_flat(self):
         """Number of flat-prior etas (fixed effects integrated out; REML when > 0)."""
         return int(sum(lev.n * lev.n_etas for lev in self.levels if lev.flat))

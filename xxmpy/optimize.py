@@ -78,11 +78,12 @@ class Objective:
     def __call__(self, y):
         self.count += 1
         x = self.coordinates(y)
-        f, g = deviance_and_gradient(self.problem, self.transform.to_theta(x))
+        factors = self.transform.factors(x)
+        f, g = deviance_and_gradient(self.problem, self.transform.to_theta(x, factors))
         self.last_gradient = g          # (k,) in theta units, fixed parameters included
         if not np.isfinite(f):
             return f, g[self.free]
-        return f, self.transform.pullback(x, g)[self.free] * self.scale[self.free]
+        return f, self.transform.pullback(x, g, factors)[self.free] * self.scale[self.free]
 
 
 def hessian_of(fg, x, g0, lower, rel=1e-5, central=True):

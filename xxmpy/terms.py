@@ -123,13 +123,15 @@ def pattern_inverses(cov, patterns, what, max_condition=MAX_CONDITION):
     the Cholesky diagonal alone misses ill-conditioning carried by a large
     off-diagonal) exceeds ``max_condition``.
     """
+    if not (cov.flags.c_contiguous and cov.dtype == np.float64):
+        cov = np.ascontiguousarray(cov, dtype=float)
+    if not (patterns.flags.c_contiguous and patterns.dtype == np.uint8):
+        patterns = np.ascontiguousarray(patterns, dtype=np.uint8)
     try:
-        W, logdet, cond = kernels.pattern_inverses(
-            np.ascontiguousarray(cov, dtype=float),
-            np.ascontiguousarray(patterns, dtype=np.uint8))
+        W, logdet, cond = kernels.pattern_inverses(cov, patterns)
     except ArithmeticError as exc:
         raise NotPositiveDefinite(f"{what} is not positive definite") from exc
-    if cov.shape[0] > 1 and np.max(cond, initial=0.0) > max_condition:
+    if cov.shape[0] > 1 and len(cond) and cond.max() > max_condition:
         raise NotPositiveDefinite(f"{what} is numerically singular (condition > 1e9)")
     return W, logdet
 

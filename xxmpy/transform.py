@@ -42,11 +42,20 @@ class _Block:
         m = len(self.slots)
         self.rows, self.cols = _tril(m)
         self.tri = self.slots[self.rows, self.cols]     # parameter of each L element
+        self.flat_tri = self.rows * m + self.cols       # their cells in the flat L
         self.half = np.where(np.eye(m, dtype=bool), 1.0, 0.5)
 
 
 def cholesky_blocks(problem):
-    """{(child, parent, type): (m, m) parameter-index matrix} of eligible matrices."""
+    """{(child, parent, type): (m, m) parameter-index matrix} of eligible matrices
+    (found on first use and kept on the problem)."""
+    got = getattr(problem, "_cholesky_blocks", None)
+    if got is None:
+        got = problem._cholesky_blocks = _eligible_blocks(problem)
+    return got
+
+
+def _eligible_blocks(problem):
     uses = np.zeros(problem.params.n, int)
     for cm in problem.matrices.values():
         np.add.at(uses, cm.emap.free_param, 1)
@@ -100,17 +109,20 @@ class Transform:
 
     def _factor(self, b, x):
         L = np.zeros(b.slots.shape)
-        L[b.rows, b.cols] = x[b.tri]
+        L.flat[b.flat_tri] = x[b.tri]
         if b.covariance_fixed:
             L[1, 0] = x[b.slots[1, 0]] / L[0, 0]
         return L
 
-    def to_theta(self, x):
+    def factors(self, x):
+        """Every block's Cholesky factor L at coordinates x (to_theta and pullback
+        at the same x can share them)."""
+        return [self._factor(b, x) for b in self.blocks]
+
+    def to_theta(self, x, factors=None):
         theta = np.array(x, dtype=float)
-        for b in self.blocks:
-            L = self._factor(b, x)
-            S = L @ L.T
-            theta[b.slots] = S
+        for b, L in zip(self.blocks, factors or self.factors(x)):
+            theta[b.slots] = L @ L.T
         return theta
 
     def from_theta(self, theta):
@@ -153,13 +165,12 @@ class Transform:
                     theta[o] *= 0.8
         return theta
 
-    def pullback(self, x, g):
+    def pullback(self, x, g, factors=None):
         """Gradient with respect to theta (..., k) -> gradient with respect to x (..., k)
-        (several gradients at once as the rows of a 2-d g)."""
+        (several gradients at once as the rows of a 2-d g); factors: ``factors(x)``."""
         g = np.asarray(g, dtype=float)
         out = g.copy()
-        for b in self.blocks:
-            L = self._factor(b, x)
+        for b, L in zip(self.blocks, factors or self.factors(x)):
             dL = 2.0 * (g[..., b.slots] * b.half) @ L
             out[..., b.tri] = dL[..., b.rows, b.cols]
             if b.covariance_fixed:    # L_10 = v / L_00: the coordinate at [1, 0] is v
