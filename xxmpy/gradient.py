@@ -29,9 +29,11 @@ def gradient(plan, terms, moments, extra=()):
     """
     values = [v for c, lt in terms.items() for term in lt.terms
               for v in term.plan.gradient_values(term, *moments(c, term))]
-    cells = [plan.grad_cells] + [cl for cl, _ in extra]
+    slots = plan.slots
+    params = [plan.grad_params] + [slots.cell_param[cl] for cl, _ in extra]
     values += [vl for _, vl in extra]
-    size = plan.slots.size + 2
-    gbuf = np.bincount(np.concatenate(cells), np.concatenate(values), minlength=size) \
-        if values else np.zeros(size)
-    return plan.slots.to_parameters(gbuf)
+    if not values:
+        return np.zeros(slots.n_params)
+    # each cell's value goes to its parameter; fixed cells to the spare last bin
+    return np.bincount(np.concatenate(params), np.concatenate(values),
+                       minlength=slots.n_params + 1)[:slots.n_params]

@@ -308,6 +308,9 @@ def _damped_bfgs(B, H, s, r):
         r = phi * r + (1 - phi) * Bs
         sr = s @ r
     Hr = H @ r
-    sHr = s[:, None] * (Hr / sr)               # (I - s r'/sr) H (I - r s'/sr) + s s'/sr
-    return (B - Bs[:, None] * (Bs / sBs) + r[:, None] * (r / sr),
-            H - sHr - sHr.T + s[:, None] * (s * ((1.0 + (r @ Hr) / sr) / sr)))
+    # rank-2 updates: B - Bs Bs'/sBs + r r'/sr, and its inverse
+    # (I - s r'/sr) H (I - r s'/sr) + s s'/sr = H + [s Hr] M [s Hr]'
+    U, S = np.array([Bs, r]), np.array([s, Hr])
+    c = (1.0 + (r @ Hr) / sr) / sr
+    return (B + U.T @ (np.array([[-1.0 / sBs], [1.0 / sr]]) * U),
+            H + S.T @ (np.array([[c, -1.0 / sr], [-1.0 / sr, 0.0]]) @ S))

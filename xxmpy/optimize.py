@@ -64,12 +64,16 @@ class Objective:
         self.problem, self.transform = problem, transform
         self.x = np.asarray(x, float).copy()
         self.free, self.scale = np.asarray(free, bool), np.asarray(scale, float)
+        self.free_scale = self.scale[self.free]
+        self.all_free = bool(self.free.all())
         self.count = 0
         self.last_gradient = None
 
     def coordinates(self, y):
+        if self.all_free:
+            return y * self.scale
         out = self.x.copy()
-        out[self.free] = y * self.scale[self.free]
+        out[self.free] = y * self.free_scale
         return out
 
     def full(self, y):
@@ -83,7 +87,8 @@ class Objective:
         self.last_gradient = g          # (k,) in theta units, fixed parameters included
         if not np.isfinite(f):
             return f, g[self.free]
-        return f, self.transform.pullback(x, g, factors)[self.free] * self.scale[self.free]
+        gx = self.transform.pullback(x, g, factors)
+        return f, (gx if self.all_free else gx[self.free]) * self.free_scale
 
 
 def hessian_of(fg, x, g0, lower, rel=1e-5, central=True):
@@ -115,6 +120,9 @@ def hessian_in_coordinates(h_theta, transform, x, free, scale):
     k = x.size
     jt = transform.pullback(x, np.eye(k)).T      # J': column i pulls back unit vector i
     known = np.isfinite(np.diag(h_theta))
+    if known.all():
+        hy = (jt @ h_theta @ jt.T) * (scale[:, None] * scale)
+        return hy if free.all() else hy[np.ix_(free, free)]
     h = np.where(np.isfinite(h_theta), h_theta, 0.0)
     hx = jt @ h @ jt.T
     hy = (hx * np.outer(scale, scale))[np.ix_(free, free)]

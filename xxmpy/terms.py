@@ -10,9 +10,10 @@ eta-factors) is then a few gathers from ``vals`` (``TermPlan``):
           x_i = [1, own xs, parents' xs]; data. cells of the offset matrices are in d0
   W_k   = the inverse of missing pattern k's block of theta (psi for etas)
 
-and the gradient runs the same maps backwards into a buffer aligned with
-``vals``: d/d theta = bincount(free_par, gbuf[free_pos]). Built once per
-problem (``plan_for``); an evaluation costs a few numpy calls per level.
+and the gradient runs the same maps backwards: each gradient value lands on
+its cell's parameter (``cell_param``), d/d theta = bincount(cell_param[cells],
+values). Built once per problem (``plan_for``); an evaluation costs a few
+numpy calls per level.
 """
 from dataclasses import dataclass
 
@@ -31,7 +32,8 @@ class MatrixSlots:
 
     size: cells of all matrices; vals has size + 2 cells, the last two the
     constants 0 (``zero``) and 1. free_pos / free_par: (F,) the cell and the
-    parameter of every free element (both triangles of a symmetric matrix).
+    parameter of every free element (both triangles of a symmetric matrix);
+    cell_param: (size + 2,) the parameter of every cell, n_params where fixed.
     """
 
     def __init__(self, problem):
@@ -48,6 +50,9 @@ class MatrixSlots:
         self.base = np.concatenate(base + [[0.0, 1.0]])
         self.free_pos = np.concatenate(pos + [np.zeros(0, np.intp)]).astype(np.intp)
         self.free_par = np.concatenate(par + [np.zeros(0, np.intp)]).astype(np.intp)
+        # the parameter of every cell; n_params (a spare bin) for fixed cells
+        self.cell_param = np.full(self.size + 2, self.n_params, np.intp)
+        self.cell_param[self.free_pos] = self.free_par
 
     def fill(self, theta):
         vals = self.base.copy()
@@ -61,9 +66,6 @@ class MatrixSlots:
         rows, cols = self.shape[key]
         return self.start[key] + np.arange(rows * cols, dtype=np.intp).reshape(rows, cols)
 
-    def to_parameters(self, gbuf):
-        """d/d theta (k,) from d/d vals."""
-        return np.bincount(self.free_par, gbuf[self.free_pos], minlength=self.n_params)
 
 
 @dataclass
@@ -325,6 +327,7 @@ class EvaluationPlan:
             self.levels[c] = [_term_plan(problem, self.slots, c, kind) for kind in kinds]
         cells = [tp.grad_cells for plans in self.levels.values() for tp in plans]
         self.grad_cells = np.concatenate(cells) if cells else np.zeros(0, np.intp)
+        self.grad_params = self.slots.cell_param[self.grad_cells]
 
     def terms(self, theta):
         """(vals, {level: LevelTerms}) at parameters theta."""

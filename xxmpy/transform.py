@@ -44,6 +44,7 @@ class _Block:
         self.tri = self.slots[self.rows, self.cols]     # parameter of each L element
         self.flat_tri = self.rows * m + self.cols       # their cells in the flat L
         self.half = np.where(np.eye(m, dtype=bool), 1.0, 0.5)
+        self.twice_half = 2.0 * self.half               # d tr(G Sigma) / dL = 2 (G * half) L
 
 
 def cholesky_blocks(problem):
@@ -171,8 +172,11 @@ class Transform:
         g = np.asarray(g, dtype=float)
         out = g.copy()
         for b, L in zip(self.blocks, factors or self.factors(x)):
-            dL = 2.0 * (g[..., b.slots] * b.half) @ L
-            out[..., b.tri] = dL[..., b.rows, b.cols]
+            dL = (g[..., b.slots] * b.twice_half) @ L
+            if g.ndim == 1:
+                out[b.tri] = dL.ravel()[b.flat_tri]
+            else:
+                out[..., b.tri] = dL[..., b.rows, b.cols]
             if b.covariance_fixed:    # L_10 = v / L_00: the coordinate at [1, 0] is v
                 out[..., b.slots[0, 0]] -= dL[..., 1, 0] * L[1, 0] / L[0, 0]
                 out[..., b.slots[1, 0]] = dL[..., 1, 0] / L[0, 0]
