@@ -37,6 +37,7 @@ model Hessian is unusable, a step goes beyond ``far``, or no limit is reached
 within MAX_EVALUATIONS; profile.py then falls back to root finding over full
 profile fits.
 """
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -167,13 +168,13 @@ def search_limit(ctx, j, side, floor=-np.inf, far=np.inf):
         if model.decrement < GTOL and abs(rise - ctx.cutoff) < ctx.tol_rise:
             return Found(v, rise, fg.full(y), fg.count,
                          saddle=_saddle(start, y, j, fg.last_gradient))
-        zeta = np.sqrt(max(model.predicted - ctx.dmin, 0.0))
+        zeta = math.sqrt(max(model.predicted - ctx.dmin, 0.0))
         if zeta >= 1e-3:                 # Newton on zeta(v), v = theta_j
             dzeta = model.slope / coord.derivative(y[j]) / (2.0 * zeta)
             if side * dzeta <= 0:
                 return GaveUp("the profile does not rise outwards here", fg.count)
             reach = 4.0 * max(abs(v - est), natural)
-            v_new = v + np.clip((target - zeta) / dzeta, -reach, reach)
+            v_new = v + min(max((target - zeta) / dzeta, -reach), reach)
         else:                            # at the estimate: the quadratic model's limit
             v_new = coord.value(y[j] + _first_step(coord, y[j], model, ctx.cutoff, side,
                                                    ctx.is_variance[j] and not ctx.at_bound[j]))
@@ -279,7 +280,7 @@ def _model(B, H, y, g, f, j, bound):
     if not (curvature > 0 and decrement >= 0):
         return None
     return _Model(w, u, decrement, f - 0.5 * decrement, float(slope),
-                  float(np.sqrt(2.0 / curvature)))
+                  math.sqrt(2.0 / curvature))
 
 
 def _trial(fg, y, f, g, dt, model, lower, descent):

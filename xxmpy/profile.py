@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2
+from scipy.special import chdtri
 
 from . import forked
 from .likelihood import deviance_and_gradient
@@ -432,7 +432,7 @@ def profile_ci(result, level=0.95, parameters=None, n_jobs=None, progress=None):
         raise ValueError(f"xxmCI: unknown parameter label(s) {unknown}; the model's labels "
                          f"are {labels}.")
     t0 = time.perf_counter()
-    cutoff = float(chi2.ppf(level, 1))
+    cutoff = float(chdtri(1, 1.0 - level))        # the chi-square(1) quantile
     ctx = _Context(result, cutoff)
     tasks = [(labels.index(lab), side) for lab in wanted for side in (-1, 1)]
     n_jobs = _default_jobs(result.record, len(tasks)) if n_jobs is None else max(1, int(n_jobs))
