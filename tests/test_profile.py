@@ -223,7 +223,9 @@ def test_direct_search_agrees_with_root_finding_over_profile_fits(name):
     full profile fits (its fallback). Every ok limit agrees within 1e-4 of the
     interval's half-width, and the direct search needed no full profile fit here
     (brim's theta22 upper limit, where teacher psi reaches correlation 1, passed
-    the saddle test instead: moving psi's Cholesky diagonal off 0 raises -2 log L)."""
+    the saddle test instead: psi's gradient matrix there has no eigenvalue below
+    -SADDLE_SLOPE, so no move that keeps psi positive semi-definite lowers -2 log L
+    to first order)."""
     from xxmpy import profile
     result = fitted(REFERENCE_FITS[name]())
     ci = result.profile_ci(n_jobs=1)

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .optimize import VARIANCE_FLOOR, Objective, hessian_in_coordinates
+from .optimize import SMALL_DIAGONAL, VARIANCE_FLOOR, Objective, hessian_in_coordinates
 from .transform import Transform
 
 MAX_EVALUATIONS = 30
@@ -63,7 +63,7 @@ class Found:
     theta: np.ndarray
     n_evaluations: int
     status: str = "ok"
-    saddle: bool = False     # a Cholesky diagonal near 0 and moving it off 0 lowers -2 log L
+    saddle: bool = False     # next to a singular covariance, G fails the KKT test (_saddle)
 
 
 @dataclass
@@ -193,14 +193,14 @@ def search_limit(ctx, j, side, floor=-np.inf, far=np.inf):
 
 def _saddle(start, y, j, gradient):
     """Whether the point is a saddle next to a singular covariance: for each block
-    with a Cholesky diagonal other than y[j] near 0 (L_rr^2 < 1e-2 in its scaled
-    units, the optimiser's saddle test), the block's gradient matrix G (theta
+    with a Cholesky diagonal other than y[j] near 0 (L_rr^2 < SMALL_DIAGONAL in its
+    scaled units, the optimiser's saddle test), the block's gradient matrix G (theta
     units, scaled by the diagonal coordinates' scales) has an eigenvalue below
     -SADDLE_SLOPE. A held element of the block has a free multiplier, so its rows
     are left out (a held variance's row; a held covariance: either of its rows)."""
     for b in start.transform.blocks:
         diag = np.diag(b.slots)
-        if not any(slot != j and y[slot] ** 2 < 1e-2 for slot in diag):
+        if not any(slot != j and y[slot] ** 2 < SMALL_DIAGONAL for slot in diag):
             continue
         s = start.scale[diag]
         G = gradient[b.slots] * b.half * np.outer(s, s)

@@ -16,6 +16,7 @@ from .likelihood import deviance_and_gradient
 from .transform import Transform
 
 VARIANCE_FLOOR = 1e-8
+SMALL_DIAGONAL = 1e-2  # L_rr^2 below this (in units of its scale^2): a covariance near singular
 DECREMENT_TOL = 1e-6   # predicted further drop of -2 log L that counts as converged
 
 
@@ -120,12 +121,12 @@ def hessian_in_coordinates(h_theta, transform, x, free, scale):
     k = x.size
     jt = transform.pullback(x, np.eye(k)).T      # J': column i pulls back unit vector i
     known = np.isfinite(np.diag(h_theta))
+    h = h_theta if known.all() else np.where(np.isfinite(h_theta), h_theta, 0.0)
+    hy = (jt @ h @ jt.T) * (scale[:, None] * scale)
+    if not free.all():
+        hy = hy[np.ix_(free, free)]
     if known.all():
-        hy = (jt @ h_theta @ jt.T) * (scale[:, None] * scale)
-        return hy if free.all() else hy[np.ix_(free, free)]
-    h = np.where(np.isfinite(h_theta), h_theta, 0.0)
-    hx = jt @ h @ jt.T
-    hy = (hx * np.outer(scale, scale))[np.ix_(free, free)]
+        return hy
     unknown = ~(np.abs(jt[:, ~known]).sum(axis=1) == 0)[free]
     hy[unknown, :] = 0.0
     hy[:, unknown] = 0.0
@@ -134,7 +135,7 @@ def hessian_in_coordinates(h_theta, transform, x, free, scale):
 
 
 def _escape_singular_saddle(fg, y, f, transform, free):
-    """Try moving each small Cholesky diagonal (L_rr^2 < 1e-2 of its scale^2) away from 0.
+    """Try moving each small Cholesky diagonal (L_rr^2 < SMALL_DIAGONAL) away from 0.
 
     At L_rr = 0 the gradient in L_rr vanishes whatever the curvature, so a
     singular covariance can look stationary while a larger variance fits
@@ -146,7 +147,7 @@ def _escape_singular_saddle(fg, y, f, transform, free):
             if not free[slot] or (b.covariance_fixed and r == 0):
                 continue
             i = index[slot]
-            if y[i] ** 2 >= 1e-2:       # y is L_rr in units of its scale
+            if y[i] ** 2 >= SMALL_DIAGONAL:       # y is L_rr in units of its scale
                 continue
             for size in (0.1, 0.01, 0.3):
                 trial = y.copy()

@@ -283,8 +283,9 @@ def profile_side(ctx, j, side):
         if not found.saddle:
             return (Limit(found.value, "ok", found.rise, n_evaluations=found.n_evaluations,
                           theta=found.theta), [(found.value, ctx.dmin + found.rise, found.rise)])
-        # a saddle (moving a Cholesky diagonal off 0 lowered -2 log L): a full profile
-        # fit from there re-optimises (its Hessian from finite differences: the fit's
+        # a saddle (next to a singular covariance, its gradient matrix has a clearly
+        # negative eigenvalue, so -2 log L can still fall): a full profile fit from
+        # there re-optimises (its Hessian from finite differences: the fit's
         # is a poor guess); its rise decides
         dev, theta, _, used = _fit_at(ctx, j, found.value, found.theta, guess=False)
         found.n_evaluations += used

@@ -67,7 +67,6 @@ class MatrixSlots:
         return self.start[key] + np.arange(rows * cols, dtype=np.intp).reshape(rows, cols)
 
 
-
 @dataclass
 class FactorTerm:
     """One family of Gaussian factors of a level: d_i = A_i eta_scope + e_i, e_i ~ N(0, W_i^-1).

@@ -173,10 +173,7 @@ class Transform:
         out = g.copy()
         for b, L in zip(self.blocks, factors or self.factors(x)):
             dL = (g[..., b.slots] * b.twice_half) @ L
-            if g.ndim == 1:
-                out[b.tri] = dL.ravel()[b.flat_tri]
-            else:
-                out[..., b.tri] = dL[..., b.rows, b.cols]
+            out[..., b.tri] = dL.reshape(dL.shape[:-2] + (-1,))[..., b.flat_tri]
             if b.covariance_fixed:    # L_10 = v / L_00: the coordinate at [1, 0] is v
                 out[..., b.slots[0, 0]] -= dL[..., 1, 0] * L[1, 0] / L[0, 0]
                 out[..., b.slots[1, 0]] = dL[..., 1, 0] / L[0, 0]
