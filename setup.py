@@ -18,6 +18,9 @@ extensions = [
               include_dirs=[np.get_include()], extra_compile_args=["-O2"]),
     Extension("xxmpy._core._engine", ["xxmpy/_core/_engine.pyx"],
               include_dirs=[np.get_include()], extra_compile_args=["-O3"]),
+    Extension("xxmpy._core._driver", ["xxmpy/_core/_driver.pyx"],
+              include_dirs=[np.get_include()], extra_compile_args=["-O3"],
+              define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]),
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives))

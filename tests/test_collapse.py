@@ -15,6 +15,7 @@ import xxmpy as xm
 from xxmpy.likelihood import deviance_and_gradient, reduced
 from xxmpy.lmm.design import build_design
 from xxmpy.lmm.to_xxm import build_model
+from twin_check import assert_compiled_matches_twin
 
 
 def two_factor_leaf(seed=3, missing=0.15):
@@ -184,3 +185,13 @@ def test_moment_collapse_keeps_its_digits_when_the_data_have_a_large_mean():
     theta = fit.record.estimate.copy()
     theta[fit.labels.index("intercept")] += 1e6
     assert deviance_and_gradient(problem, theta)[0] == pytest.approx(fit.deviance, abs=1e-7)
+
+
+@pytest.mark.parametrize("factory", COLLAPSIBLE + MOMENT, ids=lambda f: f.__name__)
+def test_collapsed_problems_compiled_match_twin(factory, monkeypatch):
+    """The driver's pooled contrasts (latent ones with a beta and missing ys included)
+    and weighted pseudo-units vs the numpy path."""
+    problem = factory().compile()
+    assert reduced(problem) is not None
+    theta = factories.random_theta(problem, np.random.default_rng(31))
+    assert_compiled_matches_twin(problem, theta, monkeypatch)

@@ -10,6 +10,7 @@ import pytest
 import factories
 import reference_models as ref
 from dense_oracle import dense_posterior
+from twin_check import assert_both_inadmissible, assert_compiled_matches_twin
 from xxmpy.likelihood import deviance, deviance_and_gradient, latent_posterior
 
 REFERENCE = [ref.one_way, ref.pastes, ref.penicillin, ref.sleepstudy, ref.brim]
@@ -70,24 +71,11 @@ def test_posterior_blocks_match_dense_oracle(factory):
 
 @pytest.mark.parametrize("factory", factories.ALL + REFERENCE, ids=lambda f: f.__name__)
 def test_compiled_kernel_and_numpy_twin_agree(factory, monkeypatch):
-    """The compiled engine (_engine.pyx over lowered arrays) vs the numpy twin: f, g, posterior."""
-    from xxmpy._core import kernels, twin
-    if kernels.engine is None:
-        pytest.fail("the compiled kernels are not built (or XXMPY_KERNEL=numpy is set)")
+    """Compiled vs the numpy twin: f and g (the driver, _driver.pyx) and the posterior
+    (the engine, _engine.pyx over lowered arrays); both inadmissible at a negative variance."""
     problem = factory().compile()
     for seed in (8, 9):
         theta = factories.random_theta(problem, np.random.default_rng(seed))
-        f_c, g_c = deviance_and_gradient(problem, theta)
-        post_c = latent_posterior(problem, theta)
-        with monkeypatch.context() as patch:
-            patch.setattr(kernels, "engine", None)
-            patch.setattr(kernels, "chol_inverse_logdet", twin.chol_inverse_logdet)
-            patch.setattr(kernels, "pattern_inverses", twin.pattern_inverses)
-            f_t, g_t = deviance_and_gradient(problem, theta)
-            post_t = latent_posterior(problem, theta)
-        assert np.isfinite(f_c) and f_c == pytest.approx(f_t, rel=1e-10)
-        np.testing.assert_allclose(g_c, g_t, rtol=1e-10, atol=1e-10 * np.abs(g_t).max())
-        assert post_c.keys() == post_t.keys()
-        for lvl in post_t:
-            for got, want in zip(post_c[lvl], post_t[lvl]):
-                np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
+        assert_compiled_matches_twin(problem, theta, monkeypatch)
+    theta[np.flatnonzero(problem.params.is_variance)[0]] = -0.5
+    assert_both_inadmissible(problem, theta, monkeypatch)

@@ -48,8 +48,7 @@ class PooledContrasts:
     """Within-group contrasts of a collapsed level (p ys, m etas), one row per
     missing pattern k: patterns (K, p) uint8, count (K,) the K_k, scatter
     (K, p, p) the S_k (zero rows and columns where unobserved). cells: the
-    level's theta, lambda, beta and psi cells in terms.MatrixSlots (set on
-    first use)."""
+    level's theta, lambda, beta and psi cells in terms.MatrixSlots (``cells_in``)."""
     level: int
     p: int
     m: int
@@ -67,6 +66,14 @@ class PooledContrasts:
             patterns[k, idx] = 1
             full[k][np.ix_(idx, idx)] = S
         return cls(c, lev.p, lev.n_etas, patterns, np.asarray(count, float), full)
+
+    def cells_in(self, slots):
+        """{'theta', 'lambda', 'beta', 'psi'}: the level's cells in ``slots`` (kept)."""
+        if self.cells is None:
+            c, p, m = self.level, self.p, self.m
+            self.cells = {t: slots.cells((c, -1, t), shape) for t, shape in (
+                ("theta", (p, p)), ("lambda", (p, m)), ("beta", (m, m)), ("psi", (m, m)))}
+        return self.cells
 
 
 @dataclass
@@ -236,11 +243,8 @@ def contrast_deviance(slots, vals, pooled, with_gradient):
     and beta of the level (the list empty when the gradient is not asked).
     Raises NotPositiveDefinite when some Sigma_k is not positive definite.
     """
-    c, p, m = pooled.level, pooled.p, pooled.m
-    if pooled.cells is None:
-        pooled.cells = {t: slots.cells((c, -1, t), shape) for t, shape in (
-            ("theta", (p, p)), ("lambda", (p, m)), ("beta", (m, m)), ("psi", (m, m)))}
-    cells = pooled.cells
+    p, m = pooled.p, pooled.m
+    cells = pooled.cells_in(slots)
     sigma = vals[cells["theta"]]
     if m:
         lam = vals[cells["lambda"]]

@@ -15,11 +15,17 @@ factors gives C, b and c; then
 (engine.md, section 2). C is factored by block elimination along the
 problem's schedule; the N x N covariance is never formed. The factor terms
 are gathered from the parameters by index arrays built once (terms.py).
+
+With the compiled kernels built, one call of the driver (driver.py,
+_core/_driver.pyx) does all of an evaluation; the Python path below
+(``_evaluate``: terms.py, collapse.py, an engine, gradient.py) is its twin.
 """
 import numpy as np
 
+from ._core import kernels
 from ._core.elimination import NotPositiveDefinite
 from .collapse import collapse, contrast_deviance
+from .driver import build_program
 from .engines import engine_for
 from .gradient import gradient
 from .terms import plan_for
@@ -43,6 +49,8 @@ class ModelMatrices:
 
 def deviance(problem, theta):
     """-2 log L (with the 2 pi constant) at parameters theta; inf if inadmissible."""
+    if kernels.driver is not None:
+        return program_for(problem).evaluate(np.asarray(theta, float))
     try:
         return _evaluate(problem, theta, False)[0]
     except NotPositiveDefinite:
@@ -51,6 +59,12 @@ def deviance(problem, theta):
 
 def deviance_and_gradient(problem, theta):
     """(-2 log L, its gradient (k,)) at theta; (inf, NaNs) if inadmissible."""
+    if kernels.driver is not None:
+        grad = np.empty(problem.params.n)
+        value = program_for(problem).evaluate(np.asarray(theta, float), grad)
+        if value == np.inf:
+            grad.fill(np.nan)
+        return value, grad
     try:
         return _evaluate(problem, theta, True)
     except NotPositiveDefinite:
@@ -67,6 +81,14 @@ def reduced(problem):
     if got is None:
         got = problem._collapsed = collapse(problem) or False
     return got or None
+
+
+def program_for(problem):
+    """The problem's compiled driver Program (through its reduced form), built once."""
+    got = getattr(problem, "_program", None)
+    if got is None:
+        got = problem._program = build_program(problem, reduced(problem))
+    return got
 
 
 def _evaluate(problem, theta, with_gradient):

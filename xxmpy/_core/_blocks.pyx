@@ -7,7 +7,8 @@ Invariants (read before touching):
     (upper triangle zero), and sum over blocks of log det;
   * raises ArithmeticError (NotPositiveDefinite upstream) if a block is not
     positive definite; the input is not modified.
-Twin: xxmpy._core.twin.chol_inverse_logdet (numpy).
+pattern_inverses_c is declared in _blocks.pxd for the driver (_driver.pyx).
+Twin: xxmpy._core.twin (numpy).
 """
 import numpy as np
 from libc.math cimport log, sqrt
@@ -54,6 +55,60 @@ def chol_inverse_logdet(const double[:, :, ::1] blocks):
     return out_arr, logdet
 
 
+cdef int pattern_inverses_c(const double* cov, Py_ssize_t r, const unsigned char* patterns,
+                            Py_ssize_t K, double* W, double* ld, double* cond, double* work,
+                            Py_ssize_t* obs) noexcept nogil:
+    """pattern_inverses on raw pointers: W (K, r, r), ld (K,), cond (K,) overwritten;
+    work: 2 r r doubles, obs: r. Returns 1 if a block is not positive definite."""
+    cdef double* L = work
+    cdef double* Li = L + r * r
+    cdef Py_ssize_t k, i, j, t, m
+    cdef double s, trace, frob
+    for i in range(K * r * r):
+        W[i] = 0.0
+    for k in range(K):
+        m = 0
+        for i in range(r):
+            if patterns[k * r + i]:
+                obs[m] = i
+                m = m + 1
+        trace, ld[k] = 0.0, 0.0
+        for i in range(m):
+            trace = trace + cov[obs[i] * r + obs[i]]
+            for j in range(i + 1):
+                s = cov[obs[i] * r + obs[j]]
+                for t in range(j):
+                    s = s - L[i * m + t] * L[j * m + t]
+                if i == j:
+                    if not (s > 0.0):
+                        return 1
+                    L[i * m + i] = sqrt(s)
+                    ld[k] = ld[k] + 2.0 * log(L[i * m + i])
+                else:
+                    L[i * m + j] = s / L[j * m + j]
+        frob = 0.0
+        for j in range(m):                  # Li = L^-1, lower
+            for i in range(j):
+                Li[i * m + j] = 0.0
+            Li[j * m + j] = 1.0 / L[j * m + j]
+            for i in range(j + 1, m):
+                s = 0.0
+                for t in range(j, i):
+                    s = s - L[i * m + t] * Li[t * m + j]
+                Li[i * m + j] = s / L[i * m + i]
+            for i in range(j, m):
+                frob = frob + Li[i * m + j] * Li[i * m + j]
+        cond[k] = trace * frob
+        for i in range(m):                  # W = Li' Li
+            for j in range(i + 1):
+                s = 0.0
+                for t in range(i, m):
+                    s = s + Li[t * m + i] * Li[t * m + j]
+                W[k * r * r + obs[i] * r + obs[j]] = s
+                W[k * r * r + obs[j] * r + obs[i]] = s
+    return 0
+
+
 def pattern_inverses(const double[:, ::1] cov, const unsigned char[:, ::1] patterns):
     """Inverse, log det and Frobenius condition of the observed block of cov for each pattern.
 
@@ -64,67 +119,18 @@ def pattern_inverses(const double[:, ::1] cov, const unsigned char[:, ::1] patte
     definite.
     """
     cdef Py_ssize_t K = patterns.shape[0], r = cov.shape[0]
-    W_arr = np.zeros((K, r, r))
-    logdet_arr = np.zeros(K)
-    cond_arr = np.zeros(K)
-    work = np.zeros(2 * r * r + r, dtype=np.float64)
-    obs_arr = np.zeros(r, dtype=np.intp)
+    W_arr, logdet_arr, cond_arr = np.zeros((K, r, r)), np.zeros(K), np.zeros(K)
+    if K == 0 or r == 0:
+        return W_arr, logdet_arr, cond_arr
     cdef double[:, :, ::1] W = W_arr
     cdef double[::1] ld = logdet_arr
     cdef double[::1] cond = cond_arr
-    cdef double[::1] wk = work
-    cdef Py_ssize_t[::1] obs = obs_arr
-    cdef double* L = &wk[0]
-    cdef double* Li = L + r * r
-    cdef Py_ssize_t k, i, j, t, m
-    cdef double s, trace, frob
-    cdef int bad = 0
+    cdef double[::1] work = np.zeros(2 * r * r)
+    cdef Py_ssize_t[::1] obs = np.zeros(r, dtype=np.intp)
+    cdef int bad
     with nogil:
-        for k in range(K):
-            m = 0
-            for i in range(r):
-                if patterns[k, i]:
-                    obs[m] = i
-                    m = m + 1
-            trace = 0.0
-            for i in range(m):
-                trace = trace + cov[obs[i], obs[i]]
-                for j in range(i + 1):
-                    s = cov[obs[i], obs[j]]
-                    for t in range(j):
-                        s = s - L[i * m + t] * L[j * m + t]
-                    if i == j:
-                        if not (s > 0.0):
-                            bad = 1
-                            break
-                        L[i * m + i] = sqrt(s)
-                        ld[k] = ld[k] + 2.0 * log(L[i * m + i])
-                    else:
-                        L[i * m + j] = s / L[j * m + j]
-                if bad:
-                    break
-            if bad:
-                break
-            frob = 0.0
-            for j in range(m):                  # Li = L^-1, lower
-                for i in range(j):
-                    Li[i * m + j] = 0.0
-                Li[j * m + j] = 1.0 / L[j * m + j]
-                for i in range(j + 1, m):
-                    s = 0.0
-                    for t in range(j, i):
-                        s = s - L[i * m + t] * Li[t * m + j]
-                    Li[i * m + j] = s / L[i * m + i]
-                for i in range(j, m):
-                    frob = frob + Li[i * m + j] * Li[i * m + j]
-            cond[k] = trace * frob
-            for i in range(m):                  # W = Li' Li
-                for j in range(i + 1):
-                    s = 0.0
-                    for t in range(i, m):
-                        s = s + Li[t * m + i] * Li[t * m + j]
-                    W[k, obs[i], obs[j]] = s
-                    W[k, obs[j], obs[i]] = s
+        bad = pattern_inverses_c(&cov[0, 0], r, &patterns[0, 0], K, &W[0, 0, 0], &ld[0],
+                                 &cond[0], &work[0], &obs[0])
     if bad:
         raise ArithmeticError("block not positive definite")
     return W_arr, logdet_arr, cond_arr

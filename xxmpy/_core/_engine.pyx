@@ -11,14 +11,16 @@ Invariants (read before touching):
     one is left as it was); the rhs buffer holds z = L^-1 b;
   * posterior: fills a second pair of buffers with the selected blocks of
     C^-1 and the mean C^-1 b (Takahashi recurrences, as in elimination.py).
-Twin: xxmpy._core.elimination (numpy), compared in tests/test_engine.py.
+Each routine is a C function on raw pointers (declared in _engine.pxd, also
+called by the per-evaluation driver _driver.pyx) behind a def wrapper on
+numpy arrays. Twin: xxmpy._core.elimination (numpy), compared in
+tests/test_gradient.py.
 """
 import numpy as np
 from libc.math cimport log, sqrt
 from scipy.linalg.cython_blas cimport dtrsv
 from scipy.linalg.cython_lapack cimport dpotrf, dpotri
 
-ctypedef Py_ssize_t idx
 
 
 cdef inline void add_block(double* buf, idx off, idx ld, idx tr,
@@ -99,6 +101,328 @@ cdef idx _a_step(idx n_a, idx n) except -1:
     raise ValueError(f"A has {n_a} blocks for {n} units; expected {n} or 1")
 
 
+# ------------------------------------------------------------------ C routines
+cdef double accumulate_c(const double* A, idx a_step, idx n, idx r, idx M, const double* d,
+                         const double* W, const idx* pat, const double* wt, const idx* seg,
+                         idx S, const idx* pair_i, const idx* pair_j, idx P, const idx* off,
+                         const idx* ld, const idx* tr, const idx* vec, double* buf,
+                         double* rhs, double* work) noexcept nogil:
+    """Add sum_n A_n' W_n A_n, A_n' W_n d_n into C and b; return sum_n d_n' W_n d_n.
+
+    A (n, r, M), or (1, r, M) shared (a_step 0); W_n = wt[n] W[pat[n]], W (n_pat, r, r);
+    work: r M + r + M M + M doubles.
+    """
+    cdef double* WA = work
+    cdef double* Wd = WA + r * M
+    cdef double* G = Wd + r
+    cdef double* h = G + M * M
+    cdef const double* Au
+    cdef const double* Wq
+    cdef idx u, i, j, k, p, s, a0, a1, b0, b1
+    cdef double acc, w, const = 0.0
+    for u in range(n):
+        Wq, w, Au = W + pat[u] * r * r, wt[u], A + u * a_step * r * M
+        for i in range(r):
+            acc = 0.0
+            for k in range(r):
+                acc += Wq[i * r + k] * d[u * r + k]
+            Wd[i] = w * acc
+            const += d[u * r + i] * w * acc
+            for j in range(M):
+                acc = 0.0
+                for k in range(r):
+                    acc += Wq[i * r + k] * Au[k * M + j]
+                WA[i * M + j] = w * acc
+        for j in range(M):
+            acc = 0.0
+            for k in range(r):
+                acc += Au[k * M + j] * Wd[k]
+            h[j] = acc
+        for p in range(P):
+            a0, a1 = seg[pair_i[p]], seg[pair_i[p] + 1]
+            b0, b1 = seg[pair_j[p]], seg[pair_j[p] + 1]
+            for i in range(a0, a1):
+                for j in range(b0, b1):
+                    acc = 0.0
+                    for k in range(r):
+                        acc += Au[k * M + i] * WA[k * M + j]
+                    G[(i - a0) * (b1 - b0) + j - b0] = acc
+            add_block(buf, off[u * P + p], ld[u * P + p], tr[u * P + p], G,
+                      a1 - a0, b1 - b0, 1.0)
+        for s in range(S):
+            for i in range(seg[s], seg[s + 1]):
+                rhs[vec[u * S + s] + i - seg[s]] += h[i]
+    return const
+
+
+cdef int eliminate_c(double* B, double* R, idx m, idx n, const idx* diag, const idx* rhs_off,
+                     idx E, const idx* e_row, const idx* e_off, const idx* e_mb,
+                     const idx* e_nb, idx P, const idx* p_e1, const idx* p_e2,
+                     const idx* p_off, const idx* p_ld, const idx* p_tr, double* work,
+                     double* logdet, double* zz) noexcept nogil:
+    """Eliminate one sparse level's units in place, adding the step's log det and
+    z'z; 1 if a diagonal block is not positive definite. work: 3 mb^2 + mb doubles
+    (mb the largest block)."""
+    cdef idx mb_max = m
+    cdef idx u, e, p, i, j, k, mb, mb2, e1, e2
+    cdef double acc
+    cdef int scalar = 1
+    for e in range(E):
+        if e_mb[e] != 1:
+            scalar = 0
+        if e_mb[e] > mb_max:
+            mb_max = e_mb[e]
+    cdef double* L = work
+    cdef double* T = L + mb_max * mb_max
+    cdef double* X = T + mb_max * mb_max
+    cdef double* z = X + mb_max * mb_max
+    for u in range(n):
+        if chol_inverse(B + diag[u], m, L, logdet):
+            return 1
+        for i in range(m):
+            acc = 0.0
+            for k in range(i + 1):
+                acc += B[diag[u] + i * m + k] * R[rhs_off[u] + k]
+            z[i] = acc
+        for i in range(m):
+            R[rhs_off[u] + i] = z[i]
+            zz[0] += z[i] * z[i]
+    for e in range(E):
+        u, mb = e_row[e], e_mb[e]
+        for i in range(m):
+            for j in range(mb):
+                acc = 0.0
+                for k in range(i + 1):
+                    acc += B[diag[u] + i * m + k] * B[e_off[e] + k * mb + j]
+                T[i * mb + j] = acc
+        for i in range(m * mb):
+            B[e_off[e] + i] = T[i]
+        for j in range(mb):
+            acc = 0.0
+            for i in range(m):
+                acc += T[i * mb + j] * R[rhs_off[u] + i]
+            R[e_nb[e] + j] -= acc
+    if m == 1 and scalar:       # scalar random effects: 1 x 1 blocks throughout
+        for p in range(P):
+            B[p_off[p]] -= B[e_off[p_e1[p]]] * B[e_off[p_e2[p]]]
+        return 0
+    for p in range(P):
+        e1, e2 = p_e1[p], p_e2[p]
+        mb, mb2 = e_mb[e1], e_mb[e2]
+        for i in range(mb):
+            for j in range(mb2):
+                acc = 0.0
+                for k in range(m):
+                    acc += B[e_off[e1] + k * mb + i] * B[e_off[e2] + k * mb2 + j]
+                X[i * mb2 + j] = acc
+        add_block(B, p_off[p], p_ld[p], p_tr[p], X, mb, mb2, -1.0)
+    return 0
+
+
+cdef int factor_dense_c(double* buf, double* rhs, idx base, idx rbase, int n,
+                        double* logdet, double* zz) noexcept nogil:
+    """Cholesky of the dense remainder in place, z = L^-1 b in place; 1 if not PD."""
+    cdef int info = 0, one = 1
+    cdef char up = b'U', tr = b'T', nd = b'N'
+    cdef idx i
+    dpotrf(&up, &n, &buf[base], &n, &info)
+    if info != 0:
+        return 1
+    for i in range(n):
+        logdet[0] += 2.0 * log(buf[base + i * n + i])
+    dtrsv(&up, &tr, &nd, &n, &buf[base], &n, &rhs[rbase], &one)
+    for i in range(n):
+        zz[0] += rhs[rbase + i] * rhs[rbase + i]
+    return 0
+
+
+cdef int posterior_dense_c(const double* fac, const double* z, double* sig, double* mean,
+                           idx base, idx rbase, int n) noexcept nogil:
+    """Dense remainder: mean = L^-T z and its full covariance block; 1 on failure."""
+    cdef int info = 0, one = 1
+    cdef char up = b'U', nd = b'N'
+    cdef idx i, j
+    for i in range(n):
+        mean[rbase + i] = z[rbase + i]
+        for j in range(i + 1):
+            sig[base + i * n + j] = fac[base + i * n + j]
+    dtrsv(&up, &nd, &nd, &n, <double*>&fac[base], &n, &mean[rbase], &one)
+    dpotri(&up, &n, &sig[base], &n, &info)
+    for i in range(n):
+        for j in range(i):
+            sig[base + j * n + i] = sig[base + i * n + j]
+    return info != 0
+
+
+cdef void posterior_c(const double* F, const double* z, double* Sg, double* Mn, idx m, idx n,
+                      const idx* diag, const idx* rhs_off, idx E, const idx* e_row,
+                      const idx* e_off, const idx* e_mb, const idx* e_nb, idx P,
+                      const idx* p_e1, const idx* p_e2, const idx* p_off, const idx* p_ld,
+                      const idx* p_tr, idx max_block, double* work, double* Acc) noexcept nogil:
+    """Back substitution and selected inversion for one sparse level (later levels
+    done). work: 3 max_block^2 + max_block doubles; Acc: max(E, 1) m max_block
+    (zeroed here)."""
+    cdef double* S = work
+    cdef double* T = S + max_block * max_block
+    cdef double* D = T + max_block * max_block
+    cdef double* t = D + max_block * max_block
+    cdef idx u, e, p, i, j, k, mb, mb2, e1, e2, stride = m * max_block
+    cdef double a
+    cdef int scalar = 1
+    for i in range(max(E, 1) * stride):
+        Acc[i] = 0.0
+    for e in range(E):
+        if e_mb[e] != 1:
+            scalar = 0
+    for u in range(n):
+        for i in range(m):
+            Mn[rhs_off[u] + i] = z[rhs_off[u] + i]
+    for e in range(E):
+        u, mb = e_row[e], e_mb[e]
+        for i in range(m):
+            a = 0.0
+            for j in range(mb):
+                a += F[e_off[e] + i * mb + j] * Mn[e_nb[e] + j]
+            Mn[rhs_off[u] + i] -= a
+    for u in range(n):
+        for i in range(m):
+            a = 0.0
+            for k in range(i, m):
+                a += F[diag[u] + k * m + i] * Mn[rhs_off[u] + k]
+            t[i] = a
+        for i in range(m):
+            Mn[rhs_off[u] + i] = t[i]
+    # Acc[e] (mb, m) = sum over pairs of Sigma_JJ w'
+    if m == 1 and scalar:
+        for p in range(P):
+            e1, e2 = p_e1[p], p_e2[p]
+            a = Sg[p_off[p]]
+            Acc[e1 * stride] += a * F[e_off[e2]]
+            if e1 != e2:
+                Acc[e2 * stride] += a * F[e_off[e1]]
+        P = 0
+    for p in range(P):
+        e1, e2 = p_e1[p], p_e2[p]
+        mb, mb2 = e_mb[e1], e_mb[e2]
+        get_block(Sg, p_off[p], p_ld[p], p_tr[p], S, mb, mb2)
+        add_sigma_wt(&Acc[e1 * stride], S, mb2, 0, F + e_off[e2], mb, mb2, m)
+        if e1 != e2:
+            add_sigma_wt(&Acc[e2 * stride], S, mb2, 1, F + e_off[e1], mb2, mb, m)
+    for u in range(n):
+        for i in range(m):
+            for j in range(m):
+                a = 0.0
+                for k in range(max(i, j), m):
+                    a += F[diag[u] + k * m + i] * F[diag[u] + k * m + j]
+                Sg[diag[u] + i * m + j] = a
+    for e in range(E):
+        u, mb = e_row[e], e_mb[e]
+        # Sigma_ij (m, mb) = -(Acc[e] inv_u)'
+        for i in range(m):
+            for j in range(mb):
+                a = 0.0
+                for k in range(i, m):
+                    a += Acc[e * stride + j * m + k] * F[diag[u] + k * m + i]
+                Sg[e_off[e] + i * mb + j] = -a
+        # T (mb, m) = w' inv_u
+        for i in range(mb):
+            for j in range(m):
+                a = 0.0
+                for k in range(j, m):
+                    a += F[e_off[e] + k * mb + i] * F[diag[u] + k * m + j]
+                T[i * m + j] = a
+        for i in range(m):
+            for j in range(m):
+                a = 0.0
+                for k in range(mb):
+                    a += Sg[e_off[e] + i * mb + k] * T[k * m + j]
+                Sg[diag[u] + i * m + j] -= a
+    for u in range(n):
+        for i in range(m):
+            for j in range(i):
+                a = 0.5 * (Sg[diag[u] + i * m + j] + Sg[diag[u] + j * m + i])
+                Sg[diag[u] + i * m + j] = a
+                Sg[diag[u] + j * m + i] = a
+
+
+cdef void term_gradient_c(const double* A, idx a_step, idx n, idx r, idx M, const double* d,
+                          const double* W, const idx* pat, const double* wt, const idx* seg,
+                          idx S, const idx* pair_i, const idx* pair_j, idx P, const idx* off,
+                          const idx* ld, const idx* tr, const idx* vec, const double* sig,
+                          const double* mean, double* gA, double* gd, double* wrw,
+                          double* work) noexcept nogil:
+    """Posterior moments of one factor family into gA (r, M), gd (n, r), wrw (r, r)
+    (all overwritten). work: 2 M + 2 M M + 2 r + 2 r M doubles."""
+    cdef double* mu = work
+    cdef double* Sm = mu + M
+    cdef double* We = Sm + M * M
+    cdef double* WA = We + r
+    cdef double* WAS = WA + r * M
+    cdef double* blk = WAS + r * M
+    cdef double* e = blk + M * M
+    cdef const double* Au
+    cdef const double* Wq
+    cdef idx u, i, j, k, p, s, a0, a1, b0, b1
+    cdef double acc, w
+    for i in range(r * M):
+        gA[i] = 0.0
+    for i in range(r * r):
+        wrw[i] = 0.0
+    for u in range(n):
+        Wq, w, Au = W + pat[u] * r * r, wt[u], A + u * a_step * r * M
+        for s in range(S):
+            for i in range(seg[s], seg[s + 1]):
+                mu[i] = mean[vec[u * S + s] + i - seg[s]]
+        for p in range(P):
+            a0, a1 = seg[pair_i[p]], seg[pair_i[p] + 1]
+            b0, b1 = seg[pair_j[p]], seg[pair_j[p] + 1]
+            get_block(sig, off[u * P + p], ld[u * P + p], tr[u * P + p], blk, a1 - a0, b1 - b0)
+            for i in range(a0, a1):
+                for j in range(b0, b1):
+                    Sm[i * M + j] = blk[(i - a0) * (b1 - b0) + j - b0]
+                    Sm[j * M + i] = blk[(i - a0) * (b1 - b0) + j - b0]
+        for i in range(r):
+            acc = d[u * r + i]
+            for k in range(M):
+                acc -= Au[i * M + k] * mu[k]
+            e[i] = acc
+        for i in range(r):
+            acc = 0.0
+            for k in range(r):
+                acc += Wq[i * r + k] * e[k]
+            We[i] = w * acc
+            gd[u * r + i] = 2.0 * w * acc
+            for j in range(M):
+                acc = 0.0
+                for k in range(r):
+                    acc += Wq[i * r + k] * Au[k * M + j]
+                WA[i * M + j] = w * acc
+        for i in range(r):
+            for j in range(M):
+                acc = 0.0
+                for k in range(M):
+                    acc += WA[i * M + k] * Sm[k * M + j]
+                WAS[i * M + j] = acc
+                gA[i * M + j] += -2.0 * (We[i] * mu[j] - acc)
+        for i in range(r):          # d/d(W_pat^-1): one factor wt[u] fewer
+            for j in range(r):
+                acc = We[i] * We[j]
+                for k in range(M):
+                    acc += WAS[i * M + k] * WA[j * M + k]
+                wrw[i * r + j] += acc / w
+
+
+# ------------------------------------------------------------------ def wrappers
+cdef inline const idx* _ip(const idx[::1] a) noexcept nogil:
+    """The data pointer of an index array, NULL when it is empty."""
+    return &a[0] if a.shape[0] else NULL
+
+
+cdef inline const idx* _ip2(const idx[:, ::1] a) noexcept nogil:
+    """The data pointer of a 2-d index array, NULL when it is empty."""
+    return &a[0, 0] if a.shape[0] and a.shape[1] else NULL
+
+
 def accumulate(const double[:, :, ::1] A, const double[:, ::1] d, const double[:, :, ::1] W,
                const idx[::1] pat, const double[::1] wt, const idx[::1] seg, const idx[::1] pair_i,
                const idx[::1] pair_j, const idx[:, ::1] off, const idx[:, ::1] ld,
@@ -111,49 +435,16 @@ def accumulate(const double[:, :, ::1] A, const double[:, ::1] d, const double[:
     the scope slots of M are seg (S+1,), its pairs pair_i <= pair_j (P,).
     """
     cdef idx n = d.shape[0], r = A.shape[1], M = A.shape[2]
-    cdef idx P = pair_i.shape[0], S = seg.shape[0] - 1
     cdef idx a_step = _a_step(A.shape[0], n)
-    work = np.zeros(r * M + r + M * M + M)
-    cdef double[::1] wk = work
-    cdef double* WA = &wk[0]
-    cdef double* Wd = WA + r * M
-    cdef double* G = Wd + r
-    cdef double* h = G + M * M
-    cdef idx u, ua, i, j, k, p, q, s, a0, a1, b0, b1
-    cdef double acc, w, const = 0.0
+    cdef double[::1] work = np.zeros(r * M + r + M * M + M + 1)
+    cdef double const
+    if n == 0:
+        return 0.0
     with nogil:
-        for u in range(n):
-            q, w, ua = pat[u], wt[u], u * a_step
-            for i in range(r):
-                acc = 0.0
-                for k in range(r):
-                    acc += W[q, i, k] * d[u, k]
-                Wd[i] = w * acc
-                const += d[u, i] * w * acc
-                for j in range(M):
-                    acc = 0.0
-                    for k in range(r):
-                        acc += W[q, i, k] * A[ua, k, j]
-                    WA[i * M + j] = w * acc
-            for j in range(M):
-                acc = 0.0
-                for k in range(r):
-                    acc += A[ua, k, j] * Wd[k]
-                h[j] = acc
-            for p in range(P):
-                a0, a1 = seg[pair_i[p]], seg[pair_i[p] + 1]
-                b0, b1 = seg[pair_j[p]], seg[pair_j[p] + 1]
-                for i in range(a0, a1):
-                    for j in range(b0, b1):
-                        acc = 0.0
-                        for k in range(r):
-                            acc += A[ua, k, i] * WA[k * M + j]
-                        G[(i - a0) * (b1 - b0) + j - b0] = acc
-                add_block(&buf[0], off[u, p], ld[u, p], tr[u, p], G,
-                          a1 - a0, b1 - b0, 1.0)
-            for s in range(S):
-                for i in range(seg[s], seg[s + 1]):
-                    rhs[vec[u, s] + i - seg[s]] += h[i]
+        const = accumulate_c(&A[0, 0, 0], a_step, n, r, M, &d[0, 0], &W[0, 0, 0], &pat[0],
+                             &wt[0], &seg[0], seg.shape[0] - 1, _ip(pair_i), _ip(pair_j),
+                             pair_i.shape[0], _ip2(off), _ip2(ld), _ip2(tr), _ip2(vec),
+                             &buf[0], &rhs[0], &work[0])
     return const
 
 
@@ -163,64 +454,14 @@ def eliminate_step(double[::1] buf, double[::1] rhs, idx m, const idx[::1] diag,
                    const idx[::1] p_e2, const idx[::1] p_off, const idx[::1] p_ld,
                    const idx[::1] p_tr, idx max_block):
     """Eliminate one sparse level's units in place; return (log det, z'z) of the step."""
-    cdef idx n = diag.shape[0], E = e_row.shape[0], P = p_e1.shape[0]
-    work = np.zeros(3 * max_block * max_block + max_block)
-    cdef double[::1] wk = work
-    cdef double* L = &wk[0]
-    cdef double* T = L + max_block * max_block
-    cdef double* X = T + max_block * max_block
-    cdef double* z = X + max_block * max_block
-    cdef double* B = &buf[0]
-    cdef double* R = &rhs[0]
-    cdef idx u, e, p, i, j, k, mb, mb2, e1, e2
-    cdef double acc, logdet = 0.0, zz = 0.0
-    cdef int bad = 0, scalar = 1
-    for e in range(E):
-        if e_mb[e] != 1:
-            scalar = 0
+    cdef double[::1] work = np.zeros(3 * max_block * max_block + max_block)
+    cdef double logdet = 0.0, zz = 0.0
+    cdef int bad
     with nogil:
-        for u in range(n):
-            if chol_inverse(B + diag[u], m, L, &logdet):
-                bad = 1
-                break
-            for i in range(m):
-                acc = 0.0
-                for k in range(i + 1):
-                    acc += B[diag[u] + i * m + k] * R[rhs_off[u] + k]
-                z[i] = acc
-            for i in range(m):
-                R[rhs_off[u] + i] = z[i]
-                zz += z[i] * z[i]
-        if not bad:
-            for e in range(E):
-                u, mb = e_row[e], e_mb[e]
-                for i in range(m):
-                    for j in range(mb):
-                        acc = 0.0
-                        for k in range(i + 1):
-                            acc += B[diag[u] + i * m + k] * B[e_off[e] + k * mb + j]
-                        T[i * mb + j] = acc
-                for i in range(m * mb):
-                    B[e_off[e] + i] = T[i]
-                for j in range(mb):
-                    acc = 0.0
-                    for i in range(m):
-                        acc += T[i * mb + j] * R[rhs_off[u] + i]
-                    R[e_nb[e] + j] -= acc
-            if m == 1 and scalar:       # scalar random effects: 1 x 1 blocks throughout
-                for p in range(P):
-                    B[p_off[p]] -= B[e_off[p_e1[p]]] * B[e_off[p_e2[p]]]
-                P = 0
-            for p in range(P):
-                e1, e2 = p_e1[p], p_e2[p]
-                mb, mb2 = e_mb[e1], e_mb[e2]
-                for i in range(mb):
-                    for j in range(mb2):
-                        acc = 0.0
-                        for k in range(m):
-                            acc += B[e_off[e1] + k * mb + i] * B[e_off[e2] + k * mb2 + j]
-                        X[i * mb2 + j] = acc
-                add_block(B, p_off[p], p_ld[p], p_tr[p], X, mb, mb2, -1.0)
+        bad = eliminate_c(&buf[0], &rhs[0], m, diag.shape[0], &diag[0], &rhs_off[0],
+                          e_row.shape[0], _ip(e_row), _ip(e_off), _ip(e_mb), _ip(e_nb),
+                          p_e1.shape[0], _ip(p_e1), _ip(p_e2), _ip(p_off), _ip(p_ld),
+                          _ip(p_tr), &work[0], &logdet, &zz)
     if bad:
         raise ArithmeticError("posterior precision is not positive definite")
     return logdet, zz
@@ -228,19 +469,11 @@ def eliminate_step(double[::1] buf, double[::1] rhs, idx m, const idx[::1] diag,
 
 def factor_dense(double[::1] buf, double[::1] rhs, idx base, idx rbase, int n):
     """Cholesky of the dense remainder in place; z = L^-1 b in place; (log det, z'z)."""
-    cdef int info = 0, one = 1
-    cdef char up = b'U', tr = b'T', nd = b'N'
-    cdef idx i
     cdef double logdet = 0.0, zz = 0.0
+    cdef int bad
     with nogil:
-        dpotrf(&up, &n, &buf[base], &n, &info)
-        if info == 0:
-            for i in range(n):
-                logdet += 2.0 * log(buf[base + i * n + i])
-            dtrsv(&up, &tr, &nd, &n, &buf[base], &n, &rhs[rbase], &one)
-            for i in range(n):
-                zz += rhs[rbase + i] * rhs[rbase + i]
-    if info != 0:
+        bad = factor_dense_c(&buf[0], &rhs[0], base, rbase, n, &logdet, &zz)
+    if bad:
         raise ArithmeticError("dense remainder of the posterior precision is not positive definite")
     return logdet, zz
 
@@ -248,20 +481,10 @@ def factor_dense(double[::1] buf, double[::1] rhs, idx base, idx rbase, int n):
 def posterior_dense(const double[::1] fac, const double[::1] z, double[::1] sig,
                     double[::1] mean, idx base, idx rbase, int n):
     """Dense remainder: mean = L^-T z and its full covariance block (both triangles)."""
-    cdef int info = 0, one = 1
-    cdef char up = b'U', nd = b'N'
-    cdef idx i, j
+    cdef int bad
     with nogil:
-        for i in range(n):
-            mean[rbase + i] = z[rbase + i]
-            for j in range(i + 1):
-                sig[base + i * n + j] = fac[base + i * n + j]
-        dtrsv(&up, &nd, &nd, &n, <double*>&fac[base], &n, &mean[rbase], &one)
-        dpotri(&up, &n, &sig[base], &n, &info)
-        for i in range(n):
-            for j in range(i):
-                sig[base + j * n + i] = sig[base + i * n + j]
-    if info != 0:
+        bad = posterior_dense_c(&fac[0], &z[0], &sig[0], &mean[0], base, rbase, n)
+    if bad:
         raise ArithmeticError("dense remainder could not be inverted")
 
 
@@ -272,94 +495,14 @@ def posterior_step(const double[::1] fac, const double[::1] z, double[::1] sig,
                    const idx[::1] p_off, const idx[::1] p_ld, const idx[::1] p_tr,
                    idx max_block):
     """Back substitution and selected inversion for one sparse level (later levels done)."""
-    cdef idx n = diag.shape[0], E = e_row.shape[0], P = p_e1.shape[0]
-    acc_arr = np.zeros(max(E, 1) * m * max_block)
-    work = np.zeros(3 * max_block * max_block + max_block)
-    cdef double[::1] Acc = acc_arr
-    cdef double[::1] wk = work
-    cdef double* S = &wk[0]
-    cdef double* T = S + max_block * max_block
-    cdef double* D = T + max_block * max_block
-    cdef double* t = D + max_block * max_block
-    cdef const double* F = &fac[0]
-    cdef double* Sg = &sig[0]
-    cdef double* Mn = &mean[0]
-    cdef idx u, e, p, i, j, k, mb, mb2, e1, e2, stride = m * max_block
-    cdef double a
-    cdef int scalar = 1
-    for e in range(E):
-        if e_mb[e] != 1:
-            scalar = 0
+    cdef idx E = e_row.shape[0]
+    cdef double[::1] acc = np.zeros(max(E, 1) * m * max_block)
+    cdef double[::1] work = np.zeros(3 * max_block * max_block + max_block)
     with nogil:
-        for u in range(n):
-            for i in range(m):
-                Mn[rhs_off[u] + i] = z[rhs_off[u] + i]
-        for e in range(E):
-            u, mb = e_row[e], e_mb[e]
-            for i in range(m):
-                a = 0.0
-                for j in range(mb):
-                    a += F[e_off[e] + i * mb + j] * Mn[e_nb[e] + j]
-                Mn[rhs_off[u] + i] -= a
-        for u in range(n):
-            for i in range(m):
-                a = 0.0
-                for k in range(i, m):
-                    a += F[diag[u] + k * m + i] * Mn[rhs_off[u] + k]
-                t[i] = a
-            for i in range(m):
-                Mn[rhs_off[u] + i] = t[i]
-        # Acc[e] (mb, m) = sum over pairs of Sigma_JJ w'
-        if m == 1 and scalar:
-            for p in range(P):
-                e1, e2 = p_e1[p], p_e2[p]
-                a = Sg[p_off[p]]
-                Acc[e1 * stride] += a * F[e_off[e2]]
-                if e1 != e2:
-                    Acc[e2 * stride] += a * F[e_off[e1]]
-            P = 0
-        for p in range(P):
-            e1, e2 = p_e1[p], p_e2[p]
-            mb, mb2 = e_mb[e1], e_mb[e2]
-            get_block(Sg, p_off[p], p_ld[p], p_tr[p], S, mb, mb2)
-            add_sigma_wt(&Acc[e1 * stride], S, mb2, 0, F + e_off[e2], mb, mb2, m)
-            if e1 != e2:
-                add_sigma_wt(&Acc[e2 * stride], S, mb2, 1, F + e_off[e1], mb2, mb, m)
-        for u in range(n):
-            for i in range(m):
-                for j in range(m):
-                    a = 0.0
-                    for k in range(max(i, j), m):
-                        a += F[diag[u] + k * m + i] * F[diag[u] + k * m + j]
-                    Sg[diag[u] + i * m + j] = a
-        for e in range(E):
-            u, mb = e_row[e], e_mb[e]
-            # Sigma_ij (m, mb) = -(Acc[e] inv_u)'
-            for i in range(m):
-                for j in range(mb):
-                    a = 0.0
-                    for k in range(i, m):
-                        a += Acc[e * stride + j * m + k] * F[diag[u] + k * m + i]
-                    Sg[e_off[e] + i * mb + j] = -a
-            # T (mb, m) = w' inv_u
-            for i in range(mb):
-                for j in range(m):
-                    a = 0.0
-                    for k in range(j, m):
-                        a += F[e_off[e] + k * mb + i] * F[diag[u] + k * m + j]
-                    T[i * m + j] = a
-            for i in range(m):
-                for j in range(m):
-                    a = 0.0
-                    for k in range(mb):
-                        a += Sg[e_off[e] + i * mb + k] * T[k * m + j]
-                    Sg[diag[u] + i * m + j] -= a
-        for u in range(n):
-            for i in range(m):
-                for j in range(i):
-                    a = 0.5 * (Sg[diag[u] + i * m + j] + Sg[diag[u] + j * m + i])
-                    Sg[diag[u] + i * m + j] = a
-                    Sg[diag[u] + j * m + i] = a
+        posterior_c(&fac[0], &z[0], &sig[0], &mean[0], m, diag.shape[0], &diag[0],
+                    &rhs_off[0], E, _ip(e_row), _ip(e_off), _ip(e_mb), _ip(e_nb),
+                    p_e1.shape[0], _ip(p_e1), _ip(p_e2), _ip(p_off), _ip(p_ld), _ip(p_tr),
+                    max_block, &work[0], &acc[0])
 
 
 def term_gradient(const double[:, :, ::1] A, const double[:, ::1] d, const double[:, :, ::1] W,
@@ -376,65 +519,17 @@ def term_gradient(const double[:, :, ::1] A, const double[:, ::1] d, const doubl
     """
     cdef idx n = d.shape[0], r = A.shape[1], M = A.shape[2]
     cdef idx a_step = _a_step(A.shape[0], n)
-    cdef idx P = pair_i.shape[0], S_ = seg.shape[0] - 1
-    gA_arr = np.zeros((r, M))
-    gd_arr = np.zeros((n, r))
-    wrw_arr = np.zeros((r, r))
-    work = np.zeros(M + M * M + r + 2 * r * M + M * M + r)
+    gA_arr, gd_arr, wrw_arr = np.zeros((r, M)), np.zeros((n, r)), np.zeros((r, r))
+    if n == 0:
+        return gA_arr, gd_arr, wrw_arr
     cdef double[:, ::1] gA = gA_arr
     cdef double[:, ::1] gd = gd_arr
     cdef double[:, ::1] wrw = wrw_arr
-    cdef double[::1] wk = work
-    cdef double* mu = &wk[0]
-    cdef double* S = mu + M
-    cdef double* We = S + M * M
-    cdef double* WA = We + r
-    cdef double* WAS = WA + r * M
-    cdef double* blk = WAS + r * M
-    cdef double* e = blk + M * M
-    cdef idx u, ua, i, j, k, p, s, a0, a1, b0, b1, q
-    cdef double acc
+    cdef double[::1] work = np.zeros(2 * M + 2 * M * M + 2 * r + 2 * r * M + 1)
     with nogil:
-        for u in range(n):
-            q, ua = pat[u], u * a_step
-            for s in range(S_):
-                for i in range(seg[s], seg[s + 1]):
-                    mu[i] = mean[vec[u, s] + i - seg[s]]
-            for p in range(P):
-                a0, a1 = seg[pair_i[p]], seg[pair_i[p] + 1]
-                b0, b1 = seg[pair_j[p]], seg[pair_j[p] + 1]
-                get_block(&sig[0], off[u, p], ld[u, p], tr[u, p], blk, a1 - a0, b1 - b0)
-                for i in range(a0, a1):
-                    for j in range(b0, b1):
-                        S[i * M + j] = blk[(i - a0) * (b1 - b0) + j - b0]
-                        S[j * M + i] = blk[(i - a0) * (b1 - b0) + j - b0]
-            for i in range(r):
-                acc = d[u, i]
-                for k in range(M):
-                    acc -= A[ua, i, k] * mu[k]
-                e[i] = acc
-            for i in range(r):
-                acc = 0.0
-                for k in range(r):
-                    acc += W[q, i, k] * e[k]
-                We[i] = wt[u] * acc
-                gd[u, i] = 2.0 * wt[u] * acc
-                for j in range(M):
-                    acc = 0.0
-                    for k in range(r):
-                        acc += W[q, i, k] * A[ua, k, j]
-                    WA[i * M + j] = wt[u] * acc
-            for i in range(r):
-                for j in range(M):
-                    acc = 0.0
-                    for k in range(M):
-                        acc += WA[i * M + k] * S[k * M + j]
-                    WAS[i * M + j] = acc
-                    gA[i, j] += -2.0 * (We[i] * mu[j] - acc)
-            for i in range(r):          # d/d(W_pat^-1): one factor wt[u] fewer
-                for j in range(r):
-                    acc = We[i] * We[j]
-                    for k in range(M):
-                        acc += WAS[i * M + k] * WA[j * M + k]
-                    wrw[i, j] += acc / wt[u]
+        term_gradient_c(&A[0, 0, 0], a_step, n, r, M, &d[0, 0], &W[0, 0, 0], &pat[0], &wt[0],
+                        &seg[0], seg.shape[0] - 1, _ip(pair_i), _ip(pair_j), pair_i.shape[0],
+                        _ip2(off), _ip2(ld), _ip2(tr), _ip2(vec), &sig[0], &mean[0],
+                        &gA[0, 0], &gd[0, 0], &wrw[0, 0], &work[0])
     return gA_arr, gd_arr, wrw_arr
+

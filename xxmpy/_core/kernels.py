@@ -8,9 +8,9 @@ from . import twin
 
 try:
     from . import _blocks as compiled
-    from . import _engine
+    from . import _driver, _engine
 except ImportError:  # not built (e.g. running from a source tree)
-    compiled = _engine = None
+    compiled = _driver = _engine = None
 
 USE_COMPILED = compiled is not None and os.environ.get("XXMPY_KERNEL", "") != "numpy"
 
@@ -19,3 +19,5 @@ pattern_inverses = compiled.pattern_inverses if USE_COMPILED else twin.pattern_i
 
 # the compiled likelihood kernel (None: the numpy twin in elimination.py runs instead)
 engine = _engine if USE_COMPILED else None
+# the compiled per-evaluation driver (None: likelihood.py's numpy path runs instead)
+driver = _driver if USE_COMPILED else None

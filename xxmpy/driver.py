@@ -1,0 +1,28 @@
+"""The compiled per-evaluation driver (_core/_driver.pyx) over a problem's plan.
+
+``program_for(problem)`` builds, once per problem, a ``_driver.Program`` from
+what the numpy path already computes once: the (collapsed) problem's
+EvaluationPlan (terms.py), its Lowered schedule (lowering.py) and the pooled
+within-group contrasts (collapse.py). ``Program.evaluate(theta, grad)`` then
+gives -2 log L and its gradient in one call. The numpy path of likelihood.py
+is its twin (tests/test_gradient.py compares them).
+"""
+import numpy as np
+
+from ._core import kernels
+from .engines import lowered
+from .terms import MAX_CONDITION, plan_for
+
+LOG_2PI = np.log(2.0 * np.pi)
+
+
+def build_program(problem, red):
+    """A Program for ``problem`` evaluated through its Collapsed form ``red`` (or None)."""
+    work = red.problem if red else problem
+    plan, low = plan_for(work), lowered(work)
+    terms = [(tp, low.scopes[c], MAX_CONDITION) for c, plans in plan.levels.items()
+             for tp in plans]
+    contrasts = [(pooled, pooled.cells_in(plan.slots))
+                 for pooled in (red.contrasts if red else [])]
+    constant = (problem.n_observed - problem.n_flat) * LOG_2PI + (red.constant if red else 0.0)
+    return kernels.driver.Program(plan.slots, terms, contrasts, low, constant)
