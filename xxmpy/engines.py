@@ -1,5 +1,9 @@
 """Two back ends over the same factor terms: the compiled kernel and its numpy twin.
 
+(-2 log L and its gradient run in the compiled driver, driver.py, when it is
+built; the numpy engine is then its twin's back end and the compiled engine
+serves the latent posterior, ``likelihood.latent_posterior``.)
+
 An engine takes every level's FactorTerms (terms.py), assembles
 C and b, factors C and returns (c, log|C|, z'z) where c = sum d'Wd and
 b'C^-1 b = z'z. For the gradient it then gives, per level and term, the
@@ -11,7 +15,8 @@ posterior moments the Fisher identity needs (gradient.py):
 
 with W_i = wt_i W_pat[pat_i], e_i = d_i - A_i mu_i and (mu_i, S_i) the posterior mean and covariance of
 unit i's scope etas. ``CompiledEngine`` walks the flat index arrays of
-_core/lowering.py in _core/_engine.pyx; ``NumpyEngine`` runs the vectorised
+_core/lowering.py in _core/_engine.pyx (factor and posterior; the moments are
+computed in the driver); ``NumpyEngine`` runs the vectorised
 numpy code of _core/elimination.py. Tests compare the two to 1e-10.
 """
 from dataclasses import dataclass
@@ -181,17 +186,6 @@ class CompiledEngine:
             out[lvl] = (mean[self.low.rhs_dense_base + rows],
                         dense[rows[:, :, None], rows[:, None, :]])
         return out
-
-    def posterior_moments(self):
-        k, low = kernels.engine, self.low
-        sig, mean = self._posterior()
-
-        def moments(c, term):
-            sc = low.scopes[c]
-            return k.term_gradient(term.A, term.d, term.W_pat, term.pat, term.wt, sc.seg, sc.pair_i,
-                                   sc.pair_j, sc.blk.off, sc.blk.ld, sc.blk.tr, sc.vec,
-                                   sig, mean)
-        return moments
 
     def _posterior(self):
         k, low = kernels.engine, self.low

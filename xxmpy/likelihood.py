@@ -26,7 +26,7 @@ from ._core import kernels
 from ._core.elimination import NotPositiveDefinite
 from .collapse import collapse, contrast_deviance
 from .driver import build_program
-from .engines import engine_for
+from .engines import NumpyEngine, engine_for
 from .gradient import gradient
 from .terms import plan_for
 
@@ -92,6 +92,7 @@ def program_for(problem):
 
 
 def _evaluate(problem, theta, with_gradient):
+    """The numpy path (the driver's twin): (-2 log L, gradient or None)."""
     red = reduced(problem)
     work = red.problem if red else problem
     plan = plan_for(work)
@@ -103,7 +104,7 @@ def _evaluate(problem, theta, with_gradient):
             value, grads = contrast_deviance(plan.slots, vals, pooled, with_gradient)
             total += value
             extra += grads
-    engine = engine_for(work)
+    engine = NumpyEngine(work)
     const, logdet, zz = engine.factor(terms)
     r2 = const - zz          # the penalised residual sum of squares: >= 0 in exact arithmetic
     if r2 < -1e-8 * max(1.0, const):

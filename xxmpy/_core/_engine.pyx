@@ -503,33 +503,3 @@ def posterior_step(const double[::1] fac, const double[::1] z, double[::1] sig,
                     &rhs_off[0], E, _ip(e_row), _ip(e_off), _ip(e_mb), _ip(e_nb),
                     p_e1.shape[0], _ip(p_e1), _ip(p_e2), _ip(p_off), _ip(p_ld), _ip(p_tr),
                     max_block, &work[0], &acc[0])
-
-
-def term_gradient(const double[:, :, ::1] A, const double[:, ::1] d, const double[:, :, ::1] W,
-                  const idx[::1] pat, const double[::1] wt, const idx[::1] seg, const idx[::1] pair_i,
-                  const idx[::1] pair_j, const idx[:, ::1] off, const idx[:, ::1] ld,
-                  const idx[:, ::1] tr, const idx[:, ::1] vec,
-                  const double[::1] sig, const double[::1] mean):
-    """Posterior moments of one factor family: (gA (r, M), gd (n, r), wrw (r, r)).
-
-    With mu, S the posterior mean and covariance of unit n's scope, e = d - A mu:
-    gA = -2 sum W (e mu' - A S), gd = 2 W e, wrw = sum W (e e' + A S A') W / wt
-    with W = wt W_pat (wrw is the derivative by W_pat^-1, not by W^-1).
-    A (n, r, M) or (1, r, M) shared by all units.
-    """
-    cdef idx n = d.shape[0], r = A.shape[1], M = A.shape[2]
-    cdef idx a_step = _a_step(A.shape[0], n)
-    gA_arr, gd_arr, wrw_arr = np.zeros((r, M)), np.zeros((n, r)), np.zeros((r, r))
-    if n == 0:
-        return gA_arr, gd_arr, wrw_arr
-    cdef double[:, ::1] gA = gA_arr
-    cdef double[:, ::1] gd = gd_arr
-    cdef double[:, ::1] wrw = wrw_arr
-    cdef double[::1] work = np.zeros(2 * M + 2 * M * M + 2 * r + 2 * r * M + 1)
-    with nogil:
-        term_gradient_c(&A[0, 0, 0], a_step, n, r, M, &d[0, 0], &W[0, 0, 0], &pat[0], &wt[0],
-                        &seg[0], seg.shape[0] - 1, _ip(pair_i), _ip(pair_j), pair_i.shape[0],
-                        _ip2(off), _ip2(ld), _ip2(tr), _ip2(vec), &sig[0], &mean[0],
-                        &gA[0, 0], &gd[0, 0], &wrw[0, 0], &work[0])
-    return gA_arr, gd_arr, wrw_arr
-
