@@ -11,6 +11,8 @@ bounded below by the floor.
 
 x (coordinates, k) <-> theta (labels, k): ``to_theta``, ``from_theta``,
 ``pullback`` (gradient in theta -> gradient in x) and ``lower`` (k,).
+``to_theta`` and ``pullback`` run in the compiled CholeskyMap (_core/_driver.pyx)
+when it is built; their numpy forms here are its twin.
 
 For a profile of a parameter inside such a matrix, the block's variables are
 reordered so that the profiled element sits in the factor's first column:
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._core import kernels
 from .spec import SYMMETRIC_TYPES
 
 
@@ -107,6 +110,8 @@ class Transform:
             if b.covariance_fixed:
                 self.lower[b.slots[1, 0]] = -np.inf
         self.identity = ~in_block
+        self.compiled = None if kernels.driver is None else kernels.driver.CholeskyMap(
+            [(b.slots, b.covariance_fixed) for b in self.blocks], k)
 
     def _factor(self, b, x):
         L = np.zeros(b.slots.shape)
@@ -117,10 +122,12 @@ class Transform:
 
     def factors(self, x):
         """Every block's Cholesky factor L at coordinates x (to_theta and pullback
-        at the same x can share them)."""
-        return [self._factor(b, x) for b in self.blocks]
+        at the same x can share them); None when the compiled map runs."""
+        return None if self.compiled else [self._factor(b, x) for b in self.blocks]
 
     def to_theta(self, x, factors=None):
+        if self.compiled:
+            return self.compiled.to_theta(np.asarray(x, dtype=float))
         theta = np.array(x, dtype=float)
         for b, L in zip(self.blocks, factors or self.factors(x)):
             theta[b.slots] = L @ L.T
@@ -169,6 +176,8 @@ class Transform:
     def pullback(self, x, g, factors=None):
         """Gradient with respect to theta (..., k) -> gradient with respect to x (..., k)
         (several gradients at once as the rows of a 2-d g); factors: ``factors(x)``."""
+        if self.compiled:
+            return self.compiled.pullback(np.asarray(x, dtype=float), g)
         g = np.asarray(g, dtype=float)
         out = g.copy()
         for b, L in zip(self.blocks, factors or self.factors(x)):
