@@ -21,6 +21,8 @@ extensions = [
     Extension("xxmpy._core._driver", ["xxmpy/_core/_driver.pyx"],
               include_dirs=[np.get_include()], extra_compile_args=["-O3"],
               define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]),
+    Extension("xxmpy._core._quasi_newton", ["xxmpy/_core/_quasi_newton.pyx"],
+              include_dirs=[np.get_include()], extra_compile_args=["-O2"]),
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives))

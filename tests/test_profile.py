@@ -279,3 +279,32 @@ def test_a_limit_at_a_saddle_next_to_a_singular_covariance_is_re_optimised():
     assert upper.status == "ok" and upper.n_fits >= 1
     assert reoptimised_rise(result, "student_kappa_1_1", upper.value) == \
         pytest.approx(CUTOFF, abs=1e-3)
+
+
+def test_compiled_quasi_newton_matches_numpy_twin():
+    """_core/_quasi_newton (BFGS update in place, the profile's quadratic model) vs
+    limit_search's numpy forms: undamped, damped (s'r < 0.2 s'Bs) and no-op (s'Bs = 0)."""
+    from xxmpy import limit_search
+    from xxmpy._core import kernels
+    if kernels.quasi_newton is None:
+        pytest.fail("the compiled kernels are not built (or XXMPY_KERNEL=numpy is set)")
+    rng = np.random.default_rng(3)
+    k = 9
+    A = rng.normal(size=(k, k))
+    B = A @ A.T + k * np.eye(k)
+    H = np.linalg.inv(B)
+    s = rng.normal(size=k)
+    for r in (B @ s + 0.1 * rng.normal(size=k), -(B @ s), np.zeros(k)):
+        for step in (s, np.zeros(k)):
+            want = limit_search._damped_bfgs(B, H, step, r)
+            got = B.copy(), H.copy()
+            kernels.quasi_newton.damped_bfgs(*got, step, r)
+            for a, b in zip(got, want):
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(want[1] @ want[0], np.eye(k), atol=1e-10)
+    g = rng.normal(size=k)
+    for j in (0, 4, k - 1):
+        got = kernels.quasi_newton.profile_model(H, g, j)
+        want = limit_search._profile_model(H, g, j)
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)

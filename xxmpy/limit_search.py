@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._core import kernels
 from .optimize import SMALL_DIAGONAL, VARIANCE_FLOOR, Objective, hessian_in_coordinates
 from .transform import Transform
 
@@ -149,7 +150,8 @@ def search_limit(ctx, j, side, floor=-np.inf, far=np.inf):
     if isinstance(start, GaveUp):
         return start
     fg = Objective(ctx.problem, start.transform, start.x0, start.free, start.scale)
-    coord, lower, B, H = start.coord, start.lower, start.B, start.H
+    coord, lower = start.coord, start.lower
+    B, H = start.B.copy(), start.H.copy()      # updated in place; the start serves both sides
     y, f, g = start.y, ctx.dmin, start.g
     if g is None:                    # the fit's gradient is not known everywhere
         f, g = fg(y)
@@ -186,7 +188,7 @@ def search_limit(ctx, j, side, floor=-np.inf, far=np.inf):
         if trial is None:
             return GaveUp("no admissible point along the step", fg.count)
         y_new, f_new, g_new = trial
-        B, H = _damped_bfgs(B, H, y_new - y, g_new - g)
+        B, H = _update(B, H, y_new - y, g_new - g)
         y, f, g = y_new, f_new, g_new
     return GaveUp(f"no limit within {MAX_EVALUATIONS} evaluations", fg.count)
 
@@ -260,8 +262,6 @@ def _model(B, H, y, g, f, j, bound):
     definite, so only rounding can make it so)."""
     held = (y <= bound) & (g > 0)
     held[j] = False
-    gz = g.copy()
-    gz[j] = 0.0
     if held.any():
         F = np.flatnonzero(~held)
         F = F[F != j]
@@ -270,17 +270,28 @@ def _model(B, H, y, g, f, j, bound):
         w[F], u[F], u[j] = wu[:, 0], wu[:, 1], -1.0
         curvature = B[j, j] - B[j, F] @ wu[:, 1]
         slope = g[j] - B[j] @ w
-    else:    # through H: B_FF^-1 = H_FF - H_Fj H_jF / H_jj, B_FF^-1 B_Fj = -H_Fj / H_jj
-        h, hj = H @ gz, H[:, j]
-        w = h - hj * (h[j] / hj[j])            # w_j = 0
-        u = hj / -hj[j]                        # u_j = -1
-        curvature = 1.0 / hj[j]
-        slope = g[j] + h[j] / hj[j]            # (B w)_j = -h_j / H_jj, since B H = I
-    decrement = float(gz @ w)
+        decrement = g[F] @ wu[:, 0]
+    elif kernels.quasi_newton is not None:
+        w, u, decrement, slope, curvature = kernels.quasi_newton.profile_model(H, g, j)
+    else:
+        w, u, decrement, slope, curvature = _profile_model(H, g, j)
     if not (curvature > 0 and decrement >= 0):
         return None
-    return _Model(w, u, decrement, f - 0.5 * decrement, float(slope),
+    return _Model(w, u, float(decrement), f - 0.5 * decrement, float(slope),
                   math.sqrt(2.0 / curvature))
+
+
+def _profile_model(H, g, j):
+    """(w, u, decrement, slope, curvature) when no coordinate is held, through H:
+    B_FF^-1 = H_FF - H_Fj H_jF / H_jj, B_FF^-1 B_Fj = -H_Fj / H_jj (the numpy twin of
+    _core/_quasi_newton.profile_model)."""
+    gz = g.copy()
+    gz[j] = 0.0
+    h, hj = H @ gz, H[:, j]
+    w = h - hj * (h[j] / hj[j])            # w_j = 0
+    u = hj / -hj[j]                        # u_j = -1
+    slope = g[j] + h[j] / hj[j]            # (B w)_j = -h_j / H_jj, since B H = I
+    return w, u, gz @ w, slope, 1.0 / hj[j]
 
 
 def _trial(fg, y, f, g, dt, model, lower, descent):
@@ -295,6 +306,14 @@ def _trial(fg, y, f, g, dt, model, lower, descent):
             return trial, f_new, g_new
         d = d / 2
     return None
+
+
+def _update(B, H, s, r):
+    """_damped_bfgs, compiled and in place when the kernels are built."""
+    if kernels.quasi_newton is None:
+        return _damped_bfgs(B, H, s, r)
+    kernels.quasi_newton.damped_bfgs(B, H, s, r)
+    return B, H
 
 
 def _damped_bfgs(B, H, s, r):
