@@ -197,6 +197,27 @@ def latent_slope_within(seed=6, n_groups=6):
     return m
 
 
+def reciprocal_beta_data(seed=9, n_groups=5):
+    """A non-recursive within beta with a data. element: B = [[0, b], [w_i, 0]], so
+    log|I - B| = log|1 - b w_i| varies by unit and depends on the free b."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(range(n_groups), 4)
+    n = len(g)
+    d = pd.DataFrame({"unit": range(n), "group": g, "w": 0.6 * rng.normal(size=n),
+                      "y1": rng.normal(size=n), "y2": rng.normal(size=n),
+                      "y3": rng.normal(size=n)})
+    m = xm.Model(["unit", "group"])
+    m.level("unit", parents=["group"], ys=["y1", "y2", "y3"], etas=["f1", "f2"], data=d)
+    m.level("group", etas=["u"], data=pd.DataFrame({"group": range(n_groups)}))
+    m.within("unit", "lambda", [[0, 0], [1, 0], [0, 0]], [[1, 0], [0.8, 0], [0, 1]])
+    m.within("unit", "beta", [[0, 1], [0, 0]], [[0, 0.3], [0, 0]], [[None, "b"], ["data.w", None]])
+    m.within("unit", "psi", np.eye(2), np.eye(2))
+    m.within("unit", "theta", np.eye(3), np.eye(3) * 0.5)
+    m.within("group", "psi", [[1]], [[0.4]])
+    m.between("group", "unit", "beta", [[1], [0]], [[0.5], [0.0]])
+    return m
+
+
 def three_crossed(seed=7):
     """InstEval's shape: responses crossed in three factors, one eta each, a covariate."""
     rng = np.random.default_rng(seed)
@@ -246,7 +267,7 @@ def data_offsets(seed=8, n_groups=7):
 
 
 ALL = [three_crossed, nested_bivariate, three_level, crossed_bivariate, crossed_with_etas_at_bottom,
-       pastes_like, random_slopes, latent_slope_within, data_offsets]
+       pastes_like, random_slopes, latent_slope_within, data_offsets, reciprocal_beta_data]
 
 
 def random_theta(problem, rng, scale=0.15):
