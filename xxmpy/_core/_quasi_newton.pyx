@@ -11,6 +11,19 @@ import numpy as np
 ctypedef Py_ssize_t idx
 
 
+cdef double _matvec(const double[:, ::1] A, const double* x, double* out) noexcept:
+    """out = A x (A (k, k)); returns x'A x."""
+    cdef idx k = A.shape[0], i, j
+    cdef double a, quad = 0.0
+    for i in range(k):
+        a = 0.0
+        for j in range(k):
+            a += A[i, j] * x[j]
+        out[i] = a
+        quad += x[i] * a
+    return quad
+
+
 def damped_bfgs(double[:, ::1] B, double[:, ::1] H, const double[::1] s, const double[::1] r):
     """BFGS update of B and H = B^-1, in place, with step s and gradient change r,
     damped (Powell) so that B stays positive definite; nothing changes when s'Bs <= 0."""
@@ -19,13 +32,8 @@ def damped_bfgs(double[:, ::1] B, double[:, ::1] H, const double[::1] s, const d
     cdef double* Bs = &work[0]
     cdef double* rd = Bs + k
     cdef double* Hr = rd + k
-    cdef double sBs = 0.0, sr = 0.0, rHr = 0.0, phi, c, a
+    cdef double sBs = _matvec(B, &s[0], Bs), sr = 0.0, rHr, phi, c
     for i in range(k):
-        a = 0.0
-        for j in range(k):
-            a += B[i, j] * s[j]
-        Bs[i] = a
-        sBs += s[i] * a
         sr += s[i] * r[i]
         rd[i] = r[i]
     if not sBs > 0:
@@ -36,12 +44,7 @@ def damped_bfgs(double[:, ::1] B, double[:, ::1] H, const double[::1] s, const d
         for i in range(k):
             rd[i] = phi * r[i] + (1.0 - phi) * Bs[i]
             sr += s[i] * rd[i]
-    for i in range(k):
-        a = 0.0
-        for j in range(k):
-            a += H[i, j] * rd[j]
-        Hr[i] = a
-        rHr += rd[i] * a
+    rHr = _matvec(H, rd, Hr)
     # B - Bs Bs'/sBs + r r'/sr;  H + c s s' - (s Hr' + Hr s')/sr,  c = (1 + r'Hr/sr)/sr
     c = (1.0 + rHr / sr) / sr
     for i in range(k):
