@@ -50,7 +50,7 @@ class ModelMatrices:
 def deviance(problem, theta):
     """-2 log L (with the 2 pi constant) at parameters theta; inf if inadmissible."""
     if kernels.driver is not None:
-        return program_for(problem).evaluate(np.asarray(theta, float))
+        return program_for(problem).evaluate(np.ascontiguousarray(theta, float))
     try:
         return _evaluate(problem, theta, False)[0]
     except NotPositiveDefinite:
@@ -61,7 +61,7 @@ def deviance_and_gradient(problem, theta):
     """(-2 log L, its gradient (k,)) at theta; (inf, NaNs) if inadmissible."""
     if kernels.driver is not None:
         grad = np.empty(problem.params.n)
-        value = program_for(problem).evaluate(np.asarray(theta, float), grad)
+        value = program_for(problem).evaluate(np.ascontiguousarray(theta, float), grad)
         if value == np.inf:
             grad.fill(np.nan)
         return value, grad

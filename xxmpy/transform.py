@@ -127,7 +127,7 @@ class Transform:
 
     def to_theta(self, x, factors=None):
         if self.compiled:
-            return self.compiled.to_theta(np.asarray(x, dtype=float))
+            return self.compiled.to_theta(np.ascontiguousarray(x, dtype=float))
         theta = np.array(x, dtype=float)
         for b, L in zip(self.blocks, factors or self.factors(x)):
             theta[b.slots] = L @ L.T
@@ -177,7 +177,7 @@ class Transform:
         """Gradient with respect to theta (..., k) -> gradient with respect to x (..., k)
         (several gradients at once as the rows of a 2-d g); factors: ``factors(x)``."""
         if self.compiled:
-            return self.compiled.pullback(np.asarray(x, dtype=float), g)
+            return self.compiled.pullback(np.ascontiguousarray(x, dtype=float), g)
         g = np.asarray(g, dtype=float)
         out = g.copy()
         for b, L in zip(self.blocks, factors or self.factors(x)):
