@@ -424,6 +424,8 @@ cdef class Program:
     Built by xxmpy/driver.py from the problem's (reduced) EvaluationPlan, its
     Lowered schedule and pooled contrasts; constant: the part of -2 log L that
     does not depend on theta (N log 2 pi and the collapse's Jacobian).
+    Not re-entrant: an evaluation writes the Program's buffers, so two threads
+    must not evaluate one problem at once (forked workers each hold a copy).
     """
     cdef _Arrays mem
     cdef list terms, contrasts, steps
