@@ -78,3 +78,21 @@ def test_non_convergence_is_reported():
         result = m.fit(max_iter=2, polish_steps=0)
     assert not result.converged
     assert "converged: NO" in str(result)
+
+
+def test_a_fitted_result_pickles_with_its_compiled_driver():
+    """A result (its problem holding the compiled driver Program) survives pickle:
+    the copy evaluates -2 log L and its gradient as the original does."""
+    import pickle
+
+    from xxmpy.likelihood import deviance_and_gradient
+    from xxmpy.transform import Transform
+    result = ref.brim().fit()
+    copy = pickle.loads(pickle.dumps(result))
+    f, g = deviance_and_gradient(result.problem, result.record.estimate)
+    f2, g2 = deviance_and_gradient(copy.problem, copy.record.estimate)
+    assert f2 == f and np.array_equal(g2, g)
+    assert copy.summary()["fit"]["deviance"] == result.summary()["fit"]["deviance"]
+    t = Transform(result.problem, 1e-8)          # its compiled CholeskyMap too
+    x = t.from_theta(result.record.estimate)
+    assert np.array_equal(pickle.loads(pickle.dumps(t)).to_theta(x), t.to_theta(x))

@@ -1,11 +1,13 @@
 """The compiled per-evaluation driver (_core/_driver.pyx) over a problem's plan.
 
-``program_for(problem)`` builds, once per problem, a ``_driver.Program`` from
-what the numpy path already computes once: the (collapsed) problem's
+``build_program`` makes a ``_driver.Program`` (once per problem, through
+``likelihood.program_for``) from what the numpy path already computes once:
+the (collapsed) problem's
 EvaluationPlan (terms.py), its Lowered schedule (lowering.py) and the pooled
 within-group contrasts (collapse.py). ``Program.evaluate(theta, grad)`` then
 gives -2 log L and its gradient in one call. The numpy path of likelihood.py
-is its twin (tests/test_gradient.py compares them).
+is its twin (tests/twin_check.py compares them). A Program pickles as its
+construction arguments.
 """
 import numpy as np
 

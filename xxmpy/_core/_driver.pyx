@@ -428,6 +428,7 @@ cdef class Program:
     must not evaluate one problem at once (forked workers each hold a copy).
     """
     cdef _Arrays mem
+    cdef tuple args
     cdef list terms, contrasts, steps
     cdef idx n_vals, n_free, n_params, size, rhs_size, dense_base, rhs_dense_base, max_block
     cdef int n_dense
@@ -449,6 +450,7 @@ cdef class Program:
     def __init__(self, slots, terms, contrasts, lowered, double constant):
         """slots: terms.MatrixSlots; terms: [(TermPlan, LoweredScope)] in evaluation
         order; contrasts: [(PooledContrasts, cells)]; lowered: lowering.Lowered."""
+        self.args = (slots, terms, contrasts, lowered, constant)
         mem = self.mem = _Arrays()
         self.n_vals, self.n_free, self.n_params = len(slots.base), len(slots.free_pos), slots.n_params
         self.base, self.vals = mem.f(slots.base), mem.zeros(self.n_vals)
@@ -471,6 +473,10 @@ cdef class Program:
         self.acc = mem.zeros(max([max(len(s.e_row), 1) * s.m * mb for s in lowered.steps] + [1]))
         widest = max([t.a_index.shape[0] for t, _, _ in terms] + [c.p for c, _ in contrasts] + [1])
         self.obs = mem.i(np.zeros(widest, np.intp))
+
+    def __reduce__(self):
+        """Pickled as its construction arguments (the buffers are rebuilt)."""
+        return Program, self.args
 
     def evaluate(self, const double[::1] theta, double[::1] grad=None):
         """-2 log L at theta (n_params,); +inf if inadmissible. When ``grad`` (n_params,)
@@ -566,6 +572,7 @@ cdef class CholeskyMap:
     Twin: Transform's numpy methods (tests/test_transform.py).
     """
     cdef _Arrays mem
+    cdef tuple args
     cdef idx n_blocks, k, widest
     cdef idx *m
     cdef idx *start
@@ -575,6 +582,7 @@ cdef class CholeskyMap:
     cdef double *G
 
     def __init__(self, blocks, idx k):
+        self.args = (blocks, k)
         mem = self.mem = _Arrays()
         self.k, self.n_blocks = k, len(blocks)
         sizes = [len(s) for s, _ in blocks]
@@ -584,6 +592,9 @@ cdef class CholeskyMap:
         self.slots = mem.i(np.concatenate([np.ravel(s) for s, _ in blocks] + [[]]))
         self.fixed = mem.i([int(f) for _, f in blocks])
         self.L, self.G = mem.zeros(self.widest ** 2), mem.zeros(2 * self.widest ** 2)
+
+    def __reduce__(self):
+        return CholeskyMap, self.args
 
     cdef void _factor(self, idx b, const double* x) noexcept:
         cdef idx m = self.m[b], r, c
