@@ -5,6 +5,8 @@ posterior from the engine (_core/_engine.pyx). Twin: likelihood.py's numpy
 path (terms.py, collapse.py, engines.NumpyEngine, gradient.py) with the twin
 block kernels (_core/twin.py).
 """
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 
@@ -12,16 +14,23 @@ from xxmpy._core import kernels, twin
 from xxmpy.likelihood import deviance_and_gradient, latent_posterior
 
 
-def evaluate_both(problem, theta, monkeypatch):
-    """((f, g, posterior) compiled, (f, g, posterior) twin) at theta."""
-    if kernels.engine is None or kernels.driver is None:
-        pytest.fail("the compiled kernels are not built (or XXMPY_KERNEL=numpy is set)")
-    compiled = deviance_and_gradient(problem, theta) + (latent_posterior(problem, theta),)
+@contextmanager
+def numpy_path(monkeypatch):
+    """Within: no driver, no compiled engine, the twin block kernels."""
     with monkeypatch.context() as patch:
         patch.setattr(kernels, "engine", None)
         patch.setattr(kernels, "driver", None)
         patch.setattr(kernels, "chol_inverse_logdet", twin.chol_inverse_logdet)
         patch.setattr(kernels, "pattern_inverses", twin.pattern_inverses)
+        yield
+
+
+def evaluate_both(problem, theta, monkeypatch):
+    """((f, g, posterior) compiled, (f, g, posterior) twin) at theta."""
+    if kernels.engine is None or kernels.driver is None:
+        pytest.fail("the compiled kernels are not built (or XXMPY_KERNEL=numpy is set)")
+    compiled = deviance_and_gradient(problem, theta) + (latent_posterior(problem, theta),)
+    with numpy_path(monkeypatch):
         numpy = deviance_and_gradient(problem, theta) + (latent_posterior(problem, theta),)
     return compiled, numpy
 
@@ -40,9 +49,7 @@ def assert_compiled_matches_twin(problem, theta, monkeypatch, rtol=1e-10):
 def assert_both_inadmissible(problem, theta, monkeypatch):
     """Both paths give -2 log L = inf and a NaN gradient at theta."""
     fc, gc = deviance_and_gradient(problem, theta)
-    with monkeypatch.context() as patch:
-        patch.setattr(kernels, "engine", None)
-        patch.setattr(kernels, "driver", None)
+    with numpy_path(monkeypatch):
         ft, gt = deviance_and_gradient(problem, theta)
     assert fc == ft == np.inf
     assert np.isnan(gc).all() and np.isnan(gt).all()

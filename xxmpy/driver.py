@@ -18,6 +18,12 @@ from .terms import MAX_CONDITION, plan_for
 LOG_2PI = np.log(2.0 * np.pi)
 
 
+def constant_part(problem, red):
+    """The part of -2 log L that does not depend on theta: (N - flat rows) log 2 pi and
+    the collapse's Jacobian (red: the problem's Collapsed form, or None)."""
+    return (problem.n_observed - problem.n_flat) * LOG_2PI + (red.constant if red else 0.0)
+
+
 def build_program(problem, red):
     """A Program for ``problem`` evaluated through its Collapsed form ``red`` (or None)."""
     work = red.problem if red else problem
@@ -26,5 +32,4 @@ def build_program(problem, red):
              for tp in plans]
     contrasts = [(pooled, pooled.cells_in(plan.slots))
                  for pooled in (red.contrasts if red else [])]
-    constant = (problem.n_observed - problem.n_flat) * LOG_2PI + (red.constant if red else 0.0)
-    return kernels.driver.Program(plan.slots, terms, contrasts, low, constant)
+    return kernels.driver.Program(plan.slots, terms, contrasts, low, constant_part(problem, red))

@@ -25,13 +25,10 @@ import numpy as np
 from ._core import kernels
 from ._core.elimination import NotPositiveDefinite
 from .collapse import collapse, contrast_deviance
-from .driver import build_program
+from .driver import LOG_2PI, build_program, constant_part  # noqa: F401  (LOG_2PI: the dense oracle)
 from .engines import NumpyEngine, engine_for
 from .gradient import gradient
 from .terms import plan_for
-
-LOG_2PI = np.log(2.0 * np.pi)
-
 
 class ModelMatrices:
     """All matrices of a problem at one parameter vector, looked up by level
@@ -97,9 +94,8 @@ def _evaluate(problem, theta, with_gradient):
     work = red.problem if red else problem
     plan = plan_for(work)
     vals, terms = plan.terms(theta)
-    total, extra = (problem.n_observed - problem.n_flat) * LOG_2PI, []
+    total, extra = constant_part(problem, red), []
     if red:
-        total += red.constant
         for pooled in red.contrasts:
             value, grads = contrast_deviance(plan.slots, vals, pooled, with_gradient)
             total += value
