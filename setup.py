@@ -13,16 +13,20 @@ directives = {"language_level": 3}
 if DEBUG:
     directives.update(boundscheck=True, wraparound=True, initializedcheck=True)
 
+def extension(name, opt="-O3"):
+    """xxmpy.<name> from xxmpy/<name>.pyx (dotted name -> path)."""
+    return Extension(f"xxmpy.{name}", [f"xxmpy/{name.replace('.', '/')}.pyx"],
+                     include_dirs=[np.get_include()], extra_compile_args=[opt],
+                     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
+
+
+# the compiled kernels, each beside the Python module it serves; small dense algebra
+# is shared through xxmpy/engine/_linalg.pxd
 extensions = [
-    Extension("xxmpy._core._blocks", ["xxmpy/_core/_blocks.pyx"],
-              include_dirs=[np.get_include()], extra_compile_args=["-O2"]),
-    Extension("xxmpy._core._engine", ["xxmpy/_core/_engine.pyx"],
-              include_dirs=[np.get_include()], extra_compile_args=["-O3"]),
-    Extension("xxmpy._core._driver", ["xxmpy/_core/_driver.pyx"],
-              include_dirs=[np.get_include()], extra_compile_args=["-O3"],
-              define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]),
-    Extension("xxmpy._core._quasi_newton", ["xxmpy/_core/_quasi_newton.pyx"],
-              include_dirs=[np.get_include()], extra_compile_args=["-O2"]),
+    extension("engine._elimination"),     # assemble, eliminate, posterior on flat buffers
+    extension("engine._program"),         # one call per evaluation of -2 log L + gradient
+    extension("fit._cholesky_map", "-O2"),          # optimiser coordinates
+    extension("inference._quasi_newton", "-O2"),    # the limit search's BFGS bookkeeping
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives))

@@ -15,7 +15,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import reference_models as ref  # noqa: E402
 
-from xxmpy.likelihood import deviance  # noqa: E402
+from xxmpy.engine import deviance  # noqa: E402
 
 CASES = {"Dyestuff": ref.one_way,
          "Dyestuff2": lambda: ref.one_way("Dyestuff2.csv", start=(5.0, 1.0, 10.0)),

@@ -42,7 +42,7 @@ def _median_time(fn, reps, budget=3.0):
 
 
 def run_xxmpy(case, repeat):
-    from xxmpy.likelihood import deviance, deviance_and_gradient
+    from xxmpy.engine import deviance, deviance_and_gradient
     base = _rss_mb()
     model = case.build()
     problem = model.compile()

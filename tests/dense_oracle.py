@@ -10,7 +10,7 @@ problems (a few hundred observed values).
 """
 import numpy as np
 
-from xxmpy.likelihood import LOG_2PI, ModelMatrices
+from xxmpy.compile.problem import LOG_2PI
 
 
 def _unit(mat, i):
@@ -19,7 +19,12 @@ def _unit(mat, i):
 
 def dense_system(problem, theta):
     """Stacked (B, a, Psi, L, n, Theta, observed, y, eta offsets) of the whole model."""
-    mats = ModelMatrices(problem, theta)
+    def within(c, t, shape):
+        return problem.matrix(theta, (c, -1, t), shape, per_unit=True)
+
+    def between(c, pp, t, shape):
+        return problem.matrix(theta, (c, pp, t), shape, per_unit=True)
+
     levels = problem.levels
     eta_off = np.cumsum([0] + [lev.n * lev.n_etas for lev in levels])
     y_off = np.cumsum([0] + [lev.n * lev.p for lev in levels])
@@ -30,10 +35,10 @@ def dense_system(problem, theta):
     yvec = np.zeros(ny)
     for c, lev in enumerate(levels):
         m, p = lev.n_etas, lev.p
-        w = {t: mats.within(c, t, s) for t, s in (
+        w = {t: within(c, t, s) for t, s in (
             ("nu", (p, 1)), ("alpha", (m, 1)), ("lambda", (p, m)), ("beta", (m, m)),
             ("gamma", (m, lev.q)), ("kappa", (p, lev.q)), ("theta", (p, p)), ("psi", (m, m)))}
-        btw = {(pp, t): mats.between(c, pp, t, s) for pp in lev.parents for t, s in (
+        btw = {(pp, t): between(c, pp, t, s) for pp in lev.parents for t, s in (
             ("lambda", (p, levels[pp].n_etas)), ("beta", (m, levels[pp].n_etas)),
             ("kappa", (p, levels[pp].q)), ("gamma", (m, levels[pp].q)))}
         for i in range(lev.n):

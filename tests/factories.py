@@ -272,7 +272,7 @@ ALL = [three_crossed, nested_bivariate, three_level, crossed_bivariate, crossed_
 
 def random_theta(problem, rng, scale=0.15):
     """Parameters near the start values with positive definite theta and psi."""
-    from xxmpy.likelihood import deviance
+    from xxmpy.engine import deviance
     start = problem.params.start
     for _ in range(100):
         theta = start + scale * rng.normal(size=start.size) * np.maximum(np.abs(start), 0.2)

@@ -1,4 +1,6 @@
 """The two APIs over one core: argument forms, labels, the summary's fields."""
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -46,7 +48,7 @@ def test_summary_fields():
                                      "estimate", "se"]
     assert est.set_index("label").loc["group_var", "parent"] == "Batch_id"
     text = str(m.result)
-    assert "-2 log L (deviance) 327.3271" in text and "group_var" in text
+    assert re.search(r"-2 log L \(deviance\)\s+327\.3271", text) and "group_var" in text
 
 
 def test_equal_labels_are_one_parameter_across_levels():
@@ -77,7 +79,7 @@ def test_non_convergence_is_reported():
     with pytest.warns(xm.ConvergenceWarning, match="did not converge"):
         result = m.fit(max_iter=2, polish_steps=0)
     assert not result.converged
-    assert "converged: NO" in str(result)
+    assert "NOT converged" in str(result)
 
 
 def test_a_fitted_result_pickles_with_its_compiled_driver():
@@ -85,8 +87,8 @@ def test_a_fitted_result_pickles_with_its_compiled_driver():
     the copy evaluates -2 log L and its gradient as the original does."""
     import pickle
 
-    from xxmpy.likelihood import deviance_and_gradient
-    from xxmpy.transform import Transform
+    from xxmpy.engine import deviance_and_gradient
+    from xxmpy.fit.transform import Transform
     result = ref.brim().fit()
     copy = pickle.loads(pickle.dumps(result))
     f, g = deviance_and_gradient(result.problem, result.record.estimate)

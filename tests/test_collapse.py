@@ -12,7 +12,9 @@ import pytest
 import factories
 import reference_models as ref
 import xxmpy as xm
-from xxmpy.likelihood import deviance_and_gradient, reduced
+from xxmpy.spec import validate
+from xxmpy.compile import compile_problem
+from xxmpy.engine import deviance_and_gradient
 from xxmpy.lmm.design import build_design
 from xxmpy.lmm.to_xxm import build_model
 from twin_check import assert_compiled_matches_twin
@@ -56,11 +58,12 @@ COLLAPSIBLE = [two_factor_leaf, ref.one_way, ref.pastes, ref.brim]
 def assert_collapsed_equals_rows(factory, seed, grad_rtol, grad_atol):
     """At 3 random parameters, deviance (1e-10) and gradient of the collapsed problem
     equal the row-by-row ones; returns (problem, its reduction)."""
-    problem = factory().compile()
-    red = reduced(problem)
-    assert red is not None
-    rows = factory().compile()
-    rows._collapsed = False
+    model = factory()
+    problem = model.compile()
+    red = problem.form
+    assert red.collapsed
+    rows = compile_problem(validate(model.spec), collapse_units=False)
+    assert not rows.form.collapsed
     rng = np.random.default_rng(seed)
     for _ in range(3):
         theta = factories.random_theta(problem, rng)
@@ -75,17 +78,17 @@ def assert_collapsed_equals_rows(factory, seed, grad_rtol, grad_atol):
 def test_collapse_is_exact(factory):
     problem, red = assert_collapsed_equals_rows(factory, 17, 1e-8, 1e-10)
     leaf = red.contrasts[0].level
-    assert red.problem.levels[leaf].n < problem.levels[leaf].n
+    assert red.units.levels[leaf].n < problem.levels[leaf].n
 
 
 def test_groups_split_by_missing_pattern():
     problem = two_factor_leaf().compile()
-    red = reduced(problem)
+    red = problem.form
     leaf = problem.levels[0]
     keys = {(k, p, q) for k, p, q in zip(leaf.parent_units[0], leaf.parent_units[1],
                                           leaf.pattern_of)}
-    assert red.problem.levels[0].n == len(keys)
-    assert red.problem.levels[0].weight.sum() == leaf.n
+    assert red.units.levels[0].n == len(keys)
+    assert red.units.levels[0].weight.sum() == leaf.n
 
 
 @pytest.mark.parametrize("factory", [factories.three_level, ref.penicillin],
@@ -93,7 +96,7 @@ def test_groups_split_by_missing_pattern():
 def test_levels_that_cannot_gain_are_left_alone(factory):
     # three_level: the students have etas and covariates (neither collapse applies);
     # Penicillin: every (plate, sample) cell holds one row
-    assert reduced(factory().compile()) is None
+    assert not factory().compile().form.collapsed
 
 
 # ----------------------------------------------------------------- moment collapse
@@ -137,17 +140,17 @@ MOMENT = [ref.sleepstudy, factories.random_slopes, covariates_and_missing, lmer_
 def test_moment_collapse_is_exact(factory):
     problem, red = assert_collapsed_equals_rows(factory, 23, 1e-7, 1e-9)
     leaf = red.contrasts[0].level
-    assert red.problem.levels[leaf].n <= 0.75 * problem.levels[leaf].n
-    assert red.problem.levels[leaf].weight.sum() == pytest.approx(problem.levels[leaf].n)
+    assert red.units.levels[leaf].n <= 0.75 * problem.levels[leaf].n
+    assert red.units.levels[leaf].weight.sum() == pytest.approx(problem.levels[leaf].n)
 
 
 def test_moment_collapse_keeps_small_groups_and_fits_the_same():
     # sleepstudy: 18 subjects x 10 days, u = (1, Days, Reaction): 3 pseudo-units a subject
     problem = ref.sleepstudy().compile()
-    assert reduced(problem).problem.levels[0].n == 18 * 3
+    assert problem.form.units.levels[0].n == 18 * 3
     # a group no larger than r stays as its own rows (weight 1)
     m = factories.random_slopes()
-    red = reduced(m.compile()).problem.levels[0]
+    red = m.compile().form.units.levels[0]
     sizes = np.bincount(m.compile().levels[0].parent_units[0])
     assert red.n == 3 * np.sum(sizes > 3) + sizes[sizes <= 3].sum()
     assert np.sum(red.weight == 1.0) >= sizes[sizes <= 3].sum()
@@ -181,7 +184,7 @@ def test_moment_collapse_keeps_its_digits_when_the_data_have_a_large_mean():
     fit = _sleepstudy_with_nu(0.0).fit()
     assert fit.deviance == pytest.approx(1751.9393, abs=1e-4)
     problem = _sleepstudy_with_nu(1e6).compile()
-    assert reduced(problem) is not None
+    assert problem.form.collapsed
     theta = fit.record.estimate.copy()
     theta[fit.labels.index("intercept")] += 1e6
     assert deviance_and_gradient(problem, theta)[0] == pytest.approx(fit.deviance, abs=1e-7)
@@ -192,6 +195,6 @@ def test_collapsed_problems_compiled_match_twin(factory, monkeypatch):
     """The driver's pooled contrasts (latent ones with a beta and missing ys included)
     and weighted pseudo-units vs the numpy path."""
     problem = factory().compile()
-    assert reduced(problem) is not None
+    assert problem.form.collapsed
     theta = factories.random_theta(problem, np.random.default_rng(31))
     assert_compiled_matches_twin(problem, theta, monkeypatch)

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from xxmpy import forked
+from xxmpy.inference import forked
 
 pytestmark = pytest.mark.skipif(not forked.available(), reason="needs os.fork (POSIX)")
 

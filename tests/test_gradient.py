@@ -11,7 +11,7 @@ import factories
 import reference_models as ref
 from dense_oracle import dense_posterior
 from twin_check import assert_both_inadmissible, assert_compiled_matches_twin
-from xxmpy.likelihood import deviance, deviance_and_gradient, latent_posterior
+from xxmpy.engine import deviance, deviance_and_gradient, latent_posterior
 
 REFERENCE = [ref.one_way, ref.pastes, ref.penicillin, ref.sleepstudy, ref.brim]
 
@@ -71,8 +71,8 @@ def test_posterior_blocks_match_dense_oracle(factory):
 
 @pytest.mark.parametrize("factory", factories.ALL + REFERENCE, ids=lambda f: f.__name__)
 def test_compiled_kernel_and_numpy_twin_agree(factory, monkeypatch):
-    """Compiled vs the numpy twin: f and g (the driver, _driver.pyx) and the posterior
-    (the engine, _engine.pyx over lowered arrays); both inadmissible at a negative variance."""
+    """Compiled vs the numpy reference: f and g (the driver, _program.pyx) and the posterior
+    (the driver's posterior sweep); both inadmissible at a negative variance."""
     problem = factory().compile()
     for seed in (8, 9):
         theta = factories.random_theta(problem, np.random.default_rng(seed))

@@ -89,7 +89,7 @@ def test_simulated_truth_is_recovered_and_the_dense_oracle_agrees(path):
         else:
             assert abs(row.estimate - value) < 4 * row.se, (label, row.estimate, row.se, value)
     if on_bound:
-        ci = fit.profile_ci(level=0.9999, parameters=on_bound, n_jobs=1).table.set_index("label")
+        ci = fit.profile_ci(level=0.9999, parameters=on_bound, n_jobs=1).estimates.set_index("label")
         for label in on_bound:
             assert ci.loc[label, "lower"] <= truth[label] <= ci.loc[label, "upper"], label
     problem = fit.problem

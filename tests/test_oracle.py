@@ -4,8 +4,8 @@ import pytest
 
 import factories
 from dense_oracle import dense_deviance
-from xxmpy._core import kernels, twin
-from xxmpy.likelihood import deviance
+from xxmpy.engine.reference import blocks as reference_blocks
+from xxmpy.engine import deviance
 
 
 @pytest.mark.parametrize("factory", factories.ALL, ids=lambda f: f.__name__)
@@ -27,42 +27,39 @@ def test_schedules_cover_nested_and_crossed():
     assert crossed.schedule.sparse_order == [1] and crossed.schedule.n_dense == 10
 
 
-def test_compiled_block_kernel_matches_twin():
-    if kernels.compiled is None:
-        pytest.fail("the compiled kernel xxmpy._core._blocks is not built")
+def test_reference_block_kernels_against_numpy():
+    """The reference path's small dense blocks against numpy one-liners (the compiled
+    ones are compared with these through the driver, tests/twin_check.py)."""
     rng = np.random.default_rng(3)
     for m in (1, 2, 5):
         a = rng.normal(size=(50, m, m))
         blocks = np.ascontiguousarray(a @ a.transpose(0, 2, 1) + m * np.eye(m))
-        inv_c, ld_c = kernels.compiled.chol_inverse_logdet(blocks)
-        inv_t, ld_t = twin.chol_inverse_logdet(blocks)
-        np.testing.assert_allclose(inv_c, inv_t, rtol=1e-10, atol=1e-12)
-        assert ld_c == pytest.approx(ld_t, rel=1e-12)
-    bad = np.ascontiguousarray(-np.eye(2)[None])
+        inv_chol, logdet = reference_blocks.chol_inverse_logdet(blocks)
+        np.testing.assert_allclose(np.linalg.inv(np.linalg.cholesky(blocks)), inv_chol,
+                                   rtol=1e-10, atol=1e-12)
+        assert logdet == pytest.approx(np.linalg.slogdet(blocks)[1].sum(), rel=1e-12)
     with pytest.raises(ArithmeticError):
-        kernels.compiled.chol_inverse_logdet(bad)
+        reference_blocks.chol_inverse_logdet(np.ascontiguousarray(-np.eye(2)[None]))
 
 
-def test_compiled_pattern_inverses_match_twin():
-    """Inverse, log det and condition of each missing pattern's block: kernel vs twin,
-    and the inverse checked directly against numpy on the observed block."""
-    if kernels.compiled is None:
-        pytest.fail("the compiled kernel xxmpy._core._blocks is not built")
+def test_reference_pattern_inverses_against_numpy():
+    """Inverse, log det and condition of each missing pattern's observed block."""
     rng = np.random.default_rng(4)
     a = rng.normal(size=(4, 4))
     cov = a @ a.T + 0.5 * np.eye(4)
     patterns = np.array([[1, 1, 1, 1], [1, 0, 1, 0], [0, 0, 0, 1], [0, 0, 0, 0]], np.uint8)
-    got = kernels.compiled.pattern_inverses(cov, patterns)
-    want = twin.pattern_inverses(cov, patterns)
-    for g, w in zip(got, want):
-        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
-    idx = [0, 2]
-    np.testing.assert_allclose(got[0][1][np.ix_(idx, idx)], np.linalg.inv(cov[np.ix_(idx, idx)]),
-                               rtol=1e-10)
-    assert got[1][1] == pytest.approx(np.linalg.slogdet(cov[np.ix_(idx, idx)])[1], rel=1e-12)
-    assert np.all(got[0][3] == 0) and got[1][3] == 0.0
+    W, logdet, cond = reference_blocks.pattern_inverses(cov, patterns)
+    for k, pattern in enumerate(patterns.astype(bool)):
+        sub = cov[np.ix_(pattern, pattern)]
+        np.testing.assert_allclose(W[k][np.ix_(pattern, pattern)], np.linalg.inv(sub)
+                                   if pattern.any() else sub, rtol=1e-10)
+        assert np.all(W[k][~pattern] == 0) and np.all(W[k][:, ~pattern] == 0)
+        assert logdet[k] == pytest.approx(np.linalg.slogdet(sub)[1] if pattern.any() else 0.0,
+                                          abs=1e-12)
+        if pattern.any():      # trace(S) ||L^-1||_F^2 bounds the 2-norm condition number
+            assert cond[k] >= np.linalg.cond(sub) * (1 - 1e-12)
     with pytest.raises(ArithmeticError):
-        kernels.compiled.pattern_inverses(-cov, patterns)
+        reference_blocks.pattern_inverses(-cov, patterns)
 
 
 def test_inadmissible_parameters_give_infinite_deviance():

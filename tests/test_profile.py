@@ -14,7 +14,7 @@ import pytest
 
 import reference_models as ref
 import xxmpy as xm
-from xxmpy.optimize import fit_problem
+from xxmpy.fit.optimize import fit_problem
 
 CUTOFF = 3.841459
 
@@ -26,7 +26,7 @@ def fitted(model):
 
 
 def limits(ci, label):
-    row = ci.table.set_index("label").loc[label]
+    row = ci.estimates.set_index("label").loc[label]
     return row.lower, row.upper, row.lower_status, row.upper_status
 
 
@@ -83,7 +83,7 @@ def test_brim_every_limit_rises_by_the_cutoff():
     result = fitted(ref.brim())
     ci = result.profile_ci(n_jobs=2)
     assert ci.verified()
-    for row in ci.table.itertuples():
+    for row in ci.estimates.itertuples():
         for side in ("lower", "upper"):
             value, status = getattr(row, side), getattr(row, f"{side}_status")
             if status == "ok":
@@ -115,8 +115,8 @@ def test_dyestuff2_boundary_estimate_keeps_finite_data_bounded_limits():
 
 def test_results_do_not_depend_on_the_number_of_workers():
     result = fitted(ref.pastes())
-    one = result.profile_ci(n_jobs=1).table
-    two = result.profile_ci(n_jobs=2).table
+    one = result.profile_ci(n_jobs=1).estimates
+    two = result.profile_ci(n_jobs=2).estimates
     pd.testing.assert_frame_equal(one, two)
 
 
@@ -176,7 +176,7 @@ def test_twenty_parameter_simulated_model_every_limit_rises_by_the_cutoff():
     assert result.n_parameters == 20 and result.record.converged
     ci = result.profile_ci(n_jobs=2)
     assert ci.verified()
-    table = ci.table.set_index("label")
+    table = ci.estimates.set_index("label")
     assert (table.lower_status == "ok").all() and (table.upper_status == "ok").all()
     for side in ("lower", "upper"):
         np.testing.assert_allclose(table[f"{side}_rise"], CUTOFF, atol=1e-3)
@@ -226,7 +226,7 @@ def test_direct_search_agrees_with_root_finding_over_profile_fits(name):
     the saddle test instead: psi's gradient matrix there has no eigenvalue below
     -SADDLE_SLOPE, so no move that keeps psi positive semi-definite lowers -2 log L
     to first order)."""
-    from xxmpy import profile
+    from xxmpy.inference import profile
     result = fitted(REFERENCE_FITS[name]())
     ci = result.profile_ci(n_jobs=1)
     assert [key for key, limit in ci.limits.items() if limit.n_fits] == []
@@ -247,13 +247,13 @@ def test_direct_search_agrees_with_root_finding_over_profile_fits(name):
 def test_limits_fall_back_to_profile_fits_when_the_direct_search_gives_up(monkeypatch):
     """With the direct search allowed a single evaluation, every limit comes from
     root finding over profile fits, with the same results (Pastes: a boundary too)."""
-    from xxmpy import limit_search
+    from xxmpy.inference import limit_search
     result = fitted(ref.pastes())
     direct = result.profile_ci(n_jobs=1)
     monkeypatch.setattr(limit_search, "MAX_EVALUATIONS", 1)
     fallback = result.profile_ci(n_jobs=1)
     assert all(limit.n_fits > 0 for limit in fallback.limits.values())
-    a, b = direct.table.set_index("label"), fallback.table.set_index("label")
+    a, b = direct.estimates.set_index("label"), fallback.estimates.set_index("label")
     pd.testing.assert_series_equal(a.lower_status, b.lower_status)
     pd.testing.assert_series_equal(a.upper_status, b.upper_status)
     np.testing.assert_allclose(a.lower, b.lower, rtol=1e-4)
@@ -282,11 +282,10 @@ def test_a_limit_at_a_saddle_next_to_a_singular_covariance_is_re_optimised():
 
 
 def test_compiled_quasi_newton_matches_numpy_twin():
-    """_core/_quasi_newton (BFGS update in place, the profile's quadratic model) vs
+    """inference/_quasi_newton (BFGS update in place, the profile's quadratic model) vs
     limit_search's numpy forms: undamped, damped (s'r < 0.2 s'Bs) and no-op (s'Bs = 0)."""
-    from xxmpy import limit_search
-    from xxmpy._core import kernels
-    if kernels.quasi_newton is None:
+    from xxmpy.inference import limit_search
+    if limit_search.quasi_newton is None:
         pytest.fail("the compiled kernels are not built (or XXMPY_KERNEL=numpy is set)")
     rng = np.random.default_rng(3)
     k = 9
@@ -298,13 +297,13 @@ def test_compiled_quasi_newton_matches_numpy_twin():
         for step in (s, np.zeros(k)):
             want = limit_search._damped_bfgs(B, H, step, r)
             got = B.copy(), H.copy()
-            kernels.quasi_newton.damped_bfgs(*got, step, r)
+            limit_search.quasi_newton.damped_bfgs(*got, step, r)
             for a, b in zip(got, want):
                 np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(want[1] @ want[0], np.eye(k), atol=1e-10)
     g = rng.normal(size=k)
     for j in (0, 4, k - 1):
-        got = kernels.quasi_newton.profile_model(H, g, j)
+        got = limit_search.quasi_newton.profile_model(H, g, j)
         want = limit_search._profile_model(H, g, j)
         for a, b in zip(got, want):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)

@@ -9,9 +9,10 @@ import pytest
 import factories
 import reference_models as ref
 from test_collapse import two_factor_leaf
-from xxmpy._core import kernels
-from xxmpy.likelihood import deviance, deviance_and_gradient
-from xxmpy.transform import Transform, cholesky_blocks
+from xxmpy.engine import deviance, deviance_and_gradient
+from xxmpy.engine import backend
+from xxmpy.fit import transform as transform_module
+from xxmpy.fit.transform import Transform
 
 
 @pytest.mark.parametrize("make", [ref.brim, factories.nested_bivariate],
@@ -39,9 +40,9 @@ def test_round_trip_and_pullback_in_every_profile_mode(make):
 
 def test_only_fully_free_uniquely_labelled_blocks_are_factored():
     brim = ref.brim().compile()
-    assert {k[2] for k in cholesky_blocks(brim)} == {"theta", "psi"}
+    assert {k[2] for k in brim.cholesky_blocks} == {"theta", "psi"}
     # Pastes: 1 x 1 variances only -> plain bounds
-    assert cholesky_blocks(ref.pastes().compile()) == {}
+    assert dict(ref.pastes().compile().cholesky_blocks) == {}
 
 
 def test_admissible_pulls_a_warm_start_back_into_the_cone():
@@ -62,14 +63,14 @@ def test_admissible_pulls_a_warm_start_back_into_the_cone():
 def test_compiled_cholesky_map_matches_numpy_twin(make, monkeypatch):
     """to_theta and pullback (1-d and 2-d gradients) of the compiled CholeskyMap vs
     Transform's numpy forms, free and with each parameter held (2 x 2 and 3 x 3 blocks)."""
-    if kernels.driver is None:
+    if not backend.COMPILED:
         pytest.fail("the compiled kernels are not built (or XXMPY_KERNEL=numpy is set)")
     problem = make().compile()
     k = problem.params.n
     rng = np.random.default_rng(4)
     theta = problem.params.start
     g = rng.normal(size=(3, k))
-    assert max(len(s) for s in cholesky_blocks(problem).values()) >= 2   # two_factor_leaf: 3
+    assert max(len(s) for s in problem.cholesky_blocks.values()) >= 2   # two_factor_leaf: 3
     for j in [None] + list(range(k)):
         fixed = np.zeros(k, bool)
         if j is not None:
@@ -78,7 +79,7 @@ def test_compiled_cholesky_map_matches_numpy_twin(make, monkeypatch):
         x = compiled.from_theta(theta) + 0.01 * rng.normal(size=k)
         got = compiled.to_theta(x), compiled.pullback(x, g[0]), compiled.pullback(x, g)
         with monkeypatch.context() as patch:
-            patch.setattr(kernels, "driver", None)
+            patch.setattr(transform_module, "CholeskyMap", None)
             twin = Transform(problem, 1e-8, fixed)
             want = twin.to_theta(x), twin.pullback(x, g[0]), twin.pullback(x, g)
         assert compiled.compiled is not None and twin.compiled is None

@@ -1,14 +1,36 @@
-"""xxmpy: n-level structural equation models by exact maximum likelihood."""
-from .errors import (BoundaryWarning, ConvergenceWarning, HessianWarning, SpecificationError,
-                     XxmError, XxmWarning)
-from .anova import anova
-from .lmm import LmerResult, lmer
-from .model import Model
-from .xxm import (xxmBetweenMatrix, xxmCI, xxmFree, xxmModel, xxmRun, xxmSubmodel, xxmSummary,
-                  xxmWithinMatrix)
+"""xxmpy: n-level structural equation models by exact maximum likelihood.
 
+The pipeline, one subpackage per stage:
+
+    spec/       what the user said (model objects, validation, the level graph)
+    compile/    a validated specification -> one frozen Problem of arrays
+    engine/     -2 log L, its gradient and the posterior (compiled; numpy reference)
+    fit/        the optimiser and its coordinates
+    inference/  profile-likelihood CIs, likelihood-ratio tests
+    results/    FitResult and its Summary
+    report/     the HTML report
+    api/        the two user APIs: Model and the xxM functions
+    lmm/        lme4 formulas -> xxM models (lmer)
+"""
 __version__ = "0.1.0"
 
-__all__ = ["Model", "lmer", "LmerResult", "anova", "xxmModel", "xxmSubmodel", "xxmWithinMatrix",
-           "xxmBetweenMatrix", "xxmRun", "xxmCI", "xxmSummary", "xxmFree", "SpecificationError", "XxmError",
-           "XxmWarning", "ConvergenceWarning", "BoundaryWarning", "HessianWarning"]
+from .api import (Model, xxmBetweenMatrix, xxmCI, xxmFree, xxmModel, xxmRun, xxmSubmodel,
+                  xxmSummary, xxmWithinMatrix)
+from .errors import (BoundaryWarning, ConvergenceWarning, HessianWarning, SpecificationError,
+                     XxmError, XxmWarning)
+from .inference.anova import AnovaTable, anova
+from .inference.profile import ProfileCI
+from .lmm import LmerResult, lmer
+from .results.fit_result import FitResult
+from .results.summary import Summary
+
+__all__ = ["Model", "FitResult", "Summary", "ProfileCI", "lmer", "LmerResult", "anova",
+           "AnovaTable", "xxmModel", "xxmSubmodel", "xxmWithinMatrix", "xxmBetweenMatrix",
+           "xxmRun", "xxmCI", "xxmSummary", "xxmFree", "SpecificationError", "XxmError",
+           "XxmWarning", "ConvergenceWarning", "BoundaryWarning", "HessianWarning",
+           "__version__"]
+
+
+def __dir__():
+    """The public API only (the stages' subpackages stay importable by name)."""
+    return sorted(__all__)

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from .lmm.result import LmerResult
-from .model import Model
-from .results import FitResult
+from .api.model import Model
+from .results.fit_result import FitResult
 
 
 def _core(fit):

@@ -53,3 +53,11 @@ class ProblemCollector:
     def raise_if_any(self):
         if self.problems:
             raise SpecificationError(self.problems)
+
+
+class NotPositiveDefinite(ArithmeticError):
+    """A matrix that must be positive definite is not (at these parameters).
+
+    Raised inside the numpy reference path; the compiled driver returns +inf
+    instead, and the public evaluation functions turn either into +inf.
+    """

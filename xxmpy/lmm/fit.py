@@ -1,5 +1,9 @@
 """lmer: fit a linear mixed model written as an lme4 formula, through the xxM engine."""
+from __future__ import annotations
+
 import warnings
+
+import pandas as pd
 
 from ..errors import BoundaryWarning
 from .design import MixedDesign, build_design
@@ -7,18 +11,30 @@ from .result import LmerResult
 from .to_xxm import build_model
 
 
-def lmer(formula, data, REML=True, start=None, **options):
-    """Fit ``formula`` (lme4 syntax) to ``data`` by REML (default) or ML.
+def lmer(formula: str, data: pd.DataFrame, REML: bool = True, start: dict | None = None,
+         **options) -> LmerResult:
+    """Fit a linear mixed model written as an lme4 formula, by REML (default) or ML.
 
-    Supported: numeric and categorical fixed effects with interactions (any
-    formulaic right-hand side), ``(x | g)``, ``(1 | g)``, ``(0 + x | g)``,
-    ``(x || g)`` (uncorrelated), ``(1 | a/b)`` (nested), ``(1 | a:b)``,
-    crossed factors and several terms on one factor. Rows with a missing
-    value in a used variable are dropped. ``start``: {label: value} start
-    values; other keyword options go to the optimiser (Model.fit).
+    Parameters
+    ----------
+    formula : str
+        lme4 syntax: numeric and categorical fixed effects with interactions
+        (any formulaic right-hand side), ``(x | g)``, ``(1 | g)``,
+        ``(0 + x | g)``, ``(x || g)`` (uncorrelated), ``(1 | a/b)`` (nested),
+        ``(1 | a:b)``, crossed factors and several terms on one factor.
+    data : pandas.DataFrame
+        Rows with a missing value in a used variable are dropped.
+    REML : bool
+        REML (default) or maximum likelihood.
+    start : dict, optional
+        {label: value} start values.
+    **options
+        Passed to the optimiser (Model.fit).
 
-    Returns an :class:`~xxmpy.lmm.result.LmerResult`; ``.model`` is the
-    fitted xxM model.
+    Returns
+    -------
+    LmerResult
+        lme4's accessors; ``.model`` is the fitted xxM model.
     """
     design = formula if isinstance(formula, MixedDesign) else build_design(formula, data)
     return fit_design(design, bool(REML), start, **options)

@@ -15,8 +15,9 @@ import pandas as pd
 from scipy import sparse
 from scipy.stats import norm
 
-from ..likelihood import deviance as xxm_deviance, latent_posterior
-from ..results import InformationCriteria
+from ..engine import deviance as xxm_deviance, latent_posterior
+from ..results.fit_result import InformationCriteria
+from ..results.summary import Summary
 from .design import group_labels
 from .to_xxm import RESIDUAL, build_model, psi_label
 
@@ -342,38 +343,64 @@ class LmerResult(InformationCriteria):
             out["rows_dropped_for_missing"] = self.design.n_dropped
         return out
 
-    def summary(self):
-        """{'fit': statistics, 'fixed': coefficients table, 'random': variance components}."""
-        return {"fit": self.fit_statistics(), "fixed": self.coefficients(),
-                "random": self.varcorr()}
+    @property
+    def estimates(self):
+        """Every parameter in the estimates schema of FitResult.estimates: label, kind
+        ('fixed' or 'variance'), estimate, se, z, p (and the profile CI columns once
+        profile_ci has run). Fixed effects: GLS with (X'V^-1X)^-1; variance
+        parameters: the fitted xxM model's estimates and Hessian SEs."""
+        coef = self.coefficients()
+        fixed = pd.DataFrame({"label": coef.index, "kind": "fixed",
+                              "estimate": coef["Estimate"].to_numpy(),
+                              "se": coef["Std. Error"].to_numpy()})
+        fit = self.fit_result.estimates.set_index("label")
+        var = fit.loc[list(self.variance_parameters)]
+        variance = pd.DataFrame({"label": var.index, "kind": "variance",
+                                 "estimate": var["estimate"].to_numpy(),
+                                 "se": var["se"].to_numpy()})
+        out = pd.concat([fixed, variance], ignore_index=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["z"] = out["estimate"] / out["se"]
+        out["p"] = 2 * norm.sf(np.abs(out["z"]))
+        if self.fit_result.profile is not None:
+            ci = self.fit_result.profile.estimates.set_index("label").reindex(out["label"])
+            for col in ("lower", "upper", "lower_status", "upper_status"):
+                out[col] = ci[col].to_numpy()
+        return out
 
-    def __str__(self):
+    def summary(self):
+        """The Summary: a dict {'fit': statistics, 'fixed': coefficients, 'random':
+        variance components, 'estimates': every parameter} printed like lme4's."""
         st = self.fit_statistics()
         head = "REML" if self.reml else "maximum likelihood"
-        lines = [f"Linear mixed model fit by {head} (xxmpy)",
-                 f"Formula: {self.formula}"]
+        header = [("", f"Formula: {self.formula}")]
         if self.reml:
-            lines.append(f"REML criterion at convergence: {self.reml_criterion:.4f}")
-        lines.append(f"     AIC {self.aic:.4f}   BIC {self.bic:.4f}   logLik "
-                     f"{self.loglik:.4f}   deviance {self.deviance:.4f}")
-        vc = self.varcorr()
-        lines += ["", "Random effects:",
-                  vc.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.6g}")]
+            header.append(("", f"REML criterion at convergence: {self.reml_criterion:.4f}"))
+        header.append(("", f"     AIC {self.aic:.4f}   BIC {self.bic:.4f}   logLik "
+                           f"{self.loglik:.4f}   deviance {self.deviance:.4f}"))
         groups = ", ".join(f"{k}, {v}" for k, v in st["n_groups"].items())
-        lines.append(f"Number of obs: {self.n_observations}, groups: {groups}")
+        vc = self.varcorr()
+        coef = self.coefficients()
+        notes = [f"Number of obs: {self.n_observations}, groups: {groups}"]
         if self.design.n_dropped:
-            lines.append(f"({self.design.n_dropped} row(s) with missing values dropped)")
-        lines += ["", "Fixed effects:",
-                  self.coefficients().to_string(float_format=lambda v: f"{v:.6g}")]
+            notes.append(f"({self.design.n_dropped} row(s) with missing values dropped)")
         if st["singular"]:
-            lines += ["", "boundary (singular) fit: the random-effects covariance of "
-                      + ", ".join(st["singular"]) + " is singular (a variance at 0 or a "
-                      "correlation at +/-1); see is_singular()."]
+            notes.append("boundary (singular) fit: the random-effects covariance of "
+                         + ", ".join(st["singular"]) + " is singular (a variance at 0 or a "
+                         "correlation at +/-1); see is_singular().")
         if not st["converged"]:
-            lines += ["", f"WARNING: the optimiser did not converge ({st['status']})."]
-        return "\n".join(lines)
+            notes.append(f"WARNING: the optimiser did not converge ({st['status']}).")
+        blocks = [("Random effects", vc), ("Fixed effects", coef.reset_index(names=""))]
+        return Summary(f"Linear mixed model fit by {head} (xxmpy)", header, blocks, notes,
+                       fit=st, fixed=coef, random=vc, estimates=self.estimates)
+
+    def __str__(self):
+        return str(self.summary())
 
     __repr__ = __str__
+
+    def _repr_html_(self):
+        return self.summary().to_html()
 
     def _factor(self, name):
         for f in self.design.factors:

@@ -11,7 +11,7 @@ covariates X) and are free parameters.
 import numpy as np
 import pandas as pd
 
-from ..model import Model
+from ..api.model import Model
 
 RESIDUAL = "Residual"
 FIXED_LEVEL = "(fixed)"

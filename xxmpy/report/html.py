@@ -10,7 +10,7 @@ from html import escape
 import numpy as np
 
 from .. import __version__
-from ..spec import DATA_LABEL_PREFIX
+from ..spec.objects import DATA_LABEL_PREFIX
 from .svg import level_graph_svg, profile_svg
 
 CSS = """
@@ -55,8 +55,9 @@ def _table(header, rows, name_cols=1):
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def fit_section(result):
-    fit = result.fit_statistics()
+def fit_section(summary):
+    """The fit statistics and convergence of a results.Summary."""
+    fit = summary["fit"]
     rows = [("-2 log L (deviance)", _num(fit["deviance"], 10)),
             ("log L", _num(fit["loglik"], 10)),
             ("parameters", _num(fit["nParameters"])),
@@ -135,8 +136,8 @@ def matrices_section(checked, problem, estimates):
     return "\n".join(parts)
 
 
-def estimates_section(result):
-    est = result.estimates
+def estimates_section(result, summary):
+    est = summary["estimates"]
     cols = ["label", "child", "parent", "type", "row", "col", "estimate", "se", "z", "p"]
     has_ci = "lower" in est
     if has_ci:
@@ -158,7 +159,7 @@ def profiles_section(result):
     if prof is None:
         return ""
     prof.complete_traces()          # profile fits inside each interval, for the curves
-    rows = prof.table.set_index("label")
+    rows = prof.estimates.set_index("label")
     pictures = [profile_svg(lab, prof.traces[lab], prof.cutoff, rows.loc[lab, "estimate"],
                             rows.loc[lab, "lower"], rows.loc[lab, "upper"])
                 for lab in prof.traces]
@@ -175,15 +176,16 @@ def render_report(result, title=None):
     """The whole page as a string. ``result``: a FitResult."""
     model, problem = result.model, result.problem
     checked = result.checked
+    summary = result.summary()        # the one summary the text and HTML render
     title = title or model.name
     method = ("REML: the flat-prior level's etas are integrated out, so -2 log L is the "
               "REML criterion" if problem.n_flat else "maximum likelihood")
     body = [f"<h1>{escape(title)}</h1>",
             f'<p class="note">xxmpy {escape(__version__)} &middot; {method} &middot; '
             f"-2 log L counts the 2&pi; constant</p>",
-            fit_section(result), levels_section(checked, problem),
+            fit_section(summary), levels_section(checked, problem),
             matrices_section(checked, problem, result.record.estimate),
-            estimates_section(result), profiles_section(result)]
+            estimates_section(result, summary), profiles_section(result)]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{escape(title)}</title><style>{CSS}</style></head><body>\n"
             + "\n".join(body) + "\n</body></html>\n")

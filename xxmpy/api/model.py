@@ -1,0 +1,240 @@
+"""The Pythonic API: build a model, then run the pipeline on it.
+
+    m = Model(["student", "teacher"])
+    m.level("student", parents=["teacher"], ys=["y1", "y2"], data=students)
+    m.level("teacher", etas=["e1", "e2"], data=teachers)
+    m.within("student", "theta", pattern, value)
+    m.between("teacher", "student", "lambda", pattern, value)
+    result = m.fit()
+
+``Model`` is where the stages meet: building stores a specification
+(spec/), ``compile`` validates and compiles it (compile/), ``deviance`` asks
+the engine (engine/), ``fit`` runs the optimiser (fit/) and returns a
+FitResult (results/).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..compile import Problem, compile_problem
+from ..engine import deviance as engine_deviance
+from ..errors import ProblemCollector
+from ..fit.optimize import fit_problem
+from ..results.fit_result import FitResult
+from ..spec import MatrixSpec, ModelSpec, SubmodelSpec, validate
+from ..spec.objects import DATA_LABEL_PREFIX
+
+
+def _names(arg, what, func):
+    if arg is None:
+        return []
+    if isinstance(arg, str):
+        return [arg]
+    try:
+        return list(arg)
+    except TypeError:
+        raise TypeError(f"{func}: {what}= must be a list of names, got {arg!r}") from None
+
+
+class Model:
+    """An n-level SEM: levels, one submodel per level, parameter matrices.
+
+    Building only stores; :meth:`compile` validates everything at once.
+
+    Parameters
+    ----------
+    levels : sequence of str
+        Level names, lowest level first.
+    name : str
+        Shown in summaries and reports.
+
+    Attributes
+    ----------
+    spec : spec.ModelSpec
+        What was specified, as given.
+    result : FitResult or None
+        The last fit.
+    """
+
+    def __init__(self, levels: Sequence[str], name: str = "xxmpy model"):
+        levels = _names(levels, "levels", "Model")
+        if not levels or len(set(levels)) != len(levels) or \
+                not all(isinstance(x, str) and x for x in levels):
+            raise ValueError(f"xxmModel: levels= must be a non-empty list of unique level "
+                             f"names (lowest level first), got {levels!r}.")
+        self.name = name
+        self.spec = ModelSpec(levels=levels)
+        self.result = None
+        self._problem = self._checked = self._fingerprint = None
+
+    # ------------------------------------------------------------------ building
+    def level(self, level: str, parents: Sequence[str] | None = None,
+              ys: Sequence[str] | None = None, xs: Sequence[str] | None = None,
+              etas: Sequence[str] | None = None, data: pd.DataFrame | None = None,
+              flat: bool = False, _origin: str = "Model.level") -> Model:
+        """Add the submodel of ``level``: its parents, variables and data table
+        (see :func:`xxmpy.xxmSubmodel` for the parameters); returns the model.
+
+        ``flat=True`` gives the level's etas a flat (improper) prior instead of
+        N(alpha, psi): they are fixed effects integrated out of the likelihood,
+        which turns -2 log L into the REML criterion; their posterior mean and
+        covariance are the GLS estimates and (X'V^-1X)^-1. Such a level holds
+        only etas, has no parents and no within matrices.
+        """
+        sub = SubmodelSpec(level, _names(parents, "parents", _origin), _names(ys, "ys", _origin),
+                           _names(xs, "xs", _origin), _names(etas, "etas", _origin), data,
+                           bool(flat))
+        if level in self.spec.submodels:
+            self.spec.duplicate_submodels.append(level)
+        self.spec.submodels[level] = sub
+        self._changed()
+        return self
+
+    def within(self, level: str, type: str, pattern, value=None, label=None,
+               _origin: str = "Model.within") -> Model:
+        """Add a within-level matrix (nu, alpha, lambda, beta, gamma, kappa, theta, psi);
+        see :func:`xxmpy.xxmWithinMatrix`. Returns the model."""
+        self.spec.matrices.append(MatrixSpec(level, None, type, pattern, value, label, _origin))
+        self._changed()
+        return self
+
+    def between(self, parent: str, child: str, type: str, pattern, value=None, label=None,
+                _origin: str = "Model.between") -> Model:
+        """Add a between-level matrix (lambda, beta, gamma, kappa); rows are child
+        variables; see :func:`xxmpy.xxmBetweenMatrix`. Returns the model."""
+        self.spec.matrices.append(MatrixSpec(child, parent, type, pattern, value, label,
+                                             _origin))
+        self._changed()
+        return self
+
+    def _changed(self):
+        self._problem = self._checked = self._fingerprint = None
+        self.result = None
+
+    # ------------------------------------------------------------------ numbers
+    def compile(self) -> Problem:
+        """Validate (raising every problem together) and compile.
+
+        Returns the frozen compiled Problem (compile/problem.py). It is kept
+        and reused until the specification changes or a data table changes,
+        also in place: the data are copied at compile time, and a changed
+        table gives a new compiled problem.
+        """
+        fingerprint = _data_fingerprint(self.spec)
+        if self._problem is None or fingerprint != self._fingerprint:
+            checked = validate(self.spec)
+            problem = compile_problem(checked)
+            _check_start_values(problem)
+            self._problem, self._checked, self._fingerprint = problem, checked, fingerprint
+        return self._problem
+
+    @property
+    def parameters(self) -> pd.DataFrame:
+        """The parameter table (one row per free element) with start values."""
+        return self.compile().params.table.copy()
+
+    def deviance(self, theta: Sequence[float] | None = None) -> float:
+        """-2 log L at ``theta`` (default: the start values), without fitting.
+
+        Parameters
+        ----------
+        theta : sequence of float, optional
+            One value per parameter, in the order of ``parameters``' labels.
+
+        Returns
+        -------
+        float
+            -2 log L with the 2 pi constant; +inf where a covariance matrix is
+            not positive definite.
+        """
+        problem = self.compile()
+        return engine_deviance(problem, problem.params.start if theta is None
+                               else np.asarray(theta, float))
+
+    def fit(self, **options) -> FitResult:
+        """Maximum likelihood from the start values; returns (and keeps) a FitResult.
+
+        Parameters
+        ----------
+        **options
+            Passed to the optimiser (``max_iter``, ``gtol``, ``verbose``).
+
+        Returns
+        -------
+        FitResult
+            Also kept as ``model.result``.
+        """
+        problem = self.compile()
+        record = fit_problem(problem, **options)
+        self.result = FitResult(self, problem, record, self._checked)
+        return self.result
+
+    def summary(self):
+        """The Summary of the last fit (see FitResult.summary)."""
+        if self.result is None:
+            raise RuntimeError("xxmSummary: the model has not been fitted; call xxmRun(model) "
+                               "or model.fit() first.")
+        return self.result.summary()
+
+
+def _data_fingerprint(spec):
+    """A hash of what compilation reads from every level's table (its ID and parent
+    ID columns, ys, xs and ``data.`` columns): a table changed in place after a
+    compile is compiled anew, never reused stale."""
+    data_columns = {lab[len(DATA_LABEL_PREFIX):] for m in spec.matrices
+                    for lab in np.ravel(np.asarray(m.label, dtype=object)
+                                        if m.label is not None else [])
+                    if isinstance(lab, str) and lab.startswith(DATA_LABEL_PREFIX)}
+    parts = []
+    for level, sub in sorted(spec.submodels.items()):
+        data = sub.data
+        if not isinstance(data, pd.DataFrame):
+            parts.append((level, id(data)))
+            continue
+        used = [level, *sub.parents, *sub.ys, *sub.xs, *sorted(data_columns)]
+        cols = [c for c in dict.fromkeys(used) if c in data.columns]
+        parts.append((level, id(data), len(data), tuple(
+            (c, str(data[c].dtype), _array_hash(data[c].to_numpy())) for c in cols)))
+    return tuple(parts)
+
+
+def _array_hash(arr):
+    """Hash of one column's values."""
+    if arr.ndim != 1:                              # duplicated column names
+        return None
+    if arr.dtype.kind not in "biufcmM":         # strings, objects, categories
+        try:
+            arr = pd.util.hash_array(np.asarray(arr, dtype=object))
+        except TypeError:                         # unhashable cells: validation says so
+            return None
+    return hash(np.ascontiguousarray(arr).tobytes())
+
+
+def _check_start_values(problem):
+    """Start values must give positive definite theta and psi."""
+    problems = ProblemCollector()
+    for c, lev in enumerate(problem.levels):
+        for type_, size, role in (("theta", lev.p, "ys"), ("psi", lev.n_etas, "etas")):
+            if not size or (type_ == "psi" and lev.flat):
+                continue
+            mat = problem.matrix(problem.params.start, (c, -1, type_), (size, size))
+            if not _positive_definite(mat):
+                given = (c, -1, type_) in problem.matrices
+                problems.add(
+                    f"xxmWithinMatrix: {type_} at level '{lev.name}' is not positive definite "
+                    f"at the start values" + ("" if given else
+                                              f" (it was never given, so it is all zeros)") +
+                    f"; every level with {role} needs a {type_} with positive variances on "
+                    f"its diagonal and start values that form a positive definite matrix.")
+    problems.raise_if_any()
+
+
+def _positive_definite(mat):
+    try:
+        np.linalg.cholesky(mat)
+    except np.linalg.LinAlgError:
+        return False
+    return True

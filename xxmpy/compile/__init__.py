@@ -1,0 +1,93 @@
+"""Stage 2, compilation: a validated specification -> one frozen, complete Problem.
+
+params.py    the parameter table (one parameter per label)
+slots.py     the one map from the parameter vector to the model matrices
+problem.py   the Problem and its parts (LevelData, CompiledMatrix, Units)
+schedule.py  the block elimination of the latent precision, planned as index arrays
+collapse.py  identical leaf siblings -> sufficient statistics (Helmert, moments)
+plan.py      index arrays that build every factor family from the matrices
+lowering.py  the schedule lowered to the flat buffers the compiled kernel walks
+form.py      what one evaluation walks (collapsed units, plan, lowering, Program)
+"""
+
+import numpy as np
+import pandas as pd
+
+from ..spec.objects import SYMMETRIC_TYPES
+from .collapse import collapse
+from .form import build_form
+from .params import build_parameter_table
+from .problem import (CompiledMatrix, Problem, build_units, count_components, level_data,
+                      normal_constant)
+from .slots import MatrixSlots
+
+
+def compile_problem(checked, collapse_units=True):
+    """spec.CheckedModel -> Problem, frozen and complete.
+
+    The data are copied; nothing later adds to the Problem. collapse_units=False
+    evaluates row by row (tests compare the two).
+    """
+    spec = checked.spec
+    names = list(spec.levels)
+    index = {name: k for k, name in enumerate(names)}
+    ids = {name: pd.Index(spec.submodels[name].data[name].to_numpy(copy=True))
+           for name in names}
+    levels = [level_data(spec.submodels[name], ids, index) for name in names]
+    params = build_parameter_table(checked.matrices)
+    for arr in (params.start, params.is_variance):
+        arr.flags.writeable = False
+    matrices = {}
+    for m in checked.matrices:
+        c = index[m.child]
+        p = -1 if m.parent is None else index[m.parent]
+        emap = params.element_maps[(m.child, m.parent, m.type)]
+        data = np.column_stack([levels[c].columns[col] for col in emap.data_columns]) \
+            if emap.data_columns else np.zeros((levels[c].n, 0))
+        matrices[(c, p, m.type)] = CompiledMatrix(c, p, m.type, emap, data)
+    descendants = tuple(tuple(index[d] for d in checked.graph.descendants(name))
+                        for name in names)
+    units = build_units(levels, matrices, descendants)
+    slots = MatrixSlots(units.matrices, params.n)
+    n_observed = int(sum(lev.observed.sum() for lev in levels))
+    n_flat = int(sum(lev.n * lev.n_etas for lev in levels if lev.flat))
+    base = normal_constant(n_observed, n_flat)
+    reduced = collapse(units, descendants, slots) if collapse_units else None
+    if reduced is None:
+        form = build_form(units, (), base, slots)
+    else:
+        red_units, contrasts, jacobian = reduced
+        form = build_form(red_units, contrasts, base + jacobian, slots)
+    sizes = np.array([lev.n for lev in levels])
+    return Problem(names, params, slots, units, form, n_observed, n_flat,
+                   count_components(levels, sizes), checked.graph.structure, descendants,
+                   _cholesky_blocks(units.matrices, params.n))
+
+
+def _tril(m):
+    return np.tril_indices(m)
+
+
+def _cholesky_blocks(matrices, k):
+    """{key: (m, m) parameter indices} of the covariance matrices the optimiser may
+    search through Cholesky factors: theta or psi, m >= 2, every element free,
+    each element its own label used nowhere else."""
+    uses = np.zeros(k, int)
+    for cm in matrices.values():
+        np.add.at(uses, cm.emap.free_param, 1)
+    out = {}
+    for key, cm in matrices.items():
+        m = cm.emap.base.shape[0]
+        if key[2] not in SYMMETRIC_TYPES or m < 2 or len(cm.emap.free_param) != m * m:
+            continue
+        slots = np.full((m, m), -1)
+        slots[cm.emap.free_rows, cm.emap.free_cols] = cm.emap.free_param
+        lower = slots[_tril(m)]
+        expected = np.where(np.equal(*_tril(m)), 1, 2)
+        if len(np.unique(lower)) == len(lower) and np.array_equal(uses[lower], expected):
+            slots.flags.writeable = False
+            out[key] = slots
+    return out
+
+
+__all__ = ["compile_problem", "Problem"]

@@ -1,0 +1,231 @@
+"""The compiled problem: arrays only, frozen, complete.
+
+``compile_problem`` (compile/__init__.py) builds one ``Problem`` from a
+validated specification; nothing adds to it later. Its data are copies of the
+user's tables taken at compile time. The structure, stage by stage:
+
+  Problem          what every later stage reads (parameters, matrices, units, the form)
+    .params        ParameterTable: one row per free element, one parameter per label
+    .slots         MatrixSlots: the one map theta -> matrices
+    .units         Units: every level's units, row by row, and their elimination plan
+    .form          Form: what one evaluation walks (the units collapsed to sufficient
+                   statistics where possible, the index arrays, the compiled Program)
+"""
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from .form import Form, build_form
+from .schedule import build_schedule, elimination_order
+
+
+@dataclass(frozen=True)
+class LevelData:
+    """One level's data as read-only arrays; units are rows in the order of the level's table.
+
+    y: (n, p) with 0 where missing; observed: (n, p) bool; x: (n, q).
+    parents: level indices of the declared parents; parent_units[k]: (n,) the
+    parent unit (row of that level) of every unit. columns: numeric column
+    name -> (n,) values (for ``data.`` elements). patterns: (n_pat, p) bool
+    observed patterns, pattern_of: (n,) the pattern of each unit. weight: (n,)
+    unit weights of a collapsed level (compile/collapse.py), else None. flat:
+    etas with a flat prior (no eta factor, no log|psi|).
+    """
+    name: str
+    ids: pd.Index
+    y: np.ndarray
+    observed: np.ndarray
+    x: np.ndarray
+    parents: tuple
+    parent_units: tuple
+    columns: dict
+    patterns: np.ndarray
+    pattern_of: np.ndarray
+    n_etas: int
+    weight: np.ndarray = None
+    flat: bool = False
+
+    @property
+    def n(self):
+        return self.y.shape[0]
+
+    @property
+    def p(self):
+        return self.y.shape[1]
+
+    @property
+    def q(self):
+        return self.x.shape[1]
+
+
+@dataclass(frozen=True)
+class CompiledMatrix:
+    """A matrix lowered to arrays: its ElementMap (compile/params.py) and ``data``
+    (n_child, kd), each unit's values of its ``data.`` elements."""
+    child: int
+    parent: int          # -1 for within-level matrices
+    type: str
+    emap: object
+    data: np.ndarray
+
+
+@dataclass(frozen=True)
+class Units:
+    """Every level's units and the elimination plan over them (no parameter values).
+
+    levels: LevelData per level (user order); matrices: (child, parent, type)
+    (level indices, parent -1 within) -> CompiledMatrix; scopes: level -> [(level,
+    units (n,))], the blocks a unit's factors touch (its own etas, then its
+    parents'); scope_offsets: level -> (S+1,) where each scope slot starts among
+    the scope's etas; schedule: compile/schedule.Schedule.
+    """
+    levels: tuple
+    matrices: dict
+    scopes: dict
+    scope_offsets: tuple
+    schedule: object
+
+
+def build_units(levels, matrices, descendants):
+    """Units over ``levels`` (LevelData) and ``matrices``, with scopes and schedule."""
+    scopes = {}
+    for c, lev in enumerate(levels):
+        scope = [(c, np.arange(lev.n))] if lev.n_etas else []
+        scope += [(p, u) for p, u in zip(lev.parents, lev.parent_units) if levels[p].n_etas]
+        scopes[c] = scope
+    offsets = []
+    for c in range(len(levels)):
+        offs = np.concatenate([[0], np.cumsum([levels[s].n_etas for s, _ in scopes[c]])])
+        offsets.append(_frozen(offs.astype(np.intp)))
+    sizes = np.array([lev.n for lev in levels])
+    block = np.array([lev.n_etas for lev in levels])
+    order = elimination_order(range(len(levels)), descendants, sizes, block)
+    return Units(tuple(levels), dict(matrices), scopes,
+                 tuple(offsets), build_schedule(sizes, block, scopes, order))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Everything the likelihood, the optimiser and the results need; see docs/internals.md.
+
+    level_names: level names (user order, lowest first); params: ParameterTable;
+    slots: MatrixSlots; units: the row-by-row Units; form: the evaluated Form;
+    n_observed: observed values; n_flat: flat-prior etas (REML when > 0);
+    n_components: independent groups of units; structure: 'nested' or
+    'cross-classified'; descendants: level -> levels below it; cholesky_blocks:
+    (child, parent, type) -> (m, m) parameter indices of the covariance matrices
+    the optimiser searches through their Cholesky factors (fit/transform.py).
+    ``row_form`` (built on first use, by this class only) is the Form over the
+    uncollapsed units: the posterior of a collapsed level's own etas needs it.
+    """
+    level_names: list
+    params: object
+    slots: object
+    units: Units
+    form: Form
+    n_observed: int
+    n_flat: int
+    n_components: int
+    structure: str
+    descendants: tuple
+    cholesky_blocks: dict
+
+    @property
+    def levels(self):
+        return self.units.levels
+
+    @property
+    def matrices(self):
+        return self.units.matrices
+
+    @property
+    def scopes(self):
+        return self.units.scopes
+
+    @property
+    def schedule(self):
+        return self.units.schedule
+
+    @functools.cached_property
+    def row_form(self):
+        """The Form over the row-by-row units (the evaluated form when nothing collapses)."""
+        if not self.form.collapsed:
+            return self.form
+        return build_form(self.units, (), normal_constant(self.n_observed, self.n_flat),
+                          self.slots)
+
+    def matrix(self, theta, key, shape, per_unit=False):
+        """Matrix ``key`` at parameters theta (zeros of ``shape`` when absent); with
+        ``per_unit``, an (n_child, r, c) stack carrying each unit's ``data.`` values."""
+        cm = self.units.matrices.get(key)
+        data = cm.data if (per_unit and cm is not None) else None
+        return self.slots.matrix(self.slots.fill(theta), key, shape, data)
+
+
+LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def normal_constant(n_observed, n_flat):
+    """(N - flat rows) log 2 pi: -2 log L's constant before any collapse's Jacobian."""
+    return (n_observed - n_flat) * LOG_2PI
+
+
+def _frozen(a):
+    a.flags.writeable = False
+    return a
+
+
+def level_data(sub, ids, index):
+    """LevelData of a validated submodel: copies of its table's values, read-only."""
+    data = sub.data
+    n = len(data)
+    y = data[sub.ys].to_numpy(dtype=float, copy=True).reshape(n, len(sub.ys))
+    observed = ~np.isnan(y)
+    x = data[sub.xs].to_numpy(dtype=float, copy=True).reshape(n, len(sub.xs))
+    parents = tuple(index[p] for p in sub.parents)
+    parent_units = tuple(_frozen(ids[p].get_indexer(data[p]).astype(np.intp))
+                         for p in sub.parents)
+    numeric = [c for c in data.columns if pd.api.types.is_numeric_dtype(data[c])]
+    columns = {c: _frozen(data[c].to_numpy(dtype=float, copy=True)) for c in numeric}
+    if y.shape[1]:
+        keys, pattern_of = unique_rows(list(observed.T.astype(np.intp)))
+        patterns = keys.astype(bool)
+    else:
+        patterns, pattern_of = np.ones((1, 0), bool), np.zeros(n, np.intp)
+    return LevelData(sub.level, ids[sub.level], _frozen(np.where(observed, y, 0.0)),
+                     _frozen(observed), _frozen(x), parents, parent_units, columns,
+                     _frozen(patterns), _frozen(pattern_of.ravel()), len(sub.etas),
+                     flat=sub.flat)
+
+
+def unique_rows(cols):
+    """Distinct rows of the table whose columns are the non-negative integer arrays
+    ``cols``, in np.unique(axis=0) order, and the row index of each unit:
+    (keys (G, len(cols)), group (n,)). The columns are packed into one integer
+    when they fit (a 1-d unique is far faster than a row-wise one on large tables)."""
+    sizes = [int(col.max()) + 1 if col.size else 1 for col in cols]
+    if np.prod([float(k) for k in sizes]) < 2.0 ** 62:
+        codes, group = np.unique(np.ravel_multi_index(cols, sizes), return_inverse=True)
+        return np.column_stack(np.unravel_index(codes, sizes)), group.ravel()
+    keys, group = np.unique(np.column_stack(cols), axis=0, return_inverse=True)
+    return keys, group.ravel()
+
+
+def count_components(levels, sizes):
+    """Independent groups of units: connected components of the unit graph."""
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    rows, cols = [], []
+    for c, lev in enumerate(levels):
+        for p, units in zip(lev.parents, lev.parent_units):
+            rows.append(offsets[c] + np.arange(lev.n))
+            cols.append(offsets[p] + units)
+    total = int(offsets[-1])
+    if not rows:
+        return total
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    graph = coo_matrix((np.ones(len(r)), (r, c)), shape=(total, total))
+    return int(connected_components(graph, directed=False)[0])

@@ -1,0 +1,35 @@
+# The elimination kernel's C-level entry points (raw pointers, no Python objects),
+# called by the per-evaluation driver _program.pyx. Layouts and block targets as in
+# compile/lowering.py; (n, P) and (n, S) index arrays row major.
+from ._linalg cimport idx
+
+cdef double accumulate_c(const double* A, idx a_step, idx n, idx r, idx M, const double* d,
+                         const double* W, const idx* pat, const double* wt, const idx* seg,
+                         idx S, const idx* pair_i, const idx* pair_j, idx P, const idx* off,
+                         const idx* ld, const idx* tr, const idx* vec, double* buf,
+                         double* rhs, double* work) noexcept nogil
+
+cdef int eliminate_c(double* B, double* R, idx m, idx n, const idx* diag, const idx* rhs_off,
+                     idx E, const idx* e_row, const idx* e_off, const idx* e_mb,
+                     const idx* e_nb, idx P, const idx* p_e1, const idx* p_e2,
+                     const idx* p_off, const idx* p_ld, const idx* p_tr, double* work,
+                     double* logdet, double* zz) noexcept nogil
+
+cdef int factor_dense_c(double* buf, double* rhs, idx base, idx rbase, int n,
+                        double* logdet, double* zz) noexcept nogil
+
+cdef int posterior_dense_c(const double* fac, const double* z, double* sig, double* mean,
+                           idx base, idx rbase, int n) noexcept nogil
+
+cdef void posterior_c(const double* F, const double* z, double* Sg, double* Mn, idx m, idx n,
+                      const idx* diag, const idx* rhs_off, idx E, const idx* e_row,
+                      const idx* e_off, const idx* e_mb, const idx* e_nb, idx P,
+                      const idx* p_e1, const idx* p_e2, const idx* p_off, const idx* p_ld,
+                      const idx* p_tr, idx max_block, double* work, double* Acc) noexcept nogil
+
+cdef void term_gradient_c(const double* A, idx a_step, idx n, idx r, idx M, const double* d,
+                          const double* W, const idx* pat, const double* wt, const idx* seg,
+                          idx S, const idx* pair_i, const idx* pair_j, idx P, const idx* off,
+                          const idx* ld, const idx* tr, const idx* vec, const double* sig,
+                          const double* mean, double* gA, double* gd, double* wrw,
+                          double* work) noexcept nogil

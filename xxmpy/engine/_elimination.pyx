@@ -1,0 +1,371 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""The compiled likelihood kernel: assemble, factor and invert C on flat buffers.
+
+Invariants (read before touching):
+  * all float arrays float64 C order, all index arrays intp; layouts and the
+    block-target convention (off, ld, tr) are those of compile/lowering.py;
+  * the kernel sees only numpy arrays; nothing here knows about levels;
+  * factor: on return the block buffer holds, in place, each eliminated unit's
+    inverse Cholesky factor L_ii^-1 (lower), the w = L_ii^-1 C_ij blocks and
+    the dense remainder's Cholesky factor (row-major lower triangle; the upper
+    one is left as it was); the rhs buffer holds z = L^-1 b;
+  * posterior: fills a second pair of buffers with the selected blocks of
+    C^-1 and the mean C^-1 b (Takahashi recurrences, as in reference/elimination.py).
+Each routine is a C function on raw pointers, declared in _elimination.pxd and
+called by the per-evaluation driver (_program.pyx) only. Twin: the numpy
+reference (engine/reference/assembly.py and elimination.py), compared in
+tests/twin_check.py.
+"""
+from libc.math cimport log
+from scipy.linalg.cython_blas cimport dtrsv
+from scipy.linalg.cython_lapack cimport dpotrf, dpotri
+
+from ._linalg cimport cholesky, matmul, triangular_inverse
+
+
+
+cdef inline void add_block(double* buf, idx off, idx ld, idx tr,
+                           const double* X, idx r, idx c, double alpha) noexcept nogil:
+    """buf <- buf + alpha X at a block target."""
+    cdef idx i, j
+    if tr == 0:
+        for i in range(r):
+            for j in range(c):
+                buf[off + i * ld + j] += alpha * X[i * c + j]
+    else:
+        for i in range(r):
+            for j in range(c):
+                buf[off + j * ld + i] += alpha * X[i * c + j]
+
+
+cdef inline void get_block(const double* buf, idx off, idx ld, idx tr,
+                           double* X, idx r, idx c) noexcept nogil:
+    """X (r, c) <- the block at a target."""
+    cdef idx i, j
+    if tr == 0:
+        for i in range(r):
+            for j in range(c):
+                X[i * c + j] = buf[off + i * ld + j]
+    else:
+        for i in range(r):
+            for j in range(c):
+                X[i * c + j] = buf[off + j * ld + i]
+
+
+cdef inline int chol_inverse(double* a, idx m, double* L, double* logdet) noexcept nogil:
+    """Replace the SPD block a (m, m) by its inverse lower Cholesky factor; 1 if not PD."""
+    if cholesky(a, m, L, logdet):
+        return 1
+    triangular_inverse(L, m, a)
+    return 0
+
+
+# ------------------------------------------------------------------ C routines
+cdef double accumulate_c(const double* A, idx a_step, idx n, idx r, idx M, const double* d,
+                         const double* W, const idx* pat, const double* wt, const idx* seg,
+                         idx S, const idx* pair_i, const idx* pair_j, idx P, const idx* off,
+                         const idx* ld, const idx* tr, const idx* vec, double* buf,
+                         double* rhs, double* work) noexcept nogil:
+    """Add sum_n A_n' W_n A_n, A_n' W_n d_n into C and b; return sum_n d_n' W_n d_n.
+
+    A (n, r, M), or (1, r, M) shared (a_step 0); W_n = wt[n] W[pat[n]], W (n_pat, r, r);
+    work: r M + r + M M + M doubles.
+    """
+    cdef double* WA = work
+    cdef double* Wd = WA + r * M
+    cdef double* G = Wd + r
+    cdef double* h = G + M * M
+    cdef const double* Au
+    cdef const double* Wq
+    cdef idx u, i, j, k, p, s, a0, a1, b0, b1
+    cdef double acc, w, const = 0.0
+    for u in range(n):
+        Wq, w, Au = W + pat[u] * r * r, wt[u], A + u * a_step * r * M
+        for i in range(r):
+            acc = 0.0
+            for k in range(r):
+                acc += Wq[i * r + k] * d[u * r + k]
+            Wd[i] = w * acc
+            const += d[u * r + i] * w * acc
+            for j in range(M):
+                acc = 0.0
+                for k in range(r):
+                    acc += Wq[i * r + k] * Au[k * M + j]
+                WA[i * M + j] = w * acc
+        for j in range(M):
+            acc = 0.0
+            for k in range(r):
+                acc += Au[k * M + j] * Wd[k]
+            h[j] = acc
+        for p in range(P):
+            a0, a1 = seg[pair_i[p]], seg[pair_i[p] + 1]
+            b0, b1 = seg[pair_j[p]], seg[pair_j[p] + 1]
+            for i in range(a0, a1):
+                for j in range(b0, b1):
+                    acc = 0.0
+                    for k in range(r):
+                        acc += Au[k * M + i] * WA[k * M + j]
+                    G[(i - a0) * (b1 - b0) + j - b0] = acc
+            add_block(buf, off[u * P + p], ld[u * P + p], tr[u * P + p], G,
+                      a1 - a0, b1 - b0, 1.0)
+        for s in range(S):
+            for i in range(seg[s], seg[s + 1]):
+                rhs[vec[u * S + s] + i - seg[s]] += h[i]
+    return const
+
+
+cdef int eliminate_c(double* B, double* R, idx m, idx n, const idx* diag, const idx* rhs_off,
+                     idx E, const idx* e_row, const idx* e_off, const idx* e_mb,
+                     const idx* e_nb, idx P, const idx* p_e1, const idx* p_e2,
+                     const idx* p_off, const idx* p_ld, const idx* p_tr, double* work,
+                     double* logdet, double* zz) noexcept nogil:
+    """Eliminate one sparse level's units in place, adding the step's log det and
+    z'z; 1 if a diagonal block is not positive definite. work: 3 mb^2 + mb doubles
+    (mb the largest block)."""
+    cdef idx mb_max = m
+    cdef idx u, e, p, i, j, k, mb, mb2, e1, e2
+    cdef double acc
+    cdef int scalar = 1
+    for e in range(E):
+        if e_mb[e] != 1:
+            scalar = 0
+        if e_mb[e] > mb_max:
+            mb_max = e_mb[e]
+    cdef double* L = work
+    cdef double* T = L + mb_max * mb_max
+    cdef double* X = T + mb_max * mb_max
+    cdef double* z = X + mb_max * mb_max
+    for u in range(n):
+        if chol_inverse(B + diag[u], m, L, logdet):
+            return 1
+        for i in range(m):
+            acc = 0.0
+            for k in range(i + 1):
+                acc += B[diag[u] + i * m + k] * R[rhs_off[u] + k]
+            z[i] = acc
+        for i in range(m):
+            R[rhs_off[u] + i] = z[i]
+            zz[0] += z[i] * z[i]
+    for e in range(E):
+        u, mb = e_row[e], e_mb[e]
+        for i in range(m):
+            for j in range(mb):
+                acc = 0.0
+                for k in range(i + 1):
+                    acc += B[diag[u] + i * m + k] * B[e_off[e] + k * mb + j]
+                T[i * mb + j] = acc
+        for i in range(m * mb):
+            B[e_off[e] + i] = T[i]
+        for j in range(mb):
+            acc = 0.0
+            for i in range(m):
+                acc += T[i * mb + j] * R[rhs_off[u] + i]
+            R[e_nb[e] + j] -= acc
+    if m == 1 and scalar:       # scalar random effects: 1 x 1 blocks throughout
+        for p in range(P):
+            B[p_off[p]] -= B[e_off[p_e1[p]]] * B[e_off[p_e2[p]]]
+        return 0
+    for p in range(P):
+        e1, e2 = p_e1[p], p_e2[p]
+        mb, mb2 = e_mb[e1], e_mb[e2]
+        for i in range(mb):
+            for j in range(mb2):
+                acc = 0.0
+                for k in range(m):
+                    acc += B[e_off[e1] + k * mb + i] * B[e_off[e2] + k * mb2 + j]
+                X[i * mb2 + j] = acc
+        add_block(B, p_off[p], p_ld[p], p_tr[p], X, mb, mb2, -1.0)
+    return 0
+
+
+cdef int factor_dense_c(double* buf, double* rhs, idx base, idx rbase, int n,
+                        double* logdet, double* zz) noexcept nogil:
+    """Cholesky of the dense remainder in place, z = L^-1 b in place; 1 if not PD."""
+    cdef int info = 0, one = 1
+    cdef char up = b'U', tr = b'T', nd = b'N'
+    cdef idx i
+    dpotrf(&up, &n, &buf[base], &n, &info)
+    if info != 0:
+        return 1
+    for i in range(n):
+        logdet[0] += 2.0 * log(buf[base + i * n + i])
+    dtrsv(&up, &tr, &nd, &n, &buf[base], &n, &rhs[rbase], &one)
+    for i in range(n):
+        zz[0] += rhs[rbase + i] * rhs[rbase + i]
+    return 0
+
+
+cdef int posterior_dense_c(const double* fac, const double* z, double* sig, double* mean,
+                           idx base, idx rbase, int n) noexcept nogil:
+    """Dense remainder: mean = L^-T z and its full covariance block; 1 on failure."""
+    cdef int info = 0, one = 1
+    cdef char up = b'U', nd = b'N'
+    cdef idx i, j
+    for i in range(n):
+        mean[rbase + i] = z[rbase + i]
+        for j in range(i + 1):
+            sig[base + i * n + j] = fac[base + i * n + j]
+    dtrsv(&up, &nd, &nd, &n, <double*>&fac[base], &n, &mean[rbase], &one)
+    dpotri(&up, &n, &sig[base], &n, &info)
+    for i in range(n):
+        for j in range(i):
+            sig[base + j * n + i] = sig[base + i * n + j]
+    return info != 0
+
+
+cdef void posterior_c(const double* F, const double* z, double* Sg, double* Mn, idx m, idx n,
+                      const idx* diag, const idx* rhs_off, idx E, const idx* e_row,
+                      const idx* e_off, const idx* e_mb, const idx* e_nb, idx P,
+                      const idx* p_e1, const idx* p_e2, const idx* p_off, const idx* p_ld,
+                      const idx* p_tr, idx max_block, double* work, double* Acc) noexcept nogil:
+    """Back substitution and selected inversion for one sparse level (later levels
+    done). work: 3 max_block^2 + max_block doubles; Acc: max(E, 1) m max_block
+    (zeroed here)."""
+    cdef double* S = work
+    cdef double* T = S + max_block * max_block
+    cdef double* D = T + max_block * max_block
+    cdef double* t = D + max_block * max_block
+    cdef idx u, e, p, i, j, k, mb, mb2, e1, e2, stride = m * max_block
+    cdef double a
+    cdef int scalar = 1
+    for i in range(max(E, 1) * stride):
+        Acc[i] = 0.0
+    for e in range(E):
+        if e_mb[e] != 1:
+            scalar = 0
+    for u in range(n):
+        for i in range(m):
+            Mn[rhs_off[u] + i] = z[rhs_off[u] + i]
+    for e in range(E):
+        u, mb = e_row[e], e_mb[e]
+        for i in range(m):
+            a = 0.0
+            for j in range(mb):
+                a += F[e_off[e] + i * mb + j] * Mn[e_nb[e] + j]
+            Mn[rhs_off[u] + i] -= a
+    for u in range(n):
+        for i in range(m):
+            a = 0.0
+            for k in range(i, m):
+                a += F[diag[u] + k * m + i] * Mn[rhs_off[u] + k]
+            t[i] = a
+        for i in range(m):
+            Mn[rhs_off[u] + i] = t[i]
+    # Acc[e] (mb, m) = sum over pairs of Sigma_JJ w'
+    if m == 1 and scalar:
+        for p in range(P):
+            e1, e2 = p_e1[p], p_e2[p]
+            a = Sg[p_off[p]]
+            Acc[e1 * stride] += a * F[e_off[e2]]
+            if e1 != e2:
+                Acc[e2 * stride] += a * F[e_off[e1]]
+        P = 0
+    for p in range(P):
+        e1, e2 = p_e1[p], p_e2[p]
+        mb, mb2 = e_mb[e1], e_mb[e2]
+        get_block(Sg, p_off[p], p_ld[p], p_tr[p], S, mb, mb2)
+        matmul(S, F + e_off[e2], &Acc[e1 * stride], mb, mb2, m, 0, 1, 1)     # += S w2'
+        if e1 != e2:
+            matmul(S, F + e_off[e1], &Acc[e2 * stride], mb2, mb, m, 1, 1, 1)     # += S' w1'
+    for u in range(n):
+        for i in range(m):
+            for j in range(m):
+                a = 0.0
+                for k in range(max(i, j), m):
+                    a += F[diag[u] + k * m + i] * F[diag[u] + k * m + j]
+                Sg[diag[u] + i * m + j] = a
+    for e in range(E):
+        u, mb = e_row[e], e_mb[e]
+        # Sigma_ij (m, mb) = -(Acc[e] inv_u)'
+        for i in range(m):
+            for j in range(mb):
+                a = 0.0
+                for k in range(i, m):
+                    a += Acc[e * stride + j * m + k] * F[diag[u] + k * m + i]
+                Sg[e_off[e] + i * mb + j] = -a
+        # T (mb, m) = w' inv_u
+        for i in range(mb):
+            for j in range(m):
+                a = 0.0
+                for k in range(j, m):
+                    a += F[e_off[e] + k * mb + i] * F[diag[u] + k * m + j]
+                T[i * m + j] = a
+        for i in range(m):
+            for j in range(m):
+                a = 0.0
+                for k in range(mb):
+                    a += Sg[e_off[e] + i * mb + k] * T[k * m + j]
+                Sg[diag[u] + i * m + j] -= a
+    for u in range(n):
+        for i in range(m):
+            for j in range(i):
+                a = 0.5 * (Sg[diag[u] + i * m + j] + Sg[diag[u] + j * m + i])
+                Sg[diag[u] + i * m + j] = a
+                Sg[diag[u] + j * m + i] = a
+
+
+cdef void term_gradient_c(const double* A, idx a_step, idx n, idx r, idx M, const double* d,
+                          const double* W, const idx* pat, const double* wt, const idx* seg,
+                          idx S, const idx* pair_i, const idx* pair_j, idx P, const idx* off,
+                          const idx* ld, const idx* tr, const idx* vec, const double* sig,
+                          const double* mean, double* gA, double* gd, double* wrw,
+                          double* work) noexcept nogil:
+    """Posterior moments of one factor family into gA (r, M), gd (n, r), wrw (r, r)
+    (all overwritten). work: 2 M + 2 M M + 2 r + 2 r M doubles."""
+    cdef double* mu = work
+    cdef double* Sm = mu + M
+    cdef double* We = Sm + M * M
+    cdef double* WA = We + r
+    cdef double* WAS = WA + r * M
+    cdef double* blk = WAS + r * M
+    cdef double* e = blk + M * M
+    cdef const double* Au
+    cdef const double* Wq
+    cdef idx u, i, j, k, p, s, a0, a1, b0, b1
+    cdef double acc, w
+    for i in range(r * M):
+        gA[i] = 0.0
+    for i in range(r * r):
+        wrw[i] = 0.0
+    for u in range(n):
+        Wq, w, Au = W + pat[u] * r * r, wt[u], A + u * a_step * r * M
+        for s in range(S):
+            for i in range(seg[s], seg[s + 1]):
+                mu[i] = mean[vec[u * S + s] + i - seg[s]]
+        for p in range(P):
+            a0, a1 = seg[pair_i[p]], seg[pair_i[p] + 1]
+            b0, b1 = seg[pair_j[p]], seg[pair_j[p] + 1]
+            get_block(sig, off[u * P + p], ld[u * P + p], tr[u * P + p], blk, a1 - a0, b1 - b0)
+            for i in range(a0, a1):
+                for j in range(b0, b1):
+                    Sm[i * M + j] = blk[(i - a0) * (b1 - b0) + j - b0]
+                    Sm[j * M + i] = blk[(i - a0) * (b1 - b0) + j - b0]
+        for i in range(r):
+            acc = d[u * r + i]
+            for k in range(M):
+                acc -= Au[i * M + k] * mu[k]
+            e[i] = acc
+        for i in range(r):
+            acc = 0.0
+            for k in range(r):
+                acc += Wq[i * r + k] * e[k]
+            We[i] = w * acc
+            gd[u * r + i] = 2.0 * w * acc
+            for j in range(M):
+                acc = 0.0
+                for k in range(r):
+                    acc += Wq[i * r + k] * Au[k * M + j]
+                WA[i * M + j] = w * acc
+        for i in range(r):
+            for j in range(M):
+                acc = 0.0
+                for k in range(M):
+                    acc += WA[i * M + k] * Sm[k * M + j]
+                WAS[i * M + j] = acc
+                gA[i * M + j] += -2.0 * (We[i] * mu[j] - acc)
+        for i in range(r):          # d/d(W_pat^-1): one factor wt[u] fewer
+            for j in range(r):
+                acc = We[i] * We[j]
+                for k in range(M):
+                    acc += WAS[i * M + k] * WA[j * M + k]
+                wrw[i * r + j] += acc / w

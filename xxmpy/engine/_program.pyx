@@ -1,0 +1,571 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""One compiled call per evaluation of -2 log L and its gradient.
+
+``Program`` holds, as plain arrays taken once at construction, everything an
+evaluation walks: the flat matrix vector's fill (compile/slots.py), every
+factor family's gathers (compile/plan.py), the pooled within-group contrasts
+(compile/collapse.py), the elimination steps and scope targets
+(compile/lowering.py). Its
+``evaluate(theta, grad)`` then runs, without returning to Python:
+
+  vals = base, vals[free_pos] = theta[free_par]
+  per term: A, d, the pattern inverses of theta / psi, I - B and their log dets
+  per pooled contrast: Sigma_w, its pattern inverses, value and gradient
+  accumulate C and b, eliminate (sparse steps, dense remainder)
+  posterior (selected inverse), term moments, and every gradient value added
+  to its cell's parameter (cell_param; fixed cells go to a spare bin).
+
+Invariants (read before touching):
+  * float arrays float64 and index arrays intp, C order, held by the Program
+    (``_keep``) for its lifetime; the pointers below point into them;
+  * an inadmissible point (a block not positive definite, an ill-conditioned
+    theta / psi, a singular I - B, a negative penalised residual sum of
+    squares) gives +inf and leaves the gradient undefined;
+  * nothing here knows about levels or pandas; the arrays come from
+    engine/program.py. Twin: the numpy reference (engine/reference/),
+    compared in tests/twin_check.py.
+"""
+cimport numpy as cnp
+import numpy as np
+from libc.math cimport INFINITY
+
+from ._elimination cimport (accumulate_c, eliminate_c, factor_dense_c, posterior_c,
+                            posterior_dense_c, term_gradient_c)
+from ._linalg cimport cholesky, idx, inverse, matmul, triangular_inverse
+
+cnp.import_array()
+
+
+cdef inline double* _d(cnp.ndarray a) noexcept:
+    return <double*> cnp.PyArray_DATA(a)
+
+
+cdef inline idx* _i(cnp.ndarray a) noexcept:
+    return <idx*> cnp.PyArray_DATA(a)
+
+
+cdef class Arrays:
+    """Keeps arrays alive and hands out their data pointers (contiguous copies when
+    needed); shared with the other compiled modules through _program.pxd."""
+
+    def __init__(self):
+        self.keep = []
+
+    cdef double* f(self, a):
+        arr = np.ascontiguousarray(a, dtype=np.float64).ravel()
+        if arr.size == 0:
+            arr = np.zeros(1)
+        self.keep.append(arr)
+        return _d(arr)
+
+    cdef idx* i(self, a):
+        arr = np.ascontiguousarray(a, dtype=np.intp).ravel()
+        if arr.size == 0:
+            arr = np.zeros(1, np.intp)
+        self.keep.append(arr)
+        return _i(arr)
+
+    cdef double* zeros(self, idx size):
+        return self.f(np.zeros(max(size, 1)))
+
+
+# ------------------------------------------------------------------ pattern inverses
+cdef int pattern_inverses_c(const double* cov, idx r, const unsigned char* patterns, idx K,
+                            double* W, double* ld, double* cond, double* work,
+                            idx* obs) noexcept nogil:
+    """For each missing pattern k: W[k] (r, r) the inverse of cov's observed block at the
+    observed rows and columns (zeros elsewhere), ld[k] its log det, cond[k] = trace(S)
+    ||L^-1||_F^2 >= cond_2(S) (0 for an empty pattern). work: 3 r r doubles, obs: r.
+    Returns 1 if a block is not positive definite. Numpy form:
+    reference/blocks.pattern_inverses."""
+    cdef double* S = work
+    cdef double* L = S + r * r
+    cdef double* Li = L + r * r
+    cdef idx k, i, j, m
+    cdef double trace, frob
+    for i in range(K * r * r):
+        W[i] = 0.0
+    for k in range(K):
+        m = 0
+        for i in range(r):
+            if patterns[k * r + i]:
+                obs[m] = i
+                m = m + 1
+        trace, ld[k] = 0.0, 0.0
+        for i in range(m):
+            trace = trace + cov[obs[i] * r + obs[i]]
+            for j in range(i + 1):
+                S[i * m + j] = cov[obs[i] * r + obs[j]]
+        if cholesky(S, m, L, &ld[k]):
+            return 1
+        triangular_inverse(L, m, Li)
+        frob = 0.0
+        for i in range(m * m):
+            frob = frob + Li[i] * Li[i]
+        cond[k] = trace * frob
+        matmul(Li, Li, S, m, m, m, 1, 0, 0)         # Li' Li
+        for i in range(m):
+            for j in range(m):
+                W[k * r * r + obs[i] * r + obs[j]] = S[i * m + j]
+    return 0
+
+
+# ------------------------------------------------------------------ one factor family
+cdef class _Term:
+    """One factor family d_i = A_i eta_scope + e_i (compile/plan.TermPlan) and where its
+    scope goes (compile/lowering.LoweredScope); buffers for its values at one theta."""
+    cdef Arrays mem
+    cdef idx r, M, n, ncol, K, kd, a_step, S, P, m_b, nb, kb
+    cdef double d_sign, logdet_const, max_condition
+    cdef idx *a_index
+    cdef idx *c_index
+    cdef idx *cov_cells
+    cdef idx *pat
+    cdef idx *a_data_pos
+    cdef idx *seg
+    cdef idx *pair_i
+    cdef idx *pair_j
+    cdef idx *off
+    cdef idx *ld
+    cdef idx *tr
+    cdef idx *vec
+    cdef idx *beta_cells
+    cdef idx *beta_data_pos
+    cdef double *a_sign
+    cdef double *a_const
+    cdef double *a_data
+    cdef double *X
+    cdef double *d0
+    cdef double *counts
+    cdef double *wt
+    cdef double *beta_data
+    cdef unsigned char *patterns
+    cdef double *A
+    cdef double *d
+    cdef double *W
+    cdef double *logdet
+    cdef double *cond
+    cdef double *cov
+    cdef double *coef
+    cdef double *gA
+    cdef double *gd
+    cdef double *wrw
+    cdef double *ib_inv
+
+    def __init__(self, t, scope, double max_condition):
+        """t: compile/plan.TermPlan; scope: compile/lowering.LoweredScope of its level."""
+        m = self.mem = Arrays()
+        self.r, self.M = t.a_index.shape
+        self.n, self.ncol = t.X.shape
+        self.K = t.patterns.shape[0]
+        self.d_sign, self.logdet_const, self.max_condition = t.d_sign, t.logdet_const, max_condition
+        self.a_index, self.a_sign, self.a_const = m.i(t.a_index), m.f(t.a_sign), m.f(t.a_const)
+        self.kd = 0 if t.a_data_pos is None else len(t.a_data_pos)
+        self.a_step = 1 if self.kd else 0
+        if self.kd:
+            self.a_data_pos, self.a_data = m.i(t.a_data_pos), m.f(t.a_data)
+        self.X, self.c_index, self.d0 = m.f(t.X), m.i(t.c_index), m.f(t.d0)
+        self.cov_cells, self.pat, self.counts, self.wt = (m.i(t.cov_cells), m.i(t.pat),
+                                                          m.f(t.counts), m.f(t.wt))
+        pats = np.ascontiguousarray(t.patterns, dtype=np.uint8)
+        m.keep.append(pats)
+        self.patterns = <unsigned char*> cnp.PyArray_DATA(pats)
+        self.S, self.P = len(scope.seg) - 1, len(scope.pair_i)
+        self.seg, self.pair_i, self.pair_j = m.i(scope.seg), m.i(scope.pair_i), m.i(scope.pair_j)
+        self.off, self.ld, self.tr = m.i(scope.blk.off), m.i(scope.blk.ld), m.i(scope.blk.tr)
+        self.vec = m.i(scope.vec)
+        self.m_b = self.nb = self.kb = 0
+        if t.beta_cells is not None:
+            self.m_b = len(t.beta_cells)
+            self.beta_cells = m.i(t.beta_cells)
+            self.nb = 1
+            if t.beta_data_pos is not None:
+                self.nb, self.kb = self.n, len(t.beta_data_pos)
+                self.beta_data_pos, self.beta_data = m.i(t.beta_data_pos), m.f(t.beta_data)
+            self.ib_inv = m.zeros(self.nb * self.m_b * self.m_b)
+        r, M, n = self.r, self.M, self.n
+        self.A = m.zeros((n if self.kd else 1) * r * M)
+        self.d, self.W = m.zeros(n * r), m.zeros(self.K * r * r)
+        self.logdet, self.cond, self.cov = m.zeros(self.K), m.zeros(self.K), m.zeros(r * r)
+        self.coef, self.gA = m.zeros(r * self.ncol), m.zeros(r * M)
+        self.gd, self.wrw = m.zeros(n * r), m.zeros(r * r)
+
+    def work_size(self):
+        """Doubles of shared work the term's routines need."""
+        r, M, mb = self.r, self.M, self.m_b
+        return max(r * M + r + M * M + M, 2 * M + 2 * M * M + 2 * r + 2 * r * M,
+                   3 * r * r, 2 * mb * mb)
+
+    cdef int build(self, const double* vals, double* work, idx* obs, double* logdets) noexcept:
+        """A, d, W and the log dets (log|cov| share - 2 log|I - B|, added to logdets)
+        at vals; 1 if inadmissible."""
+        cdef idx r = self.r, M = self.M, n = self.n, nc = self.ncol, i, k, u, b, mb = self.m_b
+        cdef double s, ld_ib = 0.0
+        cdef double* Au
+        for i in range(r * M):
+            self.A[i] = self.a_const[i] + self.a_sign[i] * vals[self.a_index[i]]
+        if self.kd:
+            for u in range(n - 1, -1, -1):
+                Au = self.A + u * r * M
+                for i in range(r * M):
+                    Au[i] = self.A[i]
+                for k in range(self.kd):
+                    Au[self.a_data_pos[k]] += self.a_data[u * self.kd + k]
+        for i in range(r * nc):
+            self.coef[i] = vals[self.c_index[i]]
+        for u in range(n):
+            for i in range(r):
+                s = 0.0
+                for k in range(nc):
+                    s += self.X[u * nc + k] * self.coef[i * nc + k]
+                self.d[u * r + i] = self.d0[u * r + i] + self.d_sign * s
+        for i in range(r * r):
+            self.cov[i] = vals[self.cov_cells[i]]
+        if pattern_inverses_c(self.cov, r, self.patterns, self.K, self.W, self.logdet,
+                              self.cond, work, obs):
+            return 1
+        s = self.logdet_const
+        for k in range(self.K):
+            if r > 1 and self.cond[k] > self.max_condition:
+                return 1
+            s += self.counts[k] * self.logdet[k]
+        logdets[0] += s
+        if mb:
+            for b in range(self.nb):
+                for i in range(mb * mb):
+                    work[i] = -vals[self.beta_cells[i]]
+                for i in range(mb):
+                    work[i * mb + i] += 1.0
+                for k in range(self.kb):
+                    work[self.beta_data_pos[k]] += self.beta_data[b * self.kb + k]
+                if inverse(work, mb, self.ib_inv + b * mb * mb, work + mb * mb, &ld_ib):
+                    return 1
+            logdets[0] -= 2.0 * ld_ib * (n // self.nb)
+        return 0
+
+    cdef void gradient(self, const idx* cell_param, double* grad) noexcept:
+        """Add the term's gradient values (after term_gradient_c filled gA, gd, wrw)."""
+        cdef idx r = self.r, M = self.M, n = self.n, nc = self.ncol, i, j, k, u, b
+        cdef idx mb = self.m_b
+        cdef double s
+        for i in range(r * M):
+            grad[cell_param[self.a_index[i]]] += self.a_sign[i] * self.gA[i]
+        for i in range(r):
+            for k in range(nc):
+                s = 0.0
+                for u in range(n):
+                    s += self.gd[u * r + i] * self.X[u * nc + k]
+                grad[cell_param[self.c_index[i * nc + k]]] += self.d_sign * s
+        for i in range(r * r):
+            s = -self.wrw[i]
+            for k in range(self.K):
+                s += self.counts[k] * self.W[k * r * r + i]
+            grad[cell_param[self.cov_cells[i]]] += s
+        if mb:      # -2 log|I - B|: d/dB = 2 (I - B)^-T, n times for a shared I - B
+            for i in range(mb):
+                for j in range(mb):
+                    s = 0.0
+                    for b in range(self.nb):
+                        s += self.ib_inv[b * mb * mb + j * mb + i]
+                    grad[cell_param[self.beta_cells[i * mb + j]]] += 2.0 * (n // self.nb) * s
+
+
+# ------------------------------------------------------------------ pooled contrasts
+cdef class _Contrast:
+    """sum_k K_k log|Sigma_k| + tr(Sigma_k^-1 S_k), Sigma_w = Theta + Lambda T Psi T' Lambda',
+    T = (I - B)^-1 (compile/collapse.PooledContrasts), and its gradient."""
+    cdef Arrays mem
+    cdef idx p, m, K
+    cdef idx *theta
+    cdef idx *lam
+    cdef idx *beta
+    cdef idx *psi
+    cdef unsigned char *patterns
+    cdef double *count
+    cdef double *scatter
+    cdef double *sigma
+    cdef double *W
+    cdef double *logdet
+    cdef double *cond
+    cdef double *T
+    cdef double *P
+    cdef double *L
+
+    def __init__(self, pooled, cells):
+        """pooled: compile/collapse.PooledContrasts; cells: its {'theta', 'lambda', 'beta', 'psi'} cells."""
+        mem = self.mem = Arrays()
+        self.p, self.m, self.K = pooled.p, pooled.m, len(pooled.count)
+        self.theta, self.lam = mem.i(cells["theta"]), mem.i(cells["lambda"])
+        self.beta, self.psi = mem.i(cells["beta"]), mem.i(cells["psi"])
+        pats = np.ascontiguousarray(pooled.patterns, dtype=np.uint8)
+        mem.keep.append(pats)
+        self.patterns = <unsigned char*> cnp.PyArray_DATA(pats)
+        self.count, self.scatter = mem.f(pooled.count), mem.f(pooled.scatter)
+        p, m = self.p, self.m
+        self.sigma, self.W = mem.zeros(p * p), mem.zeros(self.K * p * p)
+        self.logdet, self.cond = mem.zeros(self.K), mem.zeros(self.K)
+        self.T, self.P, self.L = mem.zeros(m * m), mem.zeros(m * m), mem.zeros(p * m)
+
+    def work_size(self):
+        """Doubles of shared work value() and gradient() need (generously)."""
+        return 4 * (self.p + self.m) ** 2 + 8
+
+    cdef int value(self, const double* vals, double* work, idx* obs, double* out) noexcept:
+        """Add the contrasts' -2 log L share to out; 1 if Sigma_w is inadmissible."""
+        cdef idx p = self.p, m = self.m, i, k
+        cdef double ld = 0.0, s = 0.0
+        for i in range(p * p):
+            self.sigma[i] = vals[self.theta[i]]
+        if m:
+            for i in range(p * m):
+                self.L[i] = vals[self.lam[i]]
+            for i in range(m * m):
+                work[i] = -vals[self.beta[i]]
+            for i in range(m):
+                work[i * m + i] += 1.0
+            if inverse(work, m, self.T, work + m * m, &ld):
+                return 1
+            for i in range(m * m):
+                work[i] = vals[self.psi[i]]
+            matmul(self.T, work, work + m * m, m, m, m, 0, 0, 0)             # T Psi
+            matmul(work + m * m, self.T, self.P, m, m, m, 0, 1, 0)           # T Psi T'
+            matmul(self.L, self.P, work, p, m, m, 0, 0, 0)                   # Lambda P
+            matmul(work, self.L, work + p * m, p, m, p, 0, 1, 0)             # Lambda P Lambda'
+            for i in range(p * p):
+                self.sigma[i] += work[p * m + i]
+        if pattern_inverses_c(self.sigma, p, self.patterns, self.K, self.W, self.logdet,
+                              self.cond, work, obs):
+            return 1
+        for k in range(self.K):
+            s += self.count[k] * self.logdet[k]
+        for i in range(self.K * p * p):
+            s += self.W[i] * self.scatter[i]
+        out[0] += s
+        return 0
+
+    cdef void gradient(self, const idx* cell_param, double* grad, double* work) noexcept:
+        """Add the gradient of the value (after value() at the same vals)."""
+        cdef idx p = self.p, m = self.m, pp = p * p, i, k
+        cdef double* G = work
+        cdef double* X = G + pp
+        cdef double* Y = X + pp
+        for i in range(pp):
+            G[i] = 0.0
+        for k in range(self.K):          # G = sum_k K_k W_k - W_k S_k W_k
+            matmul(self.W + k * pp, self.scatter + k * pp, X, p, p, p, 0, 0, 0)
+            matmul(X, self.W + k * pp, Y, p, p, p, 0, 0, 0)
+            for i in range(pp):
+                G[i] += self.count[k] * self.W[k * pp + i] - Y[i]
+        for i in range(pp):
+            grad[cell_param[self.theta[i]]] += G[i]
+        if not m:
+            return
+        cdef double* GL = G + pp
+        cdef double* LGL = GL + p * m
+        cdef double* U = LGL + m * m
+        cdef double* V = U + m * m
+        matmul(G, self.L, GL, p, p, m, 0, 0, 0)                 # G Lambda
+        matmul(self.L, GL, LGL, m, p, m, 1, 0, 0)               # Lambda' G Lambda
+        matmul(GL, self.P, U, p, m, m, 0, 0, 0)                 # G Lambda P
+        for i in range(p * m):
+            grad[cell_param[self.lam[i]]] += 2.0 * U[i]
+        matmul(self.T, LGL, U, m, m, m, 1, 0, 0)                # T' LGL
+        matmul(U, self.T, V, m, m, m, 0, 0, 0)                  # T' LGL T
+        for i in range(m * m):
+            grad[cell_param[self.psi[i]]] += V[i]
+        matmul(U, self.P, V, m, m, m, 0, 0, 0)                  # T' LGL P
+        for i in range(m * m):
+            grad[cell_param[self.beta[i]]] += 2.0 * V[i]
+
+
+# ------------------------------------------------------------------ elimination steps
+cdef class _Step:
+    """One sparse level's elimination (compile/lowering.LoweredStep)."""
+    cdef Arrays mem
+    cdef idx m, n, E, P
+    cdef idx *diag
+    cdef idx *rhs
+    cdef idx *e_row
+    cdef idx *e_off
+    cdef idx *e_mb
+    cdef idx *e_nb
+    cdef idx *p_e1
+    cdef idx *p_e2
+    cdef idx *p_off
+    cdef idx *p_ld
+    cdef idx *p_tr
+
+    def __init__(self, st):
+        mem = self.mem = Arrays()
+        self.m, self.n, self.E, self.P = st.m, len(st.diag), len(st.e_row), len(st.p_e1)
+        self.diag, self.rhs = mem.i(st.diag), mem.i(st.rhs)
+        self.e_row, self.e_off, self.e_mb = mem.i(st.e_row), mem.i(st.e_off), mem.i(st.e_mb)
+        self.e_nb, self.p_e1, self.p_e2 = mem.i(st.e_nb), mem.i(st.p_e1), mem.i(st.p_e2)
+        self.p_off, self.p_ld, self.p_tr = mem.i(st.p.off), mem.i(st.p.ld), mem.i(st.p.tr)
+
+
+# ------------------------------------------------------------------ the program
+cdef class Program:
+    """-2 log L and its gradient of one compiled problem in one call.
+
+    Built by engine/program.py from a Form's EvaluationPlan, its Lowered
+    schedule and pooled contrasts; constant: the part of -2 log L that
+    does not depend on theta (N log 2 pi and the collapse's Jacobian).
+    Not re-entrant: an evaluation writes the Program's buffers, so two threads
+    must not evaluate one problem at once (forked workers each hold a copy).
+    """
+    cdef Arrays mem
+    cdef tuple args
+    cdef list terms, contrasts, steps
+    cdef idx n_vals, n_free, n_params, size, rhs_size, dense_base, rhs_dense_base, max_block
+    cdef int n_dense
+    cdef double constant
+    cdef double *base
+    cdef double *vals
+    cdef double *buf
+    cdef double *rhs
+    cdef double *sig
+    cdef double *mean
+    cdef double *work
+    cdef double *acc
+    cdef double *grad
+    cdef idx *free_pos
+    cdef idx *free_par
+    cdef idx *cell_param
+    cdef idx *obs
+
+    def __init__(self, slots, terms, contrasts, lowered, double constant):
+        """slots: compile/slots.MatrixSlots; terms: [(TermPlan, LoweredScope,
+        max_condition)] in evaluation order; contrasts: [compile/collapse.PooledContrasts];
+        lowered: compile/lowering.Lowered."""
+        self.args = (slots, terms, contrasts, lowered, constant)
+        mem = self.mem = Arrays()
+        self.n_vals, self.n_free, self.n_params = len(slots.base), len(slots.free_pos), slots.n_params
+        self.base, self.vals = mem.f(slots.base), mem.zeros(self.n_vals)
+        self.free_pos, self.free_par = mem.i(slots.free_pos), mem.i(slots.free_par)
+        self.cell_param = mem.i(slots.cell_param)
+        self.grad = mem.zeros(self.n_params + 1)
+        self.terms = [_Term(t, scope, max_condition) for t, scope, max_condition in terms]
+        self.contrasts = [_Contrast(pooled, pooled.cells) for pooled in contrasts]
+        self.steps = [_Step(st) for st in lowered.steps]
+        self.size, self.rhs_size = lowered.size, lowered.rhs_size
+        self.dense_base, self.rhs_dense_base = lowered.dense_base, lowered.rhs_dense_base
+        self.n_dense, self.max_block = lowered.n_dense, lowered.max_block
+        self.constant = constant
+        self.buf, self.rhs = mem.zeros(self.size), mem.zeros(self.rhs_size)
+        self.sig, self.mean = mem.zeros(self.size), mem.zeros(self.rhs_size)
+        mb = self.max_block
+        need = [3 * mb * mb + mb] + [t.work_size() for t in self.terms] + \
+               [c.work_size() for c in self.contrasts]
+        self.work = mem.zeros(max(need))
+        self.acc = mem.zeros(max([max(len(s.e_row), 1) * s.m * mb for s in lowered.steps] + [1]))
+        widest = max([t.a_index.shape[0] for t, _, _ in terms] + [c.p for c in contrasts] + [1])
+        self.obs = mem.i(np.zeros(widest, np.intp))
+
+    def __reduce__(self):
+        """Pickled as its construction arguments (the buffers are rebuilt)."""
+        return Program, self.args
+
+    def evaluate(self, const double[::1] theta, double[::1] grad=None):
+        """-2 log L at theta (n_params,); +inf if inadmissible. When ``grad`` (n_params,)
+        is given, it receives the gradient (undefined at an inadmissible point)."""
+        if theta.shape[0] != self.n_params or (grad is not None and grad.shape[0] != self.n_params):
+            raise ValueError(f"theta and grad must have {self.n_params} entries")
+        value = self._value(&theta[0] if self.n_params else NULL)
+        if grad is not None and value < INFINITY:
+            self._gradient(&grad[0] if self.n_params else NULL)
+        return value
+
+    def posterior(self, const double[::1] theta):
+        """(sig (size,), mean (rhs_size,)) at theta: the selected blocks of C^-1 and the
+        posterior mean C^-1 b in the Lowered layouts; None if theta is inadmissible."""
+        cdef idx i
+        if theta.shape[0] != self.n_params:
+            raise ValueError(f"theta must have {self.n_params} entries")
+        if self._value(&theta[0] if self.n_params else NULL) == INFINITY:
+            return None
+        self._posterior()
+        sig = np.empty(self.size)
+        mean = np.empty(self.rhs_size)
+        for i in range(self.size):
+            sig[i] = self.sig[i]
+        for i in range(self.rhs_size):
+            mean[i] = self.mean[i]
+        return sig, mean
+
+    cdef double _value(self, const double* theta):
+        cdef idx i
+        cdef double total = self.constant, const = 0.0, logdet = 0.0, zz = 0.0, r2
+        cdef _Term t
+        cdef _Contrast c
+        cdef _Step st
+        for i in range(self.n_vals):
+            self.vals[i] = self.base[i]
+        for i in range(self.n_free):
+            self.vals[self.free_pos[i]] = theta[self.free_par[i]]
+        for t in self.terms:
+            if t.build(self.vals, self.work, self.obs, &total):
+                return INFINITY
+        for c in self.contrasts:
+            if c.value(self.vals, self.work, self.obs, &total):
+                return INFINITY
+        for i in range(self.size):
+            self.buf[i] = 0.0
+        for i in range(self.rhs_size):
+            self.rhs[i] = 0.0
+        for t in self.terms:
+            if t.n:
+                const += accumulate_c(t.A, t.a_step, t.n, t.r, t.M, t.d, t.W, t.pat, t.wt,
+                                      t.seg, t.S, t.pair_i, t.pair_j, t.P, t.off, t.ld, t.tr,
+                                      t.vec, self.buf, self.rhs, self.work)
+        for st in self.steps:
+            if eliminate_c(self.buf, self.rhs, st.m, st.n, st.diag, st.rhs, st.E, st.e_row,
+                           st.e_off, st.e_mb, st.e_nb, st.P, st.p_e1, st.p_e2, st.p_off,
+                           st.p_ld, st.p_tr, self.work, &logdet, &zz):
+                return INFINITY
+        if self.n_dense and factor_dense_c(self.buf, self.rhs, self.dense_base,
+                                           self.rhs_dense_base, self.n_dense, &logdet, &zz):
+            return INFINITY
+        r2 = const - zz      # the penalised residual sum of squares: >= 0 in exact arithmetic
+        if r2 < -1e-8 * max(1.0, const):
+            return INFINITY
+        return total + logdet + r2
+
+    cdef void _posterior(self) noexcept:
+        """The selected inverse and mean into sig / mean (after _value)."""
+        cdef idx i
+        cdef _Step st
+        for i in range(self.size):
+            self.sig[i] = 0.0
+        for i in range(self.rhs_size):
+            self.mean[i] = 0.0
+        if self.n_dense:
+            posterior_dense_c(self.buf, self.rhs, self.sig, self.mean, self.dense_base,
+                              self.rhs_dense_base, self.n_dense)
+        for st in reversed(self.steps):
+            posterior_c(self.buf, self.rhs, self.sig, self.mean, st.m, st.n, st.diag, st.rhs,
+                        st.E, st.e_row, st.e_off, st.e_mb, st.e_nb, st.P, st.p_e1, st.p_e2,
+                        st.p_off, st.p_ld, st.p_tr, self.max_block, self.work, self.acc)
+
+    cdef void _gradient(self, double* out):
+        cdef idx i
+        cdef _Term t
+        cdef _Contrast c
+        self._posterior()
+        for i in range(self.n_params + 1):
+            self.grad[i] = 0.0
+        for t in self.terms:
+            if t.n:
+                term_gradient_c(t.A, t.a_step, t.n, t.r, t.M, t.d, t.W, t.pat, t.wt, t.seg,
+                                t.S, t.pair_i, t.pair_j, t.P, t.off, t.ld, t.tr, t.vec,
+                                self.sig, self.mean, t.gA, t.gd, t.wrw, self.work)
+            else:
+                for i in range(t.r * t.M):
+                    t.gA[i] = 0.0
+                for i in range(t.r * t.r):
+                    t.wrw[i] = 0.0
+            t.gradient(self.cell_param, self.grad)
+        for c in self.contrasts:
+            c.gradient(self.cell_param, self.grad, self.work)
+        for i in range(self.n_params):
+            out[i] = self.grad[i]

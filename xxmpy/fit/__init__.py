@@ -1,0 +1,9 @@
+"""Stage 4, fitting: maximum likelihood over the engine's -2 log L and gradient.
+
+transform.py         optimiser coordinates (covariance blocks through Cholesky factors)
+_cholesky_map.pyx    the same map compiled
+optimize.py          projected quasi-Newton search, Newton polish, the OptimizationRecord
+"""
+from .optimize import OptimizationRecord, fit_problem
+
+__all__ = ["OptimizationRecord", "fit_problem"]

@@ -1,0 +1,364 @@
+"""Maximum likelihood: a projected quasi-Newton search with a Newton polish.
+
+Parameters are scaled by their start values (phi = theta / scale). Variances
+(parameters only on diagonals of theta / psi) have a small positive lower
+bound; any inadmissible trial point (a matrix not positive definite) makes
+the line search step back. Gradients are analytic (gradient.py); the Hessian
+is central differences of the analytic gradient. Convergence is judged by
+the Newton decrement g' H^-1 g (the predicted further drop of -2 log L).
+"""
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..engine import deviance_and_gradient
+from .transform import Transform
+
+VARIANCE_FLOOR = 1e-8
+SMALL_DIAGONAL = 1e-2  # L_rr^2 below this (in units of its scale^2): a covariance near singular
+DECREMENT_TOL = 1e-6   # predicted further drop of -2 log L that counts as converged
+
+
+def newton_decrement(H, g):
+    """g' H^-1 g (NaN if H is not positive definite)."""
+    if g.size == 0:
+        return 0.0
+    try:
+        chol = np.linalg.cholesky((H + H.T) / 2)
+    except np.linalg.LinAlgError:
+        return np.nan
+    z = np.linalg.solve(chol, g)
+    return float(z @ z)
+
+
+@dataclass
+class OptimizationRecord:
+    """What the optimiser did; all vectors are in parameter order (labels)."""
+    start: np.ndarray
+    estimate: np.ndarray
+    start_deviance: float
+    deviance: float
+    gradient: np.ndarray         # d(-2 log L)/d theta at the end; for a parameter held
+                                 # fixed (profiling), the slope of the profile deviance
+                                 # where the search ended (before any Newton polish)
+    gradient_norm: float
+    hessian: np.ndarray          # of -2 log L in theta units; NaN rows at bounds / fixed
+    at_bound: np.ndarray
+    n_evaluations: int
+    n_iterations: int
+    converged: bool
+    status: str
+    method: str = "projected BFGS + Newton polish (analytic gradient)"
+    seconds: float = 0.0
+    history: list = field(default_factory=list)
+    decrement: float = np.nan
+
+
+class Objective:
+    """-2 log L and its gradient over free, scaled coordinates.
+
+    x = transform.from_theta(theta); the optimiser sees y = x[free] / scale[free].
+    """
+
+    def __init__(self, problem, transform, x, free, scale):
+        self.problem, self.transform = problem, transform
+        self.x = np.asarray(x, float).copy()
+        self.free, self.scale = np.asarray(free, bool), np.asarray(scale, float)
+        self.free_scale = self.scale[self.free]
+        self.all_free = bool(self.free.all())
+        self.count = 0
+        self.last_gradient = None
+
+    def coordinates(self, y):
+        if self.all_free:
+            return y * self.scale
+        out = self.x.copy()
+        out[self.free] = y * self.free_scale
+        return out
+
+    def full(self, y):
+        return self.transform.to_theta(self.coordinates(y))
+
+    def __call__(self, y):
+        self.count += 1
+        x = self.coordinates(y)
+        factors = self.transform.factors(x)
+        f, g = deviance_and_gradient(self.problem, self.transform.to_theta(x, factors))
+        self.last_gradient = g          # (k,) in theta units, fixed parameters included
+        if not np.isfinite(f):
+            return f, g[self.free]
+        gx = self.transform.pullback(x, g, factors)
+        return f, (gx if self.all_free else gx[self.free]) * self.free_scale
+
+
+def hessian_of(fg, x, g0, lower, rel=1e-5, central=True):
+    """Central differences of the gradient (forward next to a bound or when
+    ``central`` is False: half the cost, for a preconditioner), symmetrised."""
+    k = x.size
+    H = np.zeros((k, k))
+    h = rel * np.maximum(np.abs(x), 1.0)
+    for j in range(k):
+        up = x.copy()
+        up[j] += h[j]
+        g_up = fg(up)[1]
+        dn = x.copy()
+        dn[j] -= h[j]
+        g_dn = fg(dn)[1] if central and dn[j] >= lower[j] else None
+        if g_dn is not None and np.all(np.isfinite(g_dn)):
+            H[:, j] = (g_up - g_dn) / (2 * h[j])
+        else:
+            H[:, j] = (g_up - g0) / h[j]
+    return (H + H.T) / 2
+
+
+def hessian_in_coordinates(h_theta, transform, x, free, scale):
+    """A theta-unit Hessian carried to scaled coordinates: S J' H J S over free ones.
+
+    Unknown rows (a NaN diagonal: a parameter at its bound) count as unit
+    curvature in the scaled coordinates, uncoupled from the others.
+    """
+    k = x.size
+    jt = transform.pullback(x, np.eye(k)).T      # J': column i pulls back unit vector i
+    known = np.isfinite(np.diag(h_theta))
+    h = h_theta if known.all() else np.where(np.isfinite(h_theta), h_theta, 0.0)
+    hy = (jt @ h @ jt.T) * (scale[:, None] * scale)
+    if not free.all():
+        hy = hy[np.ix_(free, free)]
+    if known.all():
+        return hy
+    unknown = ~(np.abs(jt[:, ~known]).sum(axis=1) == 0)[free]
+    hy[unknown, :] = 0.0
+    hy[:, unknown] = 0.0
+    hy[unknown, unknown] = 1.0
+    return hy
+
+
+def _escape_singular_saddle(fg, y, f, transform, free):
+    """Try moving each small Cholesky diagonal (L_rr^2 < SMALL_DIAGONAL) away from 0.
+
+    At L_rr = 0 the gradient in L_rr vanishes whatever the curvature, so a
+    singular covariance can look stationary while a larger variance fits
+    better. Returns (y, f, g) after the first move that lowers -2 log L, else None.
+    """
+    index = np.cumsum(free) - 1
+    for b in transform.blocks:
+        for r, slot in enumerate(np.diag(b.slots)):
+            if not free[slot] or (b.covariance_fixed and r == 0):
+                continue
+            i = index[slot]
+            if y[i] ** 2 >= SMALL_DIAGONAL:       # y is L_rr in units of its scale
+                continue
+            for size in (0.1, 0.01, 0.3):
+                trial = y.copy()
+                trial[i] = np.sqrt(y[i] ** 2 + size)
+                ft, gt = fg(trial)
+                if np.isfinite(ft) and ft < f - 1e-10 * abs(f):
+                    return trial, ft, gt
+    return None
+
+
+def _inverse_or_diagonal(H):
+    """H^-1 if H is positive definite, else the inverse of its usable diagonal."""
+    try:
+        np.linalg.cholesky(H)
+        return np.linalg.inv(H)
+    except np.linalg.LinAlgError:
+        d = np.diag(H)
+        return np.diag(np.where(np.isfinite(d) & (d > 0), 1.0 / np.where(d > 0, d, 1.0), 1.0))
+
+
+def _at_bound(x, g, lower):
+    """Coordinates on their lower bound with the gradient pushing further out."""
+    return (x <= lower * (1 + 1e-6) + 1e-300) & (g >= 0)
+
+
+def _projected(g, x, lower):
+    pg = g.copy()
+    pg[(x <= lower * (1 + 1e-9) + 1e-300) & (g > 0)] = 0.0
+    return pg
+
+
+def bfgs(fg, x, f, g, lower, H, max_iter=500, gtol=1e-9, verbose=False):
+    """Projected BFGS from (x, f, g) with inverse-Hessian guess H.
+
+    Returns (x, f, g, iterations, status, history).
+    """
+    H0 = H.copy()
+    history, status = [f], "iteration limit reached"
+    it = 0
+    for it in range(1, max_iter + 1):
+        pg = _projected(g, x, lower)
+        active = pg == 0
+        d = -H @ pg
+        d[active] = 0.0
+        if pg @ d >= 0:
+            H = H0.copy()
+            d = -H @ pg
+            d[active] = 0.0
+        if -pg @ d < gtol:
+            status = "converged"
+            break
+        new = _line_search(fg, x, f, g, d, lower)
+        if new is None:
+            status = "converged" if -pg @ d < max(1e3 * gtol, 1e-8) else "line search failed"
+            break
+        x_new, f_new, g_new = new
+        s, y = x_new - x, g_new - g
+        sy = s @ y
+        if sy > 1e-12 * np.linalg.norm(s) * np.linalg.norm(y):
+            rho = 1.0 / sy
+            V = np.eye(x.size) - rho * np.outer(s, y)
+            H = V @ H @ V.T + rho * np.outer(s, s)
+        x, f, g = x_new, f_new, g_new
+        history.append(f)
+        if len(history) > 3 and history[-4] - f <= 1e-12 * max(1.0, abs(f)):
+            # three iterations without progress: rounding noise, not curvature, is left
+            status = "converged" if -pg @ d < 1e-8 else "stalled: no progress in 3 iterations"
+            break
+        if verbose:
+            print(f"iter {it:4d}  -2lnL {f:.8f}  decrement {-pg @ d:.2e}")
+    return x, f, g, it, status, history
+
+
+def _line_search(fg, x, f, g, d, lower, c1=1e-4):
+    t = 1.0
+    for _ in range(40):
+        trial = np.maximum(x + t * d, lower)
+        ft, gt = fg(trial)
+        if np.isfinite(ft) and ft <= f + c1 * g @ (trial - x):
+            return trial, ft, gt
+        t *= 0.5
+    return None
+
+
+def polish(fg, x, f, g, lower, steps):
+    """Newton steps on the coordinates off their bounds; returns (x, f, g, H, at_bound)."""
+    at_bound = _at_bound(x, g, lower)
+    free = ~at_bound
+    sub_lower = lower[free]
+
+    def sub(xf, base):
+        full = base.copy()
+        full[free] = xf
+        ff, gg = fg(full)
+        return ff, gg[free]
+
+    H = np.full((x.size, x.size), np.nan)
+    Hf = hessian_of(lambda xf: sub(xf, x), x[free], g[free], sub_lower)
+    at_hessian = x.copy()
+    for _ in range(steps):
+        if newton_decrement(Hf, g[free]) < 1e-3 * DECREMENT_TOL:
+            break
+        try:
+            step = np.linalg.solve(Hf, g[free])
+        except np.linalg.LinAlgError:
+            break
+        if not np.all(np.isfinite(step)) or np.all(np.linalg.eigvalsh(Hf) <= 0):
+            break
+        trial = x.copy()
+        trial[free] = np.maximum(x[free] - step, sub_lower)
+        ft, gt = fg(trial)
+        if not (np.isfinite(ft) and ft <= f + 1e-10 * abs(f)):
+            break
+        x, f, g = trial, ft, gt
+    if np.max(np.abs(x - at_hessian), initial=0.0) > 1e-4:   # refresh a stale Hessian
+        Hf = hessian_of(lambda xf: sub(xf, x), x[free], g[free], sub_lower)
+    H[np.ix_(free, free)] = Hf
+    return x, f, g, H, at_bound
+
+
+def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish_steps=3,
+                hessian=True, hessian_guess=None, verbose=False):
+    """Minimise -2 log L; returns an OptimizationRecord.
+
+    start: (k,) theta to start from (default: the model's start values);
+    fixed: (k,) bool, parameters held at their start value (profiling);
+    max_iter: quasi-Newton iterations; gtol: stop when the predicted drop of
+    -2 log L is below it; polish_steps: Newton steps with the numerical
+    Hessian; hessian: compute that Hessian at all (False for profile fits,
+    which then skip the polish and judge convergence by BFGS); hessian_guess:
+    (k, k) Hessian of -2 log L in theta units to start the search from, NaN
+    where unknown (default: central differences at the start).
+    The search runs in Cholesky coordinates (transform.py); the polish and
+    the Hessian in the parameters themselves.
+    """
+    t0 = time.perf_counter()
+    params = problem.params
+    k = params.n
+    start = params.start.copy() if start is None else np.asarray(start, float).copy()
+    fixed = np.zeros(k, bool) if fixed is None else np.asarray(fixed, bool)
+    free = ~fixed
+    transform = Transform(problem, VARIANCE_FLOOR, fixed)
+    start = np.where(free & params.is_variance,
+                     np.maximum(start, VARIANCE_FLOOR), start)
+    start = transform.admissible(start, fixed)
+    not_finite = ValueError("xxmRun: -2 log L is not finite at the start values; check that "
+                            "theta and psi are positive definite and I - beta is invertible.")
+    try:
+        x0 = transform.from_theta(start)
+        scale = np.maximum(np.abs(transform.from_theta(params.start)), 0.1)
+    except np.linalg.LinAlgError:
+        raise not_finite from None
+    fg = Objective(problem, transform, x0, free, scale)
+    lower = transform.lower[free] / scale[free]
+    y = np.maximum(x0[free] / scale[free], lower)
+    f0, g = fg(y)
+    if not np.isfinite(f0):
+        raise not_finite
+    if hessian_guess is None:     # only a preconditioner: forward differences suffice
+        H = _inverse_or_diagonal(hessian_of(fg, y, g, lower, central=False))
+    else:
+        hy = hessian_in_coordinates(hessian_guess, transform, x0, free, scale)
+        ev = np.linalg.eigvalsh(hy) if hy.size else np.ones(1)
+        if ev[0] <= 1e-10 * ev[-1]:     # guess unusable here (e.g. a factor diagonal near 0)
+            hy = hessian_of(fg, y, g, lower)
+        H = _inverse_or_diagonal(hy)
+    y, f, g, iters, status, history = bfgs(fg, y, f0, g, lower, H, max_iter, gtol, verbose)
+    for _ in range(3):      # leave saddles where a Cholesky diagonal sits near 0
+        kicked = _escape_singular_saddle(fg, y, f, transform, free)
+        if kicked is None:
+            break
+        y, f, g = kicked
+        y, f, g, more, status, extra = bfgs(fg, y, f, g, lower, _inverse_or_diagonal(
+            hessian_of(fg, y, g, lower)), max_iter, gtol, verbose)
+        iters += more
+        history += extra
+    theta = fg.full(y)
+    n_eval = fg.count
+    hess = np.full((k, k), np.nan)
+    at_bound = np.zeros(k, bool)
+    plain = Transform(problem, VARIANCE_FLOOR, fixed, cholesky=False)
+    pscale = np.maximum(np.abs(params.start), 0.1)
+    pf = Objective(problem, plain, theta, free, pscale)
+    plower = plain.lower[free] / pscale[free]
+    pt = theta[free] / pscale[free]
+    f, pg0 = pf(pt)
+    grad = pf.last_gradient.copy()     # a fixed parameter's entry: the profile's slope there
+    if hessian:
+        pt, f, pg0, Hx, bound_x = polish(pf, pt, f, pg0, plower, polish_steps)
+        theta = pf.full(pt)
+        hess[np.ix_(free, free)] = Hx / np.outer(pscale[free], pscale[free])
+        at_bound[free] = bound_x
+        pg = _projected(pg0, pt, plower)
+        off = ~bound_x
+        decrement = newton_decrement(Hx[np.ix_(off, off)], pg[off])
+        converged = bool(decrement < DECREMENT_TOL)
+        if converged:       # the Newton polish finished what the search left
+            status = "converged"
+        elif status == "converged":
+            status = ("Hessian not positive definite at the end" if np.isnan(decrement)
+                      else f"gradient not small at the end (Newton decrement {decrement:.1e})")
+    else:
+        at_bound[free] = _at_bound(pt, pg0, plower)
+        decrement = np.nan
+        converged = status == "converged"
+    n_eval += pf.count
+    grad[free] = pg0 / pscale[free]
+    pg_full = np.where(at_bound, 0.0, np.nan_to_num(grad))
+    return OptimizationRecord(
+        start=start, estimate=theta, start_deviance=f0, deviance=f,
+        gradient=grad, gradient_norm=float(np.max(np.abs(pg_full), initial=0.0)),
+        hessian=hess, at_bound=at_bound, n_evaluations=n_eval, n_iterations=iters,
+        converged=converged, status=status, seconds=time.perf_counter() - t0,
+        history=history, decrement=decrement)

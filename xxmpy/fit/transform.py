@@ -1,0 +1,167 @@
+"""Optimiser coordinates: covariance matrices through their Cholesky factors.
+
+A free covariance matrix (theta or psi, m >= 2, every element free, each
+element its own label used nowhere else) is searched as Sigma = L L' with the
+lower-triangular L in the same parameter slots and L_rr >= sqrt(floor). Its
+boundary (a variance at 0 or a correlation at +/-1) is then a simple bound
+instead of a curved edge that stalls the line search: the optimiser can
+reach singular-fit optima (Dyestuff2-like, or a correlation of 1 on a
+profile) exactly. Every other parameter is its own coordinate, variances
+bounded below by the floor.
+
+x (coordinates, k) <-> theta (labels, k): ``to_theta``, ``from_theta``,
+``pullback`` (gradient in theta -> gradient in x) and ``lower`` (k,).
+``to_theta`` and ``pullback`` run in the compiled CholeskyMap (_cholesky_map.pyx)
+when it is built; their numpy forms here are its twin. The eligible matrices
+are found at compile time (Problem.cholesky_blocks).
+
+For a profile of a parameter inside such a matrix, the block's variables are
+reordered so that the profiled element sits in the factor's first column:
+a variance Sigma_rr = L_00^2 (coordinate L_00 fixed at sqrt(v)); a covariance
+Sigma_rc = L_00 L_10 (coordinate fixed at v itself, L_10 = v / L_00).
+"""
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..engine import backend
+
+try:
+    from ._cholesky_map import CholeskyMap
+except ImportError:      # not built
+    CholeskyMap = None
+
+
+@functools.lru_cache(maxsize=None)
+def _tril(m):
+    """Lower-triangle (rows, cols) of an m x m matrix, computed once per m (read-only)."""
+    rows, cols = np.tril_indices(m)
+    rows.flags.writeable = cols.flags.writeable = False
+    return rows, cols
+
+
+@dataclass
+class _Block:
+    slots: np.ndarray       # (m, m) symmetric parameter indices, in the block's order
+    covariance_fixed: bool  # profile of an off-diagonal element: slot [1, 0] holds v
+
+    def __post_init__(self):
+        m = len(self.slots)
+        self.rows, self.cols = _tril(m)
+        self.tri = self.slots[self.rows, self.cols]     # parameter of each L element
+        self.flat_tri = self.rows * m + self.cols       # their cells in the flat L
+        self.half = np.where(np.eye(m, dtype=bool), 1.0, 0.5)
+        self.twice_half = 2.0 * self.half               # d tr(G Sigma) / dL = 2 (G * half) L
+
+
+class Transform:
+    """The map between optimiser coordinates and parameters (see module doc)."""
+
+    def __init__(self, problem, floor, fixed=None, cholesky=True):
+        """fixed: (k,) bool, parameters held at their value. A block with one fixed
+        element is reordered to keep it a coordinate; with more, it stays elementwise.
+        cholesky=False: every parameter is its own coordinate."""
+        k = problem.params.n
+        self.k = k
+        self.blocks = []
+        fixed = np.zeros(k, bool) if fixed is None else np.asarray(fixed, bool)
+        for slots in (problem.cholesky_blocks.values() if cholesky else []):
+            cov_fixed = False
+            held = np.unique(slots[fixed[slots]])
+            if len(held) > 1:
+                continue
+            if len(held) == 1:
+                r, c = np.argwhere(slots == held[0])[0]
+                first = [r] if r == c else [max(r, c), min(r, c)]
+                order = first + [i for i in range(len(slots)) if i not in first]
+                slots = slots[np.ix_(order, order)]
+                cov_fixed = r != c
+            self.blocks.append(_Block(slots, cov_fixed))
+        in_block = np.zeros(k, bool)
+        self.lower = np.where(problem.params.is_variance, floor, -np.inf)
+        for b in self.blocks:
+            in_block[b.slots.ravel()] = True
+            m = len(b.slots)
+            self.lower[b.slots[_tril(m)]] = -np.inf
+            self.lower[np.diag(b.slots)] = np.sqrt(floor)
+            if b.covariance_fixed:
+                self.lower[b.slots[1, 0]] = -np.inf
+        self.identity = ~in_block
+        self.compiled = None if not (backend.COMPILED and CholeskyMap) else CholeskyMap(
+            [(b.slots, b.covariance_fixed) for b in self.blocks], k)
+
+    def _factor(self, b, x):
+        L = np.zeros(b.slots.shape)
+        L.flat[b.flat_tri] = x[b.tri]
+        if b.covariance_fixed:
+            L[1, 0] = x[b.slots[1, 0]] / L[0, 0]
+        return L
+
+    def factors(self, x):
+        """Every block's Cholesky factor L at coordinates x (to_theta and pullback
+        at the same x can share them); None when the compiled map runs."""
+        return None if self.compiled else [self._factor(b, x) for b in self.blocks]
+
+    def to_theta(self, x, factors=None):
+        if self.compiled:
+            return self.compiled.to_theta(np.ascontiguousarray(x, dtype=float))
+        theta = np.array(x, dtype=float)
+        for b, L in zip(self.blocks, factors or self.factors(x)):
+            theta[b.slots] = L @ L.T
+        return theta
+
+    def from_theta(self, theta):
+        """Coordinates of theta; raises np.linalg.LinAlgError if a block is not PD."""
+        x = np.array(theta, dtype=float)
+        for b in self.blocks:
+            L = np.linalg.cholesky(theta[b.slots])
+            m = len(b.slots)
+            rows, cols = _tril(m)
+            x[b.slots[rows, cols]] = L[rows, cols]
+            if b.covariance_fixed:
+                x[b.slots[1, 0]] = theta[b.slots[1, 0]]
+        return x
+
+    def admissible(self, theta, fixed):
+        """theta with each block made positive definite, fixed elements untouched.
+
+        Shrinks a block's free covariances (or, when a covariance is held
+        fixed, inflates its free variances) until its Cholesky factor exists;
+        a warm start for a profile point can otherwise leave the cone.
+        """
+        theta = np.array(theta, dtype=float)
+        for b in self.blocks:
+            m = len(b.slots)
+            off = ~np.eye(m, dtype=bool)
+            for _ in range(200):
+                try:
+                    L = np.linalg.cholesky(theta[b.slots])
+                    if (np.diag(L).max() / np.diag(L).min()) ** 2 < 1e6:
+                        break
+                except np.linalg.LinAlgError:
+                    pass
+                if b.covariance_fixed:
+                    d = np.diag(b.slots)
+                    d = d[~fixed[d]]
+                    theta[d] = np.maximum(theta[d], 1e-8) * 1.25
+                else:
+                    o = np.unique(b.slots[off])
+                    o = o[~fixed[o]]
+                    theta[o] *= 0.8
+        return theta
+
+    def pullback(self, x, g, factors=None):
+        """Gradient with respect to theta (..., k) -> gradient with respect to x (..., k)
+        (several gradients at once as the rows of a 2-d g); factors: ``factors(x)``."""
+        if self.compiled:
+            return self.compiled.pullback(np.ascontiguousarray(x, dtype=float), g)
+        g = np.asarray(g, dtype=float)
+        out = g.copy()
+        for b, L in zip(self.blocks, factors or self.factors(x)):
+            dL = (g[..., b.slots] * b.twice_half) @ L
+            out[..., b.tri] = dL.reshape(dL.shape[:-2] + (-1,))[..., b.flat_tri]
+            if b.covariance_fixed:    # L_10 = v / L_00: the coordinate at [1, 0] is v
+                out[..., b.slots[0, 0]] -= dL[..., 1, 0] * L[1, 0] / L[0, 0]
+                out[..., b.slots[1, 0]] = dL[..., 1, 0] / L[0, 0]
+        return out

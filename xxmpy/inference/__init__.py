@@ -1,0 +1,7 @@
+"""Stage 5, inference on a fit: profile-likelihood CIs and likelihood-ratio tests.
+
+profile.py          profile CIs: the driver, statuses, traces and plots (ProfileCI)
+limit_search.py     the direct search for one limit (_quasi_newton.pyx: its BFGS bookkeeping)
+forked.py           forked workers for the limits
+anova.py            likelihood-ratio tests of nested fits (AnovaTable)
+"""

@@ -1,0 +1,278 @@
+"""The result of a fit: one object from which every number users see renders.
+
+``FitResult.summary()`` returns a Summary (results/summary.py): the dict
+``{"fit": {...}, "estimates": DataFrame}`` that also renders as text and HTML;
+``str(result)`` is that text.
+
+The estimates schema (shared with LmerResult.estimates and ProfileCI.estimates):
+label, estimate, se, z, p, lower, upper, lower_status, upper_status; where a
+parameter lives: child, parent, type, row, col (and appears_in for a label
+used in several places); at_bound.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from ..errors import BoundaryWarning, ConvergenceWarning, HessianWarning
+from ..inference.profile import ProfileCI, profile_ci
+from .summary import Summary, number
+
+
+def _covariance(record):
+    """Parameter covariance 2 H^-1 over parameters off their bounds; problems found."""
+    k = record.estimate.size
+    cov = np.full((k, k), np.nan)
+    free = ~record.at_bound
+    H = record.hessian[np.ix_(free, free)]
+    if H.size == 0:
+        return cov, []
+    H = (H + H.T) / 2
+    if not np.all(np.isfinite(H)):
+        return cov, list(np.flatnonzero(free))
+    vals, vecs = np.linalg.eigh(H)
+    if vals[0] <= 1e-10 * max(1.0, abs(vals[-1])):
+        bad = np.flatnonzero(free)[np.abs(vecs[:, 0]) > 0.3]
+        return cov, list(bad)
+    cov[np.ix_(free, free)] = 2.0 * np.linalg.inv(H)
+    return cov, []
+
+
+def _ci_flag(lower, upper):
+    """'ok' when both limits are, else the statuses (lower/upper)."""
+    if not isinstance(lower, str):
+        return ""
+    return "ok" if lower == upper == "ok" else f"{lower}/{upper}"
+
+
+class InformationCriteria:
+    """log L, AIC and BIC from ``objective`` (-2 log L that the fit minimised),
+    ``n_parameters`` and ``n_observations``."""
+
+    @property
+    def loglik(self):
+        return -0.5 * self.objective
+
+    @property
+    def aic(self):
+        return self.objective + 2 * self.n_parameters
+
+    @property
+    def bic(self):
+        return self.objective + self.n_parameters * np.log(self.n_observations)
+
+
+class FitResult(InformationCriteria):
+    """Estimates, fit statistics and the optimisation record of one fit.
+
+    Attributes
+    ----------
+    model : Model
+        The model that was fitted.
+    problem : compile.Problem
+        The frozen compiled problem the fit ran on.
+    record : fit.OptimizationRecord
+        What the optimiser did (start, estimate, evaluations, status, Hessian).
+    labels : list of str
+        Parameter labels, in parameter order.
+    vcov : pandas.DataFrame
+        Covariance of the estimates, 2 H^-1, labelled by parameter (NaN rows for
+        parameters on a bound or when the Hessian is not positive definite).
+    profile : ProfileCI or None
+        Profile-likelihood CIs once ``profile_ci`` has run.
+    """
+
+    def __init__(self, model, problem, record, checked):
+        self.model, self.problem, self.record = model, problem, record
+        self.checked = checked      # spec.CheckedModel the problem was compiled from
+        self.labels = list(problem.params.labels)
+        cov, not_pd = _covariance(record)
+        self.vcov = pd.DataFrame(cov, index=self.labels, columns=self.labels)
+        self.hessian_problem = [self.labels[k] for k in not_pd]
+        self.profile = None
+        self._warn()
+
+    def profile_ci(self, level: float = 0.95, parameters=None, n_jobs: int | None = None,
+                   progress: bool | None = None) -> ProfileCI:
+        """Profile-likelihood CIs; kept as ``.profile``.
+
+        Parameters
+        ----------
+        level : float
+            Coverage (0.95: each limit is where -2 log L, re-optimised over the
+            other parameters, rises by 3.841459).
+        parameters : str or list of str, optional
+            Labels (default: all parameters).
+        n_jobs : int, optional
+            Worker processes (default: the machine's cores, or 1 for a job
+            predicted to take under 0.25 s).
+        progress : bool, optional
+            Draw a progress bar on stderr (default: when stderr is a terminal).
+
+        Returns
+        -------
+        ProfileCI
+            The estimates table and the summary show the intervals from then on.
+        """
+        self.profile = profile_ci(self, level, parameters, n_jobs, progress)
+        return self.profile
+
+    def report(self, path: str | None = None, title: str | None = None) -> str:
+        """One self-contained HTML page: fit, level graph, matrices, estimates, CIs,
+        profile curves. Written to ``path`` when given; the HTML text is returned."""
+        from ..report import render_report
+        html = render_report(self, title)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(html)
+        return html
+
+    # --------------------------------------------------------------- numbers
+    @property
+    def deviance(self):
+        return self.record.deviance
+
+    objective = deviance
+
+    @property
+    def n_parameters(self):
+        return len(self.labels)
+
+    @property
+    def n_observations(self):
+        return self.problem.n_observed
+
+    @property
+    def converged(self):
+        return self.record.converged
+
+    @property
+    def params(self):
+        """Estimates as a Series indexed by label."""
+        return pd.Series(self.record.estimate, index=self.labels, name="estimate")
+
+    @property
+    def estimates(self):
+        """One row per parameter: where it is, estimate, se, z, p, at_bound."""
+        table = self.problem.params.table
+        first = table.drop_duplicates("label").set_index("label").loc[self.labels]
+        places = table.groupby("label", sort=False).apply(
+            lambda g: "; ".join(f"{r.child}<-{r.parent}:{r.type}[{r.row},{r.col}]"
+                                for r in g.itertuples()), include_groups=False)
+        se = np.sqrt(np.diag(self.vcov.to_numpy()))
+        est = self.record.estimate
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = est / se
+        out = pd.DataFrame({
+            "label": self.labels, "child": first["child"].to_numpy(),
+            "parent": first["parent"].to_numpy(), "type": first["type"].to_numpy(),
+            "row": first["row"].to_numpy(), "col": first["col"].to_numpy(),
+            "estimate": est, "se": se, "z": z, "p": 2 * norm.sf(np.abs(z)),
+            "at_bound": self.record.at_bound,
+            "appears_in": places.loc[self.labels].to_numpy()})
+        if self.profile is not None:
+            ci = self.profile.estimates.set_index("label").reindex(self.labels)
+            for col in ("lower", "upper", "lower_status", "upper_status"):
+                out[col] = ci[col].to_numpy()
+        return out
+
+    def fit_statistics(self) -> dict:
+        """-2 log L, log L, parameters, observed values (the N of BIC), AIC, BIC."""
+        return {"deviance": self.deviance, "loglik": self.loglik,
+                "nParameters": self.n_parameters, "nObservations": self.n_observations,
+                "aic": self.aic, "bic": self.bic}
+
+    def convergence(self) -> dict:
+        """How the optimiser ended: converged, status, max |projected gradient|,
+        evaluations, parameters on a bound, parameters of a non-positive-definite
+        Hessian."""
+        return {"converged": self.converged, "status": self.record.status,
+                "gradient_norm": self.record.gradient_norm,
+                "n_evaluations": self.record.n_evaluations,
+                "at_bound": [lab for lab, b in zip(self.labels, self.record.at_bound) if b],
+                "hessian_not_positive_definite": self.hessian_problem}
+
+    def summary(self) -> Summary:
+        """The Summary: ``{'fit': fit_statistics() and convergence() in one dict,
+        'estimates': DataFrame}``, printed like lavaan's summary."""
+        fit = {**self.fit_statistics(), **self.convergence()}
+        problem = self.problem
+        sizes = ", ".join(f"{lev.name} ({lev.n} units)" for lev in problem.levels)
+        header = [("Levels", f"{sizes}; {problem.structure}"),
+                  ("Estimator", "ML" if not problem.n_flat else
+                   "REML (flat-prior levels integrated out)"),
+                  ("Optimisation", ("converged" if fit["converged"] else
+                                    f"NOT converged ({fit['status']})")
+                   + f" after {fit['n_evaluations']} evaluations, max |gradient| "
+                     f"{fit['gradient_norm']:.1e}"),
+                  ("Parameters", str(fit["nParameters"])),
+                  ("Observed values (N of BIC)", str(fit["nObservations"])),
+                  ("-2 log L (deviance)", f"{fit['deviance']:.4f}"),
+                  ("log L", f"{fit['loglik']:.4f}"),
+                  ("AIC", f"{fit['aic']:.4f}"),
+                  ("BIC", f"{fit['bic']:.4f}")]
+        est = self.estimates
+        notes = []
+        if fit["at_bound"]:
+            notes.append("On a bound (variance at 0, no standard error): "
+                         + ", ".join(fit["at_bound"]))
+        if fit["hessian_not_positive_definite"]:
+            notes.append("Hessian not positive definite (not identified?): "
+                         + ", ".join(fit["hessian_not_positive_definite"]))
+        if not fit["converged"]:
+            notes.append(f"WARNING: the optimiser did not converge ({fit['status']}).")
+        if self.profile is not None:
+            notes += ["", self.profile.describe()]
+        return Summary(f"xxmpy {_version()} fit of '{self.model.name}'", header,
+                       _estimate_blocks(est, self.profile is not None), notes,
+                       fit=fit, estimates=est)
+
+    def __str__(self) -> str:
+        return str(self.summary())
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        return self.summary().to_html()
+
+    def _warn(self):
+        if not self.converged:
+            warnings.warn(f"xxmRun: the optimiser did not converge ({self.record.status}; "
+                          f"max |projected gradient| {self.record.gradient_norm:.2e}). "
+                          f"Try other start values.", ConvergenceWarning, stacklevel=4)
+        bound = [lab for lab, b in zip(self.labels, self.record.at_bound) if b]
+        if bound:
+            warnings.warn(f"xxmRun: estimates on a bound (variance at 0): {', '.join(bound)}; "
+                          f"no standard errors for them.", BoundaryWarning, stacklevel=4)
+        if self.hessian_problem:
+            warnings.warn("xxmRun: the Hessian of -2 log L is not positive definite; the "
+                          "model may not be identified. Parameters involved: "
+                          + ", ".join(self.hessian_problem), HessianWarning, stacklevel=4)
+
+
+def _version():
+    from .. import __version__
+    return __version__
+
+
+def _estimate_blocks(est, with_ci):
+    """The estimates grouped as lavaan prints them: by level, then by matrix."""
+    cols = ["row", "col", "label", "estimate", "se", "z", "p"]
+    shown = est.assign(z=[f"{v:.3f}" if np.isfinite(v) else "" for v in est["z"]],
+                       p=[f"{v:.3f}" if np.isfinite(v) else "" for v in est["p"]])
+    if with_ci:
+        cols += ["lower", "upper", "ci"]
+        shown = shown.assign(ci=[_ci_flag(a, b) for a, b in
+                                 zip(est.lower_status, est.upper_status)])
+    if est["at_bound"].any():
+        shown = shown.assign(flag=np.where(est["at_bound"], "bound", ""))
+        cols.append("flag")
+    blocks = []
+    for (child, parent, type_), part in shown.groupby(["child", "parent", "type"], sort=False):
+        where = (f"level '{child}', within {type_}" if child == parent
+                 else f"{parent} -> {child}, between {type_}")
+        blocks.append((where, part[cols]))
+    return blocks

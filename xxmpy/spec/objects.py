@@ -1,0 +1,72 @@
+"""Specification objects: they store what the user said and nothing else.
+
+Validation happens once, in :mod:`xxmpy.spec.validate`; fitting never changes a
+specification.
+"""
+from dataclasses import dataclass, field
+
+WITHIN_TYPES = ("nu", "alpha", "lambda", "beta", "gamma", "kappa", "theta", "psi")
+BETWEEN_TYPES = ("lambda", "beta", "gamma", "kappa")
+SYMMETRIC_TYPES = ("theta", "psi")
+
+# (row role, column role) of each matrix type; roles are "y", "x", "eta", "1".
+WITHIN_ROLES = {
+    "nu": ("y", "1"), "alpha": ("eta", "1"), "lambda": ("y", "eta"),
+    "beta": ("eta", "eta"), "gamma": ("eta", "x"), "kappa": ("y", "x"),
+    "theta": ("y", "y"), "psi": ("eta", "eta"),
+}
+# Between matrices: rows are child variables, columns parent variables.
+BETWEEN_ROLES = {
+    "lambda": ("y", "eta"), "beta": ("eta", "eta"),
+    "kappa": ("y", "x"), "gamma": ("eta", "x"),
+}
+DATA_LABEL_PREFIX = "data."
+
+
+@dataclass
+class SubmodelSpec:
+    """One level: its parents, variables and ID-keyed data table."""
+    level: str
+    parents: list
+    ys: list
+    xs: list
+    etas: list
+    data: object  # pandas.DataFrame, checked by validate
+    flat: bool = False  # etas with a flat (improper) prior: fixed effects integrated out
+
+    def variables(self, role):
+        """Variable names for a role: 'y', 'x', 'eta' or '1' (a constant)."""
+        return {"y": self.ys, "x": self.xs, "eta": self.etas, "1": ["1"]}[role]
+
+
+@dataclass
+class MatrixSpec:
+    """A parameter matrix as given: pattern (1 free, 0 fixed), value, label.
+
+    ``parent`` is None for a within-level matrix.
+    """
+    child: str
+    parent: object
+    type: str
+    pattern: object
+    value: object
+    label: object
+    origin: str  # the API function that added it, for messages
+
+    @property
+    def key(self):
+        return (self.child, self.parent, self.type)
+
+    def describe(self):
+        if self.parent is None:
+            return f"within matrix '{self.type}' at level '{self.child}'"
+        return f"between matrix '{self.type}' from '{self.parent}' to '{self.child}'"
+
+
+@dataclass
+class ModelSpec:
+    """The whole specification: level names (lowest first), submodels, matrices."""
+    levels: list
+    submodels: dict = field(default_factory=dict)
+    matrices: list = field(default_factory=list)
+    duplicate_submodels: list = field(default_factory=list)

@@ -1,0 +1,318 @@
+"""Validation of a :class:`~xxmpy.spec.objects.ModelSpec`: every problem, reported together.
+
+The result is a :class:`CheckedModel`: the same specification with matrices
+as numpy arrays of the expected shapes, ready for compilation.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ProblemCollector
+from .graph import LevelGraph
+from .objects import (BETWEEN_ROLES, BETWEEN_TYPES, DATA_LABEL_PREFIX, SYMMETRIC_TYPES,
+                   WITHIN_ROLES, WITHIN_TYPES)
+
+
+@dataclass
+class CheckedMatrix:
+    """A matrix with pattern (bool), value (float) and label (object, None if unlabelled)."""
+    child: str
+    parent: object
+    type: str
+    pattern: np.ndarray
+    value: np.ndarray
+    label: np.ndarray
+    row_names: list
+    col_names: list
+
+
+@dataclass
+class CheckedModel:
+    spec: object
+    graph: LevelGraph
+    matrices: list
+
+
+def validate(spec):
+    """Check ``spec`` completely; return a CheckedModel or raise SpecificationError."""
+    problems = ProblemCollector()
+    _check_submodels(spec, problems)
+    graph = LevelGraph.from_spec(spec, problems)
+    if not problems:
+        _check_data(spec, problems)
+    matrices = _check_matrices(spec, problems)
+    _check_flat_levels(spec, problems)
+    if not problems and not any(m.pattern.any() for m in matrices):
+        problems.add("the model has no free parameter: give at least one matrix a "
+                     "pattern= with a 1 in it.")
+    problems.raise_if_any()
+    return CheckedModel(spec=spec, graph=graph, matrices=matrices)
+
+
+# ----------------------------------------------------------------------------- levels
+def _check_submodels(spec, problems):
+    for level in spec.duplicate_submodels:
+        problems.add(f"xxmSubmodel: level '{level}' was given a submodel twice; "
+                     f"give each level exactly one.")
+    for level in spec.levels:
+        if level not in spec.submodels:
+            problems.add(f"level '{level}' is declared in xxmModel(levels=...) but never "
+                         f"given a submodel; add xxmSubmodel(model, level='{level}', ...).")
+    for level, sub in spec.submodels.items():
+        if level not in spec.levels:
+            problems.add(f"xxmSubmodel: unknown level '{level}'; the model's levels are "
+                         f"{list(spec.levels)}.")
+            continue
+        seen = {}
+        for role, names in (("ys", sub.ys), ("xs", sub.xs), ("etas", sub.etas)):
+            for name in names:
+                if not isinstance(name, str) or not name:
+                    problems.add(f"xxmSubmodel: {role}= at level '{level}' holds {name!r}; "
+                                 f"variable names must be non-empty strings.")
+                elif name in seen:
+                    problems.add(f"xxmSubmodel: variable '{name}' at level '{level}' appears "
+                                 f"in both {seen[name]}= and {role}= (or twice); names must "
+                                 f"be unique within a level.")
+                else:
+                    seen[name] = role
+
+
+def _check_flat_levels(spec, problems):
+    """A flat level (fixed effects integrated out) holds only etas and no matrices of its own."""
+    for level, sub in spec.submodels.items():
+        if not sub.flat:
+            continue
+        where = f"xxmSubmodel: level '{level}' has flat=True (fixed effects with a flat prior)"
+        if not sub.etas:
+            problems.add(f"{where} but no etas=; list the fixed effects as its etas.")
+        for role, names in (("ys", sub.ys), ("xs", sub.xs), ("parents", sub.parents)):
+            if names:
+                problems.add(f"{where} but also {role}={list(names)}; a flat level holds only "
+                             f"etas and has no parents. Move them to another level.")
+        for m in spec.matrices:
+            if m.child == level:
+                problems.add(f"{m.origin}: {m.describe()} is not allowed: level '{level}' is "
+                             f"flat, its etas have no mean, covariance or regressions. Load "
+                             f"them onto other levels with between matrices instead.")
+
+
+# ----------------------------------------------------------------------------- data
+def _check_data(spec, problems):
+    ids = {}
+    for level in spec.levels:
+        sub = spec.submodels[level]
+        data = sub.data
+        where = f"xxmSubmodel: data= of level '{level}'"
+        if not isinstance(data, pd.DataFrame):
+            problems.add(f"{where} is {type(data).__name__}; expected a pandas DataFrame "
+                         f"with an ID column named '{level}'.")
+            continue
+        if level not in data.columns:
+            problems.add(f"{where} has no ID column '{level}'; name the column that "
+                         f"identifies the units of this level exactly as the level.")
+            continue
+        col = data[level]
+        if col.isna().any():
+            problems.add(f"{where}: ID column '{level}' has {int(col.isna().sum())} missing "
+                         f"value(s); every unit needs an ID.")
+            continue
+        if col.duplicated().any():
+            dup = col[col.duplicated()].tolist()[0]
+            problems.add(f"{where}: ID column '{level}' has duplicated IDs (first: {dup!r}); "
+                         f"each row is one unit, so IDs must be unique.")
+        ids[level] = pd.Index(col)
+        _check_columns(sub, data, where, problems)
+    for level in spec.levels:
+        sub = spec.submodels[level]
+        if level not in ids:
+            continue
+        for parent in sub.parents:
+            _check_parent_link(sub, parent, ids, problems)
+
+
+def _check_columns(sub, data, where, problems):
+    for role, names, allow_missing in (("ys", sub.ys, True), ("xs", sub.xs, False)):
+        for name in names:
+            if name not in data.columns:
+                problems.add(f"{where} has no column '{name}' listed in {role}=; add the "
+                             f"column or remove the name.")
+                continue
+            if not pd.api.types.is_numeric_dtype(data[name]) or pd.api.types.is_bool_dtype(data[name]):
+                problems.add(f"{where}: column '{name}' ({role}=) has dtype "
+                             f"{data[name].dtype}; expected numbers (float or int).")
+                continue
+            if not allow_missing and data[name].isna().any():
+                problems.add(f"{where}: covariate column '{name}' (xs=) has "
+                             f"{int(data[name].isna().sum())} missing value(s); covariates "
+                             f"are conditioned on and may not be missing. Drop those rows or "
+                             f"impute.")
+            if np.isinf(data[name].to_numpy(dtype=float)).any():
+                problems.add(f"{where}: column '{name}' ({role}=) holds infinite values.")
+
+
+def _check_parent_link(sub, parent, ids, problems):
+    where = f"xxmSubmodel: data= of level '{sub.level}'"
+    data = sub.data
+    if parent not in data.columns:
+        problems.add(f"{where} has no column '{parent}' for its parent level; add the "
+                     f"parent's ID for every row.")
+        return
+    col = data[parent]
+    if col.isna().any():
+        problems.add(f"{where}: parent ID column '{parent}' has {int(col.isna().sum())} "
+                     f"missing value(s); every unit must belong to a parent unit.")
+        return
+    if parent not in ids:
+        return
+    missing = ~pd.Index(col).isin(ids[parent])
+    if missing.any():
+        bad = pd.unique(col[missing]).tolist()[:5]
+        problems.add(f"{where}: {int(missing.sum())} row(s) point to '{parent}' IDs that "
+                     f"are not in the data of level '{parent}' (for example {bad}); add "
+                     f"those units to the parent's data or fix the IDs.")
+
+
+# ----------------------------------------------------------------------------- matrices
+def _check_matrices(spec, problems):
+    checked, seen = [], set()
+    for mspec in spec.matrices:
+        if mspec.key in seen:
+            problems.add(f"{mspec.origin}: {mspec.describe()} was added twice; add each "
+                         f"matrix once.")
+            continue
+        seen.add(mspec.key)
+        matrix = _check_matrix(spec, mspec, problems)
+        if matrix is not None:
+            checked.append(matrix)
+    return checked
+
+
+def _matrix_roles(spec, m, problems):
+    """Row and column variable names of a matrix, or None after recording a problem."""
+    if m.child not in spec.submodels or m.child not in spec.levels:
+        problems.add(f"{m.origin}: unknown level '{m.child}' for matrix '{m.type}'; the "
+                     f"levels with submodels are {list(spec.submodels)}.")
+        return None
+    child = spec.submodels[m.child]
+    if m.parent is None:
+        if m.type not in WITHIN_TYPES:
+            problems.add(f"{m.origin}: unknown within matrix type '{m.type}' at level "
+                         f"'{m.child}'; expected one of {list(WITHIN_TYPES)}.")
+            return None
+        rows, cols = WITHIN_ROLES[m.type]
+        return child.variables(rows), child.variables(cols)
+    if m.parent not in spec.submodels:
+        problems.add(f"{m.origin}: unknown parent level '{m.parent}' for {m.describe()}.")
+        return None
+    if m.type not in BETWEEN_TYPES:
+        problems.add(f"{m.origin}: unknown between matrix type '{m.type}' from "
+                     f"'{m.parent}' to '{m.child}'; expected one of {list(BETWEEN_TYPES)}.")
+        return None
+    if m.parent not in child.parents:
+        problems.add(f"{m.origin}: {m.describe()} is on an undeclared link; level "
+                     f"'{m.child}' has parents {list(child.parents)}. Add '{m.parent}' to "
+                     f"its parents= or drop the matrix.")
+        return None
+    rows, cols = BETWEEN_ROLES[m.type]
+    return child.variables(rows), spec.submodels[m.parent].variables(cols)
+
+
+def _as_2d(obj, shape, dtype):
+    """Coerce array-like to ``shape``; 1-d input of the right length fills a row or column."""
+    arr = np.asarray(obj.to_numpy() if isinstance(obj, (pd.DataFrame, pd.Series)) else obj,
+                     dtype=dtype)
+    if arr.ndim == 0 and shape == (1, 1):
+        return arr.reshape(1, 1)
+    if arr.ndim == 1 and (shape[1] == 1 or shape[0] == 1) and arr.size == shape[0] * shape[1]:
+        return arr.reshape(shape)
+    return arr
+
+
+def _clean_labels(label, shape):
+    if label is None:
+        return np.full(shape, None, dtype=object)
+    arr = _as_2d(label, shape, object)
+    out = np.empty(arr.shape, dtype=object)
+    for idx, v in np.ndenumerate(arr):
+        missing = v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == ""
+        out[idx] = None if missing else str(v).strip()
+    return out
+
+
+def _check_matrix(spec, m, problems):
+    names = _matrix_roles(spec, m, problems)
+    if names is None:
+        return None
+    row_names, col_names = names
+    shape = (len(row_names), len(col_names))
+    what = f"{m.origin}: {m.describe()}"
+    try:
+        pattern = _as_2d(m.pattern, shape, float)
+        value = (np.zeros(pattern.shape) if m.value is None else _as_2d(m.value, shape, float))
+        label = _clean_labels(m.label, pattern.shape if pattern.ndim == 2 else shape)
+    except (TypeError, ValueError) as exc:
+        problems.add(f"{what}: pattern=/value=/label= could not be read as numeric "
+                     f"matrices ({exc}).")
+        return None
+    ok = True
+    given = [("pattern", pattern)] + [(arg, arr) for arg, arr in (("value", value),
+                                                                  ("label", label))
+                                      if getattr(m, arg) is not None]
+    for arg, arr in given:
+        if arr.shape != shape:
+            problems.add(f"{what}: {arg}= has shape {arr.shape} but the level's variables "
+                         f"need {shape} (rows {list(row_names)}, columns {list(col_names)}).")
+            ok = False
+    if not ok:      # an omitted value= / label= took the pattern's shape: not reported twice
+        return None
+    if not np.isin(pattern, (0, 1)).all():
+        problems.add(f"{what}: pattern= must hold only 0 (fixed) and 1 (free).")
+        return None
+    if not np.isfinite(value).all():
+        problems.add(f"{what}: value= holds missing or infinite entries; give every element "
+                     f"a start value or a fixed value.")
+    pattern = pattern.astype(bool)
+    _check_data_labels(spec, m, pattern, label, what, problems)
+    if m.type in SYMMETRIC_TYPES:
+        _check_symmetric(pattern, value, label, what, problems)
+    if m.type == "beta" and m.parent is None and (pattern.diagonal().any() or
+                                                  np.any(value.diagonal() != 0)):
+        problems.add(f"{what}: the diagonal must be fixed at 0 (a variable cannot be "
+                     f"regressed on itself).")
+    return CheckedMatrix(m.child, m.parent, m.type, pattern, value, label,
+                         list(row_names), list(col_names))
+
+
+def _check_data_labels(spec, m, pattern, label, what, problems):
+    data = spec.submodels[m.child].data
+    for (r, c), lab in np.ndenumerate(label):
+        if lab is None or not lab.startswith(DATA_LABEL_PREFIX):
+            continue
+        column = lab[len(DATA_LABEL_PREFIX):]
+        if m.type in SYMMETRIC_TYPES:
+            problems.add(f"{what}: element [{r}, {c}] is labelled '{lab}', but data-valued "
+                         f"elements are not allowed in theta or psi.")
+        elif pattern[r, c]:
+            problems.add(f"{what}: element [{r}, {c}] is labelled '{lab}' but is free; a "
+                         f"data. label fixes the element to the unit's value of column "
+                         f"'{column}', so set its pattern to 0.")
+        elif not isinstance(data, pd.DataFrame) or column not in data.columns:
+            problems.add(f"{what}: element [{r}, {c}] is labelled '{lab}' but level "
+                         f"'{m.child}' has no data column '{column}'.")
+        elif not pd.api.types.is_numeric_dtype(data[column]) or data[column].isna().any():
+            problems.add(f"{what}: element [{r}, {c}] is labelled '{lab}' but column "
+                         f"'{column}' of level '{m.child}' is not numeric or has missing "
+                         f"values.")
+
+
+def _check_symmetric(pattern, value, label, what, problems):
+    if not (pattern == pattern.T).all():
+        problems.add(f"{what}: pattern= is not symmetric; give the full symmetric matrix "
+                     f"(a free off-diagonal pair is one parameter).")
+    if not np.allclose(value, value.T, rtol=0, atol=1e-12):
+        problems.add(f"{what}: value= is not symmetric.")
+    if not all(label[i, j] == label[j, i] or label[i, j] is None or label[j, i] is None
+               for i in range(label.shape[0]) for j in range(i)):
+        problems.add(f"{what}: label= is not symmetric; the two elements of an "
+                     f"off-diagonal pair must carry the same label.")
