@@ -16,8 +16,8 @@ __version__ = "0.1.0"
 
 from .api import (Model, xxmBetweenMatrix, xxmCI, xxmFree, xxmModel, xxmRun, xxmSubmodel,
                   xxmSummary, xxmWithinMatrix)
-from .errors import (BoundaryWarning, ConvergenceWarning, HessianWarning, SpecificationError,
-                     XxmError, XxmWarning)
+from .errors import (BoundaryWarning, ConvergenceWarning, HessianWarning, ProblemTooLarge,
+                     SpecificationError, XxmError, XxmWarning)
 from .inference.anova import AnovaTable, anova
 from .inference.profile import ProfileCI
 from .lmm import LmerResult, lmer
@@ -26,7 +26,8 @@ from .results.summary import Summary
 
 __all__ = ["Model", "FitResult", "Summary", "ProfileCI", "lmer", "LmerResult", "anova",
            "AnovaTable", "xxmModel", "xxmSubmodel", "xxmWithinMatrix", "xxmBetweenMatrix",
-           "xxmRun", "xxmCI", "xxmSummary", "xxmFree", "SpecificationError", "XxmError",
+           "xxmRun", "xxmCI", "xxmSummary", "xxmFree", "SpecificationError", "ProblemTooLarge",
+           "XxmError",
            "XxmWarning", "ConvergenceWarning", "BoundaryWarning", "HessianWarning",
            "__version__"]
 

@@ -63,8 +63,12 @@ def report_command(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m xxmpy")
     sub = parser.add_subparsers(dest="command", required=True)
-    rep = sub.add_parser("report", help="run a model script and write an HTML report")
-    rep.add_argument("script", help="a Python script that fits a model")
+    rep = sub.add_parser(
+        "report", help="run a model script and write an HTML report",
+        description="Runs SCRIPT as Python (all of it, with your permissions, like "
+                    "'python SCRIPT') and writes the HTML report of a fit it leaves behind. "
+                    "Run only scripts you trust.")
+    rep.add_argument("script", help="a Python script that fits a model; it is executed")
     rep.add_argument("--out", help="the HTML file to write (default: SCRIPT.html here)")
     rep.add_argument("--fit", help="the variable holding the fit to report "
                                    "(default: the first fit the script defines)")

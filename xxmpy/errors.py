@@ -22,6 +22,10 @@ class SpecificationError(XxmError, ValueError):
         super().__init__("\n".join([head] + [f"  - {p}" for p in self.problems]))
 
 
+class ProblemTooLarge(XxmError, MemoryError):
+    """A model whose elimination plan would need more memory than the limit allows."""
+
+
 class XxmWarning(UserWarning):
     """Base class of xxmpy warnings."""
 

@@ -50,6 +50,10 @@ class Model:
         Level names, lowest level first.
     name : str
         Shown in summaries and reports.
+    memory_limit_gb : float, optional
+        What the compiled elimination plan may need; above it compiling stops
+        with ProblemTooLarge (default: XXMPY_MEMORY_LIMIT_GB, else half of the
+        machine's memory).
 
     Attributes
     ----------
@@ -59,13 +63,15 @@ class Model:
         The last fit.
     """
 
-    def __init__(self, levels: Sequence[str], name: str = "xxmpy model"):
+    def __init__(self, levels: Sequence[str], name: str = "xxmpy model",
+                 memory_limit_gb: float | None = None):
         levels = _names(levels, "levels", "Model")
         if not levels or len(set(levels)) != len(levels) or \
                 not all(isinstance(x, str) and x for x in levels):
             raise ValueError(f"xxmModel: levels= must be a non-empty list of unique level "
                              f"names (lowest level first), got {levels!r}.")
         self.name = name
+        self.memory_limit_gb = memory_limit_gb
         self.spec = ModelSpec(levels=levels)
         self.result = None
         self._problem = self._checked = self._fingerprint = None
@@ -126,7 +132,7 @@ class Model:
         fingerprint = _data_fingerprint(self.spec)
         if self._problem is None or fingerprint != self._fingerprint:
             checked = validate(self.spec)
-            problem = compile_problem(checked)
+            problem = compile_problem(checked, memory_limit_gb=self.memory_limit_gb)
             _check_start_values(problem)
             self._problem, self._checked, self._fingerprint = problem, checked, fingerprint
         return self._problem
@@ -195,6 +201,9 @@ def _data_fingerprint(spec):
             parts.append((level, id(data)))
             continue
         used = [level, *sub.parents, *sub.ys, *sub.xs, *sorted(data_columns)]
+        if data.columns.duplicated().any():         # validation reports the table
+            parts.append((level, id(data), None))
+            continue
         cols = [c for c in dict.fromkeys(used) if c in data.columns]
         parts.append((level, id(data), len(data), tuple(
             (c, str(data[c].dtype), _array_hash(data[c].to_numpy())) for c in cols)))

@@ -22,12 +22,15 @@ from .problem import (CompiledMatrix, Problem, build_units, count_components, le
 from .slots import MatrixSlots
 
 
-def compile_problem(checked, collapse_units=True):
+def compile_problem(checked, collapse_units=True, memory_limit_gb=None):
     """spec.CheckedModel -> Problem, frozen and complete.
 
     The data are copied; nothing later adds to the Problem. collapse_units=False
-    evaluates row by row (tests compare the two).
+    evaluates row by row (tests compare the two). memory_limit_gb: what the
+    elimination plan may need (budget.py; default XXMPY_MEMORY_LIMIT_GB or half
+    the machine's memory): above it, ProblemTooLarge before anything is allocated.
     """
+    limit = None if memory_limit_gb is None else float(memory_limit_gb) * 2 ** 30
     spec = checked.spec
     names = list(spec.levels)
     index = {name: k for k, name in enumerate(names)}
@@ -47,12 +50,12 @@ def compile_problem(checked, collapse_units=True):
         matrices[(c, p, m.type)] = CompiledMatrix(c, p, m.type, emap, data)
     descendants = tuple(tuple(index[d] for d in checked.graph.descendants(name))
                         for name in names)
-    units = build_units(levels, matrices, descendants)
+    units = build_units(levels, matrices, descendants, limit)
     slots = MatrixSlots(units.matrices, params.n)
     n_observed = int(sum(lev.observed.sum() for lev in levels))
     n_flat = int(sum(lev.n * lev.n_etas for lev in levels if lev.flat))
     base = normal_constant(n_observed, n_flat)
-    reduced = collapse(units, descendants, slots) if collapse_units else None
+    reduced = collapse(units, descendants, slots, limit) if collapse_units else None
     if reduced is None:
         form = build_form(units, (), base, slots)
     else:

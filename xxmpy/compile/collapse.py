@@ -96,7 +96,7 @@ def _groups(lev):
     return unique_rows(list(lev.parent_units) + [lev.pattern_of])
 
 
-def collapse(units, descendants, slots):
+def collapse(units, descendants, slots, memory_limit=None):
     """(reduced Units, pooled contrasts, the constant sum p_obs log n_g), or None when
     no level gains from it. slots: the problem's MatrixSlots."""
     levels, matrices, contrasts, constant = list(units.levels), dict(units.matrices), [], 0.0
@@ -119,7 +119,7 @@ def collapse(units, descendants, slots):
         constant += const
     if not contrasts:
         return None
-    return build_units(levels, matrices, descendants), tuple(contrasts), constant
+    return build_units(levels, matrices, descendants, memory_limit), tuple(contrasts), constant
 
 
 def _moment_collapse_level(units, c):

@@ -90,8 +90,9 @@ class Units:
     schedule: object
 
 
-def build_units(levels, matrices, descendants):
-    """Units over ``levels`` (LevelData) and ``matrices``, with scopes and schedule."""
+def build_units(levels, matrices, descendants, memory_limit=None):
+    """Units over ``levels`` (LevelData) and ``matrices``, with scopes and schedule;
+    ProblemTooLarge when the schedule needs more than ``memory_limit`` bytes."""
     scopes = {}
     for c, lev in enumerate(levels):
         scope = [(c, np.arange(lev.n))] if lev.n_etas else []
@@ -105,7 +106,8 @@ def build_units(levels, matrices, descendants):
     block = np.array([lev.n_etas for lev in levels])
     order = elimination_order(range(len(levels)), descendants, sizes, block)
     return Units(tuple(levels), dict(matrices), scopes,
-                 tuple(offsets), build_schedule(sizes, block, scopes, order))
+                 tuple(offsets), build_schedule(sizes, block, scopes, order, memory_limit,
+                                                [lev.name for lev in levels]))
 
 
 @dataclass(frozen=True)

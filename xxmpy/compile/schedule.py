@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .budget import check_budget
+
 
 @dataclass
 class Target:
@@ -121,12 +123,14 @@ class _Builder:
         return codes // n_b, codes % n_b, codes
 
 
-def build_schedule(sizes, block, scopes, order):
+def build_schedule(sizes, block, scopes, order, memory_limit=None, names=None):
     """Plan the elimination.
 
     sizes, block: (n_levels,) unit counts and eta counts. scopes: for each level
     c, a list of (level, units (n_c,)) — the unit itself (if it has etas) and its
     parents with etas. order: elimination order from :func:`elimination_order`.
+    memory_limit: bytes the plan may need (budget.py); names: level names, for
+    its error.
     """
     sizes = np.asarray(sizes)
     block = np.asarray(block)
@@ -155,6 +159,8 @@ def build_schedule(sizes, block, scopes, order):
     for lvl in dense_levels:
         offset[lvl] = n_dense
         n_dense += int(sizes[lvl] * block[lvl])
+    check_budget(sizes, block, sparse_order, dense_levels, relations, n_dense, memory_limit,
+                 names)
     sched = Schedule(sizes, block, sparse_order, dense_levels, offset, n_dense,
                      relations, {}, {})
     lookup = _TargetLookup(sched, b.rank, codes)

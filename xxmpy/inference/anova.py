@@ -93,8 +93,14 @@ def anova(*results, names=None) -> AnovaTable:
 
 
 def _boundary_note(small, big, small_name, big_name, notes):
+    """A note when the smaller model is the larger with variances fixed at 0 (its
+    parameters, by label, are a subset of the larger's): the null is on the boundary.
+    Models parametrised differently (e.g. compound symmetry as two variance terms vs an
+    unstructured covariance) are not judged by labels: nothing is claimed for them."""
     small_labels, _ = _parameters(small)
-    _, big_var = _parameters(big)
+    big_labels, big_var = _parameters(big)
+    if not set(small_labels) <= set(big_labels):
+        return
     extra = [v for v in big_var if v not in small_labels]
     if extra:
         notes.append(f"{small_name} vs {big_name}: the null hypothesis puts "

@@ -436,6 +436,8 @@ def profile_ci(result, level=0.95, parameters=None, n_jobs=None, progress=None):
     if not 0 < level < 1:
         raise ValueError(f"xxmCI: level must be between 0 and 1, got {level!r}.")
     labels = list(result.labels)
+    if isinstance(parameters, str):        # one label, not its letters
+        parameters = [parameters]
     wanted = labels if parameters is None else list(parameters)
     unknown = [p for p in wanted if p not in labels]
     if unknown:

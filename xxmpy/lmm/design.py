@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ProblemCollector, SpecificationError
+from ..compile.problem import unique_rows
 from .formula import parse_formula
+from .safety import EVAL_CONTEXT, check_formula
 
 INTERCEPT = "(Intercept)"
 
@@ -20,7 +22,7 @@ INTERCEPT = "(Intercept)"
 def _model_matrix(rhs, data, what, problems):
     import formulaic
     try:
-        return formulaic.model_matrix(rhs, data, na_action="ignore")
+        return formulaic.model_matrix(rhs, data, na_action="ignore", context=EVAL_CONTEXT)
     except Exception as exc:            # formulaic raises many kinds; report them all alike
         problems.add(f"lmer: could not build the {what} from '{rhs}': {exc}")
         return None
@@ -41,19 +43,41 @@ class Block:
 
     def columns_for(self, data):
         """(n, k) columns of this block for new rows (NaN where a variable is missing)."""
-        mm = self.spec.get_model_matrix(data, na_action="ignore")
+        mm = self.spec.get_model_matrix(data, na_action="ignore", context=EVAL_CONTEXT)
         return mm[self.columns].to_numpy(dtype=float)
 
 
 @dataclass
 class Factor:
-    """A grouping factor: group labels, each row's group, its blocks, the factor it nests in."""
+    """A grouping factor: its groups, each row's group, its blocks, the factor it nests in.
+
+    Groups are distinct tuples of the grouping columns' values (an interaction
+    ``a:b`` is of values, never of joined strings). values: per column, the
+    distinct values seen in the fit (pd.Index); keys: (G, len(columns)) each
+    group's position in those; groups: the group labels shown to users (the
+    values joined by ':', or the tuples where joining would merge two groups).
+    """
     name: str
     columns: tuple
     groups: pd.Index                     # group labels (strings), code k = groups[k]
     codes: np.ndarray                    # (n,) group of each row
+    values: list = field(default_factory=list)
+    keys: np.ndarray = None
     blocks: list = field(default_factory=list)
     parent: str = None                   # a coarser factor every group lies within
+
+    def codes_for(self, data):
+        """(n,) group of each row of new ``data`` (-1 for a group the fit has not seen);
+        values match by equality (308.0 is group 308), not by their printed form."""
+        per = [vals.get_indexer(data[c]) for vals, c in zip(self.values, self.columns)]
+        seen = np.all(np.stack(per) >= 0, axis=0)
+        sizes = [len(v) for v in self.values]
+        fitted = np.ravel_multi_index(tuple(self.keys.T), sizes)
+        order = np.argsort(fitted)
+        new = np.ravel_multi_index(tuple(np.where(seen, p, 0) for p in per), sizes)
+        pos = np.clip(np.searchsorted(fitted[order], new), 0, len(order) - 1)
+        hit = seen & (fitted[order][pos] == new)
+        return np.where(hit, order[pos], -1)
 
     @property
     def effect_names(self):
@@ -86,20 +110,38 @@ class MixedDesign:
         return self.y.shape[0]
 
 
-def group_labels(data, columns):
-    """The grouping factor's label per row: the columns' values joined by ':'."""
-    parts = [data[c].astype(str) for c in columns]
-    out = parts[0]
-    for p in parts[1:]:
-        out = out + ":" + p
-    return out
+def group_factor(name, data, columns):
+    """The Factor ``name`` of the grouping ``columns`` of ``data``: groups are the
+    distinct tuples of values, in sorted order."""
+    values, per = [], []
+    for c in columns:
+        codes, uniques = pd.factorize(data[c], sort=True)
+        values.append(pd.Index(uniques))
+        per.append(codes.astype(np.intp))
+    keys, codes = unique_rows(per)
+    parts = [[str(values[j][k]) for k in keys[:, j]] for j in range(len(columns))]
+    labels = [":".join(t) for t in zip(*parts)]
+    if len(set(labels)) < len(labels):      # joined strings would merge distinct groups
+        labels = [str(t) for t in zip(*([values[j][k] for k in keys[:, j]]
+                                          for j in range(len(columns))))]
+    return Factor(name, tuple(columns), pd.Index(labels), codes.astype(np.intp), values,
+                  keys.astype(np.intp))
 
 
-def build_design(formula, data):
-    """Parse ``formula`` and build every matrix on the complete rows of ``data``."""
+def build_design(formula, data, trusted=False):
+    """Parse ``formula`` and build every matrix on the complete rows of ``data``.
+
+    trusted=False (the default) refuses any token of the formula that is not a
+    column, number, operator or documented transform before formulaic sees it
+    (safety.py); trusted=True lets formulaic evaluate it in full.
+    """
     if not isinstance(data, pd.DataFrame):
         raise SpecificationError([f"lmer: data= must be a pandas DataFrame, got "
                                   f"{type(data).__name__}."])
+    if not isinstance(formula, str):
+        parse_formula(formula)              # its error names the type
+    if not trusted:
+        check_formula(formula, data.columns)
     parsed = parse_formula(formula)
     problems = ProblemCollector()
     group_cols = sorted({c for t in parsed.random for c in t.group})
@@ -127,15 +169,32 @@ def build_design(formula, data):
         problems.add(f"lmer: the response '{parsed.response}' gives {whole.lhs.shape[1]} "
                      f"columns; it must be one numeric variable.")
     X = whole.rhs.to_numpy(dtype=float)
-    if X.shape[1] and np.linalg.matrix_rank(X) < X.shape[1]:
+    y = whole.lhs.to_numpy(dtype=float)[:, 0] if whole.lhs.shape[1] == 1 else None
+    _check_finite(parsed, y, X, whole.rhs.columns, problems)
+    if y is not None and np.all(np.isfinite(y)) and np.ptp(y) == 0:
+        problems.add(f"lmer: the response '{parsed.response}' is constant ({y[0]:g} in "
+                     f"every used row): there is no variance to split into random effects "
+                     f"and residual.")
+    if X.shape[1] and np.all(np.isfinite(X)) and np.linalg.matrix_rank(X) < X.shape[1]:
         problems.add(f"lmer: the fixed-effects design of '{parsed.fixed}' is rank deficient "
                      f"({np.linalg.matrix_rank(X)} of {X.shape[1]} columns independent); "
                      f"drop redundant terms.")
     factors = _factors(parsed, used, exprs, problems)
     problems.raise_if_any()
-    return MixedDesign(formula, parsed.response, whole.lhs.to_numpy(dtype=float)[:, 0], X,
+    return MixedDesign(formula, parsed.response, y, X,
                        _names(whole.rhs.columns), whole.rhs.model_spec, factors,
                        data.index[keep], int((~keep).sum()))
+
+
+def _check_finite(parsed, y, X, names, problems):
+    """Infinite values (NaN rows are dropped before) in the response or a fixed effect."""
+    if y is not None and not np.all(np.isfinite(y)):
+        problems.add(f"lmer: the response '{parsed.response}' holds {int(np.sum(~np.isfinite(y)))}"
+                     f" infinite value(s); remove or correct those rows.")
+    bad = [str(c) for c, col in zip(names, X.T) if not np.all(np.isfinite(col))]
+    if bad:
+        problems.add(f"lmer: the fixed-effects column(s) {bad} hold infinite values; remove "
+                     f"or correct those rows.")
 
 
 def _matrices(parsed, data, problems):
@@ -152,9 +211,7 @@ def _factors(parsed, used, exprs, problems):
     for term in parsed.random:
         name = term.factor_name
         if name not in factors:
-            labels = group_labels(used, term.group)
-            codes, groups = pd.factorize(labels, sort=True)
-            factors[name] = Factor(name, term.group, pd.Index(groups), codes.astype(np.intp))
+            factors[name] = group_factor(name, used, term.group)
         mm = exprs[term.expr]
         spec, Z = mm.model_spec, mm.to_numpy(dtype=float)
         if term.correlated:

@@ -12,7 +12,7 @@ from .to_xxm import build_model
 
 
 def lmer(formula: str, data: pd.DataFrame, REML: bool = True, start: dict | None = None,
-         **options) -> LmerResult:
+         trusted: bool = False, **options) -> LmerResult:
     """Fit a linear mixed model written as an lme4 formula, by REML (default) or ML.
 
     Parameters
@@ -28,6 +28,13 @@ def lmer(formula: str, data: pd.DataFrame, REML: bool = True, start: dict | None
         REML (default) or maximum likelihood.
     start : dict, optional
         {label: value} start values.
+    trusted : bool
+        False (default): the formula is parsed, never run; only column names,
+        numbers, formula operators and the transforms log, log2, log10, exp,
+        sqrt, abs, center, scale, poly, bs, C and I (arithmetic inside) are
+        accepted, anything else is refused naming the token. True: formulaic
+        evaluates the formula in full (Python inside ``I()`` or ``{}``): only for
+        formulas you wrote yourself.
     **options
         Passed to the optimiser (Model.fit).
 
@@ -36,7 +43,8 @@ def lmer(formula: str, data: pd.DataFrame, REML: bool = True, start: dict | None
     LmerResult
         lme4's accessors; ``.model`` is the fitted xxM model.
     """
-    design = formula if isinstance(formula, MixedDesign) else build_design(formula, data)
+    design = formula if isinstance(formula, MixedDesign) else build_design(formula, data,
+                                                                           trusted)
     return fit_design(design, bool(REML), start, **options)
 
 

@@ -99,6 +99,27 @@ def _top_level(text):
     return "".join(out)
 
 
+def _top_level_strip(group):
+    """The grouping expression without enclosing parentheses and blanks."""
+    return group.strip().removeprefix("(").removesuffix(")").strip() \
+        if group.strip().startswith("(") and group.strip().endswith(")") else group.strip()
+
+
+def _split_colon(name):
+    """Split a grouping expression at ':' outside backticks (`a:b` is one column)."""
+    parts, cur, quoted = [], [], False
+    for ch in name:
+        if ch == "`":
+            quoted = not quoted
+        if ch == ":" and not quoted:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return parts
+
+
 def _random_terms(inner, formula):
     double = "||" in _top_level(inner)
     parts = _split_top(inner, "|")
@@ -107,12 +128,12 @@ def _random_terms(inner, formula):
                                   f"one expression left of the bar and one grouping factor "
                                   f"right of it."])
     expr, group = parts
-    names = [g.strip() for g in group.strip("() ").split("/")]
-    if not all(names) or any(not all(p.strip() for p in g.split(":")) for g in names):
+    names = [g.strip() for g in _top_level_strip(group).split("/")]
+    if not all(names) or any(not all(p.strip() for p in _split_colon(g)) for g in names):
         raise SpecificationError([f"lmer: grouping factor '{group}' in '{formula}' is not "
                                   f"of the form g, a:b or a/b."])
     expanded = []
     for k in range(len(names)):                      # a/b/c -> a, a:b, a:b:c
-        cols = tuple(c.strip() for n in names[:k + 1] for c in n.split(":"))
+        cols = tuple(c.strip().strip("`") for n in names[:k + 1] for c in _split_colon(n))
         expanded.append(RandomTerm(expr.strip(), cols, not double))
     return expanded

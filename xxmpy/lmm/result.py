@@ -10,6 +10,8 @@ Every number is computed from the fitted xxM model(s):
   the etas given y and the fixed effects (lme4's ranef and condVar);
 * deviance (-2 log L of the ML form) and REML criterion at the estimates.
 """
+import warnings
+
 import numpy as np
 import pandas as pd
 from scipy import sparse
@@ -18,7 +20,7 @@ from scipy.stats import norm
 from ..engine import deviance as xxm_deviance, latent_posterior
 from ..results.fit_result import InformationCriteria
 from ..results.summary import Summary
-from .design import group_labels
+from .safety import EVAL_CONTEXT
 from .to_xxm import RESIDUAL, build_model, psi_label
 
 SINGULAR_TOL = 1e-4      # lme4's isSingular: a relative Cholesky diagonal below this
@@ -60,11 +62,15 @@ class LmerResult(InformationCriteria):
     def _gls(self):
         problem = self._form(True)
         theta = values_for(problem, self.variance_parameters)
-        flat = next(k for k, lev in enumerate(problem.levels) if lev.flat)
-        mean, cov = latent_posterior(problem, theta)[flat]
         names = self.design.fixed_names
-        self._fixef = pd.Series(mean[0], index=names, name="Estimate")
-        self._vcov = pd.DataFrame(cov[0], index=names, columns=names)
+        flat = [k for k, lev in enumerate(problem.levels) if lev.flat]
+        if flat:
+            mean, cov = latent_posterior(problem, theta)[flat[0]]
+            mean, cov = mean[0], cov[0]
+        else:                   # no fixed effects (y ~ 0 + ...): REML is ML
+            mean, cov = np.zeros(0), np.zeros((0, 0))
+        self._fixef = pd.Series(mean, index=names, name="Estimate", dtype=float)
+        self._vcov = pd.DataFrame(cov, index=names, columns=names)
         self.reml_criterion = float(xxm_deviance(problem, theta)) if self.reml else None
 
     def _ml_values(self):
@@ -240,16 +246,26 @@ class LmerResult(InformationCriteria):
         if newdata is None:
             return self.fitted() if re_form is None else pd.Series(
                 self.design.X @ self._fixef.to_numpy(), index=self.design.rows)
-        X = self.design.fixed_spec.get_model_matrix(newdata, na_action="ignore")
-        X = X.to_numpy(dtype=float)
+        if not isinstance(newdata, pd.DataFrame):
+            raise TypeError(f"predict: newdata= must be a pandas DataFrame, got "
+                            f"{type(newdata).__name__}.")
+        whole = re_form is None
+        needed = [c for f in self.design.factors for c in f.columns] if whole else []
+        missing = [c for c in dict.fromkeys(needed) if c not in newdata.columns]
+        if missing:
+            raise ValueError(f"predict: newdata has no column {missing} (grouping factors of "
+                             f"the random effects); add it, or pass re_form='~0' to predict "
+                             f"at the population mean.")
+        X = _fixed_design(self.design.fixed_spec, newdata).to_numpy(dtype=float)
         parts = []
-        if re_form is None:
+        if whole:
             for f in self.design.factors:
-                labels = group_labels(newdata, f.columns)
-                codes = f.groups.get_indexer(labels)
+                codes = f.codes_for(newdata)
                 unseen = codes < 0
                 if unseen.any() and not allow_new_levels:
-                    bad = pd.unique(labels[unseen]).tolist()[:5]
+                    bad = newdata.loc[unseen, list(f.columns)].drop_duplicates()
+                    bad = [tuple(r) if len(r) > 1 else r[0]
+                           for r in bad.head(5).itertuples(index=False)]
                     raise ValueError(f"predict: newdata has {int(unseen.sum())} row(s) in "
                                      f"groups of '{f.name}' that the fit has not seen (for "
                                      f"example {bad}); pass allow_new_levels=True to predict "
@@ -320,7 +336,7 @@ class LmerResult(InformationCriteria):
     def report(self, path=None, title=None):
         """The HTML report of the xxM model behind this fit (FitResult.report)."""
         title = title or f"lmer({self.formula}, REML={self.reml})"
-        return self.fit_result.report(path, title)
+        return self.fit_result.report(path, title, front=self)
 
     # ----------------------------------------------------------------- summary
     def refit_ml(self):
@@ -390,7 +406,9 @@ class LmerResult(InformationCriteria):
                          "correlation at +/-1); see is_singular().")
         if not st["converged"]:
             notes.append(f"WARNING: the optimiser did not converge ({st['status']}).")
-        blocks = [("Random effects", vc), ("Fixed effects", coef.reset_index(names=""))]
+        blocks = [("Random effects", vc)]
+        if len(coef):
+            blocks.append(("Fixed effects", coef.reset_index(names="")))
         return Summary(f"Linear mixed model fit by {head} (xxmpy)", header, blocks, notes,
                        fit=st, fixed=coef, random=vc, estimates=self.estimates)
 
@@ -408,6 +426,25 @@ class LmerResult(InformationCriteria):
                 return f
         raise KeyError(f"no grouping factor '{name}'; the factors are "
                        f"{[f.name for f in self.design.factors]}.")
+
+
+def _fixed_design(spec, newdata):
+    """The fixed-effects columns for new rows; a categorical level the fit has not seen,
+    or a missing variable, is an error (lme4 stops there too), never a silent 0."""
+    from formulaic.errors import FactorEvaluationError
+    from formulaic.transforms.contrasts import DataMismatchWarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataMismatchWarning)
+        try:
+            return spec.get_model_matrix(newdata, na_action="ignore", context=EVAL_CONTEXT)
+        except DataMismatchWarning as exc:
+            raise ValueError(f"predict: newdata has levels of a categorical fixed effect "
+                             f"that the fit has not seen ({exc}); predictions for them are "
+                             f"not defined. Drop those rows or refit with them.") from None
+        except FactorEvaluationError as exc:
+            raise ValueError(f"predict: the fixed effects cannot be evaluated on newdata "
+                             f"({str(exc).splitlines()[0]}); newdata needs every variable "
+                             f"of the fixed part.") from None
 
 
 def _cholesky_diagonal(mat):

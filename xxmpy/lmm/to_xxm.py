@@ -43,34 +43,49 @@ def build_model(design, reml, start=None):
     taken = {f.name for f in design.factors}
     obs = unique_name("observation", taken)
     fixed = unique_name(FIXED_LEVEL, taken | {obs})
-    levels = [obs] + [f.name for f in _bottom_up(design.factors)] + ([fixed] if reml else [])
-    m = Model(levels, name=f"lmer({design.formula}){' REML' if reml else ''}")
     n, p = design.X.shape
-    data = {obs: np.arange(n), "y": design.y}
-    data.update({f"x{k}": design.X[:, k] for k in range(p)})
-    for j, f in enumerate(design.factors):
+    label = f"lmer({design.formula}){' REML' if reml else ''}"
+    reml = reml and p > 0          # without fixed effects REML is ML: no flat level
+    levels = [obs] + [f.name for f in _bottom_up(design.factors)] + ([fixed] if reml else [])
+    m = Model(levels, name=label)
+    # the observation table's working columns: named apart from every level (ID
+    # column) name, whatever the user's variables and factors are called
+    names = set(levels)
+    y_col = _fresh("y", names)
+    x_cols = [_fresh(f"x{k}", names) for k in range(p)]
+    z_cols = [[_fresh(f"z{j}_{k}", names) for k in range(f.Z.shape[1])]
+              for j, f in enumerate(design.factors)]
+    data = {obs: np.arange(n), y_col: design.y}
+    data.update({col: design.X[:, k] for k, col in enumerate(x_cols)})
+    for f, cols in zip(design.factors, z_cols):
         data[f.name] = f.codes
-        Z = f.Z
-        data.update({f"z{j}_{k}": Z[:, k] for k in range(Z.shape[1])})
+        data.update({col: f.Z[:, k] for k, col in enumerate(cols)})
     obs_parents = [f.name for f in design.factors] + ([fixed] if reml else [])
     if reml:
         data[fixed] = np.zeros(n, dtype=int)
-    xs = [] if reml else [f"x{k}" for k in range(p)]
-    m.level(obs, parents=obs_parents, ys=["y"], xs=xs, data=pd.DataFrame(data))
+    m.level(obs, parents=obs_parents, ys=[y_col], xs=[] if reml else x_cols,
+            data=pd.DataFrame(data))
     beta, resid = _ols(design)
     s2, tau2 = _moment_starts(design, resid)
     start = start or {}
     m.within(obs, "theta", [[1]], [[start.get(RESIDUAL, s2)]], [[RESIDUAL]])
     if reml:
         m.level(fixed, etas=design.fixed_names, data=pd.DataFrame({fixed: [0]}), flat=True)
-        m.between(fixed, obs, "lambda", np.zeros((1, p)), *_loadings(design.X, "x"))
+        m.between(fixed, obs, "lambda", np.zeros((1, p)), *_loadings(design.X, x_cols))
     elif p:
         m.within(obs, "kappa", np.ones((1, p)),
                  [[start.get(name, b) for name, b in zip(design.fixed_names, beta)]],
                  [design.fixed_names])
     for j, f in enumerate(design.factors):
-        _factor_level(m, design, j, f, obs, tau2[j], start)
+        _factor_level(m, design, z_cols[j], f, obs, tau2[j], start)
     return m
+
+
+def _fresh(base, taken):
+    """``base``, or an underscored variant not in ``taken``; added to ``taken``."""
+    name = unique_name(base, taken)
+    taken.add(name)
+    return name
 
 
 def _bottom_up(factors):
@@ -111,19 +126,20 @@ def _moment_starts(design, r):
     return resid, tau2
 
 
-def _loadings(Z, prefix, j=None):
-    """(value, label) of a 1 x k lambda: a fixed 1 for all-ones columns, else data. labels."""
+def _loadings(Z, columns):
+    """(value, label) of a 1 x k lambda: a fixed 1 for all-ones columns, else ``data.``
+    labels of the observation table's ``columns`` (k,)."""
     k = Z.shape[1]
     value, label = np.zeros((1, k)), np.full((1, k), None, dtype=object)
     for c in range(k):
         if np.all(Z[:, c] == 1.0):
             value[0, c] = 1.0
         else:
-            label[0, c] = f"data.{prefix}{c}" if j is None else f"data.{prefix}{j}_{c}"
+            label[0, c] = f"data.{columns[c]}"
     return value, label
 
 
-def _factor_level(m, design, j, f, obs, tau2, start):
+def _factor_level(m, design, z_cols, f, obs, tau2, start):
     names = f.effect_names
     k = len(names)
     parents = [f.parent] if f.parent else []
@@ -145,7 +161,7 @@ def _factor_level(m, design, j, f, obs, tau2, start):
                     value[r, c] = start.get(label[r, c], 0.0)
         pos += len(b.names)
     m.within(f.name, "psi", pattern, value, label)
-    m.between(f.name, obs, "lambda", np.zeros((1, k)), *_loadings(Z, "z", j))
+    m.between(f.name, obs, "lambda", np.zeros((1, k)), *_loadings(Z, z_cols))
 
 
 def _parent_codes(design, f):

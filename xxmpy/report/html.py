@@ -172,11 +172,18 @@ def profiles_section(result):
             f'<div class="profiles">{"".join(pictures)}</div>')
 
 
-def render_report(result, title=None):
-    """The whole page as a string. ``result``: a FitResult."""
+def render_report(result, title=None, front=None):
+    """The whole page as a string. ``result``: a FitResult; ``front``: the front end's
+    result it was fitted for (an LmerResult), whose statistics the page shows (lme4
+    counts the fixed effects among the parameters of AIC and BIC)."""
     model, problem = result.model, result.problem
     checked = result.checked
     summary = result.summary()        # the one summary the text and HTML render
+    if front is not None:
+        summary["fit"].update(deviance=front.objective, loglik=front.loglik,
+                              nParameters=front.n_parameters,
+                              nObservations=front.n_observations, aic=front.aic,
+                              bic=front.bic)
     title = title or model.name
     method = ("REML: the flat-prior level's etas are integrated out, so -2 log L is the "
               "REML criterion" if problem.n_flat else "maximum likelihood")

@@ -120,11 +120,12 @@ class FitResult(InformationCriteria):
         self.profile = profile_ci(self, level, parameters, n_jobs, progress)
         return self.profile
 
-    def report(self, path: str | None = None, title: str | None = None) -> str:
+    def report(self, path: str | None = None, title: str | None = None, front=None) -> str:
         """One self-contained HTML page: fit, level graph, matrices, estimates, CIs,
-        profile curves. Written to ``path`` when given; the HTML text is returned."""
+        profile curves. Written to ``path`` when given; the HTML text is returned.
+        ``front``: the LmerResult this fit was made for (its statistics are shown)."""
         from ..report import render_report
-        html = render_report(self, title)
+        html = render_report(self, title, front)
         if path is not None:
             with open(path, "w", encoding="utf-8") as f:
                 f.write(html)

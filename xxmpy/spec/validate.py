@@ -26,6 +26,11 @@ class CheckedMatrix:
     row_names: list
     col_names: list
 
+    def describe(self):
+        if self.parent is None:
+            return f"within matrix '{self.type}' at level '{self.child}'"
+        return f"between matrix '{self.type}' from '{self.parent}' to '{self.child}'"
+
 
 @dataclass
 class CheckedModel:
@@ -42,6 +47,7 @@ def validate(spec):
     if not problems:
         _check_data(spec, problems)
     matrices = _check_matrices(spec, problems)
+    _check_fixed_labels(matrices, problems)
     _check_flat_levels(spec, problems)
     if not problems and not any(m.pattern.any() for m in matrices):
         problems.add("the model has no free parameter: give at least one matrix a "
@@ -108,6 +114,14 @@ def _check_data(spec, problems):
             problems.add(f"{where} is {type(data).__name__}; expected a pandas DataFrame "
                          f"with an ID column named '{level}'.")
             continue
+        dup_cols = data.columns[data.columns.duplicated()].unique().tolist()
+        if dup_cols:
+            problems.add(f"{where} has duplicated column names {dup_cols}; give every "
+                         f"column its own name.")
+            continue
+        if len(data) == 0:
+            problems.add(f"{where} has no rows; every level needs at least one unit.")
+            continue
         if level not in data.columns:
             problems.add(f"{where} has no ID column '{level}'; name the column that "
                          f"identifies the units of this level exactly as the level.")
@@ -138,9 +152,13 @@ def _check_columns(sub, data, where, problems):
                 problems.add(f"{where} has no column '{name}' listed in {role}=; add the "
                              f"column or remove the name.")
                 continue
-            if not pd.api.types.is_numeric_dtype(data[name]) or pd.api.types.is_bool_dtype(data[name]):
+            dtype = data[name].dtype
+            if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype) \
+                    or pd.api.types.is_complex_dtype(dtype):
+                extra = (" (complex values would lose their imaginary part)"
+                         if pd.api.types.is_complex_dtype(dtype) else "")
                 problems.add(f"{where}: column '{name}' ({role}=) has dtype "
-                             f"{data[name].dtype}; expected numbers (float or int).")
+                             f"{dtype}; expected numbers (float or int){extra}.")
                 continue
             if not allow_missing and data[name].isna().any():
                 problems.add(f"{where}: covariate column '{name}' (xs=) has "
@@ -287,6 +305,13 @@ def _check_matrix(spec, m, problems):
 def _check_data_labels(spec, m, pattern, label, what, problems):
     data = spec.submodels[m.child].data
     for (r, c), lab in np.ndenumerate(label):
+        if lab is not None and not lab.startswith(DATA_LABEL_PREFIX) and \
+                lab.lower().startswith(DATA_LABEL_PREFIX):
+            problems.add(f"{what}: element [{r}, {c}] is labelled '{lab}'; a data-valued "
+                         f"element is labelled '{DATA_LABEL_PREFIX}<column>' in lower case "
+                         f"(write '{DATA_LABEL_PREFIX}{lab[len(DATA_LABEL_PREFIX):]}'); "
+                         f"any other label names a parameter.")
+            continue
         if lab is None or not lab.startswith(DATA_LABEL_PREFIX):
             continue
         column = lab[len(DATA_LABEL_PREFIX):]
@@ -300,10 +325,28 @@ def _check_data_labels(spec, m, pattern, label, what, problems):
         elif not isinstance(data, pd.DataFrame) or column not in data.columns:
             problems.add(f"{what}: element [{r}, {c}] is labelled '{lab}' but level "
                          f"'{m.child}' has no data column '{column}'.")
-        elif not pd.api.types.is_numeric_dtype(data[column]) or data[column].isna().any():
+        elif not pd.api.types.is_numeric_dtype(data[column]) or \
+                pd.api.types.is_complex_dtype(data[column]) or data[column].isna().any():
             problems.add(f"{what}: element [{r}, {c}] is labelled '{lab}' but column "
                          f"'{column}' of level '{m.child}' is not numeric or has missing "
-                         f"values.")
+                         f"values (complex numbers are not numeric here).")
+        elif not np.isfinite(data[column].to_numpy(dtype=float)).all():
+            problems.add(f"{what}: element [{r}, {c}] is labelled '{lab}' but column "
+                         f"'{column}' of level '{m.child}' holds infinite values.")
+
+
+def _check_fixed_labels(matrices, problems):
+    """A label names one parameter: it may not be on a fixed element (pattern 0) and on a
+    free one at once (the fixed element would silently not follow the parameter)."""
+    free = {lab for m in matrices for (r, c), lab in np.ndenumerate(m.label)
+            if lab is not None and m.pattern[r, c]}
+    for m in matrices:
+        for (r, c), lab in np.ndenumerate(m.label):
+            if lab in free and not m.pattern[r, c]:
+                problems.add(f"{m.describe()}: element [{r}, {c}] is fixed (pattern 0) but "
+                             f"labelled '{lab}', a label that is free elsewhere; equal "
+                             f"labels are one parameter, so free this element (pattern 1) "
+                             f"to hold it equal, or remove its label to keep it fixed.")
 
 
 def _check_symmetric(pattern, value, label, what, problems):

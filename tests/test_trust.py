@@ -1,0 +1,257 @@
+"""Answers off the well-trodden path (issue #18): right, or loudly refused.
+
+Each test is one finding of the issue; every one of them failed before its fix
+(a silent wrong answer, or a bare pandas / numpy error). References: lme4's
+REML criterion of sleepstudy's fm1, 1743.6283 (tests/test_lmer.py, [lme4-print]),
+must not depend on what the user's columns are called.
+"""
+import os
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import reference_models as ref
+import xxmpy as xm
+
+SLEEP = ref.DATA / "sleepstudy.csv"
+FM1_REML = 1743.6283        # lme4: REMLcrit(fm1), Bates et al. 2015
+
+
+def sleep():
+    return pd.read_csv(SLEEP)
+
+
+# ------------------------------------------------------------- 4: internal names
+@pytest.mark.parametrize("name", ["x1", "y", "z0_0", "observation", "(fixed)"])
+def test_a_grouping_column_named_like_an_internal_one(name):
+    d = sleep().rename(columns={"Subject": name})
+    fit = xm.lmer(f"Reaction ~ Days + (Days | `{name}`)" if "(" in name
+                  else f"Reaction ~ Days + (Days | {name})", d)
+    assert fit.reml_criterion == pytest.approx(FM1_REML, abs=1e-4)
+
+
+def test_response_and_covariate_named_like_internal_columns():
+    d = sleep().rename(columns={"Reaction": "y", "Days": "x0"})
+    assert xm.lmer("y ~ x0 + (x0 | Subject)", d).reml_criterion == pytest.approx(FM1_REML,
+                                                                                 abs=1e-4)
+
+
+# ------------------------------------------------------------- 5: a:b of values
+def test_interaction_groups_are_pairs_of_values_not_joined_strings():
+    rng = np.random.default_rng(5)
+    # ("x:y", "z") and ("x", "y:z") join to the same string "x:y:z"
+    a = np.array(["x:y", "x", "p", "q"] * 30)
+    b = np.array(["z", "y:z", "r", "s"] * 30)
+    y = rng.normal(size=a.size) + np.repeat(rng.normal(size=4), 30)[np.argsort(
+        np.tile(np.arange(4), 30), kind="stable")]
+    d = pd.DataFrame({"a": a, "b": b, "y": y})
+    fit = xm.lmer("y ~ 1 + (1 | a:b)", d)
+    assert len(fit.ranef()["a:b"]) == 4                  # four groups, not three
+    pairs = pd.DataFrame({"a": a, "b": b})
+    codes = pairs.groupby(["a", "b"], sort=False).ngroup().to_numpy()
+    merged = pd.DataFrame({"g": pd.factorize(pd.Series(a) + ":" + pd.Series(b))[0], "y": y})
+    by_pair = xm.lmer("y ~ 1 + (1 | g)", pd.DataFrame({"g": codes, "y": y}))
+    assert fit.reml_criterion == pytest.approx(by_pair.reml_criterion, rel=1e-10)
+    assert fit.reml_criterion != pytest.approx(
+        xm.lmer("y ~ 1 + (1 | g)", merged).reml_criterion, rel=1e-6)
+
+
+# ------------------------------------------------------------- 6: predict
+@pytest.fixture(scope="module")
+def with_factor():
+    d = sleep()
+    d["phase"] = np.where(d.Days < 5, "early", "late")
+    return d, xm.lmer("Reaction ~ Days + phase + (1 | Subject)", d)
+
+
+def test_predict_refuses_an_unseen_level_of_a_fixed_factor(with_factor):
+    d, fit = with_factor
+    new = d.head(2).assign(phase=["early", "middle"])
+    with pytest.raises(ValueError, match="categorical fixed effect.*middle"):
+        fit.predict(new)
+
+
+def test_predict_matches_groups_by_value(with_factor):
+    d, fit = with_factor
+    as_float = d.head(5).assign(Subject=d.Subject.head(5).astype(float))   # 308.0 is 308
+    assert fit.predict(as_float).to_numpy() == pytest.approx(fit.predict(d.head(5)).to_numpy())
+    assert fit.predict(d.head(5)).to_numpy() == pytest.approx(fit.fitted().head(5).to_numpy())
+
+
+def test_predict_names_a_missing_grouping_column(with_factor):
+    d, fit = with_factor
+    with pytest.raises(ValueError, match=r"no column \['Subject'\].*re_form='~0'"):
+        fit.predict(d.head(3).drop(columns="Subject"))
+    assert np.isfinite(fit.predict(d.head(3).drop(columns="Subject"), re_form="~0")).all()
+
+
+# ------------------------------------------------------------- 7: labels
+def test_a_label_on_a_fixed_element_that_is_free_elsewhere_is_an_error():
+    d = pd.read_csv(ref.DATA / "brim_student.csv")
+    t = pd.DataFrame({"teacher": d.teacher.unique()})
+    m = xm.Model(["student", "teacher"])
+    m.level("student", parents=["teacher"], ys=["y1", "y2"], data=d)
+    m.level("teacher", etas=["e1", "e2"], data=t)
+    m.within("student", "theta", np.ones((2, 2)), np.eye(2))
+    m.within("teacher", "psi", np.ones((2, 2)), np.eye(2))
+    m.between("teacher", "student", "lambda", [[1, 0], [0, 0]], np.eye(2),
+              [["load", None], [None, "load"]])          # [1, 1] fixed at 1 but labelled
+    with pytest.raises(xm.SpecificationError, match=r"element \[1, 1\] is fixed .*'load'"):
+        m.compile()
+
+
+def test_a_mistyped_data_label_is_an_error():
+    d = sleep()
+    subj = pd.DataFrame({"Subject": d.Subject.unique()})
+    m = xm.Model(["obs", "Subject"])
+    m.level("obs", parents=["Subject"], ys=["Reaction"], data=d.assign(obs=range(len(d))))
+    m.level("Subject", etas=["b0", "b1"], data=subj)
+    m.within("obs", "theta", [[1]], [[500.0]])
+    m.within("Subject", "psi", np.ones((2, 2)), np.eye(2) * 100)
+    m.within("Subject", "alpha", np.ones((2, 1)), [[250.0], [10.0]])
+    m.between("Subject", "obs", "lambda", [[0, 0]], [[1.0, 0.0]], [[None, "DATA.Days"]])
+    with pytest.raises(xm.SpecificationError, match="'DATA.Days'.*'data.Days'"):
+        m.compile()
+
+
+# ------------------------------------------------------------- 8: constant response
+def test_a_constant_response_is_refused():
+    with pytest.raises(xm.SpecificationError, match="'Reaction' is constant"):
+        xm.lmer("Reaction ~ Days + (1 | Subject)", sleep().assign(Reaction=250.0))
+
+
+# ------------------------------------------------------------- 9: bad input, clear errors
+def test_infinite_data_column_is_named():
+    d = sleep().assign(obs=lambda x: range(len(x)), Days=lambda x: x.Days.astype(float))
+    d.loc[4, "Days"] = np.inf
+    m = xm.Model(["obs", "Subject"])
+    m.level("obs", parents=["Subject"], ys=["Reaction"], data=d)
+    m.level("Subject", etas=["b0", "b1"], data=pd.DataFrame({"Subject": d.Subject.unique()}))
+    m.within("obs", "theta", [[1]], [[500.0]])
+    m.within("Subject", "psi", np.ones((2, 2)), np.eye(2) * 100)
+    m.between("Subject", "obs", "lambda", [[0, 0]], [[1.0, 0.0]], [[None, "data.Days"]])
+    with pytest.raises(xm.SpecificationError) as err:
+        m.compile()
+    assert "column 'Days'" in str(err.value) and "infinite" in str(err.value)
+    assert "theta" not in str(err.value) and "psi" not in str(err.value)
+
+
+def _brim_with(students):
+    t = pd.DataFrame({"teacher": [1, 2]})
+    m = xm.Model(["student", "teacher"])
+    m.level("student", parents=["teacher"], ys=["y1"], data=students)
+    m.level("teacher", etas=["e"], data=t)
+    m.within("student", "theta", [[1]], [[1.0]])
+    m.within("teacher", "psi", [[1]], [[1.0]])
+    m.between("teacher", "student", "lambda", [[0]], [[1.0]])
+    return m
+
+
+def test_empty_level_complex_y_and_duplicated_columns_are_refused():
+    empty = pd.DataFrame({"student": [], "teacher": [], "y1": []})
+    with pytest.raises(xm.SpecificationError, match="has no rows"):
+        _brim_with(empty).compile()
+    cplx = pd.DataFrame({"student": [1, 2, 3], "teacher": [1, 2, 2],
+                         "y1": np.array([1 + 1j, 2, 3])})
+    with pytest.raises(xm.SpecificationError, match="complex values would lose"):
+        _brim_with(cplx).compile()
+    dup = pd.DataFrame([[1, 1, 0.5, 2], [2, 2, 0.1, 2]],
+                       columns=["student", "teacher", "y1", "teacher"])
+    with pytest.raises(xm.SpecificationError, match=r"duplicated column names \['teacher'\]"):
+        _brim_with(dup).compile()
+
+
+def test_lmer_with_an_infinite_response_names_it_once():
+    d = sleep()
+    d.loc[3, "Reaction"] = np.inf
+    with pytest.raises(xm.SpecificationError) as err:
+        xm.lmer("Reaction ~ Days + (1 | Subject)", d)
+    assert err.value.problems == ["lmer: the response 'Reaction' holds 1 infinite value(s); "
+                                  "remove or correct those rows."]
+
+
+def test_no_fixed_effects_is_valid_lme4():
+    fit = xm.lmer("Reaction ~ 0 + (1 | Subject)", sleep())
+    ml = xm.lmer("Reaction ~ 0 + (1 | Subject)", sleep(), REML=False)
+    # without fixed effects the REML criterion is the ML deviance
+    assert fit.reml_criterion == pytest.approx(ml.deviance, rel=1e-8)
+    assert len(fit.fixef) == 0
+
+
+def test_profile_ci_takes_one_label_as_a_string():
+    fit = ref.one_way().fit()
+    ci = fit.profile_ci(parameters="group_var", n_jobs=1, progress=False)
+    assert list(ci.estimates.label) == ["group_var"]
+
+
+# ------------------------------------------------------------- 10: formulas are parsed
+@pytest.mark.parametrize("rhs", ["{__import__('os').system('touch PWNED')}",
+                                 "I(__import__('os').system('touch PWNED'))",
+                                 "Days.__class__", "I(open('PWNED', 'w'))",
+                                 "Days + [1][0]"])
+def test_a_formula_cannot_run_code(rhs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(xm.SpecificationError, match="not run as Python"):
+        xm.lmer(f"Reaction ~ {rhs} + (1 | Subject)", sleep())
+    assert not os.listdir(tmp_path)
+
+
+def test_documented_transforms_work_and_trusted_evaluates_in_full():
+    d = sleep()
+    fit = xm.lmer("log(Reaction) ~ sqrt(Days) + I(Days ** 2) + center(Days) + (1 | Subject)",
+                  d.assign(Days2=d.Days))
+    assert np.isfinite(fit.reml_criterion)
+    assert list(fit.fixef.index)[:2] == ["(Intercept)", "sqrt(Days)"]
+    full = xm.lmer("Reaction ~ {Days * 2} + (1 | Subject)", d, trusted=True)
+    same = xm.lmer("Reaction ~ I(Days * 2) + (1 | Subject)", d)
+    assert full.reml_criterion == pytest.approx(same.reml_criterion, rel=1e-10)
+
+
+# ------------------------------------------------------------- 11: memory guard
+def test_a_plan_above_the_memory_limit_is_refused_before_allocating():
+    rng = np.random.default_rng(11)
+    n_r, n_t, n = 4000, 3000, 30000
+    resp = pd.DataFrame({"response": np.arange(n), "rater": rng.integers(0, n_r, n),
+                         "target": rng.integers(0, n_t, n), "y": rng.normal(size=n)})
+    m = xm.Model(["response", "rater", "target"], memory_limit_gb=0.05)
+    m.level("response", parents=["rater", "target"], ys=["y"], data=resp)
+    m.level("rater", etas=["a"], data=pd.DataFrame({"rater": range(n_r)}))
+    m.level("target", etas=["b"], data=pd.DataFrame({"target": range(n_t)}))
+    m.within("response", "theta", [[1]], [[1.0]])
+    m.within("rater", "psi", [[1]], [[0.5]])
+    m.within("target", "psi", [[1]], [[0.5]])
+    m.between("rater", "response", "lambda", [[0]], [[1.0]])
+    m.between("target", "response", "lambda", [[0]], [[1.0]])
+    t0 = time.perf_counter()
+    with pytest.raises(xm.ProblemTooLarge) as err:
+        m.compile()
+    assert time.perf_counter() - t0 < 30       # refused from the plan, not after building it
+    text = str(err.value)
+    assert "3000 x 3000" in text and "'target' (3000 units x 1 etas)" in text
+    assert "memory_limit_gb" in text and "XXMPY_MEMORY_LIMIT_GB" in text
+
+
+# ------------------------------------------------------------- 16: lmer report and anova
+def test_lmer_report_counts_the_fixed_effects_as_lme4_does():
+    fit = xm.lmer("Reaction ~ Days + (Days | Subject)", sleep())
+    html = fit.report()
+    assert f"{fit.aic:.10g}" in html and f"{fit.bic:.10g}" in html      # 6 parameters
+    assert fit.n_parameters == 6
+
+
+def test_anova_claims_no_boundary_for_differently_parametrised_models():
+    rng = np.random.default_rng(16)
+    w, mach = np.repeat(np.arange(30), 9), np.tile(np.repeat(["A", "B", "C"], 3), 30)
+    effect = rng.normal(size=(30, 3)) @ np.linalg.cholesky([[1, .5, .2], [.5, 1, .4],
+                                                            [.2, .4, 1]]).T
+    y = 60 + 5 * (mach == "B") + effect[w, np.searchsorted(["A", "B", "C"], mach)] + \
+        rng.normal(size=w.size)
+    d = pd.DataFrame({"Worker": w, "Machine": mach, "score": y})
+    cs = xm.lmer("score ~ Machine + (1 | Worker) + (1 | Worker:Machine)", d, REML=False)
+    un = xm.lmer("score ~ Machine + (0 + Machine | Worker)", d, REML=False)
+    out = xm.anova(cs, un)
+    assert not any("boundary" in note for note in out.notes)
+    nested = xm.anova(xm.lmer("score ~ Machine + (1 | Worker)", d, REML=False), cs)
+    assert any("Worker:Machine" in note and "boundary" in note for note in nested.notes)
