@@ -1,6 +1,7 @@
 """Stage 2, compilation: a validated specification -> one frozen, complete Problem.
 
 params.py    the parameter table (one parameter per label)
+scales.py    each parameter's natural unit from the data (scale-free floors and steps)
 slots.py     the one map from the parameter vector to the model matrices
 problem.py   the Problem and its parts (LevelData, CompiledMatrix, Units)
 schedule.py  the block elimination of the latent precision, planned as index arrays
@@ -19,6 +20,7 @@ from .form import build_form
 from .params import build_parameter_table
 from .problem import (CompiledMatrix, Problem, build_units, count_components, level_data,
                       normal_constant)
+from .scales import parameter_units
 from .slots import MatrixSlots
 
 
@@ -62,9 +64,11 @@ def compile_problem(checked, collapse_units=True, memory_limit_gb=None):
         red_units, contrasts, jacobian = reduced
         form = build_form(red_units, contrasts, base + jacobian, slots)
     sizes = np.array([lev.n for lev in levels])
+    param_units = parameter_units(checked, levels, params)
+    param_units.flags.writeable = False
     return Problem(names, params, slots, units, form, n_observed, n_flat,
                    count_components(levels, sizes), checked.graph.structure, descendants,
-                   _cholesky_blocks(units.matrices, params.n))
+                   _cholesky_blocks(units.matrices, params.n), param_units)
 
 
 def _tril(m):

@@ -40,6 +40,7 @@ import pandas as pd
 from .problem import build_units, unique_rows
 
 MIN_REDUCTION = 0.75     # collapse only when groups <= 75% of the units
+ROUNDING_EIGENVALUE = 1e-12   # of an equilibrated moment matrix, relative to its largest
 
 
 @dataclass(frozen=True)
@@ -147,8 +148,19 @@ def _moment_collapse_level(units, c):
         for j in range(k, r):
             M[:, k, j] = M[:, j, k] = np.bincount(group, Uc[:, k] * Uc[:, j],
                                                   minlength=n_g.size)[big_ids]
-    lam, V = np.linalg.eigh(M)
-    S = np.sqrt(np.maximum(lam, 0.0))[:, :, None] * V.transpose(0, 2, 1)   # S'S = M
+    # S'S = M from the eigen-decomposition of M equilibrated to unit diagonal: the
+    # columns' scales differ by many orders (a y in the millions beside a 0/1 dummy),
+    # and eigh's absolute error would swamp the small columns' directions; eigenvalues
+    # at rounding level (constant or duplicated columns) are
+    # dropped, since their square roots (~1e-8) would put noise into every pseudo-unit,
+    # and columns with no spread (a constant covariate) get exact zeros
+    d = np.sqrt(np.einsum("gii->gi", M))
+    constant = d == 0
+    d = np.where(constant, 1.0, d)
+    lam, V = np.linalg.eigh(M / (d[:, :, None] * d[:, None, :]))
+    lam = np.where(lam > ROUNDING_EIGENVALUE * lam[:, -1:], lam, 0.0)
+    S = np.sqrt(lam)[:, :, None] * V.transpose(0, 2, 1) * d[:, None, :]
+    S[np.broadcast_to(constant[:, None, :], S.shape)] = 0.0
     w = n_g[big] / r
     target = np.sqrt(w)[:, None] * np.ones((1, r))
     v = S[:, :, 0] - target

@@ -120,7 +120,9 @@ class Problem:
     n_components: independent groups of units; structure: 'nested' or
     'cross-classified'; descendants: level -> levels below it; cholesky_blocks:
     (child, parent, type) -> (m, m) parameter indices of the covariance matrices
-    the optimiser searches through their Cholesky factors (fit/transform.py).
+    the optimiser searches through their Cholesky factors (fit/transform.py);
+    param_units: (k,) each parameter's natural unit from the data (scales.py),
+    which the optimiser's floors and step scales are relative to.
     ``row_form`` (built on first use, by this class only) is the Form over the
     uncollapsed units: the posterior of a collapsed level's own etas needs it.
     """
@@ -135,6 +137,7 @@ class Problem:
     structure: str
     descendants: tuple
     cholesky_blocks: dict
+    param_units: np.ndarray
 
     @property
     def levels(self):

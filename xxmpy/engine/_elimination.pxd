@@ -18,14 +18,24 @@ cdef int eliminate_c(double* B, double* R, idx m, idx n, const idx* diag, const 
 cdef int factor_dense_c(double* buf, double* rhs, idx base, idx rbase, int n,
                         double* logdet, double* zz) noexcept nogil
 
-cdef int posterior_dense_c(const double* fac, const double* z, double* sig, double* mean,
-                           idx base, idx rbase, int n) noexcept nogil
+cdef void mean_dense_c(const double* fac, const double* z, double* mean, idx base,
+                       idx rbase, int n) noexcept nogil
 
-cdef void posterior_c(const double* F, const double* z, double* Sg, double* Mn, idx m, idx n,
-                      const idx* diag, const idx* rhs_off, idx E, const idx* e_row,
-                      const idx* e_off, const idx* e_mb, const idx* e_nb, idx P,
+cdef int posterior_dense_c(const double* fac, double* sig, idx base, int n) noexcept nogil
+
+cdef void mean_c(const double* F, const double* z, double* Mn, idx m, idx n,
+                 const idx* diag, const idx* rhs_off, idx E, const idx* e_row,
+                 const idx* e_off, const idx* e_mb, const idx* e_nb, double* t) noexcept nogil
+
+cdef void posterior_c(const double* F, double* Sg, idx m, idx n,
+                      const idx* diag, idx E, const idx* e_row,
+                      const idx* e_off, const idx* e_mb, idx P,
                       const idx* p_e1, const idx* p_e2, const idx* p_off, const idx* p_ld,
                       const idx* p_tr, idx max_block, double* work, double* Acc) noexcept nogil
+
+cdef double residual_c(const double* A, idx a_step, idx n, idx r, idx M, const double* d,
+                       const double* W, const idx* pat, const double* wt, const idx* seg,
+                       idx S, const idx* vec, const double* mean, double* work) noexcept nogil
 
 cdef void term_gradient_c(const double* A, idx a_step, idx n, idx r, idx M, const double* d,
                           const double* W, const idx* pat, const double* wt, const idx* seg,

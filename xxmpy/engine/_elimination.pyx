@@ -195,17 +195,25 @@ cdef int factor_dense_c(double* buf, double* rhs, idx base, idx rbase, int n,
     return 0
 
 
-cdef int posterior_dense_c(const double* fac, const double* z, double* sig, double* mean,
-                           idx base, idx rbase, int n) noexcept nogil:
-    """Dense remainder: mean = L^-T z and its full covariance block; 1 on failure."""
-    cdef int info = 0, one = 1
+cdef void mean_dense_c(const double* fac, const double* z, double* mean, idx base,
+                       idx rbase, int n) noexcept nogil:
+    """Dense remainder: the posterior mean L^-T z (after factor_dense_c)."""
+    cdef int one = 1
     cdef char up = b'U', nd = b'N'
-    cdef idx i, j
+    cdef idx i
     for i in range(n):
         mean[rbase + i] = z[rbase + i]
+    dtrsv(&up, &nd, &nd, &n, <double*>&fac[base], &n, &mean[rbase], &one)
+
+
+cdef int posterior_dense_c(const double* fac, double* sig, idx base, int n) noexcept nogil:
+    """Dense remainder: its full covariance block (C^-1, both triangles); 1 on failure."""
+    cdef int info = 0
+    cdef char up = b'U'
+    cdef idx i, j
+    for i in range(n):
         for j in range(i + 1):
             sig[base + i * n + j] = fac[base + i * n + j]
-    dtrsv(&up, &nd, &nd, &n, <double*>&fac[base], &n, &mean[rbase], &one)
     dpotri(&up, &n, &sig[base], &n, &info)
     for i in range(n):
         for j in range(i):
@@ -213,26 +221,13 @@ cdef int posterior_dense_c(const double* fac, const double* z, double* sig, doub
     return info != 0
 
 
-cdef void posterior_c(const double* F, const double* z, double* Sg, double* Mn, idx m, idx n,
-                      const idx* diag, const idx* rhs_off, idx E, const idx* e_row,
-                      const idx* e_off, const idx* e_mb, const idx* e_nb, idx P,
-                      const idx* p_e1, const idx* p_e2, const idx* p_off, const idx* p_ld,
-                      const idx* p_tr, idx max_block, double* work, double* Acc) noexcept nogil:
-    """Back substitution and selected inversion for one sparse level (later levels
-    done). work: 3 max_block^2 + max_block doubles; Acc: max(E, 1) m max_block
-    (zeroed here)."""
-    cdef double* S = work
-    cdef double* T = S + max_block * max_block
-    cdef double* D = T + max_block * max_block
-    cdef double* t = D + max_block * max_block
-    cdef idx u, e, p, i, j, k, mb, mb2, e1, e2, stride = m * max_block
+cdef void mean_c(const double* F, const double* z, double* Mn, idx m, idx n,
+                 const idx* diag, const idx* rhs_off, idx E, const idx* e_row,
+                 const idx* e_off, const idx* e_mb, const idx* e_nb, double* t) noexcept nogil:
+    """Back substitution for one sparse level (later levels' means done): the posterior
+    means C^-1 b of its units into Mn. t: m doubles."""
+    cdef idx u, e, i, j, k, mb
     cdef double a
-    cdef int scalar = 1
-    for i in range(max(E, 1) * stride):
-        Acc[i] = 0.0
-    for e in range(E):
-        if e_mb[e] != 1:
-            scalar = 0
     for u in range(n):
         for i in range(m):
             Mn[rhs_off[u] + i] = z[rhs_off[u] + i]
@@ -251,6 +246,28 @@ cdef void posterior_c(const double* F, const double* z, double* Sg, double* Mn, 
             t[i] = a
         for i in range(m):
             Mn[rhs_off[u] + i] = t[i]
+
+
+cdef void posterior_c(const double* F, double* Sg, idx m, idx n,
+                      const idx* diag, idx E, const idx* e_row,
+                      const idx* e_off, const idx* e_mb, idx P,
+                      const idx* p_e1, const idx* p_e2, const idx* p_off, const idx* p_ld,
+                      const idx* p_tr, idx max_block, double* work, double* Acc) noexcept nogil:
+    """Selected inversion for one sparse level (later levels done): the blocks of C^-1
+    on the factor's pattern into Sg. work: 3 max_block^2 + max_block doubles; Acc:
+    max(E, 1) m max_block (zeroed here)."""
+    cdef double* S = work
+    cdef double* T = S + max_block * max_block
+    cdef double* D = T + max_block * max_block
+    cdef double* t = D + max_block * max_block
+    cdef idx u, e, p, i, j, k, mb, mb2, e1, e2, stride = m * max_block
+    cdef double a
+    cdef int scalar = 1
+    for i in range(max(E, 1) * stride):
+        Acc[i] = 0.0
+    for e in range(E):
+        if e_mb[e] != 1:
+            scalar = 0
     # Acc[e] (mb, m) = sum over pairs of Sigma_JJ w'
     if m == 1 and scalar:
         for p in range(P):
@@ -302,6 +319,36 @@ cdef void posterior_c(const double* F, const double* z, double* Sg, double* Mn, 
                 a = 0.5 * (Sg[diag[u] + i * m + j] + Sg[diag[u] + j * m + i])
                 Sg[diag[u] + i * m + j] = a
                 Sg[diag[u] + j * m + i] = a
+
+
+cdef double residual_c(const double* A, idx a_step, idx n, idx r, idx M, const double* d,
+                       const double* W, const idx* pat, const double* wt, const idx* seg,
+                       idx S, const idx* vec, const double* mean, double* work) noexcept nogil:
+    """sum_n wt_n e_n' W[pat_n] e_n, e_n = d_n - A_n mu_n with mu_n the posterior mean of
+    unit n's scope etas: one factor family's share of the penalised residual sum of
+    squares, summed directly (never as a difference of large numbers). work: M + r."""
+    cdef double* mu = work
+    cdef double* e = mu + M
+    cdef const double* Au
+    cdef const double* Wq
+    cdef idx u, i, k, s
+    cdef double acc, total = 0.0
+    for u in range(n):
+        Wq, Au = W + pat[u] * r * r, A + u * a_step * r * M
+        for s in range(S):
+            for i in range(seg[s], seg[s + 1]):
+                mu[i] = mean[vec[u * S + s] + i - seg[s]]
+        for i in range(r):
+            acc = d[u * r + i]
+            for k in range(M):
+                acc -= Au[i * M + k] * mu[k]
+            e[i] = acc
+        for i in range(r):
+            acc = 0.0
+            for k in range(r):
+                acc += Wq[i * r + k] * e[k]
+            total += wt[u] * e[i] * acc
+    return total
 
 
 cdef void term_gradient_c(const double* A, idx a_step, idx n, idx r, idx M, const double* d,

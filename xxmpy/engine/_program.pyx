@@ -19,8 +19,9 @@ Invariants (read before touching):
   * float arrays float64 and index arrays intp, C order, held by the Program
     (``_keep``) for its lifetime; the pointers below point into them;
   * an inadmissible point (a block not positive definite, an ill-conditioned
-    theta / psi, a singular I - B, a negative penalised residual sum of
-    squares) gives +inf and leaves the gradient undefined;
+    theta / psi, a singular I - B) gives +inf and leaves the gradient undefined;
+  * the penalised residual sum of squares is summed from the residuals at the
+    posterior mean (residual_c), so no term is a difference of large numbers;
   * nothing here knows about levels or pandas; the arrays come from
     engine/program.py. Twin: the numpy reference (engine/reference/),
     compared in tests/twin_check.py.
@@ -29,8 +30,8 @@ cimport numpy as cnp
 import numpy as np
 from libc.math cimport INFINITY
 
-from ._elimination cimport (accumulate_c, eliminate_c, factor_dense_c, posterior_c,
-                            posterior_dense_c, term_gradient_c)
+from ._elimination cimport (accumulate_c, eliminate_c, factor_dense_c, mean_c, mean_dense_c,
+                            posterior_c, posterior_dense_c, residual_c, term_gradient_c)
 from ._linalg cimport cholesky, idx, inverse, matmul, triangular_inverse
 
 cnp.import_array()
@@ -494,8 +495,12 @@ cdef class Program:
         return sig, mean
 
     cdef double _value(self, const double* theta):
+        """-2 log L at theta; leaves the factor in buf / rhs and the posterior means in
+        mean. The penalised residual sum of squares is summed from the residuals at the
+        posterior mean, never as c - b'C^-1 b (a difference of large numbers when the
+        data sit far from 0)."""
         cdef idx i
-        cdef double total = self.constant, const = 0.0, logdet = 0.0, zz = 0.0, r2
+        cdef double total = self.constant, logdet = 0.0, zz = 0.0
         cdef _Term t
         cdef _Contrast c
         cdef _Step st
@@ -515,9 +520,9 @@ cdef class Program:
             self.rhs[i] = 0.0
         for t in self.terms:
             if t.n:
-                const += accumulate_c(t.A, t.a_step, t.n, t.r, t.M, t.d, t.W, t.pat, t.wt,
-                                      t.seg, t.S, t.pair_i, t.pair_j, t.P, t.off, t.ld, t.tr,
-                                      t.vec, self.buf, self.rhs, self.work)
+                accumulate_c(t.A, t.a_step, t.n, t.r, t.M, t.d, t.W, t.pat, t.wt, t.seg, t.S,
+                             t.pair_i, t.pair_j, t.P, t.off, t.ld, t.tr, t.vec, self.buf,
+                             self.rhs, self.work)
         for st in self.steps:
             if eliminate_c(self.buf, self.rhs, st.m, st.n, st.diag, st.rhs, st.E, st.e_row,
                            st.e_off, st.e_mb, st.e_nb, st.P, st.p_e1, st.p_e2, st.p_off,
@@ -526,26 +531,30 @@ cdef class Program:
         if self.n_dense and factor_dense_c(self.buf, self.rhs, self.dense_base,
                                            self.rhs_dense_base, self.n_dense, &logdet, &zz):
             return INFINITY
-        r2 = const - zz      # the penalised residual sum of squares: >= 0 in exact arithmetic
-        if r2 < -1e-8 * max(1.0, const):
-            return INFINITY
-        return total + logdet + r2
+        if self.n_dense:
+            mean_dense_c(self.buf, self.rhs, self.mean, self.dense_base, self.rhs_dense_base,
+                         self.n_dense)
+        for st in reversed(self.steps):
+            mean_c(self.buf, self.rhs, self.mean, st.m, st.n, st.diag, st.rhs, st.E, st.e_row,
+                   st.e_off, st.e_mb, st.e_nb, self.work)
+        for t in self.terms:
+            if t.n:
+                total += residual_c(t.A, t.a_step, t.n, t.r, t.M, t.d, t.W, t.pat, t.wt,
+                                    t.seg, t.S, t.vec, self.mean, self.work)
+        return total + logdet
 
     cdef void _posterior(self) noexcept:
-        """The selected inverse and mean into sig / mean (after _value)."""
+        """The selected inverse into sig (after _value, which left the means)."""
         cdef idx i
         cdef _Step st
         for i in range(self.size):
             self.sig[i] = 0.0
-        for i in range(self.rhs_size):
-            self.mean[i] = 0.0
         if self.n_dense:
-            posterior_dense_c(self.buf, self.rhs, self.sig, self.mean, self.dense_base,
-                              self.rhs_dense_base, self.n_dense)
+            posterior_dense_c(self.buf, self.sig, self.dense_base, self.n_dense)
         for st in reversed(self.steps):
-            posterior_c(self.buf, self.rhs, self.sig, self.mean, st.m, st.n, st.diag, st.rhs,
-                        st.E, st.e_row, st.e_off, st.e_mb, st.e_nb, st.P, st.p_e1, st.p_e2,
-                        st.p_off, st.p_ld, st.p_tr, self.max_block, self.work, self.acc)
+            posterior_c(self.buf, self.sig, st.m, st.n, st.diag, st.E, st.e_row, st.e_off,
+                        st.e_mb, st.P, st.p_e1, st.p_e2, st.p_off, st.p_ld, st.p_tr,
+                        self.max_block, self.work, self.acc)
 
     cdef void _gradient(self, double* out):
         cdef idx i

@@ -1,9 +1,12 @@
 """Maximum likelihood: a projected quasi-Newton search with a Newton polish.
 
-Parameters are scaled by their start values (phi = theta / scale). Variances
-(parameters only on diagonals of theta / psi) have a small positive lower
-bound; any inadmissible trial point (a matrix not positive definite) makes
-the line search step back. Gradients are analytic (gradient.py); the Hessian
+Parameters are scaled by their natural units from the data (phi = theta /
+unit, compile/scales.py).
+Variances (parameters only on diagonals of theta / psi) have a small positive
+lower bound, VARIANCE_FLOOR times that unit: every floor and step scale is
+relative to the data's scale, so a fit of rescaled data follows the same path.
+Any inadmissible trial point (a matrix not positive definite) makes the line
+search step back. Gradients are analytic (gradient.py); the Hessian
 is central differences of the analytic gradient. Convergence is judged by
 the Newton decrement g' H^-1 g (the predicted further drop of -2 log L).
 """
@@ -15,9 +18,22 @@ import numpy as np
 from ..engine import deviance_and_gradient
 from .transform import Transform
 
-VARIANCE_FLOOR = 1e-8
+VARIANCE_FLOOR = 1e-8    # relative to each variance's natural unit (variance_floor)
 SMALL_DIAGONAL = 1e-2  # L_rr^2 below this (in units of its scale^2): a covariance near singular
 DECREMENT_TOL = 1e-6   # predicted further drop of -2 log L that counts as converged
+POLISH_TOL = 1e-12     # the Newton polish goes on to here: the estimates to ~1e-6 of their SE
+
+
+def variance_floor(problem):
+    """(k,) the variances' lower bound: VARIANCE_FLOOR natural units of each parameter."""
+    return VARIANCE_FLOOR * problem.param_units
+
+
+def coordinate_scale(transform, problem, theta=None):
+    """(k,) optimiser coordinate scales: each coordinate's natural unit from the data
+    (a location parameter's magnitude says nothing about the steps it needs: an
+    intercept of 1e7 may be known to 1e-5)."""
+    return transform.coordinate_units(problem.param_units)
 
 
 def newton_decrement(H, g):
@@ -248,7 +264,7 @@ def polish(fg, x, f, g, lower, steps):
     Hf = hessian_of(lambda xf: sub(xf, x), x[free], g[free], sub_lower)
     at_hessian = x.copy()
     for _ in range(steps):
-        if newton_decrement(Hf, g[free]) < 1e-3 * DECREMENT_TOL:
+        if newton_decrement(Hf, g[free]) < POLISH_TOL:
             break
         try:
             step = np.linalg.solve(Hf, g[free])
@@ -289,15 +305,15 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
     start = params.start.copy() if start is None else np.asarray(start, float).copy()
     fixed = np.zeros(k, bool) if fixed is None else np.asarray(fixed, bool)
     free = ~fixed
-    transform = Transform(problem, VARIANCE_FLOOR, fixed)
-    start = np.where(free & params.is_variance,
-                     np.maximum(start, VARIANCE_FLOOR), start)
+    floor = variance_floor(problem)
+    transform = Transform(problem, floor, fixed)
+    start = np.where(free & params.is_variance, np.maximum(start, floor), start)
     start = transform.admissible(start, fixed)
     not_finite = ValueError("xxmRun: -2 log L is not finite at the start values; check that "
                             "theta and psi are positive definite and I - beta is invertible.")
     try:
         x0 = transform.from_theta(start)
-        scale = np.maximum(np.abs(transform.from_theta(params.start)), 0.1)
+        scale = coordinate_scale(transform, problem, params.start)
     except np.linalg.LinAlgError:
         raise not_finite from None
     fg = Objective(problem, transform, x0, free, scale)
@@ -328,8 +344,8 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
     n_eval = fg.count
     hess = np.full((k, k), np.nan)
     at_bound = np.zeros(k, bool)
-    plain = Transform(problem, VARIANCE_FLOOR, fixed, cholesky=False)
-    pscale = np.maximum(np.abs(params.start), 0.1)
+    plain = Transform(problem, floor, fixed, cholesky=False)
+    pscale = coordinate_scale(plain, problem, params.start)
     pf = Objective(problem, plain, theta, free, pscale)
     plower = plain.lower[free] / pscale[free]
     pt = theta[free] / pscale[free]

@@ -59,9 +59,10 @@ class Transform:
     """The map between optimiser coordinates and parameters (see module doc)."""
 
     def __init__(self, problem, floor, fixed=None, cholesky=True):
-        """fixed: (k,) bool, parameters held at their value. A block with one fixed
-        element is reordered to keep it a coordinate; with more, it stays elementwise.
-        cholesky=False: every parameter is its own coordinate."""
+        """floor: the variances' lower bound, (k,) or one number; fixed: (k,) bool,
+        parameters held at their value. A block with one fixed element is reordered
+        to keep it a coordinate; with more, it stays elementwise. cholesky=False:
+        every parameter is its own coordinate."""
         k = problem.params.n
         self.k = k
         self.blocks = []
@@ -79,17 +80,30 @@ class Transform:
                 cov_fixed = r != c
             self.blocks.append(_Block(slots, cov_fixed))
         in_block = np.zeros(k, bool)
+        self.floor = floor = np.broadcast_to(np.asarray(floor, float), (k,))
         self.lower = np.where(problem.params.is_variance, floor, -np.inf)
         for b in self.blocks:
             in_block[b.slots.ravel()] = True
             m = len(b.slots)
             self.lower[b.slots[_tril(m)]] = -np.inf
-            self.lower[np.diag(b.slots)] = np.sqrt(floor)
+            self.lower[np.diag(b.slots)] = np.sqrt(floor[np.diag(b.slots)])
             if b.covariance_fixed:
                 self.lower[b.slots[1, 0]] = -np.inf
         self.identity = ~in_block
         self.compiled = None if not (backend.COMPILED and CholeskyMap) else CholeskyMap(
             [(b.slots, b.covariance_fixed) for b in self.blocks], k)
+
+    def coordinate_units(self, units):
+        """(k,) the natural unit of each coordinate from the parameters' units (k,):
+        a parameter's own, or for the Cholesky factor's L_rc the root of Sigma_rr's."""
+        out = np.array(units, dtype=float)
+        for b in self.blocks:
+            root = np.sqrt(units[np.diag(b.slots)])
+            rows, cols = _tril(len(b.slots))
+            out[b.slots[rows, cols]] = root[rows]
+            if b.covariance_fixed:             # that coordinate is the covariance itself
+                out[b.slots[1, 0]] = units[b.slots[1, 0]]
+        return out
 
     def _factor(self, b, x):
         L = np.zeros(b.slots.shape)
@@ -144,7 +158,7 @@ class Transform:
                 if b.covariance_fixed:
                     d = np.diag(b.slots)
                     d = d[~fixed[d]]
-                    theta[d] = np.maximum(theta[d], 1e-8) * 1.25
+                    theta[d] = np.maximum(theta[d], self.floor[d]) * 1.25
                 else:
                     o = np.unique(b.slots[off])
                     o = o[~fixed[o]]

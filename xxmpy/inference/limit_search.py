@@ -49,7 +49,8 @@ try:
 except ImportError:      # not built
     _quasi_newton = None
 quasi_newton = _quasi_newton if backend.COMPILED else None
-from ..fit.optimize import SMALL_DIAGONAL, VARIANCE_FLOOR, Objective, hessian_in_coordinates
+from ..fit.optimize import (SMALL_DIAGONAL, Objective, coordinate_scale, hessian_in_coordinates,
+                            variance_floor)
 from ..fit.transform import Transform
 
 MAX_EVALUATIONS = 30
@@ -109,11 +110,11 @@ def _build_start(ctx, j):
     problem, k = ctx.problem, ctx.problem.params.n
     fixed = np.zeros(k, bool)
     fixed[j] = True
-    transform = Transform(problem, VARIANCE_FLOOR, fixed)
+    transform = Transform(problem, variance_floor(problem), fixed)
     free = np.ones(k, bool)
     try:
         x0 = transform.from_theta(ctx.theta)
-        scale = np.maximum(np.abs(transform.from_theta(problem.params.start)), 0.1)
+        scale = coordinate_scale(transform, problem, problem.params.start)
     except np.linalg.LinAlgError:
         return GaveUp("a covariance matrix is not positive definite at the estimate", 0)
     B = hessian_in_coordinates(ctx.hessian, transform, x0, free, scale)

@@ -42,7 +42,7 @@ from scipy.special import chdtri
 from . import forked
 from ..engine import deviance_and_gradient
 from .limit_search import Found, search_limit
-from ..fit.optimize import VARIANCE_FLOOR, fit_problem
+from ..fit.optimize import fit_problem, variance_floor
 
 TOL_RISE = 1e-4       # |rise - cutoff| accepted at an ok limit
 MAX_FITS = 40         # profile fits per limit
@@ -191,7 +191,9 @@ class _Context:
         self.dmin = rec.deviance
         self.cutoff = cutoff
         self.is_variance = self.problem.params.is_variance
-        self.scale = np.maximum(np.abs(self.problem.params.start), 0.1)
+        self.units = self.problem.param_units
+        self.floor = variance_floor(self.problem)
+        self.scale = self.units
         self.vcov = result.vcov.to_numpy()
         self.gradient = rec.gradient      # at the estimate, theta units
         # the profile fits' start Hessian: the fit's, or (with parameters on a
@@ -270,7 +272,7 @@ def search_bounds(ctx, j):
     est = ctx.theta[j]
     floor = -np.inf
     if ctx.is_variance[j]:
-        floor = max(VARIANCE_FLOOR, BOUNDARY_PROBE * max(est, ctx.natural_step(j)))
+        floor = max(ctx.floor[j], BOUNDARY_PROBE * max(est, ctx.natural_step(j)))
     return floor, FAR * max(ctx.natural_step(j), abs(est))
 
 
@@ -279,7 +281,7 @@ def profile_side(ctx, j, side):
 
     The direct search first; root finding over profile fits where it gives up.
     """
-    if side < 0 and ctx.is_variance[j] and ctx.theta[j] <= VARIANCE_FLOOR * (1 + 1e-6):
+    if side < 0 and ctx.is_variance[j] and ctx.theta[j] <= ctx.floor[j] * (1 + 1e-6):
         return Limit(0.0, "boundary", 0.0, "estimate on the bound (variance 0)"), []
     floor, far = search_bounds(ctx, j)
     found = search_limit(ctx, j, side, floor, far)
@@ -325,7 +327,7 @@ def _root_finding(ctx, j, side, floor, far):
             v = floor
         base_v, _, base_theta = points[-1]
         warm = base_theta + slope * (v - base_v)
-        warm = np.where(ctx.is_variance, np.maximum(warm, VARIANCE_FLOOR), warm)
+        warm = np.where(ctx.is_variance, np.maximum(warm, ctx.floor), warm)
         dev, theta, slope_v, used = _fit_at(ctx, j, v, warm)
         n_eval += used
         if dev is None:
@@ -333,7 +335,7 @@ def _root_finding(ctx, j, side, floor, far):
             n_eval += used
         n_fits += 1
         if dev is None:           # no admissible start at v: step back towards the last point
-            if abs(v - base_v) < 1e-10 * max(1.0, abs(base_v)):
+            if abs(v - base_v) < 1e-10 * max(ctx.units[j], abs(base_v)):
                 return limit(np.nan, "failed", np.nan,
                              f"no admissible parameters found beyond {base_v:.6g}"), trace
             v = base_v + (v - base_v) / 4

@@ -115,7 +115,7 @@ def _moment_starts(design, r):
     part the residual variance explains (s^2 mean(1/n_g)), floored at 5% of
     the total; the residual variance is what the factors leave, floored at 10%.
     """
-    total = max(float(np.mean(r ** 2)), 1e-8 * max(1.0, float(np.mean(design.y ** 2))))
+    total = max(float(np.mean(r ** 2)), 1e-8 * float(np.var(design.y)))
     tau2 = []
     for f in design.factors:
         n_g = np.bincount(f.codes, minlength=len(f.groups)).astype(float)
@@ -156,7 +156,8 @@ def _factor_level(m, design, z_cols, f, obs, tau2, start):
                 pattern[r, c] = 1
                 label[r, c] = psi_label(f.name, names, r, c)
                 if r == c:
-                    value[r, c] = start.get(label[r, c], tau2 / max(1.0, np.mean(Z[:, r] ** 2)))
+                    z2 = float(np.mean(Z[:, r] ** 2))
+                    value[r, c] = start.get(label[r, c], tau2 / z2 if z2 > 0 else tau2)
                 else:
                     value[r, c] = start.get(label[r, c], 0.0)
         pos += len(b.names)

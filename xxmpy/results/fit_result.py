@@ -21,9 +21,18 @@ from ..errors import BoundaryWarning, ConvergenceWarning, HessianWarning
 from ..inference.profile import ProfileCI, profile_ci
 from .summary import Summary, number
 
+# the unit-diagonal Hessian's smallest eigenvalue, relative to its largest, below which
+# the fit counts as not (locally) identified
+HESSIAN_RANK_TOL = 1e-10
+
 
 def _covariance(record):
-    """Parameter covariance 2 H^-1 over parameters off their bounds; problems found."""
+    """Parameter covariance 2 H^-1 over parameters off their bounds; problems found.
+
+    Positive definiteness is judged on the Hessian scaled to unit diagonal
+    (D H D, D = diag(H)^-1/2): invariant to each parameter's unit, so rescaling
+    the data can neither raise nor hide the flag.
+    """
     k = record.estimate.size
     cov = np.full((k, k), np.nan)
     free = ~record.at_bound
@@ -33,11 +42,15 @@ def _covariance(record):
     H = (H + H.T) / 2
     if not np.all(np.isfinite(H)):
         return cov, list(np.flatnonzero(free))
-    vals, vecs = np.linalg.eigh(H)
-    if vals[0] <= 1e-10 * max(1.0, abs(vals[-1])):
+    d = np.diag(H)
+    if np.any(d <= 0):
+        return cov, list(np.flatnonzero(free)[d <= 0])
+    D = 1.0 / np.sqrt(d)
+    vals, vecs = np.linalg.eigh(H * np.outer(D, D))
+    if vals[0] <= HESSIAN_RANK_TOL * vals[-1]:
         bad = np.flatnonzero(free)[np.abs(vecs[:, 0]) > 0.3]
         return cov, list(bad)
-    cov[np.ix_(free, free)] = 2.0 * np.linalg.inv(H)
+    cov[np.ix_(free, free)] = 2.0 * np.outer(D, D) * np.linalg.inv(H * np.outer(D, D))
     return cov, []
 
 

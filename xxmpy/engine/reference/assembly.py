@@ -1,9 +1,9 @@
 """Assembly of C and b from the factor terms, and the posterior moments (numpy reference).
 
-The engine takes every level's FactorTerms (terms.py), assembles
-C and b, factors C and returns (c, log|C|, z'z) where c = sum d'Wd and
-b'C^-1 b = z'z. For the gradient it then gives, per level and term, the
-posterior moments the Fisher identity needs (gradient.py):
+The engine takes every level's FactorTerms (terms.py), assembles C and b,
+factors C (log|C|), and sums the penalised residual sum of squares
+sum_i e_i' W_i e_i at the posterior mean. For the gradient it then gives, per
+level and term, the posterior moments the Fisher identity needs (gradient.py):
 
   gA = -2 sum_i W_i (e_i mu_i' - A_i S_i)            (r, M)
   gd = 2 W_i e_i                                      (n, r)
@@ -17,21 +17,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .elimination import BlockState, factor, posterior
+from .elimination import BlockState, factor, posterior, posterior_mean
+
 
 @dataclass
 class LevelFactors:
-    """Summed factor products of one level: G (n, M, M), h (n, M), const."""
+    """Summed factor products of one level: G (n, M, M), h (n, M)."""
     G: np.ndarray
     h: np.ndarray
-    const: float
 
 
 def level_factors(units, lt, c):
-    """Sum A'WA, A'Wd and d'Wd over level c's terms."""
+    """Sum A'WA and A'Wd over level c's terms."""
     n = units.levels[c].n
     M = sum(units.levels[s].n_etas for s, _ in units.scopes[c])
-    G, h, const = np.zeros((n, M, M)), np.zeros((n, M)), 0.0
+    G, h = np.zeros((n, M, M)), np.zeros((n, M))
     for term in lt.terms:
         W, d = term.W, term.d
         A = np.broadcast_to(term.A, (n,) + term.A.shape[1:])
@@ -39,8 +39,7 @@ def level_factors(units, lt, c):
         Wd = np.matmul(W, d[..., None])[..., 0] if W.ndim == 3 else d @ W.T
         G += np.matmul(A.transpose(0, 2, 1), WA)
         h += np.einsum("nrm,nr->nm", A, Wd)
-        const += np.einsum("nr,nr->", d, Wd)
-    return LevelFactors(G, h, const)
+    return LevelFactors(G, h)
 
 
 def assemble(units, factors):
@@ -59,6 +58,15 @@ def assemble(units, factors):
 def _dense_rows(sched, lvl):
     m, size = sched.block[lvl], sched.sizes[lvl]
     return sched.dense_offset[lvl] + np.arange(size * m).reshape(size, m)
+
+
+def scope_means(units, post, c):
+    """Posterior mean (n, M) of level c's scope etas."""
+    offs = units.scope_offsets[c]
+    mu = np.zeros((units.levels[c].n, offs[-1]))
+    for k, target in enumerate(units.schedule.assembly_rhs[c]):
+        mu[:, offs[k]:offs[k + 1]] = post.vectors(target)
+    return mu
 
 
 def scope_moments(units, post, c):
@@ -95,9 +103,24 @@ class NumpyEngine:
         return out
 
     def factor(self, terms):
+        """Assemble and factor C; returns log|C|."""
         factors = {c: level_factors(self.units, lt, c) for c, lt in terms.items()}
         self.fac = factor(assemble(self.units, factors))
-        return sum(f.const for f in factors.values()), self.fac.logdet, self.fac.zz
+        return self.fac.logdet
+
+    def residual(self, terms):
+        """The penalised residual sum of squares sum_i e_i' W_i e_i, e_i = d_i - A_i mu_i at
+        the posterior mean mu (summed from residuals, not as c - b'C^-1 b)."""
+        post, total = posterior_mean(self.units.schedule, self.fac), 0.0
+        for c, lt in terms.items():
+            mu = scope_means(self.units, post, c)
+            for term in lt.terms:
+                A = np.broadcast_to(term.A, (len(term.d),) + term.A.shape[1:])
+                e = term.d - np.einsum("nrm,nm->nr", A, mu)
+                W = term.W
+                We = e @ W.T if W.ndim == 2 else np.einsum("nrs,ns->nr", W, e)
+                total += float(np.einsum("nr,nr->", e, We))
+        return total
 
     def posterior_moments(self):
         post = posterior(self.units.schedule, self.fac)

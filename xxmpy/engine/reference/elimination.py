@@ -142,6 +142,23 @@ def gather_blocks(state, target):
     return state.dense[target.flat]
 
 
+def posterior_mean(sched, fac):
+    """Back substitution: the posterior mean C^-1 b as (mean {level: (n_l, m_l)},
+    mean_dense (n_dense,))."""
+    mean = {l: np.zeros((sched.sizes[l], sched.block[l])) for l in sched.sparse_order}
+    mean_dense = np.zeros(sched.n_dense)
+    if sched.n_dense:
+        mean_dense = solve_triangular(fac.chol, fac.z_dense, lower=True, trans="T")
+    post = Posterior(mean, mean_dense, None)
+    for step, (inv, z, w) in zip(reversed(sched.steps), reversed(fac.steps)):
+        t = z.copy()
+        for key, target in zip(step.relations, step.rhs_targets):
+            rows = sched.relations[key][0]
+            np.subtract.at(t, rows, np.einsum("nij,nj->ni", w[key], post.vectors(target)))
+        mean[step.level] = np.einsum("nji,nj->ni", inv, t)
+    return post
+
+
 def posterior(sched, fac):
     """Back substitution and selected inversion (Takahashi) over a Factor.
 
@@ -151,21 +168,12 @@ def posterior(sched, fac):
     needed is a fill pair of the forward step, so nothing outside the
     factor's pattern is computed.
     """
-    cov = BlockState(sched)
-    mean = {l: np.zeros((sched.sizes[l], sched.block[l])) for l in sched.sparse_order}
-    mean_dense = np.zeros(sched.n_dense)
+    post = posterior_mean(sched, fac)
+    cov = post.cov = BlockState(sched)
     if sched.n_dense:
-        mean_dense = solve_triangular(fac.chol, fac.z_dense, lower=True, trans="T")
         linv = solve_triangular(fac.chol, np.eye(sched.n_dense), lower=True)
         cov.dense = (linv.T @ linv).ravel()
-    post = Posterior(mean, mean_dense, cov)
     for step, (inv, z, w) in zip(reversed(sched.steps), reversed(fac.steps)):
-        a = step.level
-        t = z.copy()
-        for key, target in zip(step.relations, step.rhs_targets):
-            rows = sched.relations[key][0]
-            np.subtract.at(t, rows, np.einsum("nij,nj->ni", w[key], post.vectors(target)))
-        mean[a] = np.einsum("nji,nj->ni", inv, t)
         # T[key] = (Sigma_JJ L_Ji) for each relation entry: (nnz, m_b, m_a)
         acc = {key: np.zeros(w[key].shape[:1] + w[key].shape[:0:-1]) for key in step.relations}
         for k1, k2, i, j, target in step.pairs:
@@ -183,5 +191,5 @@ def posterior(sched, fac):
             np.subtract.at(diag, rows, np.matmul(cov.rel[key],
                                                  np.matmul(w[key].transpose(0, 2, 1),
                                                            inv[rows])))
-        cov.diag[a] = (diag + diag.transpose(0, 2, 1)) / 2
+        cov.diag[step.level] = (diag + diag.transpose(0, 2, 1)) / 2
     return post
