@@ -6,6 +6,7 @@ REML criterion of sleepstudy's fm1, 1743.6283 (tests/test_lmer.py, [lme4-print])
 must not depend on what the user's columns are called.
 """
 import os
+import warnings
 import time
 
 import numpy as np
@@ -255,3 +256,52 @@ def test_anova_claims_no_boundary_for_differently_parametrised_models():
     assert not any("boundary" in note for note in out.notes)
     nested = xm.anova(xm.lmer("score ~ Machine + (1 | Worker)", d, REML=False), cs)
     assert any("Worker:Machine" in note and "boundary" in note for note in nested.notes)
+
+
+# ------------------------------------------------------------- 3: identification
+def _cfa(free_first_loading, seed=3, n_t=40, per=6):
+    rng = np.random.default_rng(seed)
+    t = np.repeat(np.arange(n_t), per)
+    f = rng.normal(size=t.size)[:, None] + rng.normal(0, 0.7, n_t)[t][:, None]
+    y = np.array([1.0, 0.8, 1.2]) * f + rng.normal(0, 0.6, (t.size, 3))
+    stu = pd.DataFrame(y, columns=["y1", "y2", "y3"]).assign(student=np.arange(t.size),
+                                                               teacher=t)
+    m = xm.Model(["student", "teacher"])
+    m.level("student", parents=["teacher"], ys=["y1", "y2", "y3"], etas=["fw"], data=stu)
+    m.level("teacher", etas=["fb"], data=pd.DataFrame({"teacher": np.arange(n_t)}))
+    m.within("student", "nu", np.ones((3, 1)), np.zeros((3, 1)))
+    m.within("student", "lambda", [[int(free_first_loading)], [1], [1]], np.ones((3, 1)),
+             [["l1"], ["l2"], ["l3"]])
+    m.within("student", "theta", np.eye(3), np.eye(3) * 0.5)
+    m.within("student", "psi", [[1]], [[1.0]], [["psi_w"]])
+    m.within("teacher", "psi", [[1]], [[0.5]])
+    m.between("teacher", "student", "lambda", [[0], [1], [1]], np.ones((3, 1)))
+    return m
+
+
+def test_a_non_identified_cfa_is_said_to_be_so():
+    """Free loadings and a free factor variance: -2 log L is flat along (l1, l2, l3,
+    psi_w) scaled against each other. Before: 'converged', no warning."""
+    with pytest.warns(xm.IdentificationWarning, match="l1, l2, l3, psi_w"):
+        fit = _cfa(True).fit()
+    assert fit.not_identified == [["l1", "l2", "l3", "psi_w"]]
+    assert "NOT IDENTIFIED" in str(fit)
+    assert fit.vcov.loc["psi_w"].isna().all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        identified = _cfa(False).fit()
+    assert identified.not_identified == [] and np.isfinite(identified.vcov.loc["psi_w"]).all()
+
+
+def test_an_ill_conditioned_but_identified_model_raises_no_alarm():
+    """An uncentered covariate (mean 1e4, SD 1) makes intercept and slope correlate to
+    1 - 5e-9, yet the model is identified: no identification or Hessian warning."""
+    rng = np.random.default_rng(1)
+    g = np.repeat(np.arange(30), 10)
+    x = 1e4 + rng.normal(size=300)
+    d = pd.DataFrame({"y": 2 + 0.5 * x + rng.normal(size=30)[g] + rng.normal(size=300),
+                      "x": x, "g": g})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = xm.lmer("y ~ x + (1 | g)", d, REML=False)
+    assert fit.fit_result.not_identified == [] and fit.fit_result.converged

@@ -16,8 +16,9 @@ __version__ = "0.1.0"
 
 from .api import (Model, xxmBetweenMatrix, xxmCI, xxmFree, xxmModel, xxmRun, xxmSubmodel,
                   xxmSummary, xxmWithinMatrix)
-from .errors import (BoundaryWarning, ConvergenceWarning, HessianWarning, ProblemTooLarge,
-                     SpecificationError, XxmError, XxmWarning)
+from .errors import (BoundaryWarning, ConvergenceWarning, HessianWarning,
+                     IdentificationWarning, ProblemTooLarge, SpecificationError, XxmError,
+                     XxmWarning)
 from .inference.anova import AnovaTable, anova
 from .inference.profile import ProfileCI
 from .lmm import LmerResult, lmer
@@ -29,6 +30,7 @@ __all__ = ["Model", "FitResult", "Summary", "ProfileCI", "lmer", "LmerResult", "
            "xxmRun", "xxmCI", "xxmSummary", "xxmFree", "SpecificationError", "ProblemTooLarge",
            "XxmError",
            "XxmWarning", "ConvergenceWarning", "BoundaryWarning", "HessianWarning",
+           "IdentificationWarning",
            "__version__"]
 
 

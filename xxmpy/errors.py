@@ -42,6 +42,10 @@ class HessianWarning(XxmWarning):
     """The Hessian at the estimates is not positive definite."""
 
 
+class IdentificationWarning(HessianWarning):
+    """-2 log L is flat along a combination of parameters: the model is not identified."""
+
+
 class ProblemCollector:
     """Collects specification problems and raises them together."""
 

@@ -22,6 +22,9 @@ VARIANCE_FLOOR = 1e-8    # relative to each variance's natural unit (variance_fl
 SMALL_DIAGONAL = 1e-2  # L_rr^2 below this (in units of its scale^2): a covariance near singular
 DECREMENT_TOL = 1e-6   # predicted further drop of -2 log L that counts as converged
 POLISH_TOL = 1e-12     # the Newton polish goes on to here: the estimates to ~1e-6 of their SE
+FLAT_CANDIDATE = 1e-5  # unit-diagonal Hessian eigenvalue (relative) worth re-measuring
+FLAT_TOL = 1e-11       # ... and, re-measured, below which the direction is flat
+FLAT_STEP = 0.05       # the re-measuring step, in standard errors
 
 
 def variance_floor(problem):
@@ -69,6 +72,8 @@ class OptimizationRecord:
     seconds: float = 0.0
     history: list = field(default_factory=list)
     decrement: float = np.nan
+    not_identified: list = field(default_factory=list)   # parameter index arrays, one per
+                                                         # flat direction of -2 log L
 
 
 class Objective:
@@ -284,6 +289,58 @@ def polish(fg, x, f, g, lower, steps):
     return x, f, g, H, at_bound
 
 
+def _directional_curvature(fg, y, v, lower, h):
+    """d^2(-2 log L)/dt^2 along v at y, by Richardson-extrapolated central differences
+    of the analytic gradient (error O(h^4); a cubic in t, the shape of -2 log L along
+    a straight line off a curved flat valley, differences to exactly 0); None when a
+    point is inadmissible."""
+    def slope(t):
+        point = y + t * v
+        if np.any(point < lower):
+            return None
+        f, g = fg(point)
+        return float(g @ v) if np.isfinite(f) else None
+    values = [slope(t) for t in (h, -h, h / 2, -h / 2)]
+    if any(v_ is None for v_ in values):
+        return None
+    wide, narrow = (values[0] - values[1]) / (2 * h), (values[2] - values[3]) / h
+    return (4 * narrow - wide) / 3
+
+
+def flat_directions(fg, y, H, off, lower):
+    """Index arrays (into y) of the parameters along whose combination -2 log L is flat:
+    the model is not identified there. H: the (finite-difference) Hessian at y in the
+    same coordinates; off: coordinates off their bounds. Scale-free: judged in the
+    metric where H has unit diagonal. A candidate direction (eigenvalue below
+    FLAT_CANDIDATE of the largest: the finite-difference Hessian's own noise is ~1e-7)
+    is re-measured by a higher-order difference along it and is flat below FLAT_TOL."""
+    idx = np.flatnonzero(off)
+    sub = H[np.ix_(idx, idx)]
+    d = np.diag(sub)
+    if idx.size < 2 or not np.all(np.isfinite(sub)) or np.any(d <= 0):
+        return []
+    D = 1.0 / np.sqrt(d)
+    vals, vecs = np.linalg.eigh(sub * np.outer(D, D))
+    out = []
+    for lam, u in zip(vals, vecs.T):
+        if lam > FLAT_CANDIDATE * vals[-1]:
+            break
+        v = np.zeros(y.size)
+        v[idx] = D * u
+        curvature = _directional_curvature(fg, y, v, lower, FLAT_STEP)
+        if curvature is not None and abs(curvature) < FLAT_TOL * vals[-1]:
+            out.append(idx[np.abs(u) > 0.1])
+    return out
+
+
+def _identified_decrement(H, g):
+    """g' H^+ g over the eigen-directions of H above FLAT_CANDIDATE of its largest."""
+    vals, vecs = np.linalg.eigh((H + H.T) / 2)
+    keep = vals > FLAT_CANDIDATE * vals[-1]
+    z = vecs[:, keep].T @ g
+    return float(np.sum(z ** 2 / vals[keep]))
+
+
 def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish_steps=3,
                 hessian=True, hessian_guess=None, verbose=False):
     """Minimise -2 log L; returns an OptimizationRecord.
@@ -358,7 +415,12 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
         at_bound[free] = bound_x
         pg = _projected(pg0, pt, plower)
         off = ~bound_x
-        decrement = newton_decrement(Hx[np.ix_(off, off)], pg[off])
+        groups = flat_directions(pf, pt, Hx, off, plower)
+        flat = [np.flatnonzero(free)[group] for group in groups]
+        # along a flat direction no gradient can be expected to vanish faster: judge
+        # the decrement on the identified directions only
+        decrement = newton_decrement(Hx[np.ix_(off, off)], pg[off]) if not groups else \
+            _identified_decrement(Hx[np.ix_(off, off)], pg[off])
         converged = bool(decrement < DECREMENT_TOL)
         if converged:       # the Newton polish finished what the search left
             status = "converged"
@@ -367,7 +429,7 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
                       else f"gradient not small at the end (Newton decrement {decrement:.1e})")
     else:
         at_bound[free] = _at_bound(pt, pg0, plower)
-        decrement = np.nan
+        decrement, flat = np.nan, []
         converged = status == "converged"
     n_eval += pf.count
     grad[free] = pg0 / pscale[free]
@@ -377,4 +439,4 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
         gradient=grad, gradient_norm=float(np.max(np.abs(pg_full), initial=0.0)),
         hessian=hess, at_bound=at_bound, n_evaluations=n_eval, n_iterations=iters,
         converged=converged, status=status, seconds=time.perf_counter() - t0,
-        history=history, decrement=decrement)
+        history=history, decrement=decrement, not_identified=flat)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from ..errors import BoundaryWarning, ConvergenceWarning, HessianWarning
+from ..errors import BoundaryWarning, ConvergenceWarning, HessianWarning, IdentificationWarning
 from ..inference.profile import ProfileCI, profile_ci
 from .summary import Summary, number
 
@@ -26,9 +26,10 @@ from .summary import Summary, number
 HESSIAN_RANK_TOL = 1e-10
 
 
-def _covariance(record):
+def _covariance(record, exclude=()):
     """Parameter covariance 2 H^-1 over parameters off their bounds; problems found.
 
+    ``exclude``: parameters left out (those of a flat direction: not identified).
     Positive definiteness is judged on the Hessian scaled to unit diagonal
     (D H D, D = diag(H)^-1/2): invariant to each parameter's unit, so rescaling
     the data can neither raise nor hide the flag.
@@ -36,6 +37,7 @@ def _covariance(record):
     k = record.estimate.size
     cov = np.full((k, k), np.nan)
     free = ~record.at_bound
+    free[list(exclude)] = False
     H = record.hessian[np.ix_(free, free)]
     if H.size == 0:
         return cov, []
@@ -102,7 +104,10 @@ class FitResult(InformationCriteria):
         self.model, self.problem, self.record = model, problem, record
         self.checked = checked      # spec.CheckedModel the problem was compiled from
         self.labels = list(problem.params.labels)
-        cov, not_pd = _covariance(record)
+        self.not_identified = [[self.labels[k] for k in group]
+                               for group in record.not_identified]
+        flat = sorted({k for group in record.not_identified for k in group})
+        cov, not_pd = _covariance(record, flat)   # none along a flat direction
         self.vcov = pd.DataFrame(cov, index=self.labels, columns=self.labels)
         self.hessian_problem = [self.labels[k] for k in not_pd]
         self.profile = None
@@ -207,7 +212,8 @@ class FitResult(InformationCriteria):
                 "gradient_norm": self.record.gradient_norm,
                 "n_evaluations": self.record.n_evaluations,
                 "at_bound": [lab for lab, b in zip(self.labels, self.record.at_bound) if b],
-                "hessian_not_positive_definite": self.hessian_problem}
+                "hessian_not_positive_definite": self.hessian_problem,
+                "not_identified": self.not_identified}
 
     def summary(self) -> Summary:
         """The Summary: ``{'fit': fit_statistics() and convergence() in one dict,
@@ -236,6 +242,10 @@ class FitResult(InformationCriteria):
         if fit["hessian_not_positive_definite"]:
             notes.append("Hessian not positive definite (not identified?): "
                          + ", ".join(fit["hessian_not_positive_definite"]))
+        for group in fit["not_identified"]:
+            notes.append("NOT IDENTIFIED: -2 log L is flat along a combination of "
+                         + ", ".join(group) + " (their estimates depend on the start "
+                         "values; no standard errors)")
         if not fit["converged"]:
             notes.append(f"WARNING: the optimiser did not converge ({fit['status']}).")
         if self.profile is not None:
@@ -265,6 +275,12 @@ class FitResult(InformationCriteria):
             warnings.warn("xxmRun: the Hessian of -2 log L is not positive definite; the "
                           "model may not be identified. Parameters involved: "
                           + ", ".join(self.hessian_problem), HessianWarning, stacklevel=4)
+        for group in self.not_identified:
+            warnings.warn("xxmRun: the model is not identified: -2 log L is flat along a "
+                          "combination of " + ", ".join(group) + "; their estimates "
+                          "depend on the start values. Fix one of them (e.g. a loading or "
+                          "a factor variance) or constrain them.", IdentificationWarning,
+                          stacklevel=4)
 
 
 def _version():
