@@ -305,3 +305,64 @@ def test_an_ill_conditioned_but_identified_model_raises_no_alarm():
         warnings.simplefilter("error")
         fit = xm.lmer("y ~ x + (1 | g)", d, REML=False)
     assert fit.fit_result.not_identified == [] and fit.fit_result.converged
+
+
+# ------------------------------------------------------------- 13-14: lme4's confint
+# [lme4-R] numbers from Rscript tests/data/r/sleepstudy_confint.R and early.R
+# (R 4.2.2, lme4 1.1-31, mlmRev; Debian's packages), printed with digits = 8.
+SLEEP_PROFILE = {"sd_(Intercept)|Subject": (14.38141816, 37.71599532),
+                 "sd_Days|Subject": (3.80116405, 8.75338075),
+                 "sigma": (22.89826688, 28.85799651),
+                 "(Intercept)": (237.68069551, 265.12951468),
+                 "Days": (7.35865328, 13.57591875)}
+SLEEP_WALD = {"(Intercept)": (238.0291411, 264.781069), "Days": (7.4375939, 13.496978)}
+
+
+def test_confint_of_a_reml_fit_has_lme4s_semantics():
+    """lme4 profiles the ML deviance even for a REML fit (profile.merMod refits by ML):
+    confint() must match that, fixed effects included; profile_ci(criterion='reml')
+    keeps the REML profile on request."""
+    fit = xm.lmer("Reaction ~ Days + (Days | Subject)", sleep())
+    ci = fit.confint(n_jobs=1, progress=False)
+    assert list(ci.columns) == ["2.5 %", "97.5 %"]
+    assert list(ci.index) == ["sd_(Intercept)|Subject", "cor_Days.(Intercept)|Subject",
+                              "sd_Days|Subject", "sigma", "(Intercept)", "Days"]
+    for row, (lo, hi) in SLEEP_PROFILE.items():
+        assert ci.loc[row].to_numpy() == pytest.approx([lo, hi], abs=1e-3), row
+    assert ci.loc["cor_Days.(Intercept)|Subject"].isna().all()   # refused, not guessed
+    wald = fit.confint(method="Wald")
+    for row, (lo, hi) in SLEEP_WALD.items():
+        assert wald.loc[row].to_numpy() == pytest.approx([lo, hi], abs=1e-4), row
+    reml = fit.profile_ci(n_jobs=1, progress=False, criterion="reml").estimates
+    assert set(reml.label) == set(fit.variance_parameters)     # fixed effects integrated out
+    ml_var = ci.loc["sd_(Intercept)|Subject", "97.5 %"] ** 2
+    reml_var = reml.set_index("label").loc["var[Subject:(Intercept)]", "upper"]
+    assert abs(reml_var - ml_var) > 1.0          # a different criterion, a different limit
+
+
+EARLY_PROFILE = {"tos": (-24.84452571, -17.4221407), "tos:trt[T.Y]": (0.32567467, 10.2168543),
+                 "(Intercept)": (113.00279908, 123.8120157),
+                 "sd_(Intercept)|id": (9.53643358, 16.5400008)}
+EARLY_ML_DEVIANCE = 2369.940614     # [lme4-R] deviance(ml), a singular fit (cor = -1)
+
+
+def test_early_limits_that_exist_are_found():
+    """mlmRev's Early, cog ~ tos * trt + (tos | id), ML: the lower limits of tos and
+    tos:trtY exist (lme4: -24.845 and 0.3257) and were not found before."""
+    d = pd.read_csv(ref.DATA / "Early.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", xm.XxmWarning)   # a singular fit: finding 15
+        fit = xm.lmer("cog ~ tos * trt + (tos | id)", d, REML=False)
+    assert fit.deviance == pytest.approx(EARLY_ML_DEVIANCE, abs=1e-4)
+    assert fit.is_singular()
+    ci = fit.confint(n_jobs=1, progress=False)
+    for row, (lo, hi) in EARLY_PROFILE.items():
+        assert ci.loc[row].to_numpy() == pytest.approx([lo, hi], abs=1e-3), row
+    # sigma's upper limit: lme4 prints 9.5515112, but -2 log L re-optimised with sigma
+    # held there rises by only 3.826 (lme4 interpolates a spline through the irregular
+    # profile of this singular fit); ours is where the rise is the cutoff
+    from test_profile import reoptimised_rise
+    assert reoptimised_rise(fit.fit_result, "Residual", 9.5515112 ** 2) < 3.83
+    assert reoptimised_rise(fit.fit_result, "Residual", ci.loc["sigma", "97.5 %"] ** 2) == \
+        pytest.approx(3.841459, abs=1e-3)
+    assert ci.loc["sigma", "2.5 %"] == pytest.approx(7.67372011, abs=1e-3)

@@ -44,6 +44,7 @@ class LmerResult(InformationCriteria):
     def __init__(self, design, model, fit_result, reml):
         self.design, self.model, self.fit_result, self.reml = design, model, fit_result, reml
         self.formula = design.formula
+        self.profile = None         # the last profile_ci's intervals
         est = fit_result.params
         fixed = set(design.fixed_names)
         self.variance_parameters = {k: float(v) for k, v in est.items() if k not in fixed}
@@ -323,15 +324,70 @@ class LmerResult(InformationCriteria):
                 pd.DataFrame(cov, index=names, columns=names))
 
     # ----------------------------------------------------------------- inference
-    def profile_ci(self, level=0.95, parameters=None, n_jobs=None, progress=None):
-        """Profile-likelihood CIs of the fitted xxM model's parameters (xxmpy.profile).
+    def profile_ci(self, level=0.95, parameters=None, n_jobs=None, progress=None,
+                   criterion="ml"):
+        """Profile-likelihood CIs of the model's parameters, on the variance scale.
 
-        Variances are on the variance scale (square the limits of lme4's SD
-        intervals to compare). For an ML fit the fixed effects are parameters
-        and get intervals too; a REML fit profiles the REML criterion over
-        the variance parameters only (the fixed effects are integrated out).
+        criterion="ml" (the default; lme4's semantics): the profile of the ML
+        deviance, as lme4's ``confint(method = "profile")`` computes it even for a
+        REML fit (its profile refits the model by ML first); every variance
+        parameter and every fixed effect gets an interval. criterion="reml": the
+        profile of the REML criterion of a REML fit (variance parameters only: the
+        fixed effects are integrated out). The intervals are kept (``.profile``,
+        and shown by ``confint`` and ``estimates``).
         """
-        return self.fit_result.profile_ci(level, parameters, n_jobs, progress)
+        if criterion not in ("ml", "reml"):
+            raise ValueError(f"profile_ci: criterion= must be 'ml' or 'reml', got "
+                             f"{criterion!r}.")
+        if criterion == "reml" and not self.reml:
+            raise ValueError("profile_ci: criterion='reml' needs a REML fit; this fit is ML.")
+        source = self.fit_result if (criterion == "reml" or not self.reml) else \
+            self.refit_ml().fit_result
+        self.profile = source.profile_ci(level, parameters, n_jobs, progress)
+        return self.profile
+
+    def confint(self, level=0.95, method="profile", n_jobs=None, progress=None):
+        """lme4's ``confint(m, method = ...)``: a DataFrame with lme4's rows (sd_<effect>|
+        <factor>, cor_<effect>.<effect>|<factor>, sigma, the fixed effects) and columns
+        ('2.5 %', '97.5 %').
+
+        method="profile": the profile of the ML deviance (of the ML refit for a REML
+        fit, as lme4); a standard deviation's limits are the roots of its variance's
+        (the same profile). Correlations are not profiled yet: their rows are NaN
+        (profile_ci() gives the covariance's interval). method="Wald": the fixed
+        effects from their standard errors, NaN for the variance parameters (as lme4).
+        """
+        lo, hi = f"{50 * (1 - level):.3g} %", f"{50 * (1 + level):.3g} %"
+        rows = {}
+        for f in self.design.factors:
+            names = f.effect_names
+            for c, a in enumerate(names):       # lme4's order: down each column
+                rows[f"sd_{a}|{f.name}"] = ("sd", psi_label(f.name, names, c, c))
+                for r in range(c + 1, len(names)):
+                    if psi_label(f.name, names, r, c) in self.variance_parameters:
+                        rows[f"cor_{names[r]}.{a}|{f.name}"] = ("cor", None)
+        rows["sigma"] = ("sd", RESIDUAL)
+        rows.update({name: ("fixed", name) for name in self.design.fixed_names})
+        out = pd.DataFrame(np.nan, index=list(rows), columns=[lo, hi])
+        if method == "Wald":
+            z = norm.ppf(0.5 + level / 2)
+            se = np.sqrt(np.diag(self._vcov.to_numpy()))
+            for name, est, s in zip(self.design.fixed_names, self._fixef.to_numpy(), se):
+                out.loc[name] = [est - z * s, est + z * s]
+            return out
+        if method != "profile":
+            raise ValueError(f"confint: method= must be 'profile' or 'Wald', got {method!r}.")
+        ml = self.refit_ml()
+        prof = ml.fit_result.profile_ci(level, None, n_jobs, progress)
+        if not self.reml:
+            self.profile = prof
+        table = prof.estimates.set_index("label")
+        for row, (kind, label) in rows.items():
+            if kind == "cor" or label not in table.index:
+                continue
+            limits = table.loc[label, ["lower", "upper"]].to_numpy(dtype=float)
+            out.loc[row] = np.sqrt(np.maximum(limits, 0.0)) if kind == "sd" else limits
+        return out
 
     def report(self, path=None, title=None):
         """The HTML report of the xxM model behind this fit (FitResult.report)."""
@@ -378,8 +434,8 @@ class LmerResult(InformationCriteria):
         with np.errstate(invalid="ignore", divide="ignore"):
             out["z"] = out["estimate"] / out["se"]
         out["p"] = 2 * norm.sf(np.abs(out["z"]))
-        if self.fit_result.profile is not None:
-            ci = self.fit_result.profile.estimates.set_index("label").reindex(out["label"])
+        if self.profile is not None:
+            ci = self.profile.estimates.set_index("label").reindex(out["label"])
             for col in ("lower", "upper", "lower_status", "upper_status"):
                 out[col] = ci[col].to_numpy()
         return out

@@ -1,0 +1,21 @@
+# Reference numbers for tests/test_trust.py (issue #18, findings 13-15): the mlmRev
+# Early data exported, and lme4's ML / REML fits and profile CIs of
+#   cog ~ tos * trt + (tos | id),  tos = age - 0.5 (time on study)
+# Run: Rscript tests/data/r/early.R   (R 4.2, lme4 and mlmRev from Debian's packages)
+suppressMessages({library(lme4); library(mlmRev)})
+data(Early)
+Early$tos <- Early$age - 0.5
+write.csv(Early[, c("id", "cog", "age", "trt", "tos")], "../Early.csv", row.names = FALSE)
+cat("lme4", as.character(packageVersion("lme4")), "\n")
+ml <- lmer(cog ~ tos * trt + (tos | id), Early, REML = FALSE)
+cat(sprintf("ML deviance %.6f\n", deviance(ml)))
+print(fixef(ml), digits = 10)
+print(as.data.frame(VarCorr(ml)), digits = 10)
+cat("isSingular", isSingular(ml), "\n")
+ci <- confint(ml, method = "profile", oldNames = FALSE)
+print(ci, digits = 8)
+reml <- lmer(cog ~ tos * trt + (tos | id), Early)
+cat(sprintf("REML criterion %.6f\n", REMLcrit(reml)))
+print(as.data.frame(VarCorr(reml)), digits = 10)
+cireml <- confint(reml, method = "profile", oldNames = FALSE)
+print(cireml, digits = 8)
