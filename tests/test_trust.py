@@ -366,3 +366,94 @@ def test_early_limits_that_exist_are_found():
     assert reoptimised_rise(fit.fit_result, "Residual", ci.loc["sigma", "97.5 %"] ** 2) == \
         pytest.approx(3.841459, abs=1e-3)
     assert ci.loc["sigma", "2.5 %"] == pytest.approx(7.67372011, abs=1e-3)
+
+
+# ------------------------------------------------------------- 12: Ctrl-C, workers
+def _crossed(n_r=8000, n_t=4000, n=40000, seed=12):
+    rng = np.random.default_rng(seed)
+    resp = pd.DataFrame({"response": np.arange(n), "rater": rng.integers(0, n_r, n),
+                         "target": rng.integers(0, n_t, n), "y": rng.normal(size=n)})
+    m = xm.Model(["response", "rater", "target"])
+    m.level("response", parents=["rater", "target"], ys=["y"], data=resp)
+    m.level("rater", etas=["a"], data=pd.DataFrame({"rater": range(n_r)}))
+    m.level("target", etas=["b"], data=pd.DataFrame({"target": range(n_t)}))
+    m.within("response", "theta", [[1]], [[1.0]])
+    m.within("rater", "psi", [[1]], [[0.5]])
+    m.within("target", "psi", [[1]], [[0.5]])
+    m.between("rater", "response", "lambda", [[0]], [[1.0]])
+    m.between("target", "response", "lambda", [[0]], [[1.0]])
+    return m
+
+
+def test_an_interrupt_acts_inside_a_long_evaluation_and_leaves_the_model_usable():
+    """A signal arriving during the dense Cholesky of a 4000 x 4000 block stops the
+    evaluation at the next block (before: only after the whole kernel returned); the
+    next evaluation gives the same number. Judged relative to the evaluation's own
+    time, not by a clock budget."""
+    import signal
+    from xxmpy.engine import deviance
+    problem = _crossed().compile()
+    theta = problem.params.start
+    t0 = time.perf_counter()
+    full = deviance(problem, theta)
+    whole = time.perf_counter() - t0
+
+    def alarm(signum, frame):
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGALRM, alarm)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2 * whole)
+        t0 = time.perf_counter()
+        with pytest.raises(KeyboardInterrupt):
+            deviance(problem, theta)
+        stopped = time.perf_counter() - t0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert stopped < 0.7 * whole
+    assert deviance(problem, theta) == full
+
+
+def _running(pid):
+    """Whether process pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "zombie" not in f.read().lower()
+    except FileNotFoundError:
+        return False
+
+
+def test_workers_die_with_their_parent(tmp_path):
+    """A parallel run (the forked workers of profile CIs) whose parent is killed by
+    SIGTERM leaves no worker behind, even one in the middle of a long task (before:
+    it ran its task to the end)."""
+    import signal
+    import subprocess
+    import sys
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import time\n"
+        "from xxmpy.inference import forked\n"
+        "print('start', flush=True)\n"
+        "forked.forked_map(lambda t: time.sleep(60), list(range(4)), n_jobs=2)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "start"
+    deadline = time.time() + 30
+    children = []
+    while time.time() < deadline and not children:      # the worker has been forked
+        out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)
+        children = [int(pid) for pid in out.stdout.split()]
+        time.sleep(0.05)
+    assert children, "no worker was forked"
+    time.sleep(0.5)                                     # the worker is inside its task
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    proc.stdout.close()
+    deadline = time.time() + 5          # the worker's own task would take 60 s
+    alive = children
+    while alive and time.time() < deadline:
+        alive = [pid for pid in children if _running(pid)]
+        time.sleep(0.05)
+    for pid in alive:                   # do not leave them behind if the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, f"workers {alive} outlived their parent"

@@ -15,6 +15,10 @@ cdef int eliminate_c(double* B, double* R, idx m, idx n, const idx* diag, const 
                      const idx* p_off, const idx* p_ld, const idx* p_tr, double* work,
                      double* logdet, double* zz) noexcept nogil
 
+cdef int interrupted() noexcept nogil
+
+cdef object take_interruption()
+
 cdef int factor_dense_c(double* buf, double* rhs, idx base, idx rbase, int n,
                         double* logdet, double* zz) noexcept nogil
 

@@ -16,9 +16,14 @@ called by the per-evaluation driver (_program.pyx) only. Twin: the numpy
 reference (engine/reference/assembly.py and elimination.py), compared in
 tests/twin_check.py.
 """
+from cpython.exc cimport PyErr_CheckSignals
 from libc.math cimport log
-from scipy.linalg.cython_blas cimport dtrsv
+from scipy.linalg.cython_blas cimport dgemm, dsyrk, dtrsm, dtrsv
 from scipy.linalg.cython_lapack cimport dpotrf, dpotri
+
+cdef enum:
+    DENSE_BLOCK = 256          # rows per block of the dense Cholesky (Ctrl-C looked for between)
+    UNITS_PER_CHECK = 65536    # eliminated units between looks for a pending Ctrl-C
 
 from ._linalg cimport cholesky, matmul, triangular_inverse
 
@@ -120,7 +125,7 @@ cdef int eliminate_c(double* B, double* R, idx m, idx n, const idx* diag, const 
                      const idx* p_off, const idx* p_ld, const idx* p_tr, double* work,
                      double* logdet, double* zz) noexcept nogil:
     """Eliminate one sparse level's units in place, adding the step's log det and
-    z'z; 1 if a diagonal block is not positive definite. work: 3 mb^2 + mb doubles
+    z'z; 1 if a diagonal block is not positive definite, 2 if interrupted (Ctrl-C). work: 3 mb^2 + mb doubles
     (mb the largest block)."""
     cdef idx mb_max = m
     cdef idx u, e, p, i, j, k, mb, mb2, e1, e2
@@ -138,6 +143,8 @@ cdef int eliminate_c(double* B, double* R, idx m, idx n, const idx* diag, const 
     for u in range(n):
         if chol_inverse(B + diag[u], m, L, logdet):
             return 1
+        if (u + 1) % UNITS_PER_CHECK == 0 and interrupted():
+            return 2
         for i in range(m):
             acc = 0.0
             for k in range(i + 1):
@@ -178,15 +185,68 @@ cdef int eliminate_c(double* B, double* R, idx m, idx n, const idx* diag, const 
     return 0
 
 
+cdef object _pending = None       # the exception a signal handler raised in a kernel
+
+
+cdef int interrupted() noexcept nogil:
+    """1 when a signal handler (Ctrl-C's) raised: the exception is kept for
+    take_interruption() to raise once the kernel has unwound."""
+    global _pending
+    with gil:
+        try:
+            PyErr_CheckSignals()
+        except BaseException as exc:
+            _pending = exc
+            return 1
+    return 0
+
+
+cdef object take_interruption():
+    """The exception kept by interrupted() (KeyboardInterrupt by default), cleared."""
+    global _pending
+    exc = _pending if _pending is not None else KeyboardInterrupt()
+    _pending = None
+    return exc
+
+
+cdef int dense_cholesky(double* A, int n) noexcept nogil:
+    """A (n, n), row-major lower triangle = column-major upper: A = U'U in place, by
+    block rows of DENSE_BLOCK (LAPACK's left-looking upper variant: syrk, potrf,
+    gemm, trsm), looking for a pending signal between blocks so that Ctrl-C acts
+    within a block's time. 0, 1 if not positive definite, 2 if interrupted."""
+    cdef int k = 0, kb, rest, info = 0
+    cdef double one = 1.0, minus = -1.0
+    cdef char up = b'U', tr = b'T', nt = b'N', left = b'L'
+    while k < n:
+        kb = min(<int> DENSE_BLOCK, n - k)
+        rest = n - k - kb
+        if k:
+            dsyrk(&up, &tr, &kb, &k, &minus, &A[k * n], &n, &one, &A[k + k * n], &n)
+        dpotrf(&up, &kb, &A[k + k * n], &n, &info)
+        if info != 0:
+            return 1
+        if rest:
+            if k:
+                dgemm(&tr, &nt, &kb, &rest, &k, &minus, &A[k * n], &n, &A[(k + kb) * n], &n,
+                      &one, &A[k + (k + kb) * n], &n)
+            dtrsm(&left, &up, &tr, &nt, &kb, &rest, &one, &A[k + k * n], &n,
+                  &A[k + (k + kb) * n], &n)
+            if interrupted():
+                return 2
+        k += kb
+    return 0
+
+
 cdef int factor_dense_c(double* buf, double* rhs, idx base, idx rbase, int n,
                         double* logdet, double* zz) noexcept nogil:
-    """Cholesky of the dense remainder in place, z = L^-1 b in place; 1 if not PD."""
-    cdef int info = 0, one = 1
+    """Cholesky of the dense remainder in place, z = L^-1 b in place; 1 if not PD,
+    2 if interrupted (Ctrl-C)."""
+    cdef int one = 1, status
     cdef char up = b'U', tr = b'T', nd = b'N'
     cdef idx i
-    dpotrf(&up, &n, &buf[base], &n, &info)
-    if info != 0:
-        return 1
+    status = dense_cholesky(&buf[base], n)
+    if status:
+        return status
     for i in range(n):
         logdet[0] += 2.0 * log(buf[base + i * n + i])
     dtrsv(&up, &tr, &nd, &n, &buf[base], &n, &rhs[rbase], &one)

@@ -30,8 +30,9 @@ cimport numpy as cnp
 import numpy as np
 from libc.math cimport INFINITY
 
-from ._elimination cimport (accumulate_c, eliminate_c, factor_dense_c, mean_c, mean_dense_c,
-                            posterior_c, posterior_dense_c, residual_c, term_gradient_c)
+from ._elimination cimport (accumulate_c, eliminate_c, factor_dense_c, interrupted, mean_c,
+                            mean_dense_c, posterior_c, posterior_dense_c, residual_c,
+                            take_interruption, term_gradient_c)
 from ._linalg cimport cholesky, idx, inverse, matmul, triangular_inverse
 
 cnp.import_array()
@@ -419,7 +420,7 @@ cdef class Program:
     cdef tuple args
     cdef list terms, contrasts, steps
     cdef idx n_vals, n_free, n_params, size, rhs_size, dense_base, rhs_dense_base, max_block
-    cdef int n_dense
+    cdef int n_dense, stop
     cdef double constant
     cdef double *base
     cdef double *vals
@@ -473,9 +474,17 @@ cdef class Program:
         if theta.shape[0] != self.n_params or (grad is not None and grad.shape[0] != self.n_params):
             raise ValueError(f"theta and grad must have {self.n_params} entries")
         value = self._value(&theta[0] if self.n_params else NULL)
-        if grad is not None and value < INFINITY:
+        if grad is not None and value < INFINITY and not self.stop:
             self._gradient(&grad[0] if self.n_params else NULL)
+        self._raise_if_interrupted()
         return value
+
+    def _raise_if_interrupted(self):
+        """A Ctrl-C seen inside a kernel: the evaluation stopped; nothing persists
+        between evaluations, so the Program (and the model) stay usable."""
+        if self.stop:
+            self.stop = 0
+            raise take_interruption()
 
     def posterior(self, const double[::1] theta):
         """(sig (size,), mean (rhs_size,)) at theta: the selected blocks of C^-1 and the
@@ -483,9 +492,12 @@ cdef class Program:
         cdef idx i
         if theta.shape[0] != self.n_params:
             raise ValueError(f"theta must have {self.n_params} entries")
-        if self._value(&theta[0] if self.n_params else NULL) == INFINITY:
+        value = self._value(&theta[0] if self.n_params else NULL)
+        self._raise_if_interrupted()
+        if value == INFINITY:
             return None
         self._posterior()
+        self._raise_if_interrupted()
         sig = np.empty(self.size)
         mean = np.empty(self.rhs_size)
         for i in range(self.size):
@@ -500,10 +512,12 @@ cdef class Program:
         posterior mean, never as c - b'C^-1 b (a difference of large numbers when the
         data sit far from 0)."""
         cdef idx i
+        cdef int status
         cdef double total = self.constant, logdet = 0.0, zz = 0.0
         cdef _Term t
         cdef _Contrast c
         cdef _Step st
+        self.stop = 0
         for i in range(self.n_vals):
             self.vals[i] = self.base[i]
         for i in range(self.n_free):
@@ -524,13 +538,20 @@ cdef class Program:
                              t.pair_i, t.pair_j, t.P, t.off, t.ld, t.tr, t.vec, self.buf,
                              self.rhs, self.work)
         for st in self.steps:
-            if eliminate_c(self.buf, self.rhs, st.m, st.n, st.diag, st.rhs, st.E, st.e_row,
-                           st.e_off, st.e_mb, st.e_nb, st.P, st.p_e1, st.p_e2, st.p_off,
-                           st.p_ld, st.p_tr, self.work, &logdet, &zz):
+            status = eliminate_c(self.buf, self.rhs, st.m, st.n, st.diag, st.rhs, st.E,
+                                 st.e_row, st.e_off, st.e_mb, st.e_nb, st.P, st.p_e1, st.p_e2,
+                                 st.p_off, st.p_ld, st.p_tr, self.work, &logdet, &zz)
+            if status == 0 and interrupted():
+                status = 2
+            if status:
+                self.stop = status == 2
                 return INFINITY
-        if self.n_dense and factor_dense_c(self.buf, self.rhs, self.dense_base,
-                                           self.rhs_dense_base, self.n_dense, &logdet, &zz):
-            return INFINITY
+        if self.n_dense:
+            status = factor_dense_c(self.buf, self.rhs, self.dense_base, self.rhs_dense_base,
+                                    self.n_dense, &logdet, &zz)
+            if status:
+                self.stop = status == 2
+                return INFINITY
         if self.n_dense:
             mean_dense_c(self.buf, self.rhs, self.mean, self.dense_base, self.rhs_dense_base,
                          self.n_dense)
@@ -551,16 +572,24 @@ cdef class Program:
             self.sig[i] = 0.0
         if self.n_dense:
             posterior_dense_c(self.buf, self.sig, self.dense_base, self.n_dense)
+        if interrupted():
+            self.stop = 1
+            return
         for st in reversed(self.steps):
             posterior_c(self.buf, self.sig, st.m, st.n, st.diag, st.E, st.e_row, st.e_off,
                         st.e_mb, st.P, st.p_e1, st.p_e2, st.p_off, st.p_ld, st.p_tr,
                         self.max_block, self.work, self.acc)
+            if interrupted():
+                self.stop = 1
+                return
 
     cdef void _gradient(self, double* out):
         cdef idx i
         cdef _Term t
         cdef _Contrast c
         self._posterior()
+        if self.stop:
+            return
         for i in range(self.n_params + 1):
             self.grad[i] = 0.0
         for t in self.terms:
