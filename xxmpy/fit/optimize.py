@@ -10,6 +10,7 @@ search step back. Gradients are analytic (gradient.py); the Hessian
 is central differences of the analytic gradient. Convergence is judged by
 the Newton decrement g' H^-1 g (the predicted further drop of -2 log L).
 """
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -20,6 +21,11 @@ from .transform import Transform
 
 VARIANCE_FLOOR = 1e-8    # relative to each variance's natural unit (variance_floor)
 SMALL_DIAGONAL = 1e-2  # L_rr^2 below this (in units of its scale^2): a covariance near singular
+RESTARTS = 2            # searches restarted when a fit ends unconverged
+PD_FLOOR = 1e-8         # eigenvalues of a Hessian guess kept above this fraction of the largest
+MAX_STEP = 2.0         # the longest move of one coordinate per iteration, in natural units,
+CAPPED_ITERATIONS = 5  # over the first iterations (the curvature still a guess)
+TO_BOUNDARY = 0.9      # the first step keeps 10% of each coordinate's distance to its bound
 DECREMENT_TOL = 1e-6   # predicted further drop of -2 log L that counts as converged
 POLISH_TOL = 1e-12     # the Newton polish goes on to here: the estimates to ~1e-6 of their SE
 FLAT_CANDIDATE = 1e-5  # unit-diagonal Hessian eigenvalue (relative) worth re-measuring
@@ -74,6 +80,7 @@ class OptimizationRecord:
     decrement: float = np.nan
     not_identified: list = field(default_factory=list)   # parameter index arrays, one per
                                                          # flat direction of -2 log L
+    restarts: list = field(default_factory=list)     # (reason, -2 log L before, after, kept)
 
 
 class Objective:
@@ -180,13 +187,33 @@ def _escape_singular_saddle(fg, y, f, transform, free):
 
 
 def _inverse_or_diagonal(H):
-    """H^-1 if H is positive definite, else the inverse of its usable diagonal."""
+    """H^-1 if H is positive definite, else the inverse of its usable diagonal: for a
+    Hessian measured at an optimum (a profile fit's guess), where a failed Cholesky
+    means a direction not to trust at all."""
     try:
         np.linalg.cholesky(H)
         return np.linalg.inv(H)
     except np.linalg.LinAlgError:
         d = np.diag(H)
         return np.diag(np.where(np.isfinite(d) & (d > 0), 1.0 / np.where(d > 0, d, 1.0), 1.0))
+
+
+def _preconditioner(H):
+    """A positive definite inverse of a finite-difference Hessian taken away from the
+    optimum (at the start values, at a restart): its eigenvalues in absolute value,
+    kept above PD_FLOOR of the largest. Rounding can make such a Hessian pass a
+    Cholesky and still give an inverse with a negative diagonal, whose steps go
+    uphill or look converged (seen on another CPU's arithmetic: valgrind); the
+    identity when H is unusable."""
+    H = (H + H.T) / 2
+    if H.size == 0 or not np.all(np.isfinite(H)):
+        return np.eye(len(H))
+    vals, vecs = np.linalg.eigh(H)
+    size = np.abs(vals)
+    if size.max() == 0:
+        return np.eye(len(H))
+    size = np.maximum(size, PD_FLOOR * size.max())
+    return (vecs / size) @ vecs.T
 
 
 def _at_bound(x, g, lower):
@@ -200,10 +227,13 @@ def _projected(g, x, lower):
     return pg
 
 
-def bfgs(fg, x, f, g, lower, H, max_iter=500, gtol=1e-9, verbose=False):
+def bfgs(fg, x, f, g, lower, H, max_iter=500, gtol=1e-9, verbose=False, cautious=True):
     """Projected BFGS from (x, f, g) with inverse-Hessian guess H.
 
-    Returns (x, f, g, iterations, status, history).
+    cautious: the first CAPPED_ITERATIONS steps are capped at MAX_STEP natural units
+    and the first keeps TO_BOUNDARY of each distance to a bound (a search from start
+    values; a warm-started profile fit does without). Returns (x, f, g, iterations,
+    status, history).
     """
     H0 = H.copy()
     history, status = [f], "iteration limit reached"
@@ -217,10 +247,18 @@ def bfgs(fg, x, f, g, lower, H, max_iter=500, gtol=1e-9, verbose=False):
             H = H0.copy()
             d = -H @ pg
             d[active] = 0.0
+        if pg @ d >= 0:                # no descent even so: steepest descent
+            d = -pg
         if -pg @ d < gtol:
             status = "converged"
             break
-        new = _line_search(fg, x, f, g, d, lower)
+        early = cautious and it <= CAPPED_ITERATIONS
+        longest = np.max(np.abs(d), initial=0.0)
+        if early and longest > MAX_STEP:
+            # a trust radius in natural units while the curvature is still a guess:
+            # no leap across the parameter space (into another basin) on it
+            d = d * (MAX_STEP / longest)
+        new = _line_search(fg, x, f, g, d, lower, to_boundary=cautious and it == 1)
         if new is None:
             status = "converged" if -pg @ d < max(1e3 * gtol, 1e-8) else "line search failed"
             break
@@ -242,8 +280,16 @@ def bfgs(fg, x, f, g, lower, H, max_iter=500, gtol=1e-9, verbose=False):
     return x, f, g, it, status, history
 
 
-def _line_search(fg, x, f, g, d, lower, c1=1e-4):
+def _line_search(fg, x, f, g, d, lower, c1=1e-4, to_boundary=False):
+    """Backtracking (Armijo). With ``to_boundary`` (the first iteration) the first trial
+    keeps every coordinate above its bound by TO_BOUNDARY of its distance:
+    a step on a guessed curvature never throws a variance onto its floor (where
+    -2 log L is huge and the precision form near its condition cap); later steps may,
+    and a variance whose optimum is 0 gets there."""
     t = 1.0
+    toward = (d < 0) & np.isfinite(lower) & (x > lower)
+    if to_boundary and toward.any():
+        t = min(1.0, TO_BOUNDARY * float(np.min((x[toward] - lower[toward]) / -d[toward])))
     for _ in range(40):
         trial = np.maximum(x + t * d, lower)
         ft, gt = fg(trial)
@@ -341,13 +387,85 @@ def _identified_decrement(H, g):
     return float(np.sum(z ** 2 / vals[keep]))
 
 
+def _search(fg, lower, transform, free, gtol, verbose, cautious, max_iter, y, f, g, H):
+    """The quasi-Newton search from (y, f, g) with inverse-Hessian guess H, then away
+    from saddles where a Cholesky diagonal sits near 0: (y, f, g, iterations, status,
+    history)."""
+    y, f, g, iters, status, history = bfgs(fg, y, f, g, lower, H, max_iter, gtol, verbose,
+                                           cautious)
+    for _ in range(3):
+        kicked = _escape_singular_saddle(fg, y, f, transform, free)
+        if kicked is None:
+            break
+        y, f, g = kicked
+        y, f, g, more, status, extra = bfgs(fg, y, f, g, lower, _inverse_or_diagonal(
+            hessian_of(fg, y, g, lower)), max_iter, gtol, verbose)
+        iters += more
+        history += extra
+    return y, f, g, iters, status, history
+
+
+@dataclass
+class _End:
+    """Where a search ended, polished and judged (fit_problem's result before the record)."""
+    theta: np.ndarray
+    f: float
+    grad: np.ndarray
+    hess: np.ndarray
+    at_bound: np.ndarray
+    decrement: float
+    converged: bool
+    status: str
+    flat: list
+    evaluations: int
+
+
+def _finish(problem, plain, pscale, free, hessian, polish_steps, theta, status):
+    """Polish theta by Newton steps on the parameters themselves and judge convergence
+    by the Newton decrement there (first and second order); without ``hessian`` (a
+    profile fit) only the bounds are read and the search's status stands."""
+    k = theta.size
+    hess = np.full((k, k), np.nan)
+    at_bound = np.zeros(k, bool)
+    pf = Objective(problem, plain, theta, free, pscale)
+    plower = plain.lower[free] / pscale[free]
+    pt = theta[free] / pscale[free]
+    f, pg0 = pf(pt)
+    grad = pf.last_gradient.copy()     # a fixed parameter's entry: the profile's slope there
+    if hessian:
+        pt, f, pg0, Hx, bound_x = polish(pf, pt, f, pg0, plower, polish_steps)
+        theta = pf.full(pt)
+        hess[np.ix_(free, free)] = Hx / np.outer(pscale[free], pscale[free])
+        at_bound[free] = bound_x
+        pg = _projected(pg0, pt, plower)
+        off = ~bound_x
+        groups = flat_directions(pf, pt, Hx, off, plower)
+        flat = [np.flatnonzero(free)[group] for group in groups]
+        # along a flat direction no gradient can be expected to vanish faster: judge
+        # the decrement on the identified directions only
+        decrement = newton_decrement(Hx[np.ix_(off, off)], pg[off]) if not groups else \
+            _identified_decrement(Hx[np.ix_(off, off)], pg[off])
+        converged = bool(decrement < DECREMENT_TOL)
+        if converged:       # the Newton polish finished what the search left
+            status = "converged"
+        elif status == "converged":
+            status = ("Hessian not positive definite at the end" if np.isnan(decrement)
+                      else f"gradient not small at the end (Newton decrement {decrement:.1e})")
+    else:
+        at_bound[free] = _at_bound(pt, pg0, plower)
+        decrement, flat = np.nan, []
+        converged = status == "converged"
+    grad[free] = pg0 / pscale[free]
+    return _End(theta, f, grad, hess, at_bound, decrement, converged, status, flat, pf.count)
+
+
 def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish_steps=3,
                 hessian=True, hessian_guess=None, verbose=False):
     """Minimise -2 log L; returns an OptimizationRecord.
 
     start: (k,) theta to start from (default: the model's start values);
     fixed: (k,) bool, parameters held at their start value (profiling);
-    max_iter: quasi-Newton iterations; gtol: stop when the predicted drop of
+    max_iter: quasi-Newton iterations, restarts included; gtol: stop when the predicted drop of
     -2 log L is below it; polish_steps: Newton steps with the numerical
     Hessian; hessian: compute that Hessian at all (False for profile fits,
     which then skip the polish and judge convergence by BFGS); hessian_guess:
@@ -380,63 +498,46 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
     if not np.isfinite(f0):
         raise not_finite
     if hessian_guess is None:     # only a preconditioner: forward differences suffice
-        H = _inverse_or_diagonal(hessian_of(fg, y, g, lower, central=False))
+        H = _preconditioner(hessian_of(fg, y, g, lower, central=False))
     else:
         hy = hessian_in_coordinates(hessian_guess, transform, x0, free, scale)
         ev = np.linalg.eigvalsh(hy) if hy.size else np.ones(1)
         if ev[0] <= 1e-10 * ev[-1]:     # guess unusable here (e.g. a factor diagonal near 0)
             hy = hessian_of(fg, y, g, lower)
         H = _inverse_or_diagonal(hy)
-    y, f, g, iters, status, history = bfgs(fg, y, f0, g, lower, H, max_iter, gtol, verbose)
-    for _ in range(3):      # leave saddles where a Cholesky diagonal sits near 0
-        kicked = _escape_singular_saddle(fg, y, f, transform, free)
-        if kicked is None:
-            break
-        y, f, g = kicked
-        y, f, g, more, status, extra = bfgs(fg, y, f, g, lower, _inverse_or_diagonal(
-            hessian_of(fg, y, g, lower)), max_iter, gtol, verbose)
-        iters += more
-        history += extra
-    theta = fg.full(y)
-    n_eval = fg.count
-    hess = np.full((k, k), np.nan)
-    at_bound = np.zeros(k, bool)
+    search = functools.partial(_search, fg, lower, transform, free, gtol, verbose,
+                               hessian_guess is None)
+    y, f, g, iters, status, history = search(max_iter, y, f0, g, H)
     plain = Transform(problem, floor, fixed, cholesky=False)
     pscale = coordinate_scale(plain, problem, params.start)
-    pf = Objective(problem, plain, theta, free, pscale)
-    plower = plain.lower[free] / pscale[free]
-    pt = theta[free] / pscale[free]
-    f, pg0 = pf(pt)
-    grad = pf.last_gradient.copy()     # a fixed parameter's entry: the profile's slope there
-    if hessian:
-        pt, f, pg0, Hx, bound_x = polish(pf, pt, f, pg0, plower, polish_steps)
-        theta = pf.full(pt)
-        hess[np.ix_(free, free)] = Hx / np.outer(pscale[free], pscale[free])
-        at_bound[free] = bound_x
-        pg = _projected(pg0, pt, plower)
-        off = ~bound_x
-        groups = flat_directions(pf, pt, Hx, off, plower)
-        flat = [np.flatnonzero(free)[group] for group in groups]
-        # along a flat direction no gradient can be expected to vanish faster: judge
-        # the decrement on the identified directions only
-        decrement = newton_decrement(Hx[np.ix_(off, off)], pg[off]) if not groups else \
-            _identified_decrement(Hx[np.ix_(off, off)], pg[off])
-        converged = bool(decrement < DECREMENT_TOL)
-        if converged:       # the Newton polish finished what the search left
-            status = "converged"
-        elif status == "converged":
-            status = ("Hessian not positive definite at the end" if np.isnan(decrement)
-                      else f"gradient not small at the end (Newton decrement {decrement:.1e})")
-    else:
-        at_bound[free] = _at_bound(pt, pg0, plower)
-        decrement, flat = np.nan, []
-        converged = status == "converged"
-    n_eval += pf.count
-    grad[free] = pg0 / pscale[free]
+    finish = functools.partial(_finish, problem, plain, pscale, free, hessian, polish_steps)
+    end = finish(fg.full(y), status)
+    polish_evaluations = end.evaluations
+    restarts = []
+    while hessian and not end.converged and len(restarts) < RESTARTS and iters < max_iter:
+        # restart the search where the best point so far is, with curvature measured
+        # afresh there by central differences (the quasi-Newton model had gone stale)
+        y = np.maximum(transform.from_theta(end.theta)[free] / scale[free], lower)
+        fr, gr = fg(y)
+        if not np.isfinite(fr):
+            break
+        y, fr, gr, more, status, extra = search(
+            max_iter - iters, y, fr, gr, _preconditioner(hessian_of(fg, y, gr, lower)))
+        iters += more
+        again = finish(fg.full(y), status)
+        polish_evaluations += again.evaluations
+        kept = again.converged or again.f < end.f - DECREMENT_TOL
+        restarts.append((f"not converged ({end.status}): search restarted from the best "
+                         f"point with fresh curvature", end.f, again.f, kept))
+        if kept:
+            end, history = again, history + extra
+    theta, f, grad, hess, at_bound = end.theta, end.f, end.grad, end.hess, end.at_bound
+    decrement, converged, status, flat = end.decrement, end.converged, end.status, end.flat
+    n_eval = fg.count + polish_evaluations
     pg_full = np.where(at_bound, 0.0, np.nan_to_num(grad))
     return OptimizationRecord(
         start=start, estimate=theta, start_deviance=f0, deviance=f,
         gradient=grad, gradient_norm=float(np.max(np.abs(pg_full), initial=0.0)),
         hessian=hess, at_bound=at_bound, n_evaluations=n_eval, n_iterations=iters,
         converged=converged, status=status, seconds=time.perf_counter() - t0,
-        history=history, decrement=decrement, not_identified=flat)
+        history=history, decrement=decrement, not_identified=flat, restarts=restarts)
