@@ -45,6 +45,7 @@ def perturbed(start, delta, seed):
 
 
 def assert_reaches_optimum(model, deltas=(1e-3, 0.1), seeds=10):
+    """From perturbed written starts and from start='auto' (the data's)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         reference = model.fit().deviance
@@ -54,6 +55,26 @@ def assert_reaches_optimum(model, deltas=(1e-3, 0.1), seeds=10):
                 fit = model.fit(start=perturbed(start, delta, seed))
                 assert fit.deviance == pytest.approx(reference, rel=1e-6), (delta, seed)
                 assert fit.converged, (delta, seed, fit.record.status)
+        auto = model.fit(start="auto")
+    assert auto.deviance == pytest.approx(reference, rel=1e-6) and auto.converged
+
+
+def test_auto_starts_come_from_the_data_and_ignore_the_written_ones():
+    """start='auto' ignores value= of free elements: a model written with absurd start
+    values fits from the data's moments (means, variances split across levels)."""
+    import xxmpy as xm
+    m = ref.one_way(start=(1e6, 1e-3, 1e9))         # mean, batch and residual variance
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = m.fit(start="auto")
+    assert fit.deviance == pytest.approx(327.3271, abs=1e-4)      # lme4 ML (Dyestuff)
+    start = fit.record.start
+    obs = m.spec.submodels["obs"].data
+    assert start[fit.labels.index("mean")] == pytest.approx(obs.Yield.mean())
+    assert 0 < start[fit.labels.index("residual")] < obs.Yield.var()
+    with pytest.raises(ValueError, match="start= must be 'auto'"):
+        m.fit(start="data")
+    assert xm.xxmRun(ref.one_way(), start="auto").result.converged
 
 
 @pytest.mark.parametrize("name", list(SMALL), ids=list(SMALL))

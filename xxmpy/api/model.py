@@ -23,6 +23,7 @@ from ..compile import Problem, compile_problem
 from ..engine import deviance as engine_deviance
 from ..errors import ProblemCollector
 from ..fit.optimize import fit_problem
+from ..fit.starts import auto_start
 from ..results.fit_result import FitResult
 from ..spec import MatrixSpec, ModelSpec, SubmodelSpec, validate
 from ..spec.objects import DATA_LABEL_PREFIX
@@ -165,6 +166,11 @@ class Model:
 
         Parameters
         ----------
+        start : "auto" or sequence of float, optional
+            "auto": start values from the data (fit/starts.py: means, variances
+            split across levels, loadings 1, regressions 0 or least squares), the
+            written value= of free elements ignored; a vector: one value per
+            parameter; default: the written start values.
         **options
             Passed to the optimiser (``max_iter``, ``gtol``, ``verbose``).
 
@@ -174,6 +180,11 @@ class Model:
             Also kept as ``model.result``.
         """
         problem = self.compile()
+        if isinstance(options.get("start"), str):
+            if options["start"] != "auto":
+                raise ValueError(f"Model.fit: start= must be 'auto' or one value per "
+                                 f"parameter, got {options['start']!r}.")
+            options["start"] = auto_start(problem, self._checked)
         record = fit_problem(problem, **options)
         self.result = FitResult(self, problem, record, self._checked)
         return self.result

@@ -1,4 +1,4 @@
-"""Each parameter's natural unit, from the data: what makes floors and steps scale-free.
+"""What the data say before any fit: each variable's scale, each parameter's unit.
 
 Multiplying an observed variable by c multiplies the estimates of the
 parameters that carry its unit by the matching power of c (a residual variance
@@ -8,37 +8,122 @@ variable gets a scale:
 
   y (observed, dependent)   its standard deviation over the observed values
   x (observed, covariate)   its standard deviation (|mean| when constant, else 1)
-  eta (latent)              the square root of its start variance psi_mm (for a
-                            latent variable identified by a fixed loading its start
-                            variance carries the data's unit; by a fixed variance,
-                            the unit is 1 as it should be); 1 without a psi
+  eta (latent)              the square root of the variance its indicators put at
+                            its level, each y's part divided by its squared loading
+                            (DataMoments.eta_variance): for a latent variable
+                            identified by a fixed loading that carries the data's
+                            unit; for a fixed psi_mm (a variance fixed for scale)
+                            the root of that value; without indicators, of its
+                            written start
   the constant 1            1
 
 and a parameter at (row variable r, column variable c) of a matrix has unit
   theta, psi (covariances)          s_r s_c
   nu, alpha (intercepts)            s_r
   lambda, beta, gamma, kappa        s_r / s_c
-(a label shared by several elements takes its first element's unit).
+(a label shared by several elements takes its first element's unit). The same
+moments give the data-based start values (fit/starts.py).
 """
 import numpy as np
 
-from ..spec.objects import BETWEEN_ROLES, WITHIN_ROLES
+from ..spec.objects import BETWEEN_ROLES, DATA_LABEL_PREFIX, WITHIN_ROLES
+
+
+class DataMoments:
+    """Moments of the data, per observed y and per latent variable.
+
+    ys: {(level, y index): (mean, total variance, within part, {parent level:
+    between part})}: the between part at a parent is the variance of that parent's
+    group means less what the within part explains (one-way ANOVA), at least 5% of
+    the total; the within part what is left, at least 10%. mats: {(child, parent,
+    type) (level indices, parent -1 within): spec.CheckedMatrix}.
+    """
+
+    def __init__(self, checked, levels, level_names):
+        names = {name: c for c, name in enumerate(level_names)}
+        self.levels = levels
+        self.mats = {(names[m.child], -1 if m.parent is None else names[m.parent], m.type): m
+                     for m in checked.matrices}
+        self.ys = _y_moments(levels)
+
+    def loads(self, c, m):
+        """(y level, y index, loading size) of every indicator of eta m of level c (a
+        ``data.`` loading counts with its root mean square)."""
+        out = []
+        for (child, parent, type_), mat in self.mats.items():
+            if type_ != "lambda" or (parent if parent >= 0 else child) != c:
+                continue
+            for j in range(mat.pattern.shape[0]):
+                lab = mat.label[j, m]
+                if isinstance(lab, str) and lab.startswith(DATA_LABEL_PREFIX):
+                    z = self.levels[child].columns.get(lab[len(DATA_LABEL_PREFIX):])
+                    size = float(np.sqrt(np.mean(z ** 2))) if z is not None else 1.0
+                    out.append((child, j, size if size > 0 else 1.0))
+                elif mat.pattern[j, m] or mat.value[j, m] != 0:
+                    out.append((child, j, 1.0 if mat.pattern[j, m] else float(mat.value[j, m])))
+        return out
+
+    def eta_variance(self, c, m):
+        """The variance eta m of level c's indicators put at its level, divided by the
+        squared loadings and averaged (a y's within part, halved, for an eta of its
+        own level; its between part at level c for an eta of a parent level); None
+        when no indicator says."""
+        parts = []
+        for yc, j, loading in self.loads(c, m):
+            if (yc, j) not in self.ys or loading == 0:
+                continue
+            _, _, within, between = self.ys[(yc, j)]
+            part = within / 2 if yc == c else between.get(c)
+            if part is not None:
+                parts.append(part / loading ** 2)
+        return float(np.mean(parts)) if parts else None
+
+
+def _y_moments(levels):
+    """DataMoments.ys of the levels' arrays (compile/problem.LevelData)."""
+    out = {}
+    for c, lev in enumerate(levels):
+        for j in range(lev.p):
+            seen = lev.observed[:, j]
+            y = lev.y[seen, j]
+            if y.size == 0:
+                continue
+            mean, total = float(y.mean()), float(y.var())
+            total = total if total > 0 else max(mean ** 2, 1.0)
+            between = {}
+            for p, units in zip(lev.parents, lev.parent_units):
+                if levels[p].flat:
+                    continue
+                groups = units[seen]
+                n_g = np.bincount(groups, minlength=levels[p].n).astype(float)
+                has = n_g > 0
+                means = np.bincount(groups, weights=y, minlength=n_g.size)[has] / n_g[has]
+                spread = float(np.average((means - mean) ** 2, weights=n_g[has]))
+                within_guess = total * float(np.mean(1.0 / n_g[has]))
+                between[p] = max(spread - within_guess, 0.05 * total)
+            within = max(total - sum(between.values()), 0.1 * total)
+            out[(c, j)] = (mean, total, within, between)
+    return out
 
 
 def variable_scales(checked, levels):
     """{(level name, role, variable): scale} for every variable of every level."""
     spec = checked.spec
-    psi = {m.child: m for m in checked.matrices if m.type == "psi" and m.parent is None}
+    data = DataMoments(checked, levels, list(spec.levels))
     out = {}
-    for lev, name in zip(levels, spec.levels):
+    for c, (lev, name) in enumerate(zip(levels, spec.levels)):
         sub = spec.submodels[name]
+        psi = data.mats.get((c, -1, "psi"))
         for j, var in enumerate(sub.ys):
             out[(name, "y", var)] = _spread(lev.y[lev.observed[:, j], j])
         for k, var in enumerate(sub.xs):
             out[(name, "x", var)] = _spread(lev.x[:, k])
         for m, var in enumerate(sub.etas):
-            start = abs(float(psi[name].value[m, m])) if name in psi else 0.0
-            out[(name, "eta", var)] = np.sqrt(start) if start > 0 else 1.0
+            written = abs(float(psi.value[m, m])) if psi is not None else 0.0
+            measured = data.eta_variance(c, m) if psi is not None and psi.pattern[m, m] \
+                else None
+            variance = measured if measured is not None else written
+            out[(name, "eta", var)] = np.sqrt(variance) if variance > 0 else 1.0
         out[(name, "1", "1")] = 1.0
     return out
 

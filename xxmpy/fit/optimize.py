@@ -236,6 +236,7 @@ def bfgs(fg, x, f, g, lower, H, max_iter=500, gtol=1e-9, verbose=False, cautious
     status, history).
     """
     H0 = H.copy()
+    fresh = True                 # H is the guess, not yet updated
     history, status = [f], "iteration limit reached"
     it = 0
     for it in range(1, max_iter + 1):
@@ -244,7 +245,7 @@ def bfgs(fg, x, f, g, lower, H, max_iter=500, gtol=1e-9, verbose=False, cautious
         d = -H @ pg
         d[active] = 0.0
         if pg @ d >= 0:
-            H = H0.copy()
+            H, fresh = H0.copy(), True
             d = -H @ pg
             d[active] = 0.0
         if pg @ d >= 0:                # no descent even so: steepest descent
@@ -259,9 +260,15 @@ def bfgs(fg, x, f, g, lower, H, max_iter=500, gtol=1e-9, verbose=False, cautious
             # no leap across the parameter space (into another basin) on it
             d = d * (MAX_STEP / longest)
         new = _line_search(fg, x, f, g, d, lower, to_boundary=cautious and it == 1)
+        if new is None and not fresh:
+            # the quasi-Newton model has gone stale (a bound became active, the curvature
+            # changed): start it again before declaring the line search failed
+            H, fresh = H0.copy(), True
+            continue
         if new is None:
             status = "converged" if -pg @ d < max(1e3 * gtol, 1e-8) else "line search failed"
             break
+        fresh = False
         x_new, f_new, g_new = new
         s, y = x_new - x, g_new - g
         sy = s @ y
@@ -420,6 +427,69 @@ class _End:
     evaluations: int
 
 
+def _near_singular(transform, free, y):
+    """(free coordinates,) bool: Cholesky diagonals below SMALL_DIAGONAL (scaled units):
+    a covariance block close to singular."""
+    index = np.cumsum(free) - 1
+    near = np.zeros(y.size, bool)
+    for b in transform.blocks:
+        for slot in np.diag(b.slots):
+            if free[slot] and y[index[slot]] ** 2 < SMALL_DIAGONAL:
+                near[index[slot]] = True
+    return near
+
+
+def _singular_blocks(transform, free, y, lower):
+    """The Cholesky blocks with a free diagonal coordinate on its floor at y."""
+    index = np.cumsum(free) - 1
+    return [b for b in transform.blocks
+            if any(free[slot] and y[index[slot]] <= lower[index[slot]] * (1 + 1e-6)
+                   for slot in np.diag(b.slots))]
+
+
+def _finish_singular(fg, transform, free, scale, lower, polish_steps, y, status):
+    """A singular fit judged where it is defined: Newton steps in the search's Cholesky
+    coordinates with the floored diagonals held (while -2 log L rises as they leave
+    the floor), the decrement on that face. The singular blocks' parameters are
+    reported on their bound (no standard errors); the others get the Hessian of
+    -2 log L with the free coordinates of those blocks profiled out."""
+    k = transform.k
+    f, g = fg(y)
+    count = fg.count
+    y, f, g, Hy, bound = polish(fg, y, f, g, lower, polish_steps)
+    theta = fg.full(y)
+    grad = fg.last_gradient.copy()
+    off = ~bound
+    decrement = newton_decrement(Hy[np.ix_(off, off)], _projected(g, y, lower)[off])
+    singular = np.zeros(k, bool)
+    for b in _singular_blocks(transform, free, y, lower):
+        singular[b.slots.ravel()] = True
+    at_bound = np.zeros(k, bool)
+    at_bound[free] = bound
+    at_bound |= singular & free
+    hess = np.full((k, k), np.nan)
+    index = np.flatnonzero(free)
+    rest = off & ~singular[free] & transform.identity[free]
+    other = off & ~rest
+    if rest.any():
+        H_rr, H_ro, H_oo = (Hy[np.ix_(rest, rest)], Hy[np.ix_(rest, other)],
+                            Hy[np.ix_(other, other)])
+        try:
+            schur = H_rr - H_ro @ np.linalg.solve(H_oo, H_ro.T) if other.any() else H_rr
+        except np.linalg.LinAlgError:
+            schur = np.full_like(H_rr, np.nan)
+        s = scale[index[rest]]
+        hess[np.ix_(index[rest], index[rest])] = schur / np.outer(s, s)
+    converged = bool(decrement < DECREMENT_TOL)
+    if converged:
+        status = "converged (singular fit: a covariance matrix is singular at the estimate)"
+    elif status == "converged":
+        status = ("Hessian not positive definite at the end" if np.isnan(decrement)
+                  else f"gradient not small at the end (Newton decrement {decrement:.1e})")
+    return _End(theta, f, grad, hess, at_bound, decrement, converged, status, [],
+                fg.count - count)
+
+
 def _finish(problem, plain, pscale, free, hessian, polish_steps, theta, status):
     """Polish theta by Newton steps on the parameters themselves and judge convergence
     by the Newton decrement there (first and second order); without ``hessian`` (a
@@ -510,7 +580,32 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
     y, f, g, iters, status, history = search(max_iter, y, f0, g, H)
     plain = Transform(problem, floor, fixed, cholesky=False)
     pscale = coordinate_scale(plain, problem, params.start)
-    finish = functools.partial(_finish, problem, plain, pscale, free, hessian, polish_steps)
+    plain_finish = functools.partial(_finish, problem, plain, pscale, free, hessian,
+                                     polish_steps)
+
+    def finish(theta, status):
+        """Judge the end on the parameters themselves, or, when a covariance block is
+        singular there (its Cholesky diagonal on the floor: outside it the parameters
+        are not admissible, so no difference quotient works), on the search's face."""
+        y_end = np.maximum(transform.from_theta(theta)[free] / scale[free], lower)
+        if hessian and _singular_blocks(transform, free, y_end, lower):
+            return _finish_singular(fg, transform, free, scale, lower, polish_steps, y_end,
+                                    status)
+        end = plain_finish(theta, status)
+        near = _near_singular(transform, free, y_end)
+        if not hessian or end.converged or not near.any():
+            return end
+        # a search creeping towards a singular covariance (the gradient in a Cholesky
+        # diagonal vanishes with it): try it on the floor
+        snapped = np.where(near, lower, y_end)
+        f_snap = fg(snapped)[0]
+        if not f_snap <= end.f + DECREMENT_TOL:
+            return end
+        face = _finish_singular(fg, transform, free, scale, lower, polish_steps, snapped,
+                                status)
+        face.evaluations += end.evaluations + 1
+        return face if face.converged or face.f < end.f else end
+
     end = finish(fg.full(y), status)
     polish_evaluations = end.evaluations
     restarts = []

@@ -33,6 +33,12 @@ except ImportError:      # not built
     CholeskyMap = None
 
 
+# a Cholesky diagonal stays above sqrt(CHOLESKY_FLOOR * variance floor): a covariance
+# block on it has condition ~1e6, where the gradient keeps its digits (at the plain
+# floor, ~1e8, difference quotients of it fail and a singular fit cannot be judged)
+CHOLESKY_FLOOR = 100.0
+
+
 @functools.lru_cache(maxsize=None)
 def _tril(m):
     """Lower-triangle (rows, cols) of an m x m matrix, computed once per m (read-only)."""
@@ -86,7 +92,7 @@ class Transform:
             in_block[b.slots.ravel()] = True
             m = len(b.slots)
             self.lower[b.slots[_tril(m)]] = -np.inf
-            self.lower[np.diag(b.slots)] = np.sqrt(floor[np.diag(b.slots)])
+            self.lower[np.diag(b.slots)] = np.sqrt(CHOLESKY_FLOOR * floor[np.diag(b.slots)])
             if b.covariance_fixed:
                 self.lower[b.slots[1, 0]] = -np.inf
         self.identity = ~in_block

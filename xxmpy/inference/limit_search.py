@@ -142,7 +142,8 @@ class _Coordinate:
         return 2.0 * t * self.s ** 2 if self.square else self.s
 
     def coordinate(self, v):
-        return np.sqrt(v) / self.s if self.square else v / self.s
+        """The scaled coordinate of value v (a variance below 0 maps to 0)."""
+        return np.sqrt(max(v, 0.0)) / self.s if self.square else v / self.s
 
 
 def search_limit(ctx, j, side, floor=-np.inf, far=np.inf):
@@ -179,6 +180,8 @@ def search_limit(ctx, j, side, floor=-np.inf, far=np.inf):
                          saddle=_saddle(start, y, j, fg.last_gradient))
         zeta = math.sqrt(max(model.predicted - ctx.dmin, 0.0))
         if zeta >= 1e-3:                 # Newton on zeta(v), v = theta_j
+            if coord.derivative(y[j]) == 0:
+                return GaveUp("the profiled variance's factor reached 0", fg.count)
             dzeta = model.slope / coord.derivative(y[j]) / (2.0 * zeta)
             if side * dzeta <= 0:
                 return GaveUp("the profile does not rise outwards here", fg.count)
@@ -187,6 +190,8 @@ def search_limit(ctx, j, side, floor=-np.inf, far=np.inf):
         else:                            # at the estimate: the quadratic model's limit
             v_new = coord.value(y[j] + _first_step(coord, y[j], model, ctx.cutoff, side,
                                                    ctx.is_variance[j] and not ctx.at_bound[j]))
+            if not np.isfinite(v_new):
+                return GaveUp("the quadratic model does not rise outwards here", fg.count)
         if abs(v_new - est) > far:
             return GaveUp("a step goes beyond the unbounded test", fg.count)
         at_floor = bounded and v_new <= floor
@@ -229,7 +234,10 @@ def _first_step(coord, t, model, cutoff, side, sd_scale):
     to quadratic there) and never below half the SD (the Newton steps that
     follow go further when needed)."""
     c = 2.0 / model.unit ** 2
-    dt = side * 2.0 * cutoff / (side * model.slope + np.sqrt(model.slope ** 2 + 2 * c * cutoff))
+    denominator = side * model.slope + np.sqrt(model.slope ** 2 + 2 * c * cutoff)
+    if not denominator > 0:              # no curvature and a slope the wrong way
+        return np.nan
+    dt = side * 2.0 * cutoff / denominator
     if not sd_scale:
         return dt
     sd = np.sqrt(coord.value(t))

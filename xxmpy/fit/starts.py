@@ -1,0 +1,110 @@
+"""Start values from the data (``fit(start="auto")``), as lavaan and lme4 take them.
+
+Every observed y gets its mean and its variance split across its level and
+its level's parents, and every eta the variance its indicators put at its
+level (compile/scales.DataMoments, where the parameters' natural units come
+from too). Then, for each free element (the written value= of fixed elements
+is kept, and a label shared by several elements takes its first element's
+start):
+
+  nu          the y's mean (its intercept with kappa's covariates, see kappa)
+  kappa       least squares of the y on the level's own xs
+  theta       on the diagonal the y's within part, halved when etas of the y's
+              own level load on it; 0 off it
+  psi         on the diagonal the variance the eta's indicators put at the
+              eta's level (the y's within part for an eta of its own level, the
+              between part for an eta of a parent level), divided by the squared
+              loading and averaged over the indicators; 0 off it
+  alpha       the mean of a y the eta carries (loaded with a fixed value and no
+              free intercept of its own) divided by that loading, else 0
+  lambda      1 (a free loading), beta and gamma 0
+
+Built once per call from the compiled problem's level arrays; nothing here
+changes the model.
+"""
+import numpy as np
+
+from ..compile.scales import DataMoments
+
+
+def auto_start(problem, checked):
+    """(k,) start values from the data for every parameter (see the module docstring)."""
+    data = DataMoments(checked, problem.levels, problem.level_names)
+    moments, mats, loads = data.ys, data.mats, data.loads
+    values = {}
+
+    def own_etas_load(c, j):
+        mat = mats.get((c, -1, "lambda"))
+        return mat is not None and bool(np.any(mat.pattern[j] | (mat.value[j] != 0)))
+
+    def free_intercept(c, j):
+        mat = mats.get((c, -1, "nu"))
+        return mat is not None and bool(mat.pattern[j, 0])
+
+    # kappa last: its least squares also give the intercepts of the ys it covers
+    order = sorted(mats.items(), key=lambda item: item[0][2] == "kappa")
+    for (c, parent, type_), mat in order:
+        out = values.get((c, parent, type_), np.array(mat.value, dtype=float))
+        if type_ in ("theta", "psi", "beta", "gamma"):
+            out[mat.pattern & ~np.eye(*out.shape, dtype=bool)] = 0.0
+        if type_ == "lambda":
+            out[mat.pattern] = 1.0
+        elif type_ in ("beta", "gamma"):
+            out[mat.pattern] = 0.0
+        elif type_ == "theta":
+            for j in range(out.shape[0]):
+                if mat.pattern[j, j] and (c, j) in moments:
+                    within = moments[(c, j)][2]
+                    out[j, j] = within / 2 if own_etas_load(c, j) else within
+        elif type_ == "nu":
+            for j in range(out.shape[0]):
+                if mat.pattern[j, 0] and (c, j) in moments:
+                    out[j, 0] = moments[(c, j)][0]
+        elif type_ == "kappa" and parent < 0:
+            _least_squares_kappa(problem, c, mat, out, mats.get((c, -1, "nu")), values)
+        elif type_ == "psi":
+            for m in range(out.shape[0]):
+                variance = data.eta_variance(c, m)
+                if mat.pattern[m, m] and variance is not None:
+                    out[m, m] = variance
+        elif type_ == "alpha":
+            for m in range(out.shape[0]):
+                if not mat.pattern[m, 0]:
+                    continue
+                carried = [(moments[(yc, j)][0] / loading) for yc, j, loading in loads(c, m)
+                           if (yc, j) in moments and not free_intercept(yc, j)
+                           and loading != 0]
+                out[m, 0] = carried[0] if carried else 0.0
+        values[(c, parent, type_)] = out
+    return _to_parameters(problem, mats, values)
+
+
+def _least_squares_kappa(problem, c, mat, out, nu, values):
+    """kappa (and nu, when free) of level c from least squares of each y on [1, xs]."""
+    lev = problem.levels[c]
+    for j in range(out.shape[0]):
+        if not mat.pattern[j].any():
+            continue
+        seen = lev.observed[:, j]
+        if seen.sum() <= lev.q + 1:
+            continue
+        design = np.column_stack([np.ones(int(seen.sum())), lev.x[seen]])
+        coef = np.linalg.lstsq(design, lev.y[seen, j], rcond=None)[0]
+        out[j, mat.pattern[j]] = coef[1:][mat.pattern[j]]
+        if nu is not None and nu.pattern[j, 0]:
+            values[(c, -1, "nu")][j, 0] = coef[0]
+
+
+def _to_parameters(problem, mats, values):
+    """The parameter vector: each label's first free element's start (build order)."""
+    theta = problem.params.start.copy()
+    done = np.zeros(theta.size, bool)
+    names = problem.level_names
+    for (c, parent, type_), mat in mats.items():
+        key = (names[c], None if parent < 0 else names[parent], type_)
+        emap = problem.params.element_maps[key]
+        start = values.get((c, parent, type_), mat.value)
+        for r, col, k in zip(emap.free_rows, emap.free_cols, emap.free_param):
+            if not done[k]:
+                theta[k], done[k] = start[r, col], True
+    return theta
