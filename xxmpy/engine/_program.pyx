@@ -20,8 +20,9 @@ Invariants (read before touching):
     (``_keep``) for its lifetime; the pointers below point into them;
   * an inadmissible point (a block not positive definite, an ill-conditioned
     theta / psi, a singular I - B) gives +inf and leaves the gradient undefined;
-  * the penalised residual sum of squares is summed from the residuals at the
-    posterior mean (residual_c), so no term is a difference of large numbers;
+  * the penalised residual sum of squares is c - b'C^-1 b only while c is within
+    CANCELLATION of it; else it is summed from the residuals at the posterior mean
+    (residual_c), so no result is a difference of large numbers;
   * nothing here knows about levels or pandas; the arrays come from
     engine/program.py. Twin: the numpy reference (engine/reference/),
     compared in tests/twin_check.py.
@@ -36,6 +37,10 @@ from ._elimination cimport (accumulate_c, eliminate_c, factor_dense_c, interrupt
 from ._linalg cimport cholesky, idx, inverse, matmul, triangular_inverse
 
 cnp.import_array()
+
+# c - b'C^-1 b loses about log10(c / r2) of its digits: within this factor (4 of 16
+# lost) it is kept, beyond it the residuals are summed (engine/_elimination.residual_c)
+cdef double CANCELLATION = 1e4
 
 
 cdef inline double* _d(cnp.ndarray a) noexcept:
@@ -473,7 +478,7 @@ cdef class Program:
         is given, it receives the gradient (undefined at an inadmissible point)."""
         if theta.shape[0] != self.n_params or (grad is not None and grad.shape[0] != self.n_params):
             raise ValueError(f"theta and grad must have {self.n_params} entries")
-        value = self._value(&theta[0] if self.n_params else NULL)
+        value = self._value(&theta[0] if self.n_params else NULL, grad is not None)
         if grad is not None and value < INFINITY and not self.stop:
             self._gradient(&grad[0] if self.n_params else NULL)
         self._raise_if_interrupted()
@@ -492,7 +497,7 @@ cdef class Program:
         cdef idx i
         if theta.shape[0] != self.n_params:
             raise ValueError(f"theta must have {self.n_params} entries")
-        value = self._value(&theta[0] if self.n_params else NULL)
+        value = self._value(&theta[0] if self.n_params else NULL, True)
         self._raise_if_interrupted()
         if value == INFINITY:
             return None
@@ -506,14 +511,15 @@ cdef class Program:
             mean[i] = self.mean[i]
         return sig, mean
 
-    cdef double _value(self, const double* theta):
-        """-2 log L at theta; leaves the factor in buf / rhs and the posterior means in
-        mean. The penalised residual sum of squares is summed from the residuals at the
-        posterior mean, never as c - b'C^-1 b (a difference of large numbers when the
-        data sit far from 0)."""
+    cdef double _value(self, const double* theta, bint means):
+        """-2 log L at theta; leaves the factor in buf / rhs, and the posterior means in
+        mean when ``means`` (the gradient and the posterior need them). The penalised
+        residual sum of squares r2 = c - b'C^-1 b is a difference of large numbers when
+        the data sit far from 0: unless c is within CANCELLATION of r2 (few digits
+        lost), r2 is summed from the residuals at the posterior mean instead."""
         cdef idx i
         cdef int status
-        cdef double total = self.constant, logdet = 0.0, zz = 0.0
+        cdef double total = self.constant, logdet = 0.0, zz = 0.0, const = 0.0, r2
         cdef _Term t
         cdef _Contrast c
         cdef _Step st
@@ -534,9 +540,9 @@ cdef class Program:
             self.rhs[i] = 0.0
         for t in self.terms:
             if t.n:
-                accumulate_c(t.A, t.a_step, t.n, t.r, t.M, t.d, t.W, t.pat, t.wt, t.seg, t.S,
-                             t.pair_i, t.pair_j, t.P, t.off, t.ld, t.tr, t.vec, self.buf,
-                             self.rhs, self.work)
+                const += accumulate_c(t.A, t.a_step, t.n, t.r, t.M, t.d, t.W, t.pat, t.wt,
+                                      t.seg, t.S, t.pair_i, t.pair_j, t.P, t.off, t.ld, t.tr,
+                                      t.vec, self.buf, self.rhs, self.work)
         for st in self.steps:
             status = eliminate_c(self.buf, self.rhs, st.m, st.n, st.diag, st.rhs, st.E,
                                  st.e_row, st.e_off, st.e_mb, st.e_nb, st.P, st.p_e1, st.p_e2,
@@ -552,17 +558,22 @@ cdef class Program:
             if status:
                 self.stop = status == 2
                 return INFINITY
-        if self.n_dense:
-            mean_dense_c(self.buf, self.rhs, self.mean, self.dense_base, self.rhs_dense_base,
-                         self.n_dense)
-        for st in reversed(self.steps):
-            mean_c(self.buf, self.rhs, self.mean, st.m, st.n, st.diag, st.rhs, st.E, st.e_row,
-                   st.e_off, st.e_mb, st.e_nb, self.work)
-        for t in self.terms:
-            if t.n:
-                total += residual_c(t.A, t.a_step, t.n, t.r, t.M, t.d, t.W, t.pat, t.wt,
-                                    t.seg, t.S, t.vec, self.mean, self.work)
-        return total + logdet
+        r2 = const - zz
+        cheap = r2 > 0 and const <= CANCELLATION * r2
+        if means or not cheap:
+            if self.n_dense:
+                mean_dense_c(self.buf, self.rhs, self.mean, self.dense_base,
+                             self.rhs_dense_base, self.n_dense)
+            for st in reversed(self.steps):
+                mean_c(self.buf, self.rhs, self.mean, st.m, st.n, st.diag, st.rhs, st.E,
+                       st.e_row, st.e_off, st.e_mb, st.e_nb, self.work)
+        if not cheap:
+            r2 = 0.0
+            for t in self.terms:
+                if t.n:
+                    r2 += residual_c(t.A, t.a_step, t.n, t.r, t.M, t.d, t.W, t.pat, t.wt,
+                                     t.seg, t.S, t.vec, self.mean, self.work)
+        return total + logdet + r2
 
     cdef void _posterior(self) noexcept:
         """The selected inverse into sig (after _value, which left the means)."""
