@@ -456,3 +456,32 @@ def test_workers_die_with_their_parent(tmp_path):
     for pid in alive:                   # do not leave them behind if the test fails
         os.kill(pid, signal.SIGKILL)
     assert not alive, f"workers {alive} outlived their parent"
+
+
+# ------------------------------------------------------------- 2, 15: false alarms
+def test_rescaled_data_raise_no_false_hessian_alarm():
+    """sleepstudy's Reaction * 30 (REML): before, a Hessian warning and NaN standard
+    errors on an identified model (an absolute eigenvalue threshold)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = xm.lmer("Reaction ~ Days + (Days | Subject)",
+                      sleep().assign(Reaction=lambda d: d.Reaction * 30))
+    assert fit.fit_result.hessian_problem == []
+    assert np.isfinite(fit.fit_result.vcov.to_numpy()).all()
+    assert fit.reml_criterion == pytest.approx(FM1_REML + 2 * 178 * np.log(30), abs=1e-3)
+
+
+def test_a_singular_fit_is_reported_as_what_it_is():
+    """Early (ML) ends with the random effects' correlation at -1, as lme4's (singular
+    fit): before, 'did not converge (stalled)' and 'may not be identified'. Now a
+    converged singular fit, lme4's deviance and fixed effects, no warning beyond it."""
+    d = pd.read_csv(ref.DATA / "Early.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = xm.lmer("cog ~ tos * trt + (tos | id)", d, REML=False)
+    assert fit.fit_result.converged and "singular fit" in fit.fit_result.record.status
+    assert fit.is_singular() and "boundary (singular) fit" in str(fit)
+    assert fit.deviance == pytest.approx(EARLY_ML_DEVIANCE, abs=1e-4)
+    # [lme4-R] fixef(ml), tests/data/r/early.R
+    assert fit.fixef.to_numpy() == pytest.approx([118.407407407, -21.133333333,
+                                                  4.219029374, 5.271264368], abs=1e-4)
