@@ -212,19 +212,7 @@ def test_documented_transforms_work_and_trusted_evaluates_in_full():
 
 # ------------------------------------------------------------- 11: memory guard
 def test_a_plan_above_the_memory_limit_is_refused_before_allocating():
-    rng = np.random.default_rng(11)
-    n_r, n_t, n = 4000, 3000, 30000
-    resp = pd.DataFrame({"response": np.arange(n), "rater": rng.integers(0, n_r, n),
-                         "target": rng.integers(0, n_t, n), "y": rng.normal(size=n)})
-    m = xm.Model(["response", "rater", "target"], memory_limit_gb=0.05)
-    m.level("response", parents=["rater", "target"], ys=["y"], data=resp)
-    m.level("rater", etas=["a"], data=pd.DataFrame({"rater": range(n_r)}))
-    m.level("target", etas=["b"], data=pd.DataFrame({"target": range(n_t)}))
-    m.within("response", "theta", [[1]], [[1.0]])
-    m.within("rater", "psi", [[1]], [[0.5]])
-    m.within("target", "psi", [[1]], [[0.5]])
-    m.between("rater", "response", "lambda", [[0]], [[1.0]])
-    m.between("target", "response", "lambda", [[0]], [[1.0]])
+    m = _crossed(n_r=4000, n_t=3000, n=30000, seed=11, memory_limit_gb=0.05)
     t0 = time.perf_counter()
     with pytest.raises(xm.ProblemTooLarge) as err:
         m.compile()
@@ -368,11 +356,13 @@ def test_early_limits_that_exist_are_found():
 
 
 # ------------------------------------------------------------- 12: Ctrl-C, workers
-def _crossed(n_r=8000, n_t=4000, n=40000, seed=12):
+def _crossed(n_r=8000, n_t=4000, n=40000, seed=12, memory_limit_gb=None):
+    """Responses crossed in raters and targets, one random intercept each (a dense
+    block over the targets)."""
     rng = np.random.default_rng(seed)
     resp = pd.DataFrame({"response": np.arange(n), "rater": rng.integers(0, n_r, n),
                          "target": rng.integers(0, n_t, n), "y": rng.normal(size=n)})
-    m = xm.Model(["response", "rater", "target"])
+    m = xm.Model(["response", "rater", "target"], memory_limit_gb=memory_limit_gb)
     m.level("response", parents=["rater", "target"], ys=["y"], data=resp)
     m.level("rater", etas=["a"], data=pd.DataFrame({"rater": range(n_r)}))
     m.level("target", etas=["b"], data=pd.DataFrame({"target": range(n_t)}))

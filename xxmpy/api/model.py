@@ -246,7 +246,7 @@ def _check_start_values(problem):
                 problems.add(
                     f"xxmWithinMatrix: {type_} at level '{lev.name}' is not positive definite "
                     f"at the start values" + ("" if given else
-                                              f" (it was never given, so it is all zeros)") +
+                                              " (it was never given, so it is all zeros)") +
                     f"; every level with {role} needs a {type_} with positive variances on "
                     f"its diagonal and start values that form a positive definite matrix.")
     problems.raise_if_any()

@@ -112,16 +112,12 @@ class _Worker:
                                f"(killed or crashed) while running one of {tasks!r}") from None
 
     def stop(self):
+        """Tell the worker to end after its last task, and reap it."""
         try:
             self.send(-1)
         except OSError:
             pass
-        for fd in (self.tasks, self.results):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        os.waitpid(self.pid, 0)
+        self._close_and_reap()
 
     def kill(self):
         """End the worker now (the map is failing or interrupted) and reap it."""
@@ -129,6 +125,9 @@ class _Worker:
             os.kill(self.pid, signal.SIGKILL)
         except OSError:
             pass
+        self._close_and_reap()
+
+    def _close_and_reap(self):
         for fd in (self.tasks, self.results):
             try:
                 os.close(fd)

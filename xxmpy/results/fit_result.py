@@ -19,7 +19,7 @@ from scipy.stats import norm
 
 from ..errors import BoundaryWarning, ConvergenceWarning, HessianWarning, IdentificationWarning
 from ..inference.profile import ProfileCI, profile_ci
-from .summary import Summary, number
+from .summary import Summary
 
 # the unit-diagonal Hessian's smallest eigenvalue, relative to its largest, below which
 # the fit counts as not (locally) identified

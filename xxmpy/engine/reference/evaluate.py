@@ -17,8 +17,6 @@ schedule; the N x N covariance is never formed. Readable and vectorised over
 units; the compiled driver (engine/_program.pyx) computes the same numbers
 and the tests compare the two (tests/twin_check.py).
 """
-import numpy as np
-
 from .assembly import NumpyEngine
 from .contrasts import contrast_deviance
 from .gradient import gradient
