@@ -111,6 +111,8 @@ class FitResult(InformationCriteria):
         self.vcov = pd.DataFrame(cov, index=self.labels, columns=self.labels)
         self.hessian_problem = [self.labels[k] for k in not_pd]
         self.profile = None
+        self._references = {}       # the fitted saturated and baseline models, when asked
+        self._measures = None
         self._warn()
 
     def profile_ci(self, level: float = 0.95, parameters=None, n_jobs: int | None = None,
@@ -137,6 +139,46 @@ class FitResult(InformationCriteria):
         """
         self.profile = profile_ci(self, level, parameters, n_jobs, progress)
         return self.profile
+
+    def saturated(self) -> "FitResult":
+        """The saturated (H1) model fitted to the same data (assessment/reference_models.py:
+        free means and an unrestricted covariance for each level's component of the
+        observed ys); fitted once, then kept. ValueError when it cannot be formed."""
+        return self._reference("saturated")
+
+    def baseline(self) -> "FitResult":
+        """The baseline (independence) model: the saturated model's components with
+        diagonal covariances; fitted once, then kept."""
+        return self._reference("baseline")
+
+    def _reference(self, which):
+        if which not in self._references:
+            from ..assessment.reference_models import baseline_model, saturated_model
+            build = saturated_model if which == "saturated" else baseline_model
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", BoundaryWarning)
+                fit = build(self.model).fit(start="auto")
+            if not fit.converged:
+                raise RuntimeError(f"fit_measures: the {which} model did not converge "
+                                   f"({fit.record.status}); no fit measure would be right.")
+            self._references[which] = fit
+        return self._references[which]
+
+    def fit_measures(self) -> pd.Series:
+        """chisq, df, CFI, TLI, NFI, RFI, IFI, RNI, RMSEA with its 90% CI and p-value,
+        SRMR per level and their sum, log L of the model, the saturated and the
+        baseline model, AIC, BIC, BIC2; lavaan's definitions and names ('_' for '.'),
+        N = the rows of the observed level (lavaan's ntotal). Computed when first asked
+        (it fits the saturated and baseline models), then kept."""
+        if self._measures is None:
+            from ..assessment.fit_measures import fit_measures
+            from ..assessment.reference_models import _components
+            c_name, _, parents = _components(self.model)
+            names = self.problem.level_names
+            self._measures = fit_measures(self, self.saturated(), self.baseline(),
+                                          names.index(c_name),
+                                          [names.index(q) for q in parents])
+        return self._measures.copy()
 
     def report(self, path: str | None = None, title: str | None = None, front=None) -> str:
         """One self-contained HTML page: fit, level graph, matrices, estimates, CIs,

@@ -1,0 +1,30 @@
+# Reference numbers for tests/test_fit_measures.py (issue #19): a two-level CFA on
+# lavaan's Demo.twolevel (two factors within, y1..y3 and y4..y6; two factors between,
+# y1..y3 and y4..y6 too), its fit measures, standardised
+# solution and R-squared. Run: Rscript tests/data/r/lavaan_twolevel_cfa.R
+# (R 4.2, lavaan from Debian's packages). Exports ../Demo_twolevel.csv.
+suppressMessages(library(lavaan))
+d <- Demo.twolevel
+write.csv(d[, c("cluster", "y1", "y2", "y3", "y4", "y5", "y6", "x1", "x2", "x3", "w1", "w2")],
+          "../Demo_twolevel.csv", row.names = FALSE)
+cat("lavaan", as.character(packageVersion("lavaan")), "\n")
+model <- '
+level: 1
+  fw1 =~ y1 + y2 + y3
+  fw2 =~ y4 + y5 + y6
+level: 2
+  fb1 =~ y1 + y2 + y3
+  fb2 =~ y4 + y5 + y6
+'
+fit <- sem(model, data = d, cluster = "cluster")
+fm <- fitMeasures(fit)
+print(fm[c("npar", "logl", "unrestricted.logl", "chisq", "df", "pvalue", "baseline.chisq",
+           "baseline.df", "cfi", "tli", "nfi", "rfi", "ifi", "rni", "rmsea", "rmsea.ci.lower",
+           "rmsea.ci.upper", "rmsea.pvalue", "srmr", "srmr_within", "srmr_between", "aic",
+           "bic", "bic2", "ntotal")], digits = 10)
+print(parameterEstimates(fit, standardized = TRUE)[, c("lhs", "op", "rhs", "level", "est",
+                                                       "std.all")], digits = 8)
+print(lavInspect(fit, "rsquare"), digits = 8)
+h1 <- lavInspect(fit, "h1")
+print(h1, digits = 10)
+print(lavInspect(fit, "implied"), digits = 10)

@@ -1,0 +1,115 @@
+"""Fit measures against the saturated and baseline models, as lavaan defines them.
+
+With -2 log L of the model (D), of the saturated model (D1, npar1) and of the
+baseline (D0, npar0), N the number of lowest-level rows (lavaan's ntotal):
+
+  chisq = max(D - D1, 0), df = npar1 - npar, pvalue = P(chi2_df > chisq)
+  baseline_chisq = max(D0 - D1, 0), baseline_df = npar1 - npar0
+  cfi  = 1 - max(chisq - df, 0) / max(chisq - df, bchisq - bdf, 0)     (1 when 0 / 0)
+  rni  = 1 - (chisq - df) / (bchisq - bdf)
+  tli  = (bchisq / bdf - chisq / df) / (bchisq / bdf - 1)             (not truncated)
+  nfi  = (bchisq - chisq) / bchisq,  rfi = (bchisq / bdf - chisq / df) / (bchisq / bdf)
+  ifi  = (bchisq - chisq) / (bchisq - df)
+  rmsea = sqrt(max(chisq - df, 0) / (N df)); its 90% CI from the noncentrality
+          lambda with P(chi2_df(lambda) <= chisq) = 0.95 and 0.05, sqrt(lambda / (N df));
+          rmsea_pvalue = P(chi2_df(N df 0.05^2) > chisq)
+  srmr_<level> = sqrt(mean over the lower triangle, diagonal included, of
+          (cor(S) - cor(Sigma))^2), S the saturated model's and Sigma the model's
+          covariance of that level's component; srmr their sum
+  aic = D + 2 npar, bic = D + npar log N, bic2 = D + npar log((N + 2) / 24)
+(lavaan 0.6: lav_fit_measures, lav_fit_srmr_twolevel).
+"""
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+
+def component_covariances(problem, theta, c, parents):
+    """{level name: (p, p) covariance} of the ys of level c: the within component
+    Lambda T Psi T' Lambda' + Theta, and for each parent p the component its etas
+    carry, L Psi_p L' with L = (Lambda_pc + Lambda T B_pc) T_p (T = (I - B)^-1)."""
+    names = problem.level_names
+    lev = problem.levels[c]
+    p, m = lev.p, lev.n_etas
+
+    def mat(key, shape):
+        return problem.matrix(theta, key, shape)
+
+    T = np.linalg.inv(np.eye(m) - mat((c, -1, "beta"), (m, m)))
+    lam = mat((c, -1, "lambda"), (p, m))
+    out = {names[c]: lam @ T @ mat((c, -1, "psi"), (m, m)) @ T.T @ lam.T
+           + mat((c, -1, "theta"), (p, p))}
+    for q in parents:
+        mq = problem.levels[q].n_etas
+        Tq = np.linalg.inv(np.eye(mq) - mat((q, -1, "beta"), (mq, mq)))
+        load = (mat((c, q, "lambda"), (p, mq)) + lam @ T @ mat((c, q, "beta"), (m, mq))) @ Tq
+        out[names[q]] = load @ mat((q, -1, "psi"), (mq, mq)) @ load.T
+    return out
+
+
+def _srmr(S, Sigma):
+    def cor(a):
+        d = np.sqrt(np.diag(a))
+        return a / np.outer(d, d)
+    if not (np.all(np.diag(S) > 0) and np.all(np.diag(Sigma) > 0)):
+        return np.nan
+    R = cor(S) - cor(Sigma)
+    return float(np.sqrt(np.sum(R[np.tril_indices(len(R))] ** 2) / (len(R) * (len(R) + 1) / 2)))
+
+
+def _noncentrality(chisq, df, prob):
+    """lambda >= 0 with P(chi2_df(lambda) <= chisq) = prob (0 when even lambda = 0
+    leaves it below)."""
+    def gap(lam):
+        return stats.ncx2.cdf(chisq, df, lam) - prob if lam > 0 else stats.chi2.cdf(chisq, df) - prob
+    if gap(0.0) <= 0:
+        return 0.0
+    hi = max(chisq, 1.0)
+    while gap(hi) > 0:
+        hi *= 2
+    return optimize.brentq(gap, 0.0, hi, xtol=1e-12, rtol=1e-12)
+
+
+def fit_measures(fit, saturated, baseline, c, parents):
+    """pandas Series of the fit measures (module docstring) of FitResult ``fit`` given
+    the fitted saturated and baseline FitResults; c, parents: level indices of the
+    observed level and its parents."""
+    problem = fit.problem
+    N = int(problem.levels[c].n)
+    D, D1, D0 = fit.deviance, saturated.deviance, baseline.deviance
+    npar, npar1, npar0 = fit.n_parameters, saturated.n_parameters, baseline.n_parameters
+    chisq, df = max(D - D1, 0.0), npar1 - npar
+    bchisq, bdf = max(D0 - D1, 0.0), npar1 - npar0
+    out = {"npar": npar, "ntotal": N, "logl": -D / 2, "unrestricted_logl": -D1 / 2,
+           "baseline_logl": -D0 / 2, "chisq": chisq, "df": df,
+           "pvalue": float(stats.chi2.sf(chisq, df)) if df > 0 else np.nan,
+           "baseline_chisq": bchisq, "baseline_df": bdf,
+           "baseline_pvalue": float(stats.chi2.sf(bchisq, bdf)) if bdf > 0 else np.nan}
+    numerator = max(chisq - df, 0.0)
+    denominator = max(chisq - df, bchisq - bdf, 0.0)
+    out["cfi"] = 1.0 - numerator / denominator if denominator > 0 else 1.0
+    out["tli"] = (bchisq / bdf - chisq / df) / (bchisq / bdf - 1.0) if df > 0 else np.nan
+    out["nfi"] = (bchisq - chisq) / bchisq if bchisq > 0 else np.nan
+    out["rfi"] = (bchisq / bdf - chisq / df) / (bchisq / bdf) if df > 0 and bchisq > 0 \
+        else np.nan
+    out["ifi"] = (bchisq - chisq) / (bchisq - df) if bchisq != df else np.nan
+    out["rni"] = 1.0 - (chisq - df) / (bchisq - bdf) if bchisq != bdf else np.nan
+    if df > 0:
+        out["rmsea"] = float(np.sqrt(numerator / (N * df)))
+        out["rmsea_ci_lower"] = float(np.sqrt(_noncentrality(chisq, df, 0.95) / (N * df)))
+        out["rmsea_ci_upper"] = float(np.sqrt(_noncentrality(chisq, df, 0.05) / (N * df)))
+        out["rmsea_pvalue"] = float(stats.ncx2.sf(chisq, df, N * df * 0.05 ** 2))
+    else:
+        out.update(rmsea=0.0, rmsea_ci_lower=0.0, rmsea_ci_upper=0.0, rmsea_pvalue=np.nan)
+    model = component_covariances(problem, fit.record.estimate, c, parents)
+    sat = component_covariances(saturated.problem, saturated.record.estimate, 0,
+                                list(range(1, 1 + len(parents))))
+    total = 0.0
+    for level in model:
+        value = _srmr(sat[level], model[level])
+        out[f"srmr_{level}"] = value
+        total += value
+    out["srmr"] = total
+    out.update(aic=D + 2 * npar, bic=D + npar * np.log(N),
+               bic2=D + npar * np.log((N + 2) / 24))
+    return pd.Series(out, name="fit measures")

@@ -1,0 +1,90 @@
+"""The saturated (H1) and baseline (independence) models of a fitted model.
+
+For the observed ys of the model (observed at one level, c), each level's
+component of their covariance gets free means and an unrestricted covariance:
+
+  the within component   theta at level c, every element free
+  each parent p of c     a random intercept of every y: etas u_<y> at level p,
+                         psi every element free, loaded by a fixed identity
+                         (a between lambda p -> c)
+  the means              nu at level c, free
+
+For two levels this is lavaan's H1 (the unrestricted within and between
+covariance matrices and the between means); with several parents of c,
+nested or crossed, every parent gets its own component, the natural
+generalisation. The baseline model has the same components with diagonal
+covariances (lavaan's: the level-1 and level-2 variances and the means).
+Parameters: saturated p(p+1)/2 (within) + P p(p+1)/2 (P parents) + p (means);
+baseline p + P p + p.
+
+Both are ordinary xxM models fitted by the same engine to the same data, from
+the data's start values, to their exact optimum (no early-stopped EM).
+Not formed yet (a clear error says so): covariates (xs), ys at more than one
+level, ``data.`` loadings (random slopes), levels above c's parents.
+"""
+import numpy as np
+
+from ..api.model import Model
+from ..spec.objects import DATA_LABEL_PREFIX
+
+
+def _components(model):
+    """(y level, its ys, its parents) of the model; ValueError when the saturated
+    model cannot be formed (the message says why)."""
+    spec = model.spec
+    y_levels = [name for name in spec.levels if spec.submodels[name].ys]
+    why = []
+    if len(y_levels) != 1:
+        why.append(f"the model has observed ys at {len(y_levels)} levels {y_levels}; the "
+                   f"saturated model is formed for ys observed at one level")
+    if any(spec.submodels[name].xs for name in spec.levels):
+        why.append("the model has covariates (xs=); conditioning the saturated model on "
+                   "them is not implemented yet")
+    if any(isinstance(lab, str) and lab.startswith(DATA_LABEL_PREFIX)
+           for m in spec.matrices if m.label is not None
+           for lab in np.ravel(np.asarray(m.label, dtype=object))):
+        why.append("the model has data. elements (random slopes): its unit covariance "
+                   "varies with the data, so no one unrestricted covariance matrix exists")
+    if not why:
+        c = y_levels[0]
+        parents = list(spec.submodels[c].parents)
+        flat = [p for p in parents if spec.submodels[p].flat]
+        if flat:
+            why.append(f"level(s) {flat} hold fixed effects with a flat prior (REML)")
+        deeper = [name for name in spec.levels if name != c and name not in parents]
+        if deeper:
+            why.append(f"level(s) {deeper} are not parents of '{c}'; components above "
+                       f"the parents of the observed level are not implemented yet")
+    if why:
+        raise ValueError("fit_measures: the saturated model cannot be formed: "
+                         + "; ".join(why) + ".")
+    return c, list(spec.submodels[c].ys), parents
+
+
+def _reference(model, diagonal, name):
+    c, ys, parents = _components(model)
+    spec = model.spec
+    p = len(ys)
+    pattern = np.eye(p) if diagonal else np.ones((p, p))
+    ref = Model([c] + parents, name=f"{name} of {model.name}",
+                memory_limit_gb=model.memory_limit_gb)
+    sub = spec.submodels[c]
+    ref.level(c, parents=parents, ys=ys, data=sub.data[[c] + parents + ys])
+    ref.within(c, "nu", np.ones((p, 1)), np.zeros((p, 1)))
+    ref.within(c, "theta", pattern, np.eye(p))
+    etas = [f"u_{y}" for y in ys]
+    for parent in parents:
+        ref.level(parent, etas=etas, data=spec.submodels[parent].data[[parent]])
+        ref.within(parent, "psi", pattern, np.eye(p))
+        ref.between(parent, c, "lambda", np.zeros((p, p)), np.eye(p))
+    return ref
+
+
+def saturated_model(model):
+    """The saturated (H1) xxM Model of ``model`` (unfitted; see the module docstring)."""
+    return _reference(model, False, "saturated model")
+
+
+def baseline_model(model):
+    """The baseline (independence) xxM Model of ``model`` (unfitted)."""
+    return _reference(model, True, "baseline model")
