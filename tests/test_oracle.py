@@ -56,8 +56,15 @@ def test_reference_pattern_inverses_against_numpy():
         assert np.all(W[k][~pattern] == 0) and np.all(W[k][:, ~pattern] == 0)
         assert logdet[k] == pytest.approx(np.linalg.slogdet(sub)[1] if pattern.any() else 0.0,
                                           abs=1e-12)
-        if pattern.any():      # trace(S) ||L^-1||_F^2 bounds the 2-norm condition number
-            assert cond[k] >= np.linalg.cond(sub) * (1 - 1e-12)
+        if pattern.any():      # m ||L^-1 D^1/2||_F^2 bounds the correlation's condition
+            d = np.sqrt(np.diag(sub))
+            corr_cond = np.linalg.cond(sub / np.outer(d, d))
+            m = pattern.sum()
+            assert corr_cond * (1 - 1e-12) <= cond[k] <= m * m * corr_cond * (1 + 1e-12)
+    # blind to units: rescaling the variables leaves it unchanged
+    scale = np.array([1e4, 1e-3, 1.0, 30.0])
+    _, _, scaled = reference_blocks.pattern_inverses(cov * np.outer(scale, scale), patterns)
+    np.testing.assert_allclose(scaled, cond, rtol=1e-8)
     with pytest.raises(ArithmeticError):
         reference_blocks.pattern_inverses(-cov, patterns)
 

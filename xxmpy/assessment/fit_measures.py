@@ -61,7 +61,9 @@ def _noncentrality(chisq, df, prob):
     """lambda >= 0 with P(chi2_df(lambda) <= chisq) = prob (0 when even lambda = 0
     leaves it below)."""
     def gap(lam):
-        return stats.ncx2.cdf(chisq, df, lam) - prob if lam > 0 else stats.chi2.cdf(chisq, df) - prob
+        if lam > 0:
+            return stats.ncx2.cdf(chisq, df, lam) - prob
+        return stats.chi2.cdf(chisq, df) - prob
     if gap(0.0) <= 0:
         return 0.0
     hi = max(chisq, 1.0)

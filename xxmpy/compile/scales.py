@@ -48,7 +48,11 @@ class DataMoments:
 
     def loads(self, c, m):
         """(y level, y index, loading size) of every indicator of eta m of level c (a
-        ``data.`` loading counts with its root mean square)."""
+        ``data.`` loading counts with its root mean square, a free one with 1)."""
+        return [(child, j, size) for child, j, size, _ in self.indicators(c, m)]
+
+    def indicators(self, c, m):
+        """loads() with a fourth entry: whether the loading is free."""
         out = []
         for (child, parent, type_), mat in self.mats.items():
             if type_ != "lambda" or (parent if parent >= 0 else child) != c:
@@ -58,23 +62,32 @@ class DataMoments:
                 if isinstance(lab, str) and lab.startswith(DATA_LABEL_PREFIX):
                     z = self.levels[child].columns.get(lab[len(DATA_LABEL_PREFIX):])
                     size = float(np.sqrt(np.mean(z ** 2))) if z is not None else 1.0
-                    out.append((child, j, size if size > 0 else 1.0))
+                    out.append((child, j, size if size > 0 else 1.0, False))
                 elif mat.pattern[j, m] or mat.value[j, m] != 0:
-                    out.append((child, j, 1.0 if mat.pattern[j, m] else float(mat.value[j, m])))
+                    free = bool(mat.pattern[j, m])
+                    out.append((child, j, 1.0 if free else float(mat.value[j, m]), free))
         return out
+
+    def indicator_part(self, c, yc, j):
+        """The variance y j of level yc has at level c (its within part, halved, when
+        c is its own level: an eta of its level shares it with theta); None if unknown."""
+        if (yc, j) not in self.ys:
+            return None
+        _, _, within, between = self.ys[(yc, j)]
+        return within / 2 if yc == c else between.get(c)
 
     def eta_variance(self, c, m):
         """The variance eta m of level c's indicators put at its level, divided by the
-        squared loadings and averaged (a y's within part, halved, for an eta of its
-        own level; its between part at level c for an eta of a parent level); None
-        when no indicator says."""
+        squared loadings and averaged over the indicators with a fixed loading (the
+        markers that set its unit), or over all of them (free ones as loading 1)
+        when it has none; None when no indicator says."""
+        indicators = self.indicators(c, m)
+        if any(not free for *_, free in indicators):
+            indicators = [ind for ind in indicators if not ind[3]]
         parts = []
-        for yc, j, loading in self.loads(c, m):
-            if (yc, j) not in self.ys or loading == 0:
-                continue
-            _, _, within, between = self.ys[(yc, j)]
-            part = within / 2 if yc == c else between.get(c)
-            if part is not None:
+        for yc, j, loading, _ in indicators:
+            part = self.indicator_part(c, yc, j)
+            if part is not None and loading != 0:
                 parts.append(part / loading ** 2)
         return float(np.mean(parts)) if parts else None
 

@@ -81,15 +81,17 @@ cdef int pattern_inverses_c(const double* cov, idx r, const unsigned char* patte
                             double* W, double* ld, double* cond, double* work,
                             idx* obs) noexcept nogil:
     """For each missing pattern k: W[k] (r, r) the inverse of cov's observed block at the
-    observed rows and columns (zeros elsewhere), ld[k] its log det, cond[k] = trace(S)
-    ||L^-1||_F^2 >= cond_2(S) (0 for an empty pattern). work: 3 r r doubles, obs: r.
+    observed rows and columns (zeros elsewhere), ld[k] its log det, cond[k] = m
+    ||L^-1 D^1/2||_F^2 >= cond_2(R), R = D^-1/2 S D^-1/2 its correlation (D = diag S,
+    m observed; 0 for an empty pattern): a condition blind to the variables' units.
+    work: 3 r r doubles, obs: r.
     Returns 1 if a block is not positive definite. Numpy form:
     reference/blocks.pattern_inverses."""
     cdef double* S = work
     cdef double* L = S + r * r
     cdef double* Li = L + r * r
     cdef idx k, i, j, m
-    cdef double trace, frob
+    cdef double frob
     for i in range(K * r * r):
         W[i] = 0.0
     for k in range(K):
@@ -98,18 +100,18 @@ cdef int pattern_inverses_c(const double* cov, idx r, const unsigned char* patte
             if patterns[k * r + i]:
                 obs[m] = i
                 m = m + 1
-        trace, ld[k] = 0.0, 0.0
+        ld[k] = 0.0
         for i in range(m):
-            trace = trace + cov[obs[i] * r + obs[i]]
             for j in range(i + 1):
                 S[i * m + j] = cov[obs[i] * r + obs[j]]
         if cholesky(S, m, L, &ld[k]):
             return 1
         triangular_inverse(L, m, Li)
         frob = 0.0
-        for i in range(m * m):
-            frob = frob + Li[i] * Li[i]
-        cond[k] = trace * frob
+        for i in range(m):
+            for j in range(i + 1):
+                frob = frob + Li[i * m + j] * Li[i * m + j] * cov[obs[j] * r + obs[j]]
+        cond[k] = m * frob
         matmul(Li, Li, S, m, m, m, 1, 0, 0)         # Li' Li
         for i in range(m):
             for j in range(m):

@@ -17,7 +17,10 @@ start):
               loading and averaged over the indicators; 0 off it
   alpha       the mean of a y the eta carries (loaded with a fixed value and no
               free intercept of its own) divided by that loading, else 0
-  lambda      1 (a free loading), beta and gamma 0
+  lambda      a free loading: sqrt(the y's part at the eta's level / the eta's
+              start variance), signed as the y's covariance with the eta's
+              marker (so lambda^2 psi reproduces the part, in any units)
+  beta, gamma 0
 
 Built once per call from the compiled problem's level arrays; nothing here
 changes the model.
@@ -48,7 +51,8 @@ def auto_start(problem, checked):
         if type_ in ("theta", "psi", "beta", "gamma"):
             out[mat.pattern & ~np.eye(*out.shape, dtype=bool)] = 0.0
         if type_ == "lambda":
-            out[mat.pattern] = 1.0
+            for j, m in zip(*np.nonzero(mat.pattern)):
+                out[j, m] = _loading_start(problem, data, mats, c, parent, j, m)
         elif type_ in ("beta", "gamma"):
             out[mat.pattern] = 0.0
         elif type_ == "theta":
@@ -77,6 +81,36 @@ def auto_start(problem, checked):
                 out[m, 0] = carried[0] if carried else 0.0
         values[(c, parent, type_)] = out
     return _to_parameters(problem, mats, values)
+
+
+def _loading_start(problem, data, mats, c, parent, j, m):
+    """A free loading of y j (level c) on eta m (of level ``parent``, or c): the size
+    that gives the y's part at the eta's level, sqrt(part / psi_m) with psi_m the
+    eta's start variance (its fixed value, or what its markers say); its sign that
+    of the y's covariance with the eta's first marker (or first indicator)."""
+    level = c if parent < 0 else parent
+    psi = mats.get((level, -1, "psi"))
+    if psi is not None and not psi.pattern[m, m]:
+        variance = float(psi.value[m, m])
+    else:
+        variance = data.eta_variance(level, m)
+    part = data.indicator_part(level, c, j)
+    if not variance or variance <= 0 or part is None or part <= 0:
+        return 1.0
+    size = float(np.sqrt(part / variance))
+    same = [(yj, loading, free) for yc, yj, loading, free in data.indicators(level, m)
+            if yc == c]
+    markers = [ind for ind in same if not ind[2]] or same
+    ref, ref_loading, _ = markers[0]
+    if ref == j:
+        return size
+    lev = problem.levels[c]
+    both = lev.observed[:, j] & lev.observed[:, ref]
+    if both.sum() < 3:
+        return size
+    a, b = lev.y[both, j], lev.y[both, ref]
+    cov = float(np.mean((a - a.mean()) * (b - b.mean())))
+    return -size if cov * ref_loading < 0 else size
 
 
 def _least_squares_kappa(problem, c, mat, out, nu, values):

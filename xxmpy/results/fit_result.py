@@ -172,13 +172,53 @@ class FitResult(InformationCriteria):
         (it fits the saturated and baseline models), then kept."""
         if self._measures is None:
             from ..assessment.fit_measures import fit_measures
-            from ..assessment.reference_models import _components
-            c_name, _, parents = _components(self.model)
-            names = self.problem.level_names
+            c, parents, _, _ = self._structure()
             self._measures = fit_measures(self, self.saturated(), self.baseline(),
-                                          names.index(c_name),
-                                          [names.index(q) for q in parents])
+                                          c, parents)
         return self._measures.copy()
+
+    def _structure(self):
+        """(c, parents, ys, etas): level index of the observed ys, its parents' indices,
+        its ys, {level index: eta names}; ValueError when the model has another shape
+        (assessment/reference_models._components says why)."""
+        from ..assessment.reference_models import _components
+        c_name, ys, parents = _components(self.model)
+        names = self.problem.level_names
+        etas = {names.index(lv): list(self.model.spec.submodels[lv].etas)
+                for lv in [c_name] + list(parents)}
+        return names.index(c_name), [names.index(q) for q in parents], list(ys), etas
+
+    def standardized(self) -> pd.DataFrame:
+        """The standardised solution, lavaan's std.lv and std.all, for every free or
+        non-zero fixed element, with delta-method SEs (assessment/standardized.py):
+        columns child, parent, type, row, col, label, estimate, std_lv, std_lv_se,
+        std_all, std_all_se."""
+        from ..assessment.standardized import standardized_solution
+        c, parents, ys, etas = self._structure()
+        return standardized_solution(self, c, parents, ys, etas)
+
+    def r_squared(self) -> pd.DataFrame:
+        """R-squared (level, variable, r2): each observed y in each level's component
+        of its variance (1 - its residual share there; a parent's residual is an eta
+        loading on that y alone), and each eta regressed on others through beta."""
+        from ..assessment.implied import r_squared
+        c, parents, ys, etas = self._structure()
+        return r_squared(self.problem, self.record.estimate, c, parents, ys, etas)
+
+    def variance_components(self) -> pd.DataFrame:
+        """Each observed y's implied variance per level, the total, and each level's
+        share (for a parent level: the intra-class correlation)."""
+        from ..assessment.implied import variance_components
+        c, parents, ys, _ = self._structure()
+        return variance_components(self.problem, self.record.estimate, c, parents, ys)
+
+    def implied(self) -> dict:
+        """Model-implied moments of the observed ys, per level, as lavaan's
+        ``lavInspect(fit, "implied")``: {level: {'cov': DataFrame, 'mean': Series}}
+        (the means on the observed level's entry)."""
+        from ..assessment.implied import implied
+        c, parents, ys, _ = self._structure()
+        return implied(self.problem, self.record.estimate, c, parents, ys)
 
     def report(self, path: str | None = None, title: str | None = None, front=None) -> str:
         """One self-contained HTML page: fit, level graph, matrices, estimates, CIs,

@@ -22,9 +22,23 @@ print(fm[c("npar", "logl", "unrestricted.logl", "chisq", "df", "pvalue", "baseli
            "baseline.df", "cfi", "tli", "nfi", "rfi", "ifi", "rni", "rmsea", "rmsea.ci.lower",
            "rmsea.ci.upper", "rmsea.pvalue", "srmr", "srmr_within", "srmr_between", "aic",
            "bic", "bic2", "ntotal")], digits = 10)
-print(parameterEstimates(fit, standardized = TRUE)[, c("lhs", "op", "rhs", "level", "est",
-                                                       "std.all")], digits = 8)
-print(lavInspect(fit, "rsquare"), digits = 8)
+pe <- parameterEstimates(fit, standardized = TRUE)
+pe <- pe[, c("lhs", "op", "rhs", "level", "est", "se", "std.lv", "std.all")]
+for (col in c("est", "se", "std.lv", "std.all")) pe[[col]] <- sprintf("%.8f", pe[[col]])
+print(pe)
+print(sprintf("%s %.8f", names(unlist(lavInspect(fit, "rsquare"))),
+              unlist(lavInspect(fit, "rsquare"))))
+ss <- standardizedSolution(fit, type = "std.all")
+ss <- ss[, c("lhs", "op", "rhs", "est.std", "se")]  # rows in parameterEstimates order
+for (col in c("est.std", "se")) ss[[col]] <- sprintf("%.8f", ss[[col]])
+print(ss)
 h1 <- lavInspect(fit, "h1")
 print(h1, digits = 10)
-print(lavInspect(fit, "implied"), digits = 10)
+imp <- lavInspect(fit, "implied")
+for (lev in names(imp)) {
+  cat("implied", lev, "cov (lower triangle by rows)\n")
+  S <- unclass(imp[[lev]]$cov)
+  cat(sprintf("%.8f", S[lower.tri(S, diag = TRUE)][order(row(S)[lower.tri(S, diag = TRUE)])]), "\n")
+  cat("implied", lev, "mean\n")
+  cat(sprintf("%.8f", unclass(imp[[lev]]$mean)), "\n")
+}

@@ -20,8 +20,10 @@ def chol_inverse_logdet(blocks):
 def pattern_inverses(cov, patterns):
     """(r, r) SPD cov, (K, r) 0/1 patterns -> (W (K, r, r), logdet (K,), cond (K,)):
     the inverse of each pattern's observed block embedded in zeros, its log det
-    and trace(S) ||L^-1||_F^2. The blocks are padded with the identity where
-    unobserved, so one batched Cholesky serves all patterns."""
+    and m ||L^-1 D^1/2||_F^2 >= cond_2 of its correlation (D its diagonal, m its
+    size): a condition number blind to the variables' units. The blocks are
+    padded with the identity where unobserved, so one batched Cholesky serves
+    all patterns."""
     patterns = np.asarray(patterns, bool)
     outer = patterns[:, :, None] & patterns[:, None, :]
     missing = ~patterns
@@ -33,6 +35,7 @@ def pattern_inverses(cov, patterns):
         raise ArithmeticError("block not positive definite") from exc
     inv_chol = np.linalg.inv(chol)
     logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
-    frob = np.einsum("kij,kij->k", inv_chol, inv_chol) - missing.sum(axis=1)
+    diag = np.diagonal(padded, axis1=1, axis2=2)
+    frob = np.einsum("kij,kij,kj->k", inv_chol, inv_chol, diag) - missing.sum(axis=1)
     W = np.matmul(inv_chol.transpose(0, 2, 1), inv_chol) * outer
-    return W, logdet, (patterns @ np.diagonal(cov)) * frob
+    return W, logdet, patterns.sum(axis=1) * frob

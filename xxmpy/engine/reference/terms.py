@@ -66,10 +66,12 @@ def pattern_inverses(cov, patterns, what, max_condition=MAX_CONDITION):
 
     patterns: (n_pat, r) uint8 (or bool). Returns W (n_pat, r, r) with zero rows
     and columns where a pattern has no observation, and log dets (n_pat,).
-    Raises NotPositiveDefinite when a block is not positive definite or its
-    Frobenius condition number trace(S) ||L^-1||_F^2 (>= cond_2(S); the ratio of
-    the Cholesky diagonal alone misses ill-conditioning carried by a large
-    off-diagonal) exceeds ``max_condition``.
+    Raises NotPositiveDefinite when a block is not positive definite or the
+    Frobenius condition number of its correlation, m ||L^-1 D^1/2||_F^2 (>= its
+    2-norm condition; blind to the variables' units, so rescaling a y can
+    neither make a point inadmissible nor admit one; the ratio of the Cholesky
+    diagonal alone misses ill-conditioning carried by a large off-diagonal),
+    exceeds ``max_condition``.
     """
     if not (cov.flags.c_contiguous and cov.dtype == np.float64):
         cov = np.ascontiguousarray(cov, dtype=float)
@@ -80,7 +82,8 @@ def pattern_inverses(cov, patterns, what, max_condition=MAX_CONDITION):
     except ArithmeticError as exc:
         raise NotPositiveDefinite(f"{what} is not positive definite") from exc
     if cov.shape[0] > 1 and len(cond) and cond.max() > max_condition:
-        raise NotPositiveDefinite(f"{what} is numerically singular (condition > 1e9)")
+        raise NotPositiveDefinite(f"{what} is numerically singular (the condition number "
+                                  f"of its correlation exceeds {max_condition:g})")
     return W, logdet
 
 

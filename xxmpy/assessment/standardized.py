@@ -1,0 +1,144 @@
+"""The standardised solution (lavaan's std.lv and std.all) with delta-method SEs.
+
+Every free or non-zero fixed element of the model's matrices, for the observed
+ys of level c and the etas of c and its parents (the structure of
+reference_models._components). Standard deviations, at the estimates:
+
+  eta k of level l     sqrt of diag V_l, V_l = T_l Psi_l T_l' (its own level)
+  y j, within          sqrt of diag S_c (fit_measures.component_covariances)
+  y j, for parent p    sqrt of diag S_p, the component parent p carries
+
+  type           std_lv                        std_all
+  lambda (c)     lam sd(eta)                   lam sd(eta) / sd_c(y)
+  lambda (c<-p)  lam sd_p(eta)                 lam sd_p(eta) / sd_p(y)
+  theta          theta                         theta / (sd_c(y_i) sd_c(y_j))
+  psi            psi / (sd(eta_i) sd(eta_j))   the same
+  beta           beta sd(eta_k) / sd(eta_i)    the same (between: sd of the parent's eta)
+  alpha          alpha / sd(eta)               the same
+  nu             nu                            nu / sd(y): with one parent its
+                                               component's (lavaan's between
+                                               intercepts), else the total's
+
+SEs: the Jacobian of std_* in the free parameters (central differences with
+steps relative to each parameter's unit) times the parameter covariance; NaN
+where a parameter it depends on has none (on a bound, not identified).
+"""
+import numpy as np
+import pandas as pd
+
+from ..spec.objects import BETWEEN_ROLES, SYMMETRIC_TYPES, WITHIN_ROLES
+from .fit_measures import component_covariances
+from .implied import eta_variances
+
+
+def _eta_sds(problem, theta, levels):
+    """{level: (m,) standard deviations of its etas at their own level}."""
+    return {level: np.sqrt(np.clip(np.diag(eta_variances(problem, theta, level)), 0.0, None))
+            for level in levels}
+
+
+def _elements(problem, theta, c, parents):
+    """[(key, row, col)]: the free or non-zero fixed elements (lower triangle of a
+    symmetric matrix) of the matrices of level c and its parents."""
+    vals = problem.slots.fill(theta)
+    free = np.zeros(problem.slots.size + 2, bool)
+    free[problem.slots.free_pos] = True
+    out = []
+    for key, shape in problem.slots.shape.items():
+        child, parent, kind = key
+        if child not in [c] + list(parents) or (parent != -1 and child != c):
+            continue
+        cells = problem.slots.cells(key, shape)
+        for r in range(shape[0]):
+            for col in range(shape[1]):
+                if kind in SYMMETRIC_TYPES and col > r:
+                    continue
+                cell = cells[r, col]
+                if free[cell] or vals[cell] != 0:
+                    out.append((key, r, col))
+    return out
+
+
+def _standardize(problem, theta, c, parents, elements):
+    """(2, len(elements)) std_lv and std_all of ``elements`` at theta."""
+    names = problem.level_names
+    covs = component_covariances(problem, theta, c, parents)
+    sd_y = {level: np.sqrt(np.clip(np.diag(cov), 0.0, None)) for level, cov in covs.items()}
+    total = np.sqrt(sum(np.clip(np.diag(cov), 0.0, None) for cov in covs.values()))
+    sd_mean = sd_y[names[parents[0]]] if len(parents) == 1 else total
+    sd_eta = _eta_sds(problem, theta, [c] + list(parents))
+    mats = {key: problem.matrix(theta, key, problem.slots.shape[key])
+            for key in {e[0] for e in elements}}
+    out = np.full((2, len(elements)), np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for i, ((child, parent, kind), r, col) in enumerate(elements):
+            v = mats[(child, parent, kind)][r, col]
+            eta_level = child if parent == -1 else parent
+            if kind == "lambda":
+                lv = v * sd_eta[eta_level][col]
+                out[:, i] = lv, lv / sd_y[names[eta_level]][r]
+            elif kind == "theta":
+                out[:, i] = v, v / (sd_y[names[c]][r] * sd_y[names[c]][col])
+            elif kind == "psi":
+                out[:, i] = v / (sd_eta[child][r] * sd_eta[child][col])
+            elif kind == "beta":
+                out[:, i] = v * sd_eta[eta_level][col] / sd_eta[child][r]
+            elif kind == "alpha":
+                out[:, i] = v / sd_eta[child][r]
+            elif kind == "nu":
+                out[:, i] = v, v / sd_mean[r]
+    return out
+
+
+def standardized_solution(fit, c, parents, ys, etas):
+    """DataFrame: child, parent, type, row, col, label (None when fixed), estimate,
+    std_lv, std_lv_se, std_all, std_all_se. ``ys``: level c's ys; ``etas``: {level
+    index: eta names}."""
+    problem, theta = fit.problem, np.asarray(fit.record.estimate, float)
+    names = problem.level_names
+    elements = _elements(problem, theta, c, parents)
+    std = _standardize(problem, theta, c, parents, elements)
+    # delta method: central differences, steps relative to each parameter's unit
+    k = theta.size
+    J = np.zeros((2, len(elements), k))
+    units = np.asarray(problem.param_units, float)
+    steps = 1e-5 * np.maximum(np.abs(theta), units)
+    for j in range(k):
+        up, down = theta.copy(), theta.copy()
+        up[j] += steps[j]
+        down[j] -= steps[j]
+        J[:, :, j] = (_standardize(problem, up, c, parents, elements)
+                      - _standardize(problem, down, c, parents, elements)) / (2 * steps[j])
+    vcov = fit.vcov.to_numpy()
+    se = np.full((2, len(elements)), np.nan)
+    for s in range(2):
+        for i in range(len(elements)):
+            # the parameters it depends on, judged in each parameter's unit
+            effect = np.abs(J[s, i]) * units
+            uses = np.flatnonzero(effect > 1e-9 * effect.max()) if effect.max() > 0 \
+                else np.zeros(0, np.intp)
+            V = vcov[np.ix_(uses, uses)]
+            if uses.size == 0:
+                se[s, i] = 0.0
+            elif np.all(np.isfinite(V)):
+                se[s, i] = np.sqrt(max(J[s, i, uses] @ V @ J[s, i, uses], 0.0))
+    vals = problem.slots.fill(theta)
+    cell_param = problem.slots.cell_param
+    rows = []
+    for i, ((child, parent, kind), r, col) in enumerate(elements):
+        roles = WITHIN_ROLES[kind] if parent == -1 else BETWEEN_ROLES[kind]
+        row_level, col_level = child, (child if parent == -1 else parent)
+
+        def name(role, level, at):
+            if role == "1":
+                return "1"
+            return (ys if role == "y" else etas[level])[at]
+        key = (child, parent, kind)
+        cell = problem.slots.cells(key, problem.slots.shape[key])[r, col]
+        par = cell_param[cell]
+        rows.append({"child": names[child], "parent": names[col_level], "type": kind,
+                     "row": name(roles[0], row_level, r), "col": name(roles[1], col_level, col),
+                     "label": fit.labels[par] if par < k else None, "estimate": vals[cell],
+                     "std_lv": std[0, i], "std_lv_se": se[0, i],
+                     "std_all": std[1, i], "std_all_se": se[1, i]})
+    return pd.DataFrame(rows)
