@@ -1,5 +1,4 @@
 """The python code blocks of README.md and docs/*.md run as written, file by file."""
-import os
 import re
 from pathlib import Path
 

@@ -220,3 +220,89 @@ def test_standardized_solution_is_invariant_to_the_units_of_the_data(cfa_fit):
     np.testing.assert_allclose(b["std_all_se"][free], a["std_all_se"][free], rtol=1e-3,
                                atol=1e-7)
     np.testing.assert_allclose(fit.r_squared()["r2"], cfa_fit.r_squared()["r2"], atol=2e-5)
+    # score tests are invariant to the parameters' units too
+    a = cfa_fit.modification_indices().set_index("label")
+    b = fit.modification_indices().set_index("label").loc[a.index]
+    np.testing.assert_array_equal(a["mi"].isna(), b["mi"].isna())
+    np.testing.assert_allclose(b["mi"].dropna(), a["mi"].dropna(), rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(b["sepc_all"].dropna(), a["sepc_all"].dropna(), rtol=1e-3,
+                               atol=1e-5)
+
+
+# [lavaan] parameterEstimates(fit)$est, tests/data/r/lavaan_twolevel_cfa.out, in our labels
+LAVAAN_ESTIMATES = {
+    "student_lambda_2_1": 0.74721169, "student_lambda_3_1": 0.71086678,
+    "student_lambda_5_2": 0.74367475, "student_lambda_6_2": 0.49682414,
+    **{f"student_theta_{k}_{k}": v for k, v in enumerate(
+        [0.94397365, 1.08389561, 1.02402149, 0.91572405, 1.06649998, 0.98866049], 1)},
+    "student_psi_1_1": 1.05614172, "student_psi_2_1": 0.33843967,
+    "student_psi_2_2": 0.26944340,
+    **{f"student_nu_{k}_1": v for k, v in enumerate(
+        [0.02089033, -0.01869069, -0.04399321, 0.03024656, 0.06140198, 0.01293891], 1)},
+    "cluster_psi_1_1": 0.88987927, "cluster_psi_2_1": 0.05270821,
+    "cluster_psi_2_2": 1.00525004,
+    **{f"cluster_psi_{k + 2}_{k + 2}": v for k, v in enumerate(
+        [0.05540166, 0.12159502, 0.14810868, 0.12944109, 0.10273514, 0.10634762], 1)},
+    "cluster_student_lambda_2_1": 0.71370883, "cluster_student_lambda_3_1": 0.57891794,
+    "cluster_student_lambda_5_2": 0.77081040, "cluster_student_lambda_6_2": 0.76768612,
+}
+
+
+def _lavaan_modindices():
+    """{our label: (mi, epc)} from lavaan's modindices(fit, information = "observed")
+    in tests/data/r/lavaan_twolevel_cfa.out: fwA =~ yj (level 1) is student_lambda_j_A,
+    yi ~~ yj student_theta_j_i; fbA =~ yj (level 2) cluster_student_lambda_j_A, and
+    between yi ~~ yj the covariance of our between residuals d_i, d_j (etas 2 + i)."""
+    lines = (ref.DATA / "r" / "lavaan_twolevel_cfa.out").read_text().splitlines()
+    start = max(k for k, line in enumerate(lines) if line.split() ==
+                ["lhs", "op", "rhs", "level", "mi", "epc"])
+    out = {}
+    for line in lines[start + 1:]:
+        _, lhs, op, rhs, level, mi, epc = line.split()
+        i, j = int(lhs[-1]), int(rhs[-1])
+        if op == "=~":
+            label = (f"student_lambda_{j}_{i}" if level == "1"
+                     else f"cluster_student_lambda_{j}_{i}")
+        else:
+            label = (f"student_theta_{j}_{i}" if level == "1"
+                     else f"cluster_psi_{j + 2}_{i + 2}")
+        out[label] = (float(mi), float(epc))
+    return out
+
+
+def test_modification_indices_match_lavaan_at_its_estimates(cfa_fit):
+    """The score tests at lavaan's own estimates equal lavaan's observed-information
+    modification indices (1e-3 relative: its estimates are printed to 8 digits)."""
+    from xxmpy.assessment.modification_indices import _extended_model, score_tests
+    reference = _lavaan_modindices()
+    assert len(reference) == 41          # 6 + 15 + 6 + 14 (between y1 ~~ y2 is NA)
+    ext, _ = _extended_model(cfa_fit.model)
+    problem = ext.compile()
+    labels = list(problem.params.labels)
+    theta = np.zeros(len(labels))
+    for label, value in LAVAAN_ESTIMATES.items():
+        theta[labels.index(label)] = value
+    kept = [labels.index(label) for label in cfa_fit.labels]
+    new = [labels.index(label) for label in reference]
+    mi, epc = score_tests(problem, theta, kept, new)
+    expected = np.array(list(reference.values()))
+    np.testing.assert_allclose(mi, expected[:, 0], rtol=1e-3, atol=2e-6)
+    np.testing.assert_allclose(epc, expected[:, 1], rtol=1e-3, atol=2e-6)
+
+
+def test_modification_indices_of_the_fit(cfa_fit):
+    mi = cfa_fit.modification_indices()
+    reference = _lavaan_modindices()
+    top = mi.iloc[0]
+    # the largest, as lavaan's: the within residual covariance y3 ~~ y6
+    assert (top["type"], top["row"], top["col"]) == ("theta", "y6", "y3")
+    assert top["mi"] == pytest.approx(reference["student_theta_6_3"][0], rel=1e-3)
+    # lavaan's between y1 ~~ y2 is NA (not identified when freed): so is ours
+    assert np.isnan(mi.set_index("label").loc["cluster_psi_4_3", "mi"])
+    # at our estimates the well-conditioned ones (within) agree with lavaan's to 1%
+    within = mi[(mi["child"] == "student") & (mi["parent"] == "student")]
+    for row in within.itertuples():
+        assert row.mi == pytest.approx(reference[row.label][0], rel=0.01, abs=1e-4), row.label
+    assert list(cfa_fit.modification_indices(minimum=2.0)["label"]) == [
+        "student_theta_6_3", "student_theta_6_2", "student_theta_5_3"]
+    assert np.all(np.isfinite(mi["sepc_all"][mi["mi"].notna()]))

@@ -2,7 +2,6 @@
 
 Tolerances: -2 log L within 1e-2 absolute, estimates within 1e-3 relative.
 """
-import warnings
 
 import pytest
 

@@ -220,6 +220,19 @@ class FitResult(InformationCriteria):
         c, parents, ys, _ = self._structure()
         return implied(self.problem, self.record.estimate, c, parents, ys)
 
+    def modification_indices(self, minimum: float = 0.0) -> pd.DataFrame:
+        """Modification indices (assessment/modification_indices.py): for every
+        element of lambda, beta, theta and psi fixed at 0 without a label, the score
+        test of freeing it (mi, chi-square on 1 df), the expected parameter change
+        (epc) and its standardised forms (sepc_lv, sepc_all); rows with mi >=
+        ``minimum``, largest first, then (only when minimum <= 0) those whose
+        freeing would not be identified (mi NaN). lavaan's modindices(fit,
+        information = "observed")."""
+        from ..assessment.modification_indices import modification_indices
+        table = modification_indices(self)
+        keep = (table["mi"] >= minimum) | (table["mi"].isna() & (minimum <= 0))
+        return table[keep].reset_index(drop=True)
+
     def report(self, path: str | None = None, title: str | None = None, front=None) -> str:
         """One self-contained HTML page: fit, level graph, matrices, estimates, CIs,
         profile curves. Written to ``path`` when given; the HTML text is returned.

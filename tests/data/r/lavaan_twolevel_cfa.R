@@ -1,7 +1,7 @@
 # Reference numbers for tests/test_fit_measures.py (issue #19): a two-level CFA on
 # lavaan's Demo.twolevel (two factors within, y1..y3 and y4..y6; two factors between,
-# y1..y3 and y4..y6 too), its fit measures, standardised
-# solution and R-squared. Run: Rscript tests/data/r/lavaan_twolevel_cfa.R
+# y1..y3 and y4..y6 too), its fit measures, standardised solution, R-squared,
+# implied moments and modification indices. Run: Rscript tests/data/r/lavaan_twolevel_cfa.R
 # (R 4.2, lavaan from Debian's packages). Exports ../Demo_twolevel.csv.
 suppressMessages(library(lavaan))
 d <- Demo.twolevel
@@ -42,3 +42,7 @@ for (lev in names(imp)) {
   cat("implied", lev, "mean\n")
   cat(sprintf("%.8f", unclass(imp[[lev]]$mean)), "\n")
 }
+# modification indices with the observed information (xxmpy's), and lavaan's default
+mo <- modindices(fit, information = "observed", standardized = FALSE)
+mo$mi <- sprintf("%.6f", mo$mi); mo$epc <- sprintf("%.6f", mo$epc)
+print(mo[, c("lhs", "op", "rhs", "level", "mi", "epc")])
