@@ -28,7 +28,9 @@ LAVAAN = {"npar": 32, "logl": -23968.69711, "unrestricted_logl": -23962.38289,
           "bic2": 48086.09155, "ntotal": 2500}
 
 
-def two_level_cfa(students=None):
+def two_level_cfa(students=None, residual_covariances=()):
+    """lavaan's two-level CFA; ``residual_covariances``: (i, j) pairs of within
+    residual covariances to free (0-based)."""
     d = pd.read_csv(ref.DATA / "Demo_twolevel.csv")
     ys = [f"y{k}" for k in range(1, 7)]
     if students is None:
@@ -42,7 +44,10 @@ def two_level_cfa(students=None):
     marker = np.zeros((6, 2))
     marker[0:3, 0] = marker[3:6, 1] = 1
     m.within("student", "lambda", free, marker)
-    m.within("student", "theta", np.eye(6), np.eye(6))
+    theta = np.eye(6)
+    for i, j in residual_covariances:
+        theta[i, j] = theta[j, i] = 1
+    m.within("student", "theta", theta, np.eye(6))
     m.within("student", "psi", np.ones((2, 2)), np.eye(2))
     m.within("student", "nu", np.ones((6, 1)), np.zeros((6, 1)))
     psi = np.eye(8)
@@ -306,3 +311,33 @@ def test_modification_indices_of_the_fit(cfa_fit):
     assert list(cfa_fit.modification_indices(minimum=2.0)["label"]) == [
         "student_theta_6_3", "student_theta_6_2", "student_theta_5_3"]
     assert np.all(np.isfinite(mi["sepc_all"][mi["mi"].notna()]))
+
+
+def test_compare_and_the_modification_index_against_freeing_the_element(cfa_fit):
+    """Freeing y3 ~~ y6 within (the largest index, 5.70): the chi-square difference
+    of actually freeing it is what the score test approximates to first order."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", xm.XxmWarning)
+        freed = two_level_cfa(residual_covariances=[(5, 2)]).fit(start="auto")
+    table = xm.compare(freed, cfa_fit, names=["y3~~y6", "CFA"])
+    assert list(table.index) == ["CFA", "y3~~y6"]             # most restricted first
+    assert table.loc["y3~~y6", "df"] == 15 and table.loc["y3~~y6", "df_diff"] == 1
+    diff = table.loc["y3~~y6", "chisq_diff"]
+    assert diff == pytest.approx(cfa_fit.deviance - freed.deviance, rel=1e-12)
+    assert diff == pytest.approx(table.loc["CFA", "chisq"] - table.loc["y3~~y6", "chisq"],
+                                 abs=1e-6)
+    mi = cfa_fit.modification_indices().set_index("label").loc["student_theta_6_3"]
+    assert diff == pytest.approx(mi["mi"], rel=0.05)
+    estimate = freed.estimates.set_index("label").loc["student_theta_6_3", "estimate"]
+    assert estimate == pytest.approx(mi["epc"], rel=0.05)
+    with pytest.raises(ValueError, match="not fitted to the same data"):
+        xm.compare(cfa_fit, _other_data_fit())
+
+
+def _other_data_fit():
+    d = pd.read_csv(ref.DATA / "Demo_twolevel.csv")
+    ys = [f"y{k}" for k in range(1, 7)]
+    students = d[["cluster"] + ys].assign(student=np.arange(len(d))).iloc[:-50]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", xm.XxmWarning)
+        return two_level_cfa(students=students).fit(start="auto")

@@ -19,6 +19,7 @@ from .api import (Model, xxmBetweenMatrix, xxmCI, xxmFree, xxmModel, xxmRun, xxm
 from .errors import (BoundaryWarning, ConvergenceWarning, HessianWarning,
                      IdentificationWarning, ProblemTooLarge, SpecificationError, XxmError,
                      XxmWarning)
+from .assessment.compare import compare
 from .inference.anova import AnovaTable, anova
 from .inference.profile import ProfileCI
 from .lmm import LmerResult, lmer
@@ -26,6 +27,7 @@ from .results.fit_result import FitResult
 from .results.summary import Summary
 
 __all__ = ["Model", "FitResult", "Summary", "ProfileCI", "lmer", "LmerResult", "anova",
+           "compare",
            "AnovaTable", "xxmModel", "xxmSubmodel", "xxmWithinMatrix", "xxmBetweenMatrix",
            "xxmRun", "xxmCI", "xxmSummary", "xxmFree", "SpecificationError", "ProblemTooLarge",
            "XxmError",

@@ -220,6 +220,25 @@ class FitResult(InformationCriteria):
         c, parents, ys, _ = self._structure()
         return implied(self.problem, self.record.estimate, c, parents, ys)
 
+    def factor_scores(self, level: str | None = None):
+        """Factor scores (assessment/factor_scores.py): one row per unit of ``level``,
+        indexed by its ids, with each eta's posterior mean (column <eta>) and SD
+        (<eta>_sd) given all the data at the estimates. Without ``level``, a dict
+        {level: DataFrame} over the levels with etas."""
+        from ..assessment.factor_scores import factor_scores
+        spec = self.model.spec
+        with_etas = [name for name in self.problem.level_names if spec.submodels[name].etas]
+        if level is None:
+            return {name: self.factor_scores(name) for name in with_etas}
+        if level not in self.problem.level_names:
+            raise ValueError(f"FitResult.factor_scores: {level!r} is not a level of the "
+                             f"model; its levels: {self.problem.level_names}.")
+        if level not in with_etas:
+            raise ValueError(f"FitResult.factor_scores: level {level!r} has no etas; levels "
+                             f"with etas: {with_etas}.")
+        return factor_scores(self.problem, self.record.estimate,
+                             list(spec.submodels[level].etas), level)
+
     def modification_indices(self, minimum: float = 0.0) -> pd.DataFrame:
         """Modification indices (assessment/modification_indices.py): for every
         element of lambda, beta, theta and psi fixed at 0 without a label, the score
