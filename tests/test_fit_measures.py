@@ -400,3 +400,34 @@ def test_psychonetrics_ml_lvm_example(per_cluster):
         {10: 15.92, 18: 26.557}[per_cluster]                         # psychonetrics' print
     for key in ("pvalue", "cfi", "tli", "rmsea", "srmr_row", "srmr_cluster"):
         assert fm[key] == pytest.approx(expected[key], abs=1e-4), key
+
+
+def test_summary_and_report_show_the_assessment(cfa_fit):
+    s = cfa_fit.summary(fit_measures=True, standardized=True, rsquare=True, modindices=True)
+    fm = cfa_fit.fit_measures()
+    assert s["fit"]["fit_measures"]["chisq"] == fm["chisq"]
+    text = str(s)
+    assert f"chisq {fm['chisq']:.3f}, df 16" in text
+    assert "RMSEA (N = 2500 'student' rows)" in text and "R-squared:" in text
+    assert "Modification indices" in text
+    std = cfa_fit.standardized().set_index("label")
+    est = s["estimates"].set_index("label")
+    assert est.loc["student_lambda_2_1", "std_all"] == std.loc["student_lambda_2_1", "std_all"]
+    # kept: the plain summary shows them from then on (and xxmSummary the same)
+    assert "fit_measures" in cfa_fit.summary()["fit"]
+    assert "std_all" not in cfa_fit.summary()["estimates"]
+    html = cfa_fit.report()
+    assert "Model fit and assessment" in html and f"{fm['cfi']:.8g}" in html
+    assert "ntotal = 2500" in html and "std_all" in html
+
+
+def test_summary_says_why_a_model_has_no_fit_measures():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", xm.XxmWarning)
+        m = ref.sleepstudy()
+        m.fit()
+    s = xm.xxmSummary(m, fit_measures=True, standardized=True)
+    assert "fit_measures" not in s["fit"]
+    text = str(s)
+    assert "Fit measures not available" in text and "data. elements" in text
+    assert "Standardised solution, R-squared and modification indices not available" in text

@@ -189,12 +189,13 @@ class Model:
         self.result = FitResult(self, problem, record, self._checked)
         return self.result
 
-    def summary(self):
-        """The Summary of the last fit (see FitResult.summary)."""
+    def summary(self, fit_measures: bool = False, standardized: bool = False,
+                rsquare: bool = False, modindices: bool = False):
+        """The Summary of the last fit (see FitResult.summary for the options)."""
         if self.result is None:
             raise RuntimeError("xxmSummary: the model has not been fitted; call xxmRun(model) "
                                "or model.fit() first.")
-        return self.result.summary()
+        return self.result.summary(fit_measures, standardized, rsquare, modindices)
 
 
 def _data_fingerprint(spec):

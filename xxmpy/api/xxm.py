@@ -134,8 +134,17 @@ def xxmRun(model: Model, **options) -> Model:
     return model
 
 
-def xxmSummary(model: Model) -> Summary:
+def xxmSummary(model: Model, fit_measures: bool = False, standardized: bool = False,
+               rsquare: bool = False, modindices: bool = False) -> Summary:
     """The summary of the last fit.
+
+    Parameters
+    ----------
+    model : Model
+    fit_measures, standardized, rsquare, modindices : bool
+        Add the model test and fit indices (``['fit']['fit_measures']``; shown from
+        then on), the std_lv / std_all columns, R-squared, the largest modification
+        indices (FitResult.summary).
 
     Returns
     -------
@@ -143,7 +152,8 @@ def xxmSummary(model: Model) -> Summary:
         The dict ``{'fit': {...}, 'estimates': DataFrame}`` (with ``lower`` and
         ``upper`` once ``xxmCI`` has run); ``print`` renders it as text.
     """
-    return _model(model, "xxmSummary").summary()
+    return _model(model, "xxmSummary").summary(fit_measures, standardized, rsquare,
+                                                modindices)
 
 
 def xxmFree(model: Model) -> Model:

@@ -8,6 +8,7 @@ Everything renders from the FitResult; nothing is fetched from outside.
 from html import escape
 
 import numpy as np
+import pandas as pd
 
 from .. import __version__
 from ..spec.objects import DATA_LABEL_PREFIX
@@ -142,6 +143,8 @@ def estimates_section(result, summary):
     has_ci = "lower" in est
     if has_ci:
         cols += ["lower", "upper", "lower_status", "upper_status"]
+    if "std_all" in est:
+        cols += ["std_lv", "std_all"]
     rows = [[_num(getattr(r, c)) for c in cols] for r in est.itertuples()]
     html = _table(cols, rows, name_cols=6)
     note = ("Standard errors from the inverse Hessian of -2 log L (times 2); "
@@ -172,13 +175,52 @@ def profiles_section(result):
             f'<div class="profiles">{"".join(pictures)}</div>')
 
 
+def _assessable(result):
+    try:
+        result._structure()
+        return True
+    except ValueError:
+        return False
+
+
+def assessment_section(summary):
+    """Fit measures (with the N they use) and the summary's extra blocks (R-squared,
+    modification indices)."""
+    fm = summary["fit"].get("fit_measures")
+    parts = []
+    if fm is not None:
+        keys = ["chisq", "df", "pvalue", "baseline_chisq", "baseline_df", "cfi", "tli",
+                "nfi", "rfi", "ifi", "rni", "rmsea", "rmsea_ci_lower", "rmsea_ci_upper",
+                "rmsea_pvalue"] + [k for k in fm if k.startswith("srmr")] + \
+               ["logl", "unrestricted_logl", "baseline_logl", "aic", "bic", "bic2", "ntotal"]
+        rows = [(k, _num(fm[k], 8)) for k in keys if k in fm]
+        parts.append(f'<p class="note">Against the saturated and baseline models (lavaan\'s '
+                     f'definitions); RMSEA and BIC use N = ntotal = {int(fm["ntotal"])} '
+                     f'rows of the observed level.</p>' + _table(["measure", "value"], rows))
+    extra = [(h, t) for h, t in summary.blocks if h == "R-squared"
+             or h.startswith("Modification indices")]
+    for heading, table in extra:
+        cols = list(table.columns)
+        rows = [[escape(_num(v)) for v in row] for row in table.itertuples(index=False)]
+        names = sum(not pd.api.types.is_numeric_dtype(table[c]) for c in cols)
+        parts.append(f"<h3>{escape(heading)}</h3>" + _table(cols, rows, name_cols=names))
+    if not parts:
+        return ""
+    return "<h2>Model fit and assessment</h2>" + "".join(parts)
+
+
 def render_report(result, title=None, front=None):
     """The whole page as a string. ``result``: a FitResult; ``front``: the front end's
     result it was fitted for (an LmerResult), whose statistics the page shows (lme4
     counts the fixed effects among the parameters of AIC and BIC)."""
     model, problem = result.model, result.problem
     checked = result.checked
-    summary = result.summary()        # the one summary the text and HTML render
+    # the one summary the text and HTML render; a model with one observed level (not
+    # an lmer front end's) also gets its fit measures, standardised solution,
+    # R-squared and largest modification indices, as lavaan users expect
+    assess = front is None and _assessable(result)
+    summary = result.summary(fit_measures=assess, standardized=assess, rsquare=assess,
+                             modindices=assess)
     if front is not None:
         summary["fit"].update(deviance=front.objective, loglik=front.loglik,
                               nParameters=front.n_parameters,
@@ -190,7 +232,8 @@ def render_report(result, title=None, front=None):
     body = [f"<h1>{escape(title)}</h1>",
             f'<p class="note">xxmpy {escape(__version__)} &middot; {method} &middot; '
             f"-2 log L counts the 2&pi; constant</p>",
-            fit_section(summary), levels_section(checked, problem),
+            fit_section(summary), assessment_section(summary),
+            levels_section(checked, problem),
             matrices_section(checked, problem, result.record.estimate),
             estimates_section(result, summary), profiles_section(result)]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -329,10 +329,33 @@ class FitResult(InformationCriteria):
                 "hessian_not_positive_definite": self.hessian_problem,
                 "not_identified": self.not_identified}
 
-    def summary(self) -> Summary:
+    def summary(self, fit_measures: bool = False, standardized: bool = False,
+                rsquare: bool = False, modindices: bool = False) -> Summary:
         """The Summary: ``{'fit': fit_statistics() and convergence() in one dict,
-        'estimates': DataFrame}``, printed like lavaan's summary."""
+        'estimates': DataFrame}``, printed like lavaan's summary.
+
+        As lavaan's ``summary(fit, fit.measures=, standardized=, rsquare=)``:
+        ``fit_measures`` adds the model test and fit indices (``fit['fit_measures']``,
+        a dict; shown from then on, as they are kept), ``standardized`` the std_lv and
+        std_all columns, ``rsquare`` an R-squared block, ``modindices`` the ten
+        largest modification indices. A model they cannot be formed for gets a note
+        that says why.
+        """
         fit = {**self.fit_statistics(), **self.convergence()}
+        extra_blocks, extra_notes = [], []
+        if fit_measures or self._measures is not None:
+            try:
+                fit["fit_measures"] = self.fit_measures().to_dict()
+            except ValueError as exc:
+                extra_notes.append(f"Fit measures not available: {exc}")
+        assessment = []
+        if standardized or rsquare or modindices:
+            try:
+                self._structure()
+                assessment = [standardized, rsquare, modindices]
+            except ValueError as exc:
+                extra_notes.append(f"Standardised solution, R-squared and modification "
+                                   f"indices not available: {exc}")
         problem = self.problem
         sizes = ", ".join(f"{lev.name} ({lev.n} units)" for lev in problem.levels)
         header = [("Levels", f"{sizes}; {problem.structure}"),
@@ -349,7 +372,20 @@ class FitResult(InformationCriteria):
                   ("AIC", f"{fit['aic']:.4f}"),
                   ("BIC", f"{fit['bic']:.4f}")]
         est = self.estimates
-        notes = []
+        if assessment and assessment[0]:
+            std = self.standardized().dropna(subset=["label"]).drop_duplicates("label")
+            std = std.set_index("label").reindex(est["label"])
+            est = est.assign(std_lv=std["std_lv"].to_numpy(), std_all=std["std_all"].to_numpy())
+        if assessment and assessment[1]:
+            extra_blocks.append(("R-squared", self.r_squared()))
+        if assessment and assessment[2]:
+            top = self.modification_indices().dropna(subset=["mi"]).head(10)
+            extra_blocks.append(("Modification indices (the ten largest; observed "
+                                 "information)", top[["child", "parent", "type", "row", "col",
+                                                      "mi", "epc", "sepc_all"]]))
+        if "fit_measures" in fit:
+            header += _fit_measure_lines(fit["fit_measures"], self)
+        notes = list(extra_notes)
         if fit["at_bound"]:
             notes.append("On a bound (variance at 0, no standard error): "
                          + ", ".join(fit["at_bound"]))
@@ -365,8 +401,8 @@ class FitResult(InformationCriteria):
         if self.profile is not None:
             notes += ["", self.profile.describe()]
         return Summary(f"xxmpy {_version()} fit of '{self.model.name}'", header,
-                       _estimate_blocks(est, self.profile is not None), notes,
-                       fit=fit, estimates=est)
+                       _estimate_blocks(est, self.profile is not None) + extra_blocks,
+                       notes, fit=fit, estimates=est)
 
     def __str__(self) -> str:
         return str(self.summary())
@@ -402,9 +438,32 @@ def _version():
     return __version__
 
 
+def _fit_measure_lines(fm, result):
+    """Header lines of the model test and fit indices, as lavaan prints them (with the
+    N that RMSEA and BIC use)."""
+    c, _, _, _ = result._structure()
+    level = result.problem.level_names[c]
+    srmr = ", ".join(f"{key[5:]} {fm[key]:.3f}" for key in fm
+                     if key.startswith("srmr_"))
+    return [("", ""),
+            ("Model test (vs saturated)", f"chisq {fm['chisq']:.3f}, df {fm['df']:g}, "
+                                          f"p {fm['pvalue']:.3f}"),
+            ("Baseline test", f"chisq {fm['baseline_chisq']:.3f}, "
+                              f"df {fm['baseline_df']:g}"),
+            ("CFI / TLI", f"{fm['cfi']:.3f} / {fm['tli']:.3f}"),
+            (f"RMSEA (N = {int(fm['ntotal'])} '{level}' rows)",
+             f"{fm['rmsea']:.3f}, 90% CI [{fm['rmsea_ci_lower']:.3f}, "
+             f"{fm['rmsea_ci_upper']:.3f}], p(RMSEA <= 0.05) {fm['rmsea_pvalue']:.3f}"),
+            ("SRMR", f"{fm['srmr']:.3f} ({srmr})"),
+            (f"BIC (N = {int(fm['ntotal'])} rows) / BIC2", f"{fm['bic']:.4f} / "
+                                                           f"{fm['bic2']:.4f}")]
+
+
 def _estimate_blocks(est, with_ci):
     """The estimates grouped as lavaan prints them: by level, then by matrix."""
     cols = ["row", "col", "label", "estimate", "se", "z", "p"]
+    if "std_all" in est:
+        cols += ["std_lv", "std_all"]
     shown = est.assign(z=[f"{v:.3f}" if np.isfinite(v) else "" for v in est["z"]],
                        p=[f"{v:.3f}" if np.isfinite(v) else "" for v in est["p"]])
     if with_ci:
