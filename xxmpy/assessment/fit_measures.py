@@ -24,26 +24,52 @@ import pandas as pd
 from scipy import optimize, stats
 
 
-def component_covariances(problem, theta, c, parents):
-    """{level name: (p, p) covariance} of the ys of level c: the within component
-    Lambda T Psi T' Lambda' + Theta, and for each parent p the component its etas
-    carry, L Psi_p L' with L = (Lambda_pc + Lambda T B_pc) T_p (T = (I - B)^-1)."""
-    names = problem.level_names
-    lev = problem.levels[c]
-    p, m = lev.p, lev.n_etas
+def level_loadings(problem, theta, c, ancestors):
+    """{level index: (p, m_l)} how the ys of level c load on the eta residuals zeta_l
+    of level c and of each ancestor l: E_l T_l, T_l = (I - B_l)^-1, where E_c =
+    Lambda_c and for an ancestor E_l = Lambda_{l->c} (when l is a parent of c) + the
+    sum over its children k on the way down of E_k T_k B_{l->k}."""
+    p = problem.levels[c].p
+    levels = [c] + list(ancestors)
 
     def mat(key, shape):
         return problem.matrix(theta, key, shape)
 
-    T = np.linalg.inv(np.eye(m) - mat((c, -1, "beta"), (m, m)))
-    lam = mat((c, -1, "lambda"), (p, m))
-    out = {names[c]: lam @ T @ mat((c, -1, "psi"), (m, m)) @ T.T @ lam.T
-           + mat((c, -1, "theta"), (p, p))}
-    for q in parents:
-        mq = problem.levels[q].n_etas
-        Tq = np.linalg.inv(np.eye(mq) - mat((q, -1, "beta"), (mq, mq)))
-        load = (mat((c, q, "lambda"), (p, mq)) + lam @ T @ mat((c, q, "beta"), (m, mq))) @ Tq
-        out[names[q]] = load @ mat((q, -1, "psi"), (mq, mq)) @ load.T
+    def T(level):
+        m = problem.levels[level].n_etas
+        return np.linalg.inv(np.eye(m) - mat((level, -1, "beta"), (m, m)))
+
+    effect = {}
+
+    def E(level):                                   # effect of the etas of ``level``
+        if level not in effect:
+            m = problem.levels[level].n_etas
+            if level == c:
+                out = mat((c, -1, "lambda"), (p, m))
+            else:
+                out = mat((c, level, "lambda"), (p, m)) if level in \
+                    problem.levels[c].parents else np.zeros((p, m))
+                for k in levels:
+                    if k != level and level in problem.levels[k].parents:
+                        mk = problem.levels[k].n_etas
+                        out = out + E(k) @ T(k) @ mat((k, level, "beta"), (mk, m))
+            effect[level] = out
+        return effect[level]
+
+    return {level: E(level) @ T(level) for level in levels}
+
+
+def component_covariances(problem, theta, c, ancestors):
+    """{level name: (p, p) covariance} of the ys of level c: the within component
+    L_c Psi_c L_c' + Theta, and for each ancestor l the component its etas carry,
+    L_l Psi_l L_l' (L: level_loadings)."""
+    names = problem.level_names
+    p = problem.levels[c].p
+    out = {}
+    for level, load in level_loadings(problem, theta, c, ancestors).items():
+        m = problem.levels[level].n_etas
+        out[names[level]] = load @ problem.matrix(theta, (level, -1, "psi"), (m, m)) @ load.T
+    out[names[c]] = out[names[c]] + problem.matrix(theta, (c, -1, "theta"), (p, p))
     return out
 
 

@@ -14,7 +14,7 @@ standardized.py.
 import numpy as np
 import pandas as pd
 
-from .fit_measures import component_covariances
+from .fit_measures import component_covariances, level_loadings
 
 
 def eta_variances(problem, theta, level):
@@ -26,24 +26,16 @@ def eta_variances(problem, theta, level):
 
 def implied(problem, theta, c, parents, ys):
     """{level name: {'mean': Series, 'cov': DataFrame}}: each level's component of the
-    ys' covariance; the means (nu + the etas' means carried to the ys) on one entry,
-    zeros on the others: with one parent the parent's (lavaan's between level), else
-    the observed level's."""
+    ys' covariance; the means (nu + each level's alpha carried to the ys) on one entry,
+    zeros on the others: with one level above c that level's (lavaan's between
+    level), else the observed level's. ``parents``: the levels above c."""
     names = problem.level_names
     covs = component_covariances(problem, theta, c, parents)
     p = len(ys)
-    lev = problem.levels[c]
-    m = lev.n_etas
-    T = np.linalg.inv(np.eye(m) - problem.matrix(theta, (c, -1, "beta"), (m, m)))
-    lam = problem.matrix(theta, (c, -1, "lambda"), (p, m))
-    mean = problem.matrix(theta, (c, -1, "nu"), (p, 1))[:, 0] + \
-        lam @ T @ problem.matrix(theta, (c, -1, "alpha"), (m, 1))[:, 0]
-    for q in parents:
-        mq = problem.levels[q].n_etas
-        Tq = np.linalg.inv(np.eye(mq) - problem.matrix(theta, (q, -1, "beta"), (mq, mq)))
-        load = (problem.matrix(theta, (c, q, "lambda"), (p, mq))
-                + lam @ T @ problem.matrix(theta, (c, q, "beta"), (m, mq))) @ Tq
-        mean = mean + load @ problem.matrix(theta, (q, -1, "alpha"), (mq, 1))[:, 0]
+    mean = problem.matrix(theta, (c, -1, "nu"), (p, 1))[:, 0].copy()
+    for level, load in level_loadings(problem, theta, c, parents).items():
+        m = problem.levels[level].n_etas
+        mean += load @ problem.matrix(theta, (level, -1, "alpha"), (m, 1))[:, 0]
     holder = names[parents[0]] if len(parents) == 1 else names[c]
     out = {}
     for level, cov in covs.items():
@@ -76,11 +68,12 @@ def r_squared(problem, theta, c, parents, ys, etas):
     theta_c = problem.matrix(theta, (c, -1, "theta"), (p, p))
     rows = [(names[c], y, 1.0 - theta_c[j, j] / covs[names[c]][j, j])
             for j, y in enumerate(ys)]
+    loads = level_loadings(problem, theta, c, parents)
     for q in parents:
         mq = problem.levels[q].n_etas
-        load = problem.matrix(theta, (c, q, "lambda"), (p, mq))
+        load = loads[q]
         psi = problem.matrix(theta, (q, -1, "psi"), (mq, mq))
-        own = (load != 0).sum(axis=0) == 1              # an eta loading on one y only
+        own = (load != 0).sum(axis=0) == 1              # an eta reaching one y only
         for j, y in enumerate(ys):
             residual = sum(load[j, k] ** 2 * psi[k, k] for k in np.flatnonzero(own)
                            if load[j, k] != 0)

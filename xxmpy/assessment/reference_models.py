@@ -4,23 +4,25 @@ For the observed ys of the model (observed at one level, c), each level's
 component of their covariance gets free means and an unrestricted covariance:
 
   the within component   theta at level c, every element free
-  each parent p of c     a random intercept of every y: etas u_<y> at level p,
-                         psi every element free, loaded by a fixed identity
-                         (a between lambda p -> c)
+  each level l above c   a random intercept of every y: etas u_<y> at level l,
+  (parents, theirs, ...) psi every element free, loaded by a fixed identity
+                         (a between lambda l -> c; a grandparent becomes a
+                         direct parent of c, its id read through the parent)
   the means              nu at level c, free
 
 For two levels this is lavaan's H1 (the unrestricted within and between
-covariance matrices and the between means); with several parents of c,
-nested or crossed, every parent gets its own component, the natural
-generalisation. The baseline model has the same components with diagonal
-covariances (lavaan's: the level-1 and level-2 variances and the means).
-Parameters: saturated p(p+1)/2 (within) + P p(p+1)/2 (P parents) + p (means);
-baseline p + P p + p.
+covariance matrices and the between means); for three and more levels, nested
+or crossed, every level above c gets its own component, the natural
+generalisation: the ys' distribution is then the most general one in which
+the units of each level share a random intercept vector with any covariance.
+The baseline model has the same components with diagonal covariances
+(lavaan's: the level-1 and level-2 variances and the means). Parameters, with
+A levels above c: saturated (A + 1) p(p+1)/2 + p; baseline (A + 1) p + p.
 
 Both are ordinary xxM models fitted by the same engine to the same data, from
 the data's start values, to their exact optimum (no early-stopped EM).
 Not formed yet (a clear error says so): covariates (xs), ys at more than one
-level, ``data.`` loadings (random slopes), levels above c's parents.
+level, ``data.`` loadings (random slopes), levels not above c.
 """
 import numpy as np
 
@@ -47,18 +49,45 @@ def _components(model):
                    "varies with the data, so no one unrestricted covariance matrix exists")
     if not why:
         c = y_levels[0]
-        parents = list(spec.submodels[c].parents)
-        flat = [p for p in parents if spec.submodels[p].flat]
+        ancestors = _ancestors(spec, c)
+        flat = [p for p in ancestors if spec.submodels[p].flat]
         if flat:
             why.append(f"level(s) {flat} hold fixed effects with a flat prior (REML)")
-        deeper = [name for name in spec.levels if name != c and name not in parents]
-        if deeper:
-            why.append(f"level(s) {deeper} are not parents of '{c}'; components above "
-                       f"the parents of the observed level are not implemented yet")
+        others = [name for name in spec.levels if name != c and name not in ancestors]
+        if others:
+            why.append(f"level(s) {others} are not above '{c}' (the level of the ys); "
+                       f"their components would not reach the ys")
     if why:
         raise ValueError("fit_measures: the saturated model cannot be formed: "
                          + "; ".join(why) + ".")
-    return c, list(spec.submodels[c].ys), parents
+    return c, list(spec.submodels[c].ys), ancestors
+
+
+def _ancestors(spec, c):
+    """The levels above c (its parents, theirs, ...), in the model's level order."""
+    found, todo = set(), list(spec.submodels[c].parents)
+    while todo:
+        level = todo.pop()
+        if level not in found:
+            found.add(level)
+            todo += list(spec.submodels[level].parents)
+    return [name for name in spec.levels if name in found]
+
+
+def _unit_ids(spec, c, ancestors, ys):
+    """c's ids, its parents' ids and its ys, with an id column for every level above:
+    a grandparent's id read from the parent's table (as the model's levels declare
+    it; each unit has one unit at every level above)."""
+    known = set(spec.submodels[c].parents)
+    table = spec.submodels[c].data[[c] + sorted(known) + list(ys)]
+    while not set(ancestors) <= known:
+        for level in list(known):
+            above = [q for q in spec.submodels[level].parents if q not in known]
+            if above:
+                ids = spec.submodels[level].data[[level] + above].drop_duplicates(level)
+                table = table.merge(ids, on=level, how="left", validate="many_to_one")
+                known |= set(above)
+    return table
 
 
 def _reference(model, diagonal, name):
@@ -68,8 +97,8 @@ def _reference(model, diagonal, name):
     pattern = np.eye(p) if diagonal else np.ones((p, p))
     ref = Model([c] + parents, name=f"{name} of {model.name}",
                 memory_limit_gb=model.memory_limit_gb)
-    sub = spec.submodels[c]
-    ref.level(c, parents=parents, ys=ys, data=sub.data[[c] + parents + ys])
+    data = _unit_ids(spec, c, parents, ys)
+    ref.level(c, parents=parents, ys=ys, data=data[[c] + parents + ys])
     ref.within(c, "nu", np.ones((p, 1)), np.zeros((p, 1)))
     ref.within(c, "theta", pattern, np.eye(p))
     etas = [f"u_{y}" for y in ys]

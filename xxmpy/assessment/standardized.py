@@ -1,12 +1,12 @@
 """The standardised solution (lavaan's std.lv and std.all) with delta-method SEs.
 
 Every free or non-zero fixed element of the model's matrices, for the observed
-ys of level c and the etas of c and its parents (the structure of
+ys of level c and the etas of c and of the levels above it (the structure of
 reference_models._components). Standard deviations, at the estimates:
 
   eta k of level l     sqrt of diag V_l, V_l = T_l Psi_l T_l' (its own level)
   y j, within          sqrt of diag S_c (fit_measures.component_covariances)
-  y j, for parent p    sqrt of diag S_p, the component parent p carries
+  y j, for level l     sqrt of diag S_l, the component level l above c carries
 
   type           std_lv                        std_all
   lambda (c)     lam sd(eta)                   lam sd(eta) / sd_c(y)
@@ -15,8 +15,8 @@ reference_models._components). Standard deviations, at the estimates:
   psi            psi / (sd(eta_i) sd(eta_j))   the same
   beta           beta sd(eta_k) / sd(eta_i)    the same (between: sd of the parent's eta)
   alpha          alpha / sd(eta)               the same
-  nu             nu                            nu / sd(y): with one parent its
-                                               component's (lavaan's between
+  nu             nu                            nu / sd(y): with one level above c
+                                               its component's (lavaan's between
                                                intercepts), else the total's
 
 SEs: the Jacobian of std_* in the free parameters (central differences with
@@ -46,7 +46,8 @@ def _elements(problem, theta, c, parents):
     out = []
     for key, shape in problem.slots.shape.items():
         child, parent, kind = key
-        if child not in [c] + list(parents) or (parent != -1 and child != c):
+        levels = [c] + list(parents)
+        if child not in levels or (parent != -1 and parent not in levels):
             continue
         cells = problem.slots.cells(key, shape)
         for r in range(shape[0]):

@@ -1,0 +1,139 @@
+"""Fit measures beyond two levels (issue #19): a three-level chain (students in
+classes in schools, the school factor reaching the students through the class
+factor) and crossed parents. The saturated model gives every level above the ys
+its own unrestricted component; its exact optimum is checked against a direct
+maximisation of the dense oracle's -2 log L (tests/dense_oracle.py)."""
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dense_oracle import dense_deviance
+import xxmpy as xm
+
+
+def chain_three_level(n_top=20, per_mid=3, per_low=4, seed=3):
+    """One factor per level, loadings (1, .8, .6) shared; school -> class -> student:
+    the class factor carries the school factor (a between beta fixed at 1). Data
+    simulated from the model (seeded)."""
+    rng = np.random.default_rng(seed)
+    n_mid = n_top * per_mid
+    n = n_mid * per_low
+    lam = np.array([1.0, 0.8, 0.6])
+    mid_top = np.repeat(np.arange(n_top), per_mid)
+    low_mid = np.repeat(np.arange(n_mid), per_low)
+    f3 = rng.normal(0, np.sqrt(0.3), n_top)
+    f2 = f3[mid_top] + rng.normal(0, np.sqrt(0.4), n_mid)
+    f1 = rng.normal(0, 1.0, n)
+    # residuals at every level keep each level's component of full rank (a saturated
+    # optimum inside the positive definite cone)
+    u2 = rng.normal(0, np.sqrt(0.2), (n_mid, 3))
+    u3 = rng.normal(0, np.sqrt(0.2), (n_top, 3))
+    y = 1.0 + (f1 + f2[low_mid])[:, None] * lam + u2[low_mid] + u3[mid_top[low_mid]] \
+        + rng.normal(0, np.sqrt(0.5), (n, 3))
+    ys = ["y0", "y1", "y2"]
+    low = pd.DataFrame(y, columns=ys).assign(student=np.arange(n), klass=low_mid)
+    mid = pd.DataFrame({"klass": np.arange(n_mid), "school": mid_top})
+    top = pd.DataFrame({"school": np.arange(n_top)})
+    m = xm.Model(["student", "klass", "school"], name="three-level chain")
+    m.level("student", parents=["klass"], ys=ys, etas=["f1"], data=low)
+    m.level("klass", parents=["school"], etas=["f2"], data=mid)
+    m.level("school", etas=["f3"], data=top)
+    pattern, labels = [[0], [1], [1]], [[None], ["l1"], ["l2"]]
+    m.within("student", "lambda", pattern, [[1], [1], [1]], labels)
+    m.within("student", "theta", np.eye(3), np.eye(3))
+    m.within("student", "nu", np.ones((3, 1)), np.zeros((3, 1)))
+    m.within("student", "psi", [[1]], [[1.0]])
+    m.within("klass", "psi", [[1]], [[0.5]])
+    m.within("school", "psi", [[1]], [[0.5]])
+    m.between("klass", "student", "lambda", pattern, [[1], [1], [1]], labels)
+    m.between("school", "klass", "beta", [[0]], [[1.0]])
+    return m
+
+
+def _fit(model):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", xm.XxmWarning)
+        return model.fit(start="auto")
+
+
+def _dense_check(fit):
+    """The engine's optimum of ``fit`` is the dense oracle's: the same -2 log L there,
+    and along every parameter the dense -2 log L curves up with a slope that a Newton
+    step could turn into a gain below 1e-6 (central differences, 1e-3 units)."""
+    problem, theta = fit.problem, np.asarray(fit.record.estimate, float)
+    units = np.asarray(problem.param_units, float)
+    f0 = dense_deviance(problem, theta)
+    assert f0 == pytest.approx(fit.deviance, abs=1e-8 * abs(fit.deviance))
+    for k in range(theta.size):
+        h = 1e-3 * units[k]
+        up, down = theta.copy(), theta.copy()
+        up[k] += h
+        down[k] -= h
+        f_up, f_down = dense_deviance(problem, up), dense_deviance(problem, down)
+        slope, curvature = (f_up - f_down) / (2 * h), (f_up + f_down - 2 * f0) / h ** 2
+        assert curvature > 0, problem.params.labels[k]
+        # what a Newton step along this parameter would still gain: nothing that counts
+        assert slope ** 2 / (2 * curvature) < 1e-6, problem.params.labels[k]
+
+
+def test_three_level_chain_fit_measures():
+    fit = _fit(chain_three_level())
+    fm = fit.fit_measures()
+    p = 3
+    saturated = fit.saturated()
+    # every level above the ys gets its component: (2 + 1) p(p+1)/2 + p parameters
+    assert saturated.n_parameters == 3 * p * (p + 1) // 2 + p
+    assert fit.baseline().n_parameters == 3 * p + p
+    assert fm["df"] == saturated.n_parameters - fit.n_parameters == 21 - 11
+    assert set(k for k in fm.index if k.startswith("srmr_")) == {
+        "srmr_student", "srmr_klass", "srmr_school"}
+    # the school component reaches the ys through the class factor (beta school->klass)
+    implied = fit.implied()
+    school = implied["school"]["cov"].to_numpy()
+    lam = np.array([1.0, *fit.estimates.set_index("label").loc[["l1", "l2"], "estimate"]])
+    psi_school = fit.estimates.set_index("label").loc["school_psi_1_1", "estimate"]
+    np.testing.assert_allclose(school, np.outer(lam, lam) * psi_school, rtol=1e-12)
+    # the saturated optimum is the dense oracle's
+    _dense_check(saturated)
+
+
+def crossed_ratings(n_raters=20, n_targets=15, seed=4):
+    """Two ratings (r1, r2) per response, responses crossed in raters and targets, each
+    with correlated effects on both ratings; the model makes the rater effects
+    uncorrelated (df 1)."""
+    rng = np.random.default_rng(seed)
+    pairs = [(r, t) for r in range(n_raters) for t in range(n_targets) if rng.random() < 0.8]
+    rater = rng.multivariate_normal([0, 0], [[0.5, 0.2], [0.2, 0.4]], n_raters)
+    target = rng.multivariate_normal([0, 0], [[0.7, -0.3], [-0.3, 0.6]], n_targets)
+    r, t = np.array(pairs).T
+    y = 1.0 + rater[r] + target[t] + rng.multivariate_normal([0, 0], [[1, 0.3], [0.3, 1]],
+                                                             len(pairs))
+    resp = pd.DataFrame({"response": np.arange(len(pairs)), "rater": r, "target": t,
+                         "r1": y[:, 0], "r2": y[:, 1]})
+    m = xm.Model(["response", "rater", "target"], name="crossed ratings")
+    m.level("response", parents=["rater", "target"], ys=["r1", "r2"], data=resp)
+    m.level("rater", etas=["a1", "a2"], data=pd.DataFrame({"rater": range(n_raters)}))
+    m.level("target", etas=["b1", "b2"], data=pd.DataFrame({"target": range(n_targets)}))
+    m.within("response", "theta", np.ones((2, 2)), np.eye(2))
+    m.within("response", "nu", np.ones((2, 1)), np.zeros((2, 1)))
+    m.within("rater", "psi", np.eye(2), np.eye(2) * 0.5)
+    m.within("target", "psi", np.ones((2, 2)), np.eye(2) * 0.5)
+    m.between("rater", "response", "lambda", np.zeros((2, 2)), np.eye(2))
+    m.between("target", "response", "lambda", np.zeros((2, 2)), np.eye(2))
+    return m
+
+
+def test_crossed_parents_fit_measures_and_dense_saturated_optimum():
+    fit = _fit(crossed_ratings())
+    fm = fit.fit_measures()
+    saturated = fit.saturated()
+    assert saturated.n_parameters == 3 * 3 + 2 and fm["df"] == 1
+    assert set(k for k in fm.index if k.startswith("srmr_")) == {
+        "srmr_response", "srmr_rater", "srmr_target"}
+    # the model differs from the saturated model only by the rater covariance: its
+    # chi-square is the likelihood-ratio test of that covariance
+    assert fm["chisq"] == pytest.approx(fit.deviance - saturated.deviance, abs=1e-9)
+    _dense_check(saturated)
+    _dense_check(fit)
