@@ -482,3 +482,21 @@ def test_one_factor_per_level_cfa_reaches_lavaans_best_optimum(start):
     for level, values in LAVAAN_ONE_FACTOR_R2.items():
         for k, value in enumerate(values):
             assert r2[(level, f"y{k + 1}")] == pytest.approx(value, abs=1e-3)
+
+
+def test_report_draws_the_path_diagram(cfa_fit):
+    import re
+    import xml.etree.ElementTree as ET
+    html = cfa_fit.report()
+    assert "<h2>Path diagram</h2>" in html
+    svg = [s for s in re.findall(r"<svg.*?</svg>", html, flags=re.S) if "pd-arrow" in s][0]
+    root = ET.fromstring(svg)
+    ns = "{http://www.w3.org/2000/svg}"
+    texts = [t.text for t in root.iter(f"{ns}text")]
+    assert len(root.findall(f"{ns}circle")) == 10                  # fw1, fw2, fb1, fb2, d1..d6
+    assert len(root.findall(f"{ns}rect")) == 6 + 2                 # y1..y6 and two level bands
+    loading = cfa_fit.estimates.set_index("label").loc["student_lambda_2_1", "estimate"]
+    assert f"{loading:.3g}" in texts and {"student", "cluster"} <= set(texts)
+    # 18 loadings (4 free + 2 fixed within, 4 + 2 between, 6 residual etas) and the
+    # within and between factor covariances (the arrow head's path sits in <defs>)
+    assert len(root.findall(f"{ns}path")) == 6 + 6 + 6 + 2

@@ -70,7 +70,8 @@ def test_report_holds_fit_graph_matrices_estimates_and_profiles(brim_fit, tmp_pa
         for col in ("estimate", "se", "lower", "upper"):
             assert f"{est.loc[label, col]:.6g}" in text, (label, col)
     # two profile pictures, each valid SVG with its trace and CI limits
-    profiles = [ET.fromstring(s) for s in svgs[1:]]
+    assert sum("pd-arrow" in s for s in svgs) == 1          # the path diagram
+    profiles = [ET.fromstring(s) for s in svgs[1:] if "pd-arrow" not in s]
     assert len(profiles) == 2
     for svg in profiles:
         assert svg.find(f"{ns}polyline") is not None

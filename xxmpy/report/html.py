@@ -12,6 +12,7 @@ import pandas as pd
 
 from .. import __version__
 from ..spec.objects import DATA_LABEL_PREFIX
+from .path_diagram import path_diagram_svg
 from .svg import level_graph_svg, profile_svg
 
 CSS = """
@@ -94,6 +95,15 @@ def levels_section(checked, problem):
     table = _table(["level", "units", "parents", "ys", "xs", "etas"], rows, name_cols=6)
     return (f"<h2>Levels</h2><p class=\"note\">{len(spec.levels)} levels, "
             f"{escape(problem.structure)} structure.</p><div>{picture}</div>{table}")
+
+
+def diagram_section(checked, problem, estimates):
+    picture = path_diagram_svg(checked, problem, estimates)
+    if not picture:
+        return ""
+    return ('<h2>Path diagram</h2><p class="note">Each level in its band, the top levels '
+            'at the top; paths labelled with their estimates.</p>'
+            f'<div>{picture}</div>')
 
 
 def _matrix_cells(m, emap, labels, estimates):
@@ -234,6 +244,7 @@ def render_report(result, title=None, front=None):
             f"-2 log L counts the 2&pi; constant</p>",
             fit_section(summary), assessment_section(summary),
             levels_section(checked, problem),
+            diagram_section(checked, problem, result.record.estimate) if front is None else "",
             matrices_section(checked, problem, result.record.estimate),
             estimates_section(result, summary), profiles_section(result)]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
