@@ -186,7 +186,10 @@ def test_standardized_solution_matches_lavaan(cfa_fit):
     # fixed marker loadings are in the solution, with their std.lv (lavaan's std.lv
     # of fw1 =~ y1 is 1.02768756: sd(fw1))
     marker = std.loc[("student", "student", "lambda", "y1", "fw1")]
-    assert pd.isna(marker["label"]) and marker["estimate"] == 1.0
+    assert pd.isna(marker["label"]) and marker["estimate"] == 1.0 and np.isnan(marker["se"])
+    # lavaan's se of fb1 =~ y2 (an estimate's own SE) is 0.05573181
+    assert std.loc[("student", "cluster", "lambda", "y2", "fb1"), "se"] == pytest.approx(
+        0.05573181, rel=0.01)
     assert marker["std_lv"] == pytest.approx(1.02768756, abs=1e-3)
 
 

@@ -156,3 +156,46 @@ def test_chi_square_of_a_true_crossed_model_is_chi_square_distributed():
     chisq = np.array(chisq)
     assert abs(chisq.mean() - 1.0) < 3 * np.sqrt(2 / len(chisq))
     assert (chisq > 3.841459).sum() < 10
+
+
+def test_two_level_saturated_model_equals_the_balanced_closed_form():
+    """Balanced complete two-level data (G clusters of n, p ys): the saturated ML
+    estimates have a closed form (the within and between sums of squares and
+    products, W and B): Sigma_W = W / (G (n - 1)), Sigma_B = (B / G - Sigma_W) / n
+    (when positive definite), mu = the grand mean; -2 log L then equals
+    G (n - 1) (log|Sigma_W| + p) + G (log|Sigma_W + n Sigma_B| + p) + N p log 2 pi."""
+    rng = np.random.default_rng(11)
+    G, n, p = 40, 6, 3
+    ys = [f"y{k}" for k in range(p)]
+    between = rng.multivariate_normal(np.zeros(p), [[1, .4, .2], [.4, .8, .3], [.2, .3, .6]], G)
+    y = np.repeat(between, n, axis=0) + rng.multivariate_normal(
+        np.zeros(p), [[1, .3, .1], [.3, 1, .2], [.1, .2, 1]], G * n) + 5.0
+    rows = pd.DataFrame(y, columns=ys).assign(row=np.arange(G * n),
+                                              cluster=np.repeat(np.arange(G), n))
+    m = xm.Model(["row", "cluster"], name="balanced")
+    m.level("row", parents=["cluster"], ys=ys, etas=["f"], data=rows)
+    m.level("cluster", etas=["g"], data=pd.DataFrame({"cluster": np.arange(G)}))
+    m.within("row", "lambda", [[0], [1], [1]], [[1], [1], [1]])
+    m.within("row", "theta", np.eye(p), np.eye(p))
+    m.within("row", "psi", [[1]], [[1.0]])
+    m.within("row", "nu", np.ones((p, 1)), np.zeros((p, 1)))
+    m.within("cluster", "psi", [[1]], [[1.0]])
+    m.between("cluster", "row", "lambda", [[0], [1], [1]], [[1], [1], [1]])
+    fit = _fit(m)
+    saturated = fit.saturated()
+    means = y.reshape(G, n, p).mean(axis=1)
+    dev = y - np.repeat(means, n, axis=0)
+    W = dev.T @ dev
+    centred = means - y.mean(axis=0)
+    B = n * centred.T @ centred
+    sigma_w = W / (G * (n - 1))
+    sigma_b = (B / G - sigma_w) / n
+    assert np.all(np.linalg.eigvalsh(sigma_b) > 0)
+    deviance = (G * (n - 1) * (np.linalg.slogdet(sigma_w)[1] + p)
+                + G * (np.linalg.slogdet(sigma_w + n * sigma_b)[1] + p)
+                + G * n * p * np.log(2 * np.pi))
+    assert saturated.deviance == pytest.approx(deviance, abs=1e-6)
+    implied = saturated.implied()
+    np.testing.assert_allclose(implied["row"]["cov"], sigma_w, atol=1e-5)
+    np.testing.assert_allclose(implied["cluster"]["cov"], sigma_b, atol=1e-5)
+    np.testing.assert_allclose(implied["cluster"]["mean"], y.mean(axis=0), atol=1e-6)

@@ -93,7 +93,7 @@ def _standardize(problem, theta, c, parents, elements):
 
 def standardized_solution(fit, c, parents, ys, etas):
     """DataFrame: child, parent, type, row, col, label (None when fixed), estimate,
-    std_lv, std_lv_se, std_all, std_all_se. ``ys``: level c's ys; ``etas``: {level
+    se (NaN when fixed), std_lv, std_lv_se, std_all, std_all_se. ``ys``: level c's ys; ``etas``: {level
     index: eta names}."""
     problem, theta = fit.problem, np.asarray(fit.record.estimate, float)
     names = problem.level_names
@@ -140,6 +140,7 @@ def standardized_solution(fit, c, parents, ys, etas):
         rows.append({"child": names[child], "parent": names[col_level], "type": kind,
                      "row": name(roles[0], row_level, r), "col": name(roles[1], col_level, col),
                      "label": fit.labels[par] if par < k else None, "estimate": vals[cell],
+                     "se": np.sqrt(vcov[par, par]) if par < k else np.nan,
                      "std_lv": std[0, i], "std_lv_se": se[0, i],
                      "std_all": std[1, i], "std_all_se": se[1, i]})
     return pd.DataFrame(rows)

@@ -191,8 +191,8 @@ class FitResult(InformationCriteria):
     def standardized(self) -> pd.DataFrame:
         """The standardised solution, lavaan's std.lv and std.all, for every free or
         non-zero fixed element, with delta-method SEs (assessment/standardized.py):
-        columns child, parent, type, row, col, label, estimate, std_lv, std_lv_se,
-        std_all, std_all_se."""
+        columns child, parent, type, row, col, label, estimate, se, std_lv, std_lv_se,
+        std_all, std_all_se (an equality-labelled parameter once per element)."""
         from ..assessment.standardized import standardized_solution
         c, parents, ys, etas = self._structure()
         return standardized_solution(self, c, parents, ys, etas)
