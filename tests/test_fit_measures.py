@@ -28,34 +28,46 @@ LAVAAN = {"npar": 32, "logl": -23968.69711, "unrestricted_logl": -23962.38289,
           "bic2": 48086.09155, "ntotal": 2500}
 
 
-def two_level_cfa(students=None, residual_covariances=()):
-    """lavaan's two-level CFA; ``residual_covariances``: (i, j) pairs of within
-    residual covariances to free (0-based)."""
-    d = pd.read_csv(ref.DATA / "Demo_twolevel.csv")
+def two_factor_two_level(name, level, rows, theta, shared_labels=False):
+    """Two factors (y1..y3, y4..y6) within ``level`` and between (clusters), the
+    between residuals as etas d1..d6; ``theta``: the within residual pattern;
+    ``shared_labels``: one loading matrix for both levels (labels l2, l3, l5, l6)."""
     ys = [f"y{k}" for k in range(1, 7)]
-    if students is None:
-        students = d[["cluster"] + ys].assign(student=np.arange(len(d)))
-    clusters = pd.DataFrame({"cluster": np.sort(d.cluster.unique())})
-    m = xm.Model(["student", "cluster"], name="two-level CFA")
-    m.level("student", parents=["cluster"], ys=ys, etas=["fw1", "fw2"], data=students)
+    clusters = pd.DataFrame({"cluster": np.sort(rows.cluster.unique())})
+    m = xm.Model([level, "cluster"], name=name)
+    m.level(level, parents=["cluster"], ys=ys, etas=["fw1", "fw2"], data=rows)
     m.level("cluster", etas=["fb1", "fb2"] + [f"d{k}" for k in range(1, 7)], data=clusters)
     free = np.zeros((6, 2))
     free[1:3, 0] = free[4:6, 1] = 1
     marker = np.zeros((6, 2))
     marker[0:3, 0] = marker[3:6, 1] = 1
-    m.within("student", "lambda", free, marker)
-    theta = np.eye(6)
-    for i, j in residual_covariances:
-        theta[i, j] = theta[j, i] = 1
-    m.within("student", "theta", theta, np.eye(6))
-    m.within("student", "psi", np.ones((2, 2)), np.eye(2))
-    m.within("student", "nu", np.ones((6, 1)), np.zeros((6, 1)))
+    label = np.full((6, 2), None, dtype=object)
+    if shared_labels:
+        label[1, 0], label[2, 0], label[4, 1], label[5, 1] = "l2", "l3", "l5", "l6"
+    m.within(level, "lambda", free, marker, label)
+    m.within(level, "theta", theta, np.eye(6))
+    m.within(level, "psi", np.ones((2, 2)), np.eye(2))
+    m.within(level, "nu", np.ones((6, 1)), np.zeros((6, 1)))
     psi = np.eye(8)
     psi[0, 1] = psi[1, 0] = 1
     m.within("cluster", "psi", psi, np.eye(8) * 0.5)
-    m.between("cluster", "student", "lambda", np.column_stack([free, np.zeros((6, 6))]),
-              np.column_stack([marker, np.eye(6)]))
+    m.between("cluster", level, "lambda", np.column_stack([free, np.zeros((6, 6))]),
+              np.column_stack([marker, np.eye(6)]),
+              np.column_stack([label, np.full((6, 6), None, dtype=object)]))
     return m
+
+
+def two_level_cfa(students=None, residual_covariances=()):
+    """lavaan's two-level CFA on Demo.twolevel; ``residual_covariances``: (i, j) pairs
+    of within residual covariances to free (0-based)."""
+    if students is None:
+        d = pd.read_csv(ref.DATA / "Demo_twolevel.csv")
+        ys = [f"y{k}" for k in range(1, 7)]
+        students = d[["cluster"] + ys].assign(student=np.arange(len(d)))
+    theta = np.eye(6)
+    for i, j in residual_covariances:
+        theta[i, j] = theta[j, i] = 1
+    return two_factor_two_level("two-level CFA", "student", students, theta)
 
 
 @pytest.fixture(scope="module")
@@ -348,33 +360,13 @@ def _other_data_fit():
 
 def psychonetrics_ml_lvm(per_cluster=10):
     """psychonetrics' ml_lvm documentation example: two factors (y1..y3, y4..y6), one
-    loading matrix shared by both levels (labels l2, l3, l5, l6), diagonal residuals
-    within and between (the between ones as etas d1..d6), free intercepts."""
+    loading matrix shared by both levels, diagonal residuals within and between,
+    free intercepts."""
     name = "psychonetrics_ml_lvm.csv" if per_cluster == 10 else "psychonetrics_ml_lvm_18.csv"
     d = pd.read_csv(ref.DATA / name)
-    ys = [f"y{k}" for k in range(1, 7)]
-    rows = d[["cluster"] + ys].assign(row=np.arange(len(d)))
-    clusters = pd.DataFrame({"cluster": np.sort(d.cluster.unique())})
-    m = xm.Model(["row", "cluster"], name=f"ml_lvm, {per_cluster} per cluster")
-    m.level("row", parents=["cluster"], ys=ys, etas=["fw1", "fw2"], data=rows)
-    m.level("cluster", etas=["fb1", "fb2"] + [f"d{k}" for k in range(1, 7)], data=clusters)
-    free = np.zeros((6, 2))
-    free[1:3, 0] = free[4:6, 1] = 1
-    value = np.zeros((6, 2))
-    value[0:3, 0] = value[3:6, 1] = 1
-    label = np.full((6, 2), None, dtype=object)
-    label[1, 0], label[2, 0], label[4, 1], label[5, 1] = "l2", "l3", "l5", "l6"
-    m.within("row", "lambda", free, value, label)
-    m.within("row", "theta", np.eye(6), np.eye(6))
-    m.within("row", "psi", np.ones((2, 2)), np.eye(2))
-    m.within("row", "nu", np.ones((6, 1)), np.zeros((6, 1)))
-    psi = np.eye(8)
-    psi[0, 1] = psi[1, 0] = 1
-    m.within("cluster", "psi", psi, np.eye(8) * 0.5)
-    m.between("cluster", "row", "lambda", np.column_stack([free, np.zeros((6, 6))]),
-              np.column_stack([value, np.eye(6)]),
-              np.column_stack([label, np.full((6, 6), None, dtype=object)]))
-    return m
+    rows = d[["cluster"] + [f"y{k}" for k in range(1, 7)]].assign(row=np.arange(len(d)))
+    return two_factor_two_level(f"ml_lvm, {per_cluster} per cluster", "row", rows,
+                                np.eye(6), shared_labels=True)
 
 
 # [psychonetrics] ml_lvm documentation: chisq 15.92 on 20 df, p 0.72, CFI 1.0 (10 per
