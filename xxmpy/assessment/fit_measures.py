@@ -15,7 +15,9 @@ baseline (D0, npar0), N the number of lowest-level rows (lavaan's ntotal):
           rmsea_pvalue = P(chi2_df(N df 0.05^2) > chisq)
   srmr_<level> = sqrt(mean over the lower triangle, diagonal included, of
           (cor(S) - cor(Sigma))^2), S the saturated model's and Sigma the model's
-          covariance of that level's component; srmr their sum
+          covariance of that level's component, joint with that level's xs when it
+          has some (their block fixed at the data's, as lavaan's fixed.x); srmr
+          their sum
   aic = D + 2 npar, bic = D + npar log N, bic2 = D + npar log((N + 2) / 24)
 (lavaan 0.6: lav_fit_measures, lav_fit_srmr_twolevel).
 """
@@ -59,17 +61,73 @@ def level_loadings(problem, theta, c, ancestors):
     return {level: E(level) @ T(level) for level in levels}
 
 
+def covariate_loadings(problem, theta, c, ancestors, loads=None):
+    """{level index: (p, q_l)} how the ys of level c move with the xs of level l (c or
+    an ancestor, levels with xs only): kappa (within for c, between l -> c) + the
+    path through l's etas (loads[l] Gamma_l) + through the etas of each level k below
+    l that l's xs reach by a between gamma (loads[k] Gamma_{l->k})."""
+    loads = loads if loads is not None else level_loadings(problem, theta, c, ancestors)
+    p = problem.levels[c].p
+    levels = [c] + list(ancestors)
+    out = {}
+    for level in levels:
+        q = problem.levels[level].x.shape[1]
+        if q == 0:
+            continue
+        m = problem.levels[level].n_etas
+        key = (c, -1, "kappa") if level == c else (c, level, "kappa")
+        total = problem.matrix(theta, key, (p, q)) + \
+            loads[level] @ problem.matrix(theta, (level, -1, "gamma"), (m, q))
+        for k in levels:
+            if k != level and level in problem.levels[k].parents:
+                mk = problem.levels[k].n_etas
+                total = total + loads[k] @ problem.matrix(theta, (k, level, "gamma"), (mk, q))
+        out[level] = total
+    return out
+
+
+def covariate_moments(problem, level):
+    """(mean (q,), covariance (q, q)) of level ``level``'s xs over its units (divided by
+    the number of units; a lowest-level covariate's variance is all its own, centred at
+    its grand mean, as lavaan treats a within-only covariate)."""
+    x = problem.levels[level].x
+    mean = x.mean(axis=0)
+    return mean, (x - mean).T @ (x - mean) / len(x)
+
+
 def component_covariances(problem, theta, c, ancestors):
     """{level name: (p, p) covariance} of the ys of level c: the within component
     L_c Psi_c L_c' + Theta, and for each ancestor l the component its etas carry,
-    L_l Psi_l L_l' (L: level_loadings)."""
+    L_l Psi_l L_l' (L: level_loadings); each plus K_l S_l K_l', the part its
+    covariates carry (K: covariate_loadings, S: covariate_moments), as lavaan's
+    model-implied covariances with fixed.x."""
     names = problem.level_names
     p = problem.levels[c].p
+    loads = level_loadings(problem, theta, c, ancestors)
     out = {}
-    for level, load in level_loadings(problem, theta, c, ancestors).items():
+    for level, load in loads.items():
         m = problem.levels[level].n_etas
         out[names[level]] = load @ problem.matrix(theta, (level, -1, "psi"), (m, m)) @ load.T
+    for level, K in covariate_loadings(problem, theta, c, ancestors, loads).items():
+        out[names[level]] = out[names[level]] + K @ covariate_moments(problem, level)[1] @ K.T
     out[names[c]] = out[names[c]] + problem.matrix(theta, (c, -1, "theta"), (p, p))
+    return out
+
+
+def joint_covariances(problem, theta, c, ancestors):
+    """{level name: covariance of (the ys' component, that level's xs)}: the ys' block
+    from component_covariances, K_l S_l beside it and S_l (the xs' own covariance,
+    fixed at the data's) below; without xs the ys' block alone."""
+    names = problem.level_names
+    ys = component_covariances(problem, theta, c, ancestors)
+    K = covariate_loadings(problem, theta, c, ancestors)
+    out = {}
+    for level, name in zip([c] + list(ancestors), [names[c]] + [names[a] for a in ancestors]):
+        if level not in K:
+            out[name] = ys[name]
+            continue
+        S = covariate_moments(problem, level)[1]
+        out[name] = np.block([[ys[name], K[level] @ S], [S @ K[level].T, S]])
     return out
 
 
@@ -129,9 +187,9 @@ def fit_measures(fit, saturated, baseline, c, parents):
         out["rmsea_pvalue"] = float(stats.ncx2.sf(chisq, df, N * df * 0.05 ** 2))
     else:
         out.update(rmsea=0.0, rmsea_ci_lower=0.0, rmsea_ci_upper=0.0, rmsea_pvalue=np.nan)
-    model = component_covariances(problem, fit.record.estimate, c, parents)
-    sat = component_covariances(saturated.problem, saturated.record.estimate, 0,
-                                list(range(1, 1 + len(parents))))
+    model = joint_covariances(problem, fit.record.estimate, c, parents)
+    sat = joint_covariances(saturated.problem, saturated.record.estimate, 0,
+                            list(range(1, 1 + len(parents))))
     total = 0.0
     for level in model:
         value = _srmr(sat[level], model[level])

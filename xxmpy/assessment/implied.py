@@ -14,14 +14,21 @@ standardized.py.
 import numpy as np
 import pandas as pd
 
-from .fit_measures import component_covariances, level_loadings
+from .fit_measures import (component_covariances, covariate_loadings, covariate_moments,
+                           level_loadings)
 
 
 def eta_variances(problem, theta, level):
-    """(m, m) covariance of level ``level``'s etas at their own level, T Psi T'."""
+    """(m, m) covariance of level ``level``'s etas at their own level,
+    T (Gamma S_x Gamma' + Psi) T' (S_x: covariate_moments of the level's xs)."""
     m = problem.levels[level].n_etas
     T = np.linalg.inv(np.eye(m) - problem.matrix(theta, (level, -1, "beta"), (m, m)))
-    return T @ problem.matrix(theta, (level, -1, "psi"), (m, m)) @ T.T
+    inner = problem.matrix(theta, (level, -1, "psi"), (m, m))
+    q = problem.levels[level].x.shape[1]
+    if q:
+        gamma = problem.matrix(theta, (level, -1, "gamma"), (m, q))
+        inner = inner + gamma @ covariate_moments(problem, level)[1] @ gamma.T
+    return T @ inner @ T.T
 
 
 def implied(problem, theta, c, parents, ys):
@@ -33,9 +40,12 @@ def implied(problem, theta, c, parents, ys):
     covs = component_covariances(problem, theta, c, parents)
     p = len(ys)
     mean = problem.matrix(theta, (c, -1, "nu"), (p, 1))[:, 0].copy()
-    for level, load in level_loadings(problem, theta, c, parents).items():
+    loads = level_loadings(problem, theta, c, parents)
+    for level, load in loads.items():
         m = problem.levels[level].n_etas
         mean += load @ problem.matrix(theta, (level, -1, "alpha"), (m, 1))[:, 0]
+    for level, K in covariate_loadings(problem, theta, c, parents, loads).items():
+        mean += K @ covariate_moments(problem, level)[0]
     holder = names[parents[0]] if len(parents) == 1 else names[c]
     out = {}
     for level, cov in covs.items():
@@ -79,12 +89,14 @@ def r_squared(problem, theta, c, parents, ys, etas):
                            if load[j, k] != 0)
             rows.append((names[q], y, 1.0 - residual / covs[names[q]][j, j]))
     for level in [c] + list(parents):
-        m = problem.levels[level].n_etas
+        m, q = problem.levels[level].n_etas, problem.levels[level].x.shape[1]
         beta = problem.matrix(theta, (level, -1, "beta"), (m, m))
-        if not beta.any():
+        gamma = problem.matrix(theta, (level, -1, "gamma"), (m, q))
+        explained = beta.any(axis=1) | gamma.any(axis=1)
+        if not explained.any():
             continue
         V = eta_variances(problem, theta, level)
         psi = problem.matrix(theta, (level, -1, "psi"), (m, m))
-        for k in np.flatnonzero(beta.any(axis=1)):
+        for k in np.flatnonzero(explained):
             rows.append((names[level], etas[level][k], 1.0 - psi[k, k] / V[k, k]))
     return pd.DataFrame(rows, columns=["level", "variable", "r2"])

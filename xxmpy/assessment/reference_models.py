@@ -15,14 +15,18 @@ covariance matrices and the between means); for three and more levels, nested
 or crossed, every level above c gets its own component, the natural
 generalisation: the ys' distribution is then the most general one in which
 the units of each level share a random intercept vector with any covariance.
-The baseline model has the same components with diagonal covariances
-(lavaan's: the level-1 and level-2 variances and the means). Parameters, with
-A levels above c: saturated (A + 1) p(p+1)/2 + p; baseline (A + 1) p + p.
+Covariates are conditioned on, as lavaan's fixed.x: the saturated model
+regresses the ys freely on the xs of level c (kappa) and on those of each level
+above (a between kappa); constant xs (an intercept column) are left out. The
+baseline model has the same components with diagonal covariances and no
+regressions (lavaan's: the level-1 and level-2 variances and the means).
+Parameters, with A levels above c and Q varying xs at c and above: saturated (A + 1) p(p+1)/2
++ p + p Q; baseline (A + 1) p + p.
 
 Both are ordinary xxM models fitted by the same engine to the same data, from
 the data's start values, to their exact optimum (no early-stopped EM).
-Not formed yet (a clear error says so): covariates (xs), ys at more than one
-level, ``data.`` loadings (random slopes), levels not above c.
+Not formed yet (a clear error says so): ys at more than one level, ``data.``
+loadings (random slopes), levels not above c.
 """
 import numpy as np
 
@@ -39,9 +43,6 @@ def _components(model):
     if len(y_levels) != 1:
         why.append(f"the model has observed ys at {len(y_levels)} levels {y_levels}; the "
                    f"saturated model is formed for ys observed at one level")
-    if any(spec.submodels[name].xs for name in spec.levels):
-        why.append("the model has covariates (xs=); conditioning the saturated model on "
-                   "them is not implemented yet")
     if any(isinstance(lab, str) and lab.startswith(DATA_LABEL_PREFIX)
            for m in spec.matrices if m.label is not None
            for lab in np.ravel(np.asarray(m.label, dtype=object))):
@@ -97,16 +98,30 @@ def _reference(model, diagonal, name):
     pattern = np.eye(p) if diagonal else np.ones((p, p))
     ref = Model([c] + parents, name=f"{name} of {model.name}",
                 memory_limit_gb=model.memory_limit_gb)
-    data = _unit_ids(spec, c, parents, ys)
-    ref.level(c, parents=parents, ys=ys, data=data[[c] + parents + ys])
+    xs = _varying(spec.submodels[c].data, spec.submodels[c].xs)
+    data = _unit_ids(spec, c, parents, ys + xs)
+    ref.level(c, parents=parents, ys=ys, xs=xs, data=data[[c] + parents + ys + xs])
     ref.within(c, "nu", np.ones((p, 1)), np.zeros((p, 1)))
     ref.within(c, "theta", pattern, np.eye(p))
+    if xs and not diagonal:     # conditioned on the covariates (lavaan's fixed.x)
+        ref.within(c, "kappa", np.ones((p, len(xs))), np.zeros((p, len(xs))))
     etas = [f"u_{y}" for y in ys]
     for parent in parents:
-        ref.level(parent, etas=etas, data=spec.submodels[parent].data[[parent]])
+        above = _varying(spec.submodels[parent].data, spec.submodels[parent].xs)
+        ref.level(parent, etas=etas, xs=above,
+                  data=spec.submodels[parent].data[[parent] + above])
         ref.within(parent, "psi", pattern, np.eye(p))
         ref.between(parent, c, "lambda", np.zeros((p, p)), np.eye(p))
+        if above and not diagonal:
+            ref.between(parent, c, "kappa", np.ones((p, len(above))),
+                        np.zeros((p, len(above))))
     return ref
+
+
+def _varying(table, xs):
+    """The xs that vary over the table's units (a constant one, such as an intercept
+    column, is the free mean's own direction and is left out)."""
+    return [x for x in xs if table[x].nunique(dropna=True) > 1]
 
 
 def saturated_model(model):

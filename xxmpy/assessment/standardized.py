@@ -15,6 +15,8 @@ reference_models._components). Standard deviations, at the estimates:
   psi            psi / (sd(eta_i) sd(eta_j))   the same
   beta           beta sd(eta_k) / sd(eta_i)    the same (between: sd of the parent's eta)
   alpha          alpha / sd(eta)               the same
+  gamma          gamma / sd(eta)               gamma sd(x) / sd(eta)
+  kappa          kappa                         kappa sd(x) / sd_l(y) (l: the x's level)
   nu             nu                            nu / sd(y): with one level above c
                                                its component's (lavaan's between
                                                intercepts), else the total's
@@ -27,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..spec.objects import BETWEEN_ROLES, SYMMETRIC_TYPES, WITHIN_ROLES
-from .fit_measures import component_covariances
+from .fit_measures import component_covariances, covariate_moments
 from .implied import eta_variances
 
 
@@ -68,6 +70,8 @@ def _standardize(problem, theta, c, parents, elements):
     total = np.sqrt(sum(np.clip(np.diag(cov), 0.0, None) for cov in covs.values()))
     sd_mean = sd_y[names[parents[0]]] if len(parents) == 1 else total
     sd_eta = _eta_sds(problem, theta, [c] + list(parents))
+    sd_x = {level: np.sqrt(np.diag(covariate_moments(problem, level)[1]))
+            for level in [c] + list(parents) if problem.levels[level].x.shape[1]}
     mats = {key: problem.matrix(theta, key, problem.slots.shape[key])
             for key in {e[0] for e in elements}}
     out = np.full((2, len(elements)), np.nan)
@@ -88,13 +92,18 @@ def _standardize(problem, theta, c, parents, elements):
                 out[:, i] = v / sd_eta[child][r]
             elif kind == "nu":
                 out[:, i] = v, v / sd_mean[r]
+            elif kind == "gamma":           # eta on x: x in its own units for std_lv
+                out[:, i] = (v / sd_eta[child][r],
+                             v * sd_x[eta_level][col] / sd_eta[child][r])
+            elif kind == "kappa":
+                out[:, i] = v, v * sd_x[eta_level][col] / sd_y[names[eta_level]][r]
     return out
 
 
 def standardized_solution(fit, c, parents, ys, etas):
     """DataFrame: child, parent, type, row, col, label (None when fixed), estimate,
-    se (NaN when fixed), std_lv, std_lv_se, std_all, std_all_se. ``ys``: level c's ys; ``etas``: {level
-    index: eta names}."""
+    se (NaN when fixed), std_lv, std_lv_se, std_all, std_all_se. ``ys``: level c's
+    ys; ``etas``: {level index: eta names}."""
     problem, theta = fit.problem, np.asarray(fit.record.estimate, float)
     names = problem.level_names
     elements = _elements(problem, theta, c, parents)
@@ -133,6 +142,8 @@ def standardized_solution(fit, c, parents, ys, etas):
         def name(role, level, at):
             if role == "1":
                 return "1"
+            if role == "x":
+                return fit.model.spec.submodels[names[level]].xs[at]
             return (ys if role == "y" else etas[level])[at]
         key = (child, parent, kind)
         cell = problem.slots.cells(key, problem.slots.shape[key])[r, col]
