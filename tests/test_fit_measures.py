@@ -557,3 +557,51 @@ def test_covariates_are_conditioned_on_as_lavaans_fixed_x():
                                     ("fb", "w2"): (0.13083716, 0.07561827)}.items():
         assert std.loc[("gamma", row, col), "std_all"] == pytest.approx(value, abs=1e-3)
         assert std.loc[("gamma", row, col), "std_all_se"] == pytest.approx(se, rel=0.02)
+
+
+def between_y_model():
+    """ys at both levels: fw =~ y1..y3 within, fb =~ y1..y3 between, and w1, observed
+    once per cluster, regressed on fb (a y of the cluster level)."""
+    d = pd.read_csv(ref.DATA / "Demo_twolevel.csv")
+    ys = ["y1", "y2", "y3"]
+    students = d[["cluster"] + ys].assign(student=np.arange(len(d)))
+    clusters = d.groupby("cluster")[["w1"]].first().reset_index()
+    m = xm.Model(["student", "cluster"], name="ys at both levels")
+    m.level("student", parents=["cluster"], ys=ys, etas=["fw"], data=students)
+    m.level("cluster", ys=["w1"], etas=["fb", "d1", "d2", "d3"], data=clusters)
+    loading = [[0], [1], [1]]
+    m.within("student", "lambda", loading, np.ones((3, 1)))
+    m.within("student", "theta", np.eye(3), np.eye(3))
+    m.within("student", "psi", [[1]], [[1.0]])
+    m.within("student", "nu", np.ones((3, 1)), np.zeros((3, 1)))
+    m.within("cluster", "psi", np.eye(4), np.eye(4) * 0.5)
+    m.within("cluster", "lambda", [[1, 0, 0, 0]], [[0.5, 0, 0, 0]])
+    m.within("cluster", "theta", [[1]], [[1.0]])
+    m.within("cluster", "nu", [[1]], [[0.0]])
+    m.between("cluster", "student", "lambda", np.column_stack([loading, np.zeros((3, 3))]),
+              np.column_stack([np.ones((3, 1)), np.eye(3)]))
+    return m
+
+
+# [lavaan] 0.6-14, tests/data/r/lavaan_twolevel_between_y.R and .out
+LAVAAN_BETWEEN_Y = {"npar": 18, "logl": -12781.12521606, "chisq": 2.20801151, "df": 2,
+                    "pvalue": 0.33154035, "baseline_chisq": 1372.96029521,
+                    "baseline_df": 9, "cfi": 0.99984749, "tli": 0.99931373,
+                    "rmsea": 0.00644998, "srmr_student": 0.00011981,
+                    "srmr_cluster": 0.02224290, "ntotal": 2500}
+
+
+def test_ys_at_both_levels_join_the_upper_levels_component():
+    """The cluster's component holds the students' ys' intercepts and w1 together
+    (saturated: 4 x 4 unrestricted + 4 means, beside the within 3 x 3)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", xm.XxmWarning)
+        fit = between_y_model().fit(start="auto")
+    fm = fit.fit_measures()
+    assert fit.saturated().n_parameters == 6 + 10 + 4
+    for key, value in LAVAAN_BETWEEN_Y.items():
+        tol = 2e-3 if key in ("logl", "chisq", "baseline_chisq") else 1e-4
+        assert fm[key] == pytest.approx(value, abs=tol), key
+    # what is not done for ys at several levels says so
+    text = str(fit.summary(standardized=True))
+    assert "ys at level(s) ['cluster'] above 'student'" in text

@@ -15,9 +15,9 @@ baseline (D0, npar0), N the number of lowest-level rows (lavaan's ntotal):
           rmsea_pvalue = P(chi2_df(N df 0.05^2) > chisq)
   srmr_<level> = sqrt(mean over the lower triangle, diagonal included, of
           (cor(S) - cor(Sigma))^2), S the saturated model's and Sigma the model's
-          covariance of that level's component, joint with that level's xs when it
-          has some (their block fixed at the data's, as lavaan's fixed.x); srmr
-          their sum
+          covariance of that level's component (joint_covariances: the parts of
+          the ys below it, its own ys, its xs with their block fixed at the
+          data's, as lavaan's fixed.x); srmr their sum
   aic = D + 2 npar, bic = D + npar log N, bic2 = D + npar log((N + 2) / 24)
 (lavaan 0.6: lav_fit_measures, lav_fit_srmr_twolevel).
 """
@@ -114,20 +114,45 @@ def component_covariances(problem, theta, c, ancestors):
     return out
 
 
-def joint_covariances(problem, theta, c, ancestors):
-    """{level name: covariance of (the ys' component, that level's xs)}: the ys' block
-    from component_covariances, K_l S_l beside it and S_l (the xs' own covariance,
-    fixed at the data's) below; without xs the ys' block alone."""
+def _levels_above(problem, k):
+    """Level indices above level k of a compiled problem (parents, theirs, ...)."""
+    found, todo = set(), list(problem.levels[k].parents)
+    while todo:
+        level = todo.pop()
+        if level not in found:
+            found.add(level)
+            todo += list(problem.levels[level].parents)
+    return sorted(found)
+
+
+def joint_covariances(problem, theta):
+    """{level name: covariance of that level's component}: the variables a level's
+    component holds are the parts it carries of the ys of every level below it (their
+    intercepts there), then its own ys (their part within it), then its xs (their
+    block fixed at the data's covariance, as lavaan's fixed.x): ys' loadings on the
+    level's eta residuals A (level_loadings), on its xs K (covariate_loadings):
+    A Psi A' + Theta (own ys) + K S K', beside K S, above S."""
     names = problem.level_names
-    ys = component_covariances(problem, theta, c, ancestors)
-    K = covariate_loadings(problem, theta, c, ancestors)
+    y_levels = [k for k, lev in enumerate(problem.levels) if lev.p]
+    above = {k: _levels_above(problem, k) for k in y_levels}
+    loads = {k: level_loadings(problem, theta, k, above[k]) for k in y_levels}
+    xloads = {k: covariate_loadings(problem, theta, k, above[k], loads[k]) for k in y_levels}
     out = {}
-    for level, name in zip([c] + list(ancestors), [names[c]] + [names[a] for a in ancestors]):
-        if level not in K:
-            out[name] = ys[name]
+    for level, lev in enumerate(problem.levels):
+        parts = [k for k in y_levels if level in above[k]] + ([level] if lev.p else [])
+        if not parts:
             continue
-        S = covariate_moments(problem, level)[1]
-        out[name] = np.block([[ys[name], K[level] @ S], [S @ K[level].T, S]])
+        m, q = lev.n_etas, lev.x.shape[1]
+        A = np.vstack([loads[k][level] for k in parts])
+        C = A @ problem.matrix(theta, (level, -1, "psi"), (m, m)) @ A.T
+        if lev.p:
+            C[-lev.p:, -lev.p:] += problem.matrix(theta, (level, -1, "theta"), (lev.p, lev.p))
+        if q:
+            K = np.vstack([xloads[k].get(level, np.zeros((problem.levels[k].p, q)))
+                           for k in parts])
+            S = covariate_moments(problem, level)[1]
+            C = np.block([[C + K @ S @ K.T, K @ S], [S @ K.T, S]])
+        out[names[level]] = C
     return out
 
 
@@ -187,9 +212,8 @@ def fit_measures(fit, saturated, baseline, c, parents):
         out["rmsea_pvalue"] = float(stats.ncx2.sf(chisq, df, N * df * 0.05 ** 2))
     else:
         out.update(rmsea=0.0, rmsea_ci_lower=0.0, rmsea_ci_upper=0.0, rmsea_pvalue=np.nan)
-    model = joint_covariances(problem, fit.record.estimate, c, parents)
-    sat = joint_covariances(saturated.problem, saturated.record.estimate, 0,
-                            list(range(1, 1 + len(parents))))
+    model = joint_covariances(problem, fit.record.estimate)
+    sat = joint_covariances(saturated.problem, saturated.record.estimate)
     total = 0.0
     for level in model:
         value = _srmr(sat[level], model[level])

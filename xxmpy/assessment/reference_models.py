@@ -10,6 +10,11 @@ component of their covariance gets free means and an unrestricted covariance:
                          direct parent of c, its id read through the parent)
   the means              nu at level c, free
 
+ys observed at a level above c join that level's component: its ys, regressed
+freely on the intercepts u of the ys below it (a within lambda) with a free
+covariance theta and free means, make the joint covariance of (u, its ys)
+unrestricted; they get intercepts at the levels above their own in turn.
+
 For two levels this is lavaan's H1 (the unrestricted within and between
 covariance matrices and the between means); for three and more levels, nested
 or crossed, every level above c gets its own component, the natural
@@ -20,13 +25,13 @@ regresses the ys freely on the xs of level c (kappa) and on those of each level
 above (a between kappa); constant xs (an intercept column) are left out. The
 baseline model has the same components with diagonal covariances and no
 regressions (lavaan's: the level-1 and level-2 variances and the means).
-Parameters, with A levels above c and Q varying xs at c and above: saturated (A + 1) p(p+1)/2
-+ p + p Q; baseline (A + 1) p + p.
+Parameters, with A levels above c and Q varying xs at c and above (ys at c only):
+saturated (A + 1) p(p+1)/2 + p + p Q; baseline (A + 1) p + p.
 
 Both are ordinary xxM models fitted by the same engine to the same data, from
 the data's start values, to their exact optimum (no early-stopped EM).
-Not formed yet (a clear error says so): ys at more than one level, ``data.``
-loadings (random slopes), levels not above c.
+Not formed yet (a clear error says so): ys at levels not on one line of
+ancestry, ``data.`` loadings (random slopes), levels not above c.
 """
 import numpy as np
 
@@ -35,28 +40,31 @@ from ..spec.objects import DATA_LABEL_PREFIX
 
 
 def _components(model):
-    """(y level, its ys, its parents) of the model; ValueError when the saturated
-    model cannot be formed (the message says why)."""
+    """(the lowest level of ys, its ys, the levels above it) of the model; ValueError
+    when the saturated model cannot be formed (the message says why). ys may sit at
+    several levels when all of them are that lowest level's ancestors."""
     spec = model.spec
     y_levels = [name for name in spec.levels if spec.submodels[name].ys]
     why = []
-    if len(y_levels) != 1:
-        why.append(f"the model has observed ys at {len(y_levels)} levels {y_levels}; the "
-                   f"saturated model is formed for ys observed at one level")
+    lowest = [c for c in y_levels
+              if set(y_levels) - {c} <= set(_ancestors(spec, c))]
+    if not lowest:
+        why.append(f"the model has observed ys at levels {y_levels} that are not all "
+                   f"above one of them; the saturated model needs one line of levels")
     if any(isinstance(lab, str) and lab.startswith(DATA_LABEL_PREFIX)
            for m in spec.matrices if m.label is not None
            for lab in np.ravel(np.asarray(m.label, dtype=object))):
         why.append("the model has data. elements (random slopes): its unit covariance "
                    "varies with the data, so no one unrestricted covariance matrix exists")
     if not why:
-        c = y_levels[0]
+        c = lowest[0]
         ancestors = _ancestors(spec, c)
         flat = [p for p in ancestors if spec.submodels[p].flat]
         if flat:
             why.append(f"level(s) {flat} hold fixed effects with a flat prior (REML)")
         others = [name for name in spec.levels if name != c and name not in ancestors]
         if others:
-            why.append(f"level(s) {others} are not above '{c}' (the level of the ys); "
+            why.append(f"level(s) {others} are not above '{c}' (the lowest level of ys); "
                        f"their components would not reach the ys")
     if why:
         raise ValueError("fit_measures: the saturated model cannot be formed: "
@@ -92,29 +100,48 @@ def _unit_ids(spec, c, ancestors, ys):
 
 
 def _reference(model, diagonal, name):
-    c, ys, parents = _components(model)
+    """The saturated (diagonal=False) or baseline (True) model (module docstring)."""
+    c, _, ancestors = _components(model)
     spec = model.spec
-    p = len(ys)
-    pattern = np.eye(p) if diagonal else np.ones((p, p))
-    ref = Model([c] + parents, name=f"{name} of {model.name}",
-                memory_limit_gb=model.memory_limit_gb)
-    xs = _varying(spec.submodels[c].data, spec.submodels[c].xs)
-    data = _unit_ids(spec, c, parents, ys + xs)
-    ref.level(c, parents=parents, ys=ys, xs=xs, data=data[[c] + parents + ys + xs])
-    ref.within(c, "nu", np.ones((p, 1)), np.zeros((p, 1)))
-    ref.within(c, "theta", pattern, np.eye(p))
-    if xs and not diagonal:     # conditioned on the covariates (lavaan's fixed.x)
-        ref.within(c, "kappa", np.ones((p, len(xs))), np.zeros((p, len(xs))))
-    etas = [f"u_{y}" for y in ys]
-    for parent in parents:
-        above = _varying(spec.submodels[parent].data, spec.submodels[parent].xs)
-        ref.level(parent, etas=etas, xs=above,
-                  data=spec.submodels[parent].data[[parent] + above])
-        ref.within(parent, "psi", pattern, np.eye(p))
-        ref.between(parent, c, "lambda", np.zeros((p, p)), np.eye(p))
-        if above and not diagonal:
-            ref.between(parent, c, "kappa", np.ones((p, len(above))),
-                        np.zeros((p, len(above))))
+    levels = [c] + ancestors
+    y_levels = [k for k in levels if spec.submodels[k].ys]
+    above = {k: _ancestors(spec, k) for k in levels}
+    ref = Model(levels, name=f"{name} of {model.name}", memory_limit_gb=model.memory_limit_gb)
+
+    def cov(n):
+        return np.eye(n) if diagonal else np.ones((n, n))
+    for level in levels:
+        sub = spec.submodels[level]
+        ys, xs = list(sub.ys), _varying(sub.data, sub.xs)
+        below = [k for k in y_levels if level in above[k]]       # ys it holds intercepts of
+        etas = [f"u_{k}_{y}" for k in below for y in spec.submodels[k].ys]
+        parents = above[level] if ys else []
+        if ys:
+            data = _unit_ids(spec, level, parents, ys + xs)[[level] + parents + ys + xs]
+        else:
+            data = sub.data[[level] + xs]
+        ref.level(level, parents=parents or None, ys=ys, xs=xs, etas=etas or None,
+                  data=data)
+        r, d = len(ys), len(etas)
+        if r:
+            ref.within(level, "nu", np.ones((r, 1)), np.zeros((r, 1)))
+            ref.within(level, "theta", cov(r), np.eye(r))
+            if xs and not diagonal:     # conditioned on the covariates (lavaan's fixed.x)
+                ref.within(level, "kappa", np.ones((r, len(xs))), np.zeros((r, len(xs))))
+            if d and not diagonal:      # its ys with the intercepts of the ys below
+                ref.within(level, "lambda", np.ones((r, d)), np.zeros((r, d)))
+        if d:
+            ref.within(level, "psi", cov(d), np.eye(d))
+            at = 0
+            for k in below:
+                pk = len(spec.submodels[k].ys)
+                load = np.zeros((pk, d))
+                load[:, at:at + pk] = np.eye(pk)
+                ref.between(level, k, "lambda", np.zeros((pk, d)), load)
+                if xs and not diagonal:
+                    ref.between(level, k, "kappa", np.ones((pk, len(xs))),
+                                np.zeros((pk, len(xs))))
+                at += pk
     return ref
 
 

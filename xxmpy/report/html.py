@@ -186,8 +186,10 @@ def profiles_section(result):
 
 
 def _assessable(result):
+    """Whether the model has a saturated model (reference_models._components)."""
+    from ..assessment.reference_models import _components
     try:
-        result._structure()
+        _components(result.model)
         return True
     except ValueError:
         return False

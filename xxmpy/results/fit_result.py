@@ -172,9 +172,12 @@ class FitResult(InformationCriteria):
         (it fits the saturated and baseline models), then kept."""
         if self._measures is None:
             from ..assessment.fit_measures import fit_measures
-            c, parents, _, _ = self._structure()
+            from ..assessment.reference_models import _components
+            c_name, _, parents = _components(self.model)
+            names = self.problem.level_names
             self._measures = fit_measures(self, self.saturated(), self.baseline(),
-                                          c, parents)
+                                          names.index(c_name),
+                                          [names.index(q) for q in parents])
         return self._measures.copy()
 
     def _structure(self):
@@ -184,6 +187,10 @@ class FitResult(InformationCriteria):
         from ..assessment.reference_models import _components
         c_name, ys, parents = _components(self.model)
         names = self.problem.level_names
+        upper = [lv for lv in parents if self.model.spec.submodels[lv].ys]
+        if upper:
+            raise ValueError(f"the model has ys at level(s) {upper} above '{c_name}'; "
+                             f"this is done for ys observed at one level only so far")
         etas = {names.index(lv): list(self.model.spec.submodels[lv].etas)
                 for lv in [c_name] + list(parents)}
         return names.index(c_name), [names.index(q) for q in parents], list(ys), etas
@@ -441,8 +448,8 @@ def _version():
 def _fit_measure_lines(fm, result):
     """Header lines of the model test and fit indices, as lavaan prints them (with the
     N that RMSEA and BIC use)."""
-    c, _, _, _ = result._structure()
-    level = result.problem.level_names[c]
+    from ..assessment.reference_models import _components
+    level = _components(result.model)[0]
     srmr = ", ".join(f"{key[5:]} {fm[key]:.3f}" for key in fm
                      if key.startswith("srmr_"))
     return [("", ""),
