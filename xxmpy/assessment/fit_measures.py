@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from ..spec.graph import levels_above
+
 
 def level_loadings(problem, theta, c, ancestors):
     """{level index: (p, m_l)} how the ys of level c load on the eta residuals zeta_l
@@ -116,13 +118,7 @@ def component_covariances(problem, theta, c, ancestors):
 
 def _levels_above(problem, k):
     """Level indices above level k of a compiled problem (parents, theirs, ...)."""
-    found, todo = set(), list(problem.levels[k].parents)
-    while todo:
-        level = todo.pop()
-        if level not in found:
-            found.add(level)
-            todo += list(problem.levels[level].parents)
-    return sorted(found)
+    return sorted(levels_above(k, lambda level: problem.levels[level].parents))
 
 
 def joint_covariances(problem, theta):

@@ -36,6 +36,7 @@ ancestry, ``data.`` loadings (random slopes), levels not above c.
 import numpy as np
 
 from ..api.model import Model
+from ..spec.graph import levels_above
 from ..spec.objects import DATA_LABEL_PREFIX
 
 
@@ -74,12 +75,7 @@ def _components(model):
 
 def _ancestors(spec, c):
     """The levels above c (its parents, theirs, ...), in the model's level order."""
-    found, todo = set(), list(spec.submodels[c].parents)
-    while todo:
-        level = todo.pop()
-        if level not in found:
-            found.add(level)
-            todo += list(spec.submodels[level].parents)
+    found = levels_above(c, lambda level: spec.submodels[level].parents)
     return [name for name in spec.levels if name in found]
 
 

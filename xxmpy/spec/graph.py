@@ -62,3 +62,15 @@ class LevelGraph:
     def structure(self):
         """'nested' or 'cross-classified' (judged on the level graph)."""
         return "cross-classified" if self.crossed_pairs() else "nested"
+
+
+def levels_above(level, parents_of):
+    """The set of levels above ``level`` (its parents, theirs, ...); ``parents_of``:
+    level -> its direct parents (names or indices alike)."""
+    found, todo = set(), list(parents_of(level))
+    while todo:
+        current = todo.pop()
+        if current not in found:
+            found.add(current)
+            todo += list(parents_of(current))
+    return found
