@@ -593,7 +593,8 @@ LAVAAN_BETWEEN_Y = {"npar": 18, "logl": -12781.12521606, "chisq": 2.20801151, "d
 
 def test_ys_at_both_levels_join_the_upper_levels_component():
     """The cluster's component holds the students' ys' intercepts and w1 together
-    (saturated: 4 x 4 unrestricted + 4 means, beside the within 3 x 3)."""
+    (saturated: 4 x 4 unrestricted + 4 means, beside the within 3 x 3); fit measures,
+    R-squared, the standardised solution and the implied moments are lavaan's."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", xm.XxmWarning)
         fit = between_y_model().fit(start="auto")
@@ -602,6 +603,25 @@ def test_ys_at_both_levels_join_the_upper_levels_component():
     for key, value in LAVAAN_BETWEEN_Y.items():
         tol = 2e-3 if key in ("logl", "chisq", "baseline_chisq") else 1e-4
         assert fm[key] == pytest.approx(value, abs=tol), key
-    # what is not done for ys at several levels says so
-    text = str(fit.summary(standardized=True))
-    assert "ys at level(s) ['cluster'] above 'student'" in text
+    # [lavaan] lavInspect(fit, "rsquare"), standardizedSolution(fit), lavInspect(fit,
+    # "implied")$cluster (y1, y2, y3, w1), tests/data/r/lavaan_twolevel_between_y.out
+    r2 = fit.r_squared().set_index(["level", "variable"])["r2"]
+    for key, value in {("student", "y1"): 0.52423216, ("student", "y3"): 0.34420872,
+                       ("cluster", "y1"): 0.94037155, ("cluster", "y3"): 0.66606620,
+                       ("cluster", "w1"): 0.02967052}.items():
+        assert r2[key] == pytest.approx(value, abs=1e-3), key
+    std = fit.standardized().set_index(["child", "parent", "type", "row", "col"])
+    for key, (value, se) in {
+            ("cluster", "cluster", "lambda", "w1", "fb"): (0.17225133, 0.07642104),
+            ("cluster", "cluster", "theta", "w1", "w1"): (0.97032948, 0.02632725),
+            ("cluster", "cluster", "nu", "w1", "1"): (0.05613279, 0.07076645),
+            ("student", "cluster", "lambda", "y2", "fb"): (0.88973724, 0.03206874),
+            ("student", "student", "lambda", "y2", "fw"): (0.59506566, 0.02105729)}.items():
+        assert std.loc[key, "std_all"] == pytest.approx(value, abs=1e-3), key
+        assert std.loc[key, "std_all_se"] == pytest.approx(se, rel=0.02), key
+    cluster = fit.implied()["cluster"]["cov"]
+    assert list(cluster.index) == ["y1", "y2", "y3", "w1"]
+    np.testing.assert_allclose(_lower_by_rows(cluster),
+                               [0.94511800, 0.63612362, 0.57514055, 0.51426413, 0.36808001,
+                                0.44675513, 0.15146767, 0.10841165, 0.08764369, 0.87001987],
+                               atol=1e-3)

@@ -121,14 +121,13 @@ def _levels_above(problem, k):
     return sorted(levels_above(k, lambda level: problem.levels[level].parents))
 
 
-def joint_covariances(problem, theta):
-    """{level name: covariance of that level's component}: the variables a level's
-    component holds are the parts it carries of the ys of every level below it (their
-    intercepts there), then its own ys (their part within it), then its xs (their
-    block fixed at the data's covariance, as lavaan's fixed.x): ys' loadings on the
-    level's eta residuals A (level_loadings), on its xs K (covariate_loadings):
-    A Psi A' + Theta (own ys) + K S K', beside K S, above S."""
-    names = problem.level_names
+def level_components(problem, theta):
+    """{level index: (variables, cov, K, S, A)} of every level whose component holds ys:
+    variables [(y level k, y index j)] are the parts it carries of the ys of every
+    level below it (their intercepts there), then its own ys (their part within it);
+    cov = A Psi A' + Theta (own ys) + K S K' over them (A: their loadings on the
+    level's eta residuals, level_loadings; K: on its xs, covariate_loadings; S: the
+    xs' covariance, covariate_moments; K, S None without xs)."""
     y_levels = [k for k, lev in enumerate(problem.levels) if lev.p]
     above = {k: _levels_above(problem, k) for k in y_levels}
     loads = {k: level_loadings(problem, theta, k, above[k]) for k in y_levels}
@@ -138,17 +137,30 @@ def joint_covariances(problem, theta):
         parts = [k for k in y_levels if level in above[k]] + ([level] if lev.p else [])
         if not parts:
             continue
+        variables = [(k, j) for k in parts for j in range(problem.levels[k].p)]
         m, q = lev.n_etas, lev.x.shape[1]
         A = np.vstack([loads[k][level] for k in parts])
         C = A @ problem.matrix(theta, (level, -1, "psi"), (m, m)) @ A.T
         if lev.p:
             C[-lev.p:, -lev.p:] += problem.matrix(theta, (level, -1, "theta"), (lev.p, lev.p))
+        K = S = None
         if q:
             K = np.vstack([xloads[k].get(level, np.zeros((problem.levels[k].p, q)))
                            for k in parts])
             S = covariate_moments(problem, level)[1]
-            C = np.block([[C + K @ S @ K.T, K @ S], [S @ K.T, S]])
-        out[names[level]] = C
+            C = C + K @ S @ K.T
+        out[level] = (variables, C, K, S, A)
+    return out
+
+
+def joint_covariances(problem, theta):
+    """{level name: covariance of that level's component (level_components), joint
+    with the level's xs when it has some: their block fixed at the data's covariance,
+    as lavaan's fixed.x; K S beside the ys' block}."""
+    names = problem.level_names
+    out = {}
+    for level, (_, C, K, S, _) in level_components(problem, theta).items():
+        out[names[level]] = C if K is None else np.block([[C, K @ S], [S @ K.T, S]])
     return out
 
 

@@ -14,8 +14,8 @@ standardized.py.
 import numpy as np
 import pandas as pd
 
-from .fit_measures import (component_covariances, covariate_loadings, covariate_moments,
-                           level_loadings)
+from .fit_measures import (_levels_above, component_covariances, covariate_loadings,
+                           covariate_moments, level_components, level_loadings)
 
 
 def eta_variances(problem, theta, level):
@@ -31,27 +31,52 @@ def eta_variances(problem, theta, level):
     return T @ inner @ T.T
 
 
-def implied(problem, theta, c, parents, ys):
-    """{level name: {'mean': Series, 'cov': DataFrame}}: each level's component of the
-    ys' covariance; the means (nu + each level's alpha carried to the ys) on one entry,
-    zeros on the others: with one level above c that level's (lavaan's between
-    level), else the observed level's. ``parents``: the levels above c."""
-    names = problem.level_names
-    covs = component_covariances(problem, theta, c, parents)
-    p = len(ys)
-    mean = problem.matrix(theta, (c, -1, "nu"), (p, 1))[:, 0].copy()
-    loads = level_loadings(problem, theta, c, parents)
-    for level, load in loads.items():
-        m = problem.levels[level].n_etas
-        mean += load @ problem.matrix(theta, (level, -1, "alpha"), (m, 1))[:, 0]
-    for level, K in covariate_loadings(problem, theta, c, parents, loads).items():
-        mean += K @ covariate_moments(problem, level)[0]
-    holder = names[parents[0]] if len(parents) == 1 else names[c]
+def variable_names(problem, y_names):
+    """{(y level k, j): name}: the y's name, or '<level>.<y>' where a name is used at
+    several levels."""
+    pairs = [(k, j) for k in y_names for j in range(len(y_names[k]))]
+    counts = pd.Series([y_names[k][j] for k, j in pairs]).value_counts()
+    return {(k, j): (y_names[k][j] if counts[y_names[k][j]] == 1
+                     else f"{problem.level_names[k]}.{y_names[k][j]}") for k, j in pairs}
+
+
+def y_means(problem, theta):
+    """{y level k: (p_k,) the ys' model-implied means}: nu + each level's alpha and
+    the xs' means carried to them."""
     out = {}
-    for level, cov in covs.items():
-        at = mean if level == holder else np.zeros(p)
-        out[level] = {"mean": pd.Series(at, index=ys, name="mean"),
-                      "cov": pd.DataFrame(cov, index=ys, columns=ys)}
+    for k, lev in enumerate(problem.levels):
+        if not lev.p:
+            continue
+        above = _levels_above(problem, k)
+        loads = level_loadings(problem, theta, k, above)
+        mean = problem.matrix(theta, (k, -1, "nu"), (lev.p, 1))[:, 0].copy()
+        for level, load in loads.items():
+            m = problem.levels[level].n_etas
+            mean += load @ problem.matrix(theta, (level, -1, "alpha"), (m, 1))[:, 0]
+        for level, K in covariate_loadings(problem, theta, k, above, loads).items():
+            mean += K @ covariate_moments(problem, level)[0]
+        out[k] = mean
+    return out
+
+
+def implied(problem, theta, c, parents, y_names):
+    """{level name: {'mean': Series, 'cov': DataFrame}}: each level's component
+    (fit_measures.level_components: the intercepts of the ys below it, its own ys).
+    A y's mean sits on one entry, zeros on the others: for the lowest level's ys with
+    one level above, that level's (lavaan's between level), else the lowest level's;
+    an upper level's ys on their own level's. ``y_names``: {y level: names}."""
+    names = problem.level_names
+    labels = variable_names(problem, y_names)
+    means = y_means(problem, theta)
+
+    def holder(k):
+        return (parents[0] if len(parents) == 1 else c) if k == c else k
+    out = {}
+    for level, (variables, C, _, _, _) in level_components(problem, theta).items():
+        index = [labels[v] for v in variables]
+        mean = [means[k][j] if holder(k) == level else 0.0 for k, j in variables]
+        out[names[level]] = {"mean": pd.Series(mean, index=index, name="mean"),
+                             "cov": pd.DataFrame(C, index=index, columns=index)}
     return out
 
 
@@ -67,27 +92,26 @@ def variance_components(problem, theta, c, parents, ys):
     return table.reset_index()
 
 
-def r_squared(problem, theta, c, parents, ys, etas):
-    """DataFrame (level, variable, r2): the ys of level c within (1 - theta_jj / S_c,jj);
-    in each parent component 1 - (the part carried by etas loading on that y alone,
-    its level's residual) / S_p,jj; etas regressed on others through beta: 1 - psi_mm /
-    V_mm. ``etas``: {level index: names}."""
+def r_squared(problem, theta, c, parents, y_names, etas):
+    """DataFrame (level, variable, r2): in each level's component, its own ys
+    1 - theta_jj / var, the ys below 1 - (the part carried by etas reaching that y
+    alone, its level's residual) / var; etas explained through beta or gamma:
+    1 - psi_mm / V_mm. ``y_names``: {y level: names}; ``etas``: {level: names}."""
     names = problem.level_names
-    covs = component_covariances(problem, theta, c, parents)
-    p = len(ys)
-    theta_c = problem.matrix(theta, (c, -1, "theta"), (p, p))
-    rows = [(names[c], y, 1.0 - theta_c[j, j] / covs[names[c]][j, j])
-            for j, y in enumerate(ys)]
-    loads = level_loadings(problem, theta, c, parents)
-    for q in parents:
-        mq = problem.levels[q].n_etas
-        load = loads[q]
-        psi = problem.matrix(theta, (q, -1, "psi"), (mq, mq))
-        own = (load != 0).sum(axis=0) == 1              # an eta reaching one y only
-        for j, y in enumerate(ys):
-            residual = sum(load[j, k] ** 2 * psi[k, k] for k in np.flatnonzero(own)
-                           if load[j, k] != 0)
-            rows.append((names[q], y, 1.0 - residual / covs[names[q]][j, j]))
+    labels = variable_names(problem, y_names)
+    rows = []
+    for level, (variables, C, _, _, A) in level_components(problem, theta).items():
+        m, p = problem.levels[level].n_etas, problem.levels[level].p
+        psi = problem.matrix(theta, (level, -1, "psi"), (m, m))
+        own_theta = problem.matrix(theta, (level, -1, "theta"), (p, p))
+        alone = (A != 0).sum(axis=0) == 1               # an eta reaching one y only
+        for i, (k, j) in enumerate(variables):
+            if k == level:
+                residual = own_theta[j, j]
+            else:
+                residual = sum(A[i, e] ** 2 * psi[e, e] for e in np.flatnonzero(alone)
+                               if A[i, e] != 0)
+            rows.append((names[level], labels[(k, j)], 1.0 - residual / C[i, i]))
     for level in [c] + list(parents):
         m, q = problem.levels[level].n_etas, problem.levels[level].x.shape[1]
         beta = problem.matrix(theta, (level, -1, "beta"), (m, m))

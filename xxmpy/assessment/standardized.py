@@ -1,25 +1,28 @@
 """The standardised solution (lavaan's std.lv and std.all) with delta-method SEs.
 
-Every free or non-zero fixed element of the model's matrices, for the observed
-ys of level c and the etas of c and of the levels above it (the structure of
-reference_models._components). Standard deviations, at the estimates:
+Every free or non-zero fixed element of the model's matrices, for the ys of the
+lowest level c and of the levels above it and the etas of all these levels
+(the structure of reference_models._components). Standard deviations, at the
+estimates:
 
   eta k of level l     sqrt of diag V_l, V_l = T_l Psi_l T_l' (its own level)
-  y j, within          sqrt of diag S_c (fit_measures.component_covariances)
-  y j, for level l     sqrt of diag S_l, the component level l above c carries
+  y j in component l   sqrt of its variance in level l's component
+                       (fit_measures.level_components: the part a level above
+                       its own carries, or its own level's part)
 
   type           std_lv                        std_all
-  lambda (c)     lam sd(eta)                   lam sd(eta) / sd_c(y)
-  lambda (c<-p)  lam sd_p(eta)                 lam sd_p(eta) / sd_p(y)
-  theta          theta                         theta / (sd_c(y_i) sd_c(y_j))
+  lambda (l)     lam sd(eta)                   lam sd(eta) / sd_l(y)
+  lambda (k<-l)  lam sd_l(eta)                 lam sd_l(eta) / sd_l(y)
+  theta (l)      theta                         theta / (sd_l(y_i) sd_l(y_j))
   psi            psi / (sd(eta_i) sd(eta_j))   the same
   beta           beta sd(eta_k) / sd(eta_i)    the same (between: sd of the parent's eta)
   alpha          alpha / sd(eta)               the same
   gamma          gamma / sd(eta)               gamma sd(x) / sd(eta)
   kappa          kappa                         kappa sd(x) / sd_l(y) (l: the x's level)
-  nu             nu                            nu / sd(y): with one level above c
-                                               its component's (lavaan's between
-                                               intercepts), else the total's
+  nu             nu                            nu / sd(y): for c's ys with one
+                                               level above c its component's
+                                               (lavaan's between intercepts), else
+                                               the total's
 
 SEs: the Jacobian of std_* in the free parameters (central differences with
 steps relative to each parameter's unit) times the parameter covariance; NaN
@@ -29,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..spec.objects import BETWEEN_ROLES, SYMMETRIC_TYPES, WITHIN_ROLES
-from .fit_measures import component_covariances, covariate_moments
+from .fit_measures import covariate_moments, level_components
 from .implied import eta_variances
 
 
@@ -64,11 +67,17 @@ def _elements(problem, theta, c, parents):
 
 def _standardize(problem, theta, c, parents, elements):
     """(2, len(elements)) std_lv and std_all of ``elements`` at theta."""
-    names = problem.level_names
-    covs = component_covariances(problem, theta, c, parents)
-    sd_y = {level: np.sqrt(np.clip(np.diag(cov), 0.0, None)) for level, cov in covs.items()}
-    total = np.sqrt(sum(np.clip(np.diag(cov), 0.0, None) for cov in covs.values()))
-    sd_mean = sd_y[names[parents[0]]] if len(parents) == 1 else total
+    # sd[(component level, y level, j)] and the total over the components
+    sd, variance = {}, {}
+    for level, (variables, C, _, _, _) in level_components(problem, theta).items():
+        for (k, j), v in zip(variables, np.clip(np.diag(C), 0.0, None)):
+            sd[(level, k, j)] = np.sqrt(v)
+            variance[(k, j)] = variance.get((k, j), 0.0) + v
+
+    def sd_mean(k, j):
+        if k == c and len(parents) == 1:
+            return sd[(parents[0], k, j)]
+        return np.sqrt(variance[(k, j)])
     sd_eta = _eta_sds(problem, theta, [c] + list(parents))
     sd_x = {level: np.sqrt(np.diag(covariate_moments(problem, level)[1]))
             for level in [c] + list(parents) if problem.levels[level].x.shape[1]}
@@ -79,11 +88,11 @@ def _standardize(problem, theta, c, parents, elements):
         for i, ((child, parent, kind), r, col) in enumerate(elements):
             v = mats[(child, parent, kind)][r, col]
             eta_level = child if parent == -1 else parent
-            if kind == "lambda":
+            if kind == "lambda":        # y r of level child, in eta_level's component
                 lv = v * sd_eta[eta_level][col]
-                out[:, i] = lv, lv / sd_y[names[eta_level]][r]
+                out[:, i] = lv, lv / sd[(eta_level, child, r)]
             elif kind == "theta":
-                out[:, i] = v, v / (sd_y[names[c]][r] * sd_y[names[c]][col])
+                out[:, i] = v, v / (sd[(child, child, r)] * sd[(child, child, col)])
             elif kind == "psi":
                 out[:, i] = v / (sd_eta[child][r] * sd_eta[child][col])
             elif kind == "beta":
@@ -91,19 +100,19 @@ def _standardize(problem, theta, c, parents, elements):
             elif kind == "alpha":
                 out[:, i] = v / sd_eta[child][r]
             elif kind == "nu":
-                out[:, i] = v, v / sd_mean[r]
+                out[:, i] = v, v / sd_mean(child, r)
             elif kind == "gamma":           # eta on x: x in its own units for std_lv
                 out[:, i] = (v / sd_eta[child][r],
                              v * sd_x[eta_level][col] / sd_eta[child][r])
             elif kind == "kappa":
-                out[:, i] = v, v * sd_x[eta_level][col] / sd_y[names[eta_level]][r]
+                out[:, i] = v, v * sd_x[eta_level][col] / sd[(eta_level, child, r)]
     return out
 
 
 def standardized_solution(fit, c, parents, ys, etas):
     """DataFrame: child, parent, type, row, col, label (None when fixed), estimate,
-    se (NaN when fixed), std_lv, std_lv_se, std_all, std_all_se. ``ys``: level c's
-    ys; ``etas``: {level index: eta names}."""
+    se (NaN when fixed), std_lv, std_lv_se, std_all, std_all_se. ``ys``: {level
+    index: y names} of the levels with ys; ``etas``: {level index: eta names}."""
     problem, theta = fit.problem, np.asarray(fit.record.estimate, float)
     names = problem.level_names
     elements = _elements(problem, theta, c, parents)
@@ -144,7 +153,7 @@ def standardized_solution(fit, c, parents, ys, etas):
                 return "1"
             if role == "x":
                 return fit.model.spec.submodels[names[level]].xs[at]
-            return (ys if role == "y" else etas[level])[at]
+            return (ys[level] if role == "y" else etas[level])[at]
         key = (child, parent, kind)
         cell = problem.slots.cells(key, problem.slots.shape[key])[r, col]
         par = cell_param[cell]

@@ -181,19 +181,18 @@ class FitResult(InformationCriteria):
         return self._measures.copy()
 
     def _structure(self):
-        """(c, parents, ys, etas): level index of the observed ys, its parents' indices,
-        its ys, {level index: eta names}; ValueError when the model has another shape
+        """(c, parents, ys, etas): level index of the lowest level of ys, the indices of
+        the levels above it, {level index: y names} of the levels with ys, {level
+        index: eta names}; ValueError when the model has another shape
         (assessment/reference_models._components says why)."""
         from ..assessment.reference_models import _components
-        c_name, ys, parents = _components(self.model)
-        names = self.problem.level_names
-        upper = [lv for lv in parents if self.model.spec.submodels[lv].ys]
-        if upper:
-            raise ValueError(f"the model has ys at level(s) {upper} above '{c_name}'; "
-                             f"this is done for ys observed at one level only so far")
-        etas = {names.index(lv): list(self.model.spec.submodels[lv].etas)
-                for lv in [c_name] + list(parents)}
-        return names.index(c_name), [names.index(q) for q in parents], list(ys), etas
+        c_name, _, parents = _components(self.model)
+        names, spec = self.problem.level_names, self.model.spec
+        levels = [c_name] + list(parents)
+        ys = {names.index(lv): list(spec.submodels[lv].ys) for lv in levels
+              if spec.submodels[lv].ys}
+        etas = {names.index(lv): list(spec.submodels[lv].etas) for lv in levels}
+        return names.index(c_name), [names.index(q) for q in parents], ys, etas
 
     def standardized(self) -> pd.DataFrame:
         """The standardised solution, lavaan's std.lv and std.all, for every free or
@@ -206,8 +205,9 @@ class FitResult(InformationCriteria):
 
     def r_squared(self) -> pd.DataFrame:
         """R-squared (level, variable, r2): each observed y in each level's component
-        of its variance (1 - its residual share there; a parent's residual is an eta
-        loading on that y alone), and each eta regressed on others through beta."""
+        of its variance (1 - its residual share there: its theta at its own level, above
+        it an eta loading on that y alone), and each eta explained through beta or
+        gamma."""
         from ..assessment.implied import r_squared
         c, parents, ys, etas = self._structure()
         return r_squared(self.problem, self.record.estimate, c, parents, ys, etas)
@@ -217,12 +217,13 @@ class FitResult(InformationCriteria):
         share (for a parent level: the intra-class correlation)."""
         from ..assessment.implied import variance_components
         c, parents, ys, _ = self._structure()
-        return variance_components(self.problem, self.record.estimate, c, parents, ys)
+        return variance_components(self.problem, self.record.estimate, c, parents, ys[c])
 
     def implied(self) -> dict:
         """Model-implied moments of the observed ys, per level, as lavaan's
         ``lavInspect(fit, "implied")``: {level: {'cov': DataFrame, 'mean': Series}}
-        (the means on the observed level's entry)."""
+        over what each level's component holds (the intercepts of the ys below it, its
+        own ys); each y's mean on one entry (lavaan's: the between level's)."""
         from ..assessment.implied import implied
         c, parents, ys, _ = self._structure()
         return implied(self.problem, self.record.estimate, c, parents, ys)

@@ -15,3 +15,14 @@ fm <- fitMeasures(fit, c("npar", "logl", "unrestricted.logl", "chisq", "df", "pv
                          "baseline.chisq", "baseline.df", "cfi", "tli", "rmsea",
                          "srmr_within", "srmr_between", "ntotal"))
 cat(sprintf("%s %.8f", names(fm), fm), sep = "\n")
+print(sprintf("%s %.8f", names(unlist(lavInspect(fit, "rsquare"))),
+              unlist(lavInspect(fit, "rsquare"))))
+ss <- standardizedSolution(fit)
+ss <- ss[ss$op != "~1" | ss$lhs == "w1", c("lhs", "op", "rhs", "est.std", "se")]
+for (col in c("est.std", "se")) ss[[col]] <- sprintf("%.8f", ss[[col]])
+print(ss)
+imp <- lavInspect(fit, "implied")$cluster
+cat("implied cluster cov (lower triangle by rows)\n")
+S <- unclass(imp$cov)
+cat(sprintf("%.8f", S[lower.tri(S, diag = TRUE)][order(row(S)[lower.tri(S, diag = TRUE)])]), "\n")
+cat(rownames(S), "\n")
