@@ -13,7 +13,7 @@ from dense_oracle import dense_deviance
 import xxmpy as xm
 
 
-def chain_three_level(n_top=20, per_mid=3, per_low=4, seed=3):
+def chain_three_level(n_top=20, per_mid=3, per_low=4, seed=3, class_y=False):
     """One factor per level, loadings (1, .8, .6) shared; school -> class -> student:
     the class factor carries the school factor (a between beta fixed at 1). Data
     simulated from the model (seeded)."""
@@ -35,10 +35,13 @@ def chain_three_level(n_top=20, per_mid=3, per_low=4, seed=3):
     ys = ["y0", "y1", "y2"]
     low = pd.DataFrame(y, columns=ys).assign(student=np.arange(n), klass=low_mid)
     mid = pd.DataFrame({"klass": np.arange(n_mid), "school": mid_top})
+    # a class-level y measuring the class factor (observed once per class)
+    mid["z"] = 0.5 + 0.7 * f2 + rng.normal(0, np.sqrt(0.3), n_mid)
     top = pd.DataFrame({"school": np.arange(n_top)})
     m = xm.Model(["student", "klass", "school"], name="three-level chain")
     m.level("student", parents=["klass"], ys=ys, etas=["f1"], data=low)
-    m.level("klass", parents=["school"], etas=["f2"], data=mid)
+    m.level("klass", parents=["school"], etas=["f2"], ys=["z"] if class_y else None,
+            data=mid)
     m.level("school", etas=["f3"], data=top)
     pattern, labels = [[0], [1], [1]], [[None], ["l1"], ["l2"]]
     m.within("student", "lambda", pattern, [[1], [1], [1]], labels)
@@ -49,6 +52,10 @@ def chain_three_level(n_top=20, per_mid=3, per_low=4, seed=3):
     m.within("school", "psi", [[1]], [[0.5]])
     m.between("klass", "student", "lambda", pattern, [[1], [1], [1]], labels)
     m.between("school", "klass", "beta", [[0]], [[1.0]])
+    if class_y:
+        m.within("klass", "lambda", [[1]], [[0.5]])
+        m.within("klass", "theta", [[1]], [[0.5]])
+        m.within("klass", "nu", [[1]], [[0.0]])
     return m
 
 
@@ -199,3 +206,19 @@ def test_two_level_saturated_model_equals_the_balanced_closed_form():
     np.testing.assert_allclose(implied["row"]["cov"], sigma_w, atol=1e-5)
     np.testing.assert_allclose(implied["cluster"]["cov"], sigma_b, atol=1e-5)
     np.testing.assert_allclose(implied["cluster"]["mean"], y.mean(axis=0), atol=1e-6)
+
+
+def test_ys_at_a_middle_level_of_three():
+    """A class-level y z beside the students' ys: the class component holds the
+    students' intercepts and z (4 x 4, z's mean), the school component the intercepts
+    of all four (4 x 4); the saturated optimum is the dense oracle's."""
+    fit = _fit(chain_three_level(n_top=30, class_y=True))    # interior saturated optimum
+    fm = fit.fit_measures()
+    saturated = fit.saturated()
+    assert saturated.n_parameters == (6 + 3) + (10 + 1) + 10
+    assert fm["df"] == saturated.n_parameters - fit.n_parameters
+    assert list(fit.implied()["klass"]["cov"].index) == ["y0", "y1", "y2", "z"]
+    assert list(fit.implied()["school"]["cov"].index) == ["y0", "y1", "y2", "z"]
+    r2 = fit.r_squared().set_index(["level", "variable"])["r2"]
+    assert 0 < r2[("klass", "z")] < 1
+    _dense_check(saturated)
