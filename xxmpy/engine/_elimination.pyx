@@ -381,6 +381,23 @@ cdef void posterior_c(const double* F, double* Sg, idx m, idx n,
                 Sg[diag[u] + j * m + i] = a
 
 
+cdef inline void unit_residual(const double* Au, const double* du, idx r, idx M,
+                               const idx* seg, idx S, const idx* vec_u, const double* mean,
+                               double* mu, double* e) noexcept nogil:
+    """One unit's residual e = d_u - A_u mu (r,), mu (M,) gathered from ``mean``: its
+    scope's S segments, segment s at mean[vec_u[s]:]."""
+    cdef idx i, k, s
+    cdef double acc
+    for s in range(S):
+        for i in range(seg[s], seg[s + 1]):
+            mu[i] = mean[vec_u[s] + i - seg[s]]
+    for i in range(r):
+        acc = du[i]
+        for k in range(M):
+            acc -= Au[i * M + k] * mu[k]
+        e[i] = acc
+
+
 cdef double residual_c(const double* A, idx a_step, idx n, idx r, idx M, const double* d,
                        const double* W, const idx* pat, const double* wt, const idx* seg,
                        idx S, const idx* vec, const double* mean, double* work) noexcept nogil:
@@ -391,18 +408,11 @@ cdef double residual_c(const double* A, idx a_step, idx n, idx r, idx M, const d
     cdef double* e = mu + M
     cdef const double* Au
     cdef const double* Wq
-    cdef idx u, i, k, s
+    cdef idx u, i, k
     cdef double acc, total = 0.0
     for u in range(n):
         Wq, Au = W + pat[u] * r * r, A + u * a_step * r * M
-        for s in range(S):
-            for i in range(seg[s], seg[s + 1]):
-                mu[i] = mean[vec[u * S + s] + i - seg[s]]
-        for i in range(r):
-            acc = d[u * r + i]
-            for k in range(M):
-                acc -= Au[i * M + k] * mu[k]
-            e[i] = acc
+        unit_residual(Au, d + u * r, r, M, seg, S, vec + u * S, mean, mu, e)
         for i in range(r):
             acc = 0.0
             for k in range(r):
@@ -428,7 +438,7 @@ cdef void term_gradient_c(const double* A, idx a_step, idx n, idx r, idx M, cons
     cdef double* e = blk + M * M
     cdef const double* Au
     cdef const double* Wq
-    cdef idx u, i, j, k, p, s, a0, a1, b0, b1
+    cdef idx u, i, j, k, p, a0, a1, b0, b1
     cdef double acc, w
     for i in range(r * M):
         gA[i] = 0.0
@@ -436,9 +446,7 @@ cdef void term_gradient_c(const double* A, idx a_step, idx n, idx r, idx M, cons
         wrw[i] = 0.0
     for u in range(n):
         Wq, w, Au = W + pat[u] * r * r, wt[u], A + u * a_step * r * M
-        for s in range(S):
-            for i in range(seg[s], seg[s + 1]):
-                mu[i] = mean[vec[u * S + s] + i - seg[s]]
+        unit_residual(Au, d + u * r, r, M, seg, S, vec + u * S, mean, mu, e)
         for p in range(P):
             a0, a1 = seg[pair_i[p]], seg[pair_i[p] + 1]
             b0, b1 = seg[pair_j[p]], seg[pair_j[p] + 1]
@@ -447,11 +455,6 @@ cdef void term_gradient_c(const double* A, idx a_step, idx n, idx r, idx M, cons
                 for j in range(b0, b1):
                     Sm[i * M + j] = blk[(i - a0) * (b1 - b0) + j - b0]
                     Sm[j * M + i] = blk[(i - a0) * (b1 - b0) + j - b0]
-        for i in range(r):
-            acc = d[u * r + i]
-            for k in range(M):
-                acc -= Au[i * M + k] * mu[k]
-            e[i] = acc
         for i in range(r):
             acc = 0.0
             for k in range(r):
