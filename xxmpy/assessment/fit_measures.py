@@ -97,26 +97,7 @@ def covariate_moments(problem, level):
     return mean, (x - mean).T @ (x - mean) / len(x)
 
 
-def component_covariances(problem, theta, c, ancestors):
-    """{level name: (p, p) covariance} of the ys of level c: the within component
-    L_c Psi_c L_c' + Theta, and for each ancestor l the component its etas carry,
-    L_l Psi_l L_l' (L: level_loadings); each plus K_l S_l K_l', the part its
-    covariates carry (K: covariate_loadings, S: covariate_moments), as lavaan's
-    model-implied covariances with fixed.x."""
-    names = problem.level_names
-    p = problem.levels[c].p
-    loads = level_loadings(problem, theta, c, ancestors)
-    out = {}
-    for level, load in loads.items():
-        m = problem.levels[level].n_etas
-        out[names[level]] = load @ problem.matrix(theta, (level, -1, "psi"), (m, m)) @ load.T
-    for level, K in covariate_loadings(problem, theta, c, ancestors, loads).items():
-        out[names[level]] = out[names[level]] + K @ covariate_moments(problem, level)[1] @ K.T
-    out[names[c]] = out[names[c]] + problem.matrix(theta, (c, -1, "theta"), (p, p))
-    return out
-
-
-def _levels_above(problem, k):
+def levels_above_in(problem, k):
     """Level indices above level k of a compiled problem (parents, theirs, ...)."""
     return sorted(levels_above(k, lambda level: problem.levels[level].parents))
 
@@ -129,7 +110,7 @@ def level_components(problem, theta):
     level's eta residuals, level_loadings; K: on its xs, covariate_loadings; S: the
     xs' covariance, covariate_moments; K, S None without xs)."""
     y_levels = [k for k, lev in enumerate(problem.levels) if lev.p]
-    above = {k: _levels_above(problem, k) for k in y_levels}
+    above = {k: levels_above_in(problem, k) for k in y_levels}
     loads = {k: level_loadings(problem, theta, k, above[k]) for k in y_levels}
     xloads = {k: covariate_loadings(problem, theta, k, above[k], loads[k]) for k in y_levels}
     out = {}
@@ -189,10 +170,10 @@ def _noncentrality(chisq, df, prob):
     return optimize.brentq(gap, 0.0, hi, xtol=1e-12, rtol=1e-12)
 
 
-def fit_measures(fit, saturated, baseline, c, parents):
+def fit_measures(fit, saturated, baseline, c):
     """pandas Series of the fit measures (module docstring) of FitResult ``fit`` given
-    the fitted saturated and baseline FitResults; c, parents: level indices of the
-    observed level and its parents."""
+    the fitted saturated and baseline FitResults; c: the index of the lowest level of
+    ys (its rows are N)."""
     problem = fit.problem
     N = int(problem.levels[c].n)
     D, D1, D0 = fit.deviance, saturated.deviance, baseline.deviance

@@ -1,21 +1,17 @@
 """Model-implied moments per level, variance components and R-squared.
 
-For the observed ys of level c and its parent levels p (the structure whose
-saturated model reference_models.py forms), at the estimates:
-
-  eta variance at its own level      V_l = T_l Psi_l T_l',  T_l = (I - B_l)^-1
-  within component of the ys         S_c = Lambda_c V_c Lambda_c' + Theta_c
-  component of parent p              S_p = L_p Psi_p L_p',
-                                     L_p = (Lambda_pc + Lambda_c T_c B_pc) T_p
-
-(fit_measures.component_covariances); standardised estimates are in
-standardized.py.
+Each level's component (fit_measures.level_components) holds the parts it
+carries of the ys below it and its own ys; with T_l = (I - B_l)^-1 and the
+ys' loadings A on the level's eta residuals, its covariance is
+A Psi_l A' + Theta_l (own ys) + the covariates' part. An eta's variance at its
+own level is T_l (Gamma S_x Gamma' + Psi_l) T_l'. Standardised estimates are
+in standardized.py.
 """
 import numpy as np
 import pandas as pd
 
-from .fit_measures import (_levels_above, component_covariances, covariate_loadings,
-                           covariate_moments, level_components, level_loadings)
+from .fit_measures import (covariate_loadings, covariate_moments, level_components,
+                           level_loadings, levels_above_in)
 
 
 def eta_variances(problem, theta, level):
@@ -47,7 +43,7 @@ def y_means(problem, theta):
     for k, lev in enumerate(problem.levels):
         if not lev.p:
             continue
-        above = _levels_above(problem, k)
+        above = levels_above_in(problem, k)
         loads = level_loadings(problem, theta, k, above)
         mean = problem.matrix(theta, (k, -1, "nu"), (lev.p, 1))[:, 0].copy()
         for level, load in loads.items():
@@ -80,13 +76,19 @@ def implied(problem, theta, c, parents, y_names):
     return out
 
 
-def variance_components(problem, theta, c, parents, ys):
-    """DataFrame, one row per y: its implied variance in each level's component, the
-    total, and each component's share (an ICC for a parent level)."""
-    covs = component_covariances(problem, theta, c, parents)
-    table = pd.DataFrame({level: np.diag(cov) for level, cov in covs.items()}, index=ys)
+def variance_components(problem, theta, c, ys):
+    """DataFrame, one row per y of level c: its implied variance in each level's
+    component (level_components), the total, and each component's share (an ICC for
+    a level above)."""
+    names = problem.level_names
+    columns = {}
+    for level, (variables, C, _, _, _) in level_components(problem, theta).items():
+        rows = [i for i, (k, _) in enumerate(variables) if k == c]
+        if rows:
+            columns[names[level]] = np.diag(C)[rows]
+    table = pd.DataFrame(columns, index=ys)
     table["total"] = table.sum(axis=1)
-    for level in covs:
+    for level in columns:
         table[f"share_{level}"] = table[level] / table["total"]
     table.index.name = "variable"
     return table.reset_index()

@@ -13,6 +13,7 @@ from html import escape
 
 import numpy as np
 
+from ..spec.objects import BETWEEN_ROLES, WITHIN_ROLES
 from .svg import level_layers
 
 NODE_GAP, BAND_GAP, ROW_GAP, MARGIN = 100, 130, 105, 30
@@ -30,8 +31,7 @@ def _edges(checked, problem, estimates):
         emap = problem.params.element_maps[(m.child, m.parent, m.type)]
         free = {(r, c): k for r, c, k in zip(emap.free_rows, emap.free_cols, emap.free_param)}
         col_level = m.child if m.parent is None else m.parent
-        row_role = {"lambda": "y", "kappa": "y", "theta": "y"}.get(m.type, "eta")
-        col_role = {"lambda": "eta", "beta": "eta", "psi": "eta", "theta": "y"}.get(m.type, "x")
+        row_role, col_role = (WITHIN_ROLES if m.parent is None else BETWEEN_ROLES)[m.type]
         for r in range(m.pattern.shape[0]):
             for c in range(m.pattern.shape[1]):
                 if m.type in ("psi", "theta") and c >= r:

@@ -172,12 +172,8 @@ class FitResult(InformationCriteria):
         (it fits the saturated and baseline models), then kept."""
         if self._measures is None:
             from ..assessment.fit_measures import fit_measures
-            from ..assessment.reference_models import _components
-            c_name, _, parents = _components(self.model)
-            names = self.problem.level_names
-            self._measures = fit_measures(self, self.saturated(), self.baseline(),
-                                          names.index(c_name),
-                                          [names.index(q) for q in parents])
+            c = self._structure()[0]
+            self._measures = fit_measures(self, self.saturated(), self.baseline(), c)
         return self._measures.copy()
 
     def _structure(self):
@@ -216,8 +212,8 @@ class FitResult(InformationCriteria):
         """Each observed y's implied variance per level, the total, and each level's
         share (for a parent level: the intra-class correlation)."""
         from ..assessment.implied import variance_components
-        c, parents, ys, _ = self._structure()
-        return variance_components(self.problem, self.record.estimate, c, parents, ys[c])
+        c, _, ys, _ = self._structure()
+        return variance_components(self.problem, self.record.estimate, c, ys[c])
 
     def implied(self) -> dict:
         """Model-implied moments of the observed ys, per level, as lavaan's
@@ -449,8 +445,7 @@ def _version():
 def _fit_measure_lines(fm, result):
     """Header lines of the model test and fit indices, as lavaan prints them (with the
     N that RMSEA and BIC use)."""
-    from ..assessment.reference_models import _components
-    level = _components(result.model)[0]
+    level = result.problem.level_names[result._structure()[0]]
     srmr = ", ".join(f"{key[5:]} {fm[key]:.3f}" for key in fm
                      if key.startswith("srmr_"))
     return [("", ""),
