@@ -79,3 +79,13 @@ def test_compiled_kernel_and_numpy_twin_agree(factory, monkeypatch):
         assert_compiled_matches_twin(problem, theta, monkeypatch)
     theta[np.flatnonzero(problem.params.is_variance)[0]] = -0.5
     assert_both_inadmissible(problem, theta, monkeypatch)
+
+
+def test_blocked_dense_inverse_matches_the_twin_across_several_blocks():
+    """A crossed model whose dense remainder (the targets) spans three DENSE_BLOCK
+    blocks of the compiled Cholesky and inverse (dense_inverse: dpotri unrolled by
+    blocks, interruptible): f, g and the posterior against the numpy twin."""
+    problem = factories.crossed_bivariate(n_raters=262, n_targets=262).compile()
+    assert problem.schedule.n_dense >= 2 * 256 + 1
+    theta = factories.random_theta(problem, np.random.default_rng(3))
+    assert_compiled_matches_twin(problem, theta, rtol=1e-9)

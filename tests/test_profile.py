@@ -49,6 +49,47 @@ def reoptimised_rise(result, label, value):
     return rec.deviance - result.deviance
 
 
+def reoptimised_correlation_rise(result, label, rho):
+    """-2 log L minimised with the correlation behind covariance ``label`` held at rho
+    (its variances free), from the fit's estimate, minus the fit's minimum."""
+    j = result.labels.index(label)
+    slots = next(s for s in result.problem.cholesky_blocks.values() if j in s)
+    r, c = np.argwhere(slots == j)[0]
+    start = result.record.estimate.copy()
+    start[j] = rho * np.sqrt(start[slots[r, r]] * start[slots[c, c]])
+    fixed = np.zeros(start.size, bool)
+    fixed[j] = True
+    rec = fit_problem(result.problem, start=start, fixed=fixed, hessian=False, gtol=1e-12,
+                      correlation=True)
+    return rec.deviance - result.deviance
+
+
+def test_correlation_ci_limits_are_verified_by_independent_profile_fits():
+    """brim: the student-level correlation has two ok limits, each where -2 log L
+    re-optimised with the correlation held (variances free) rises by the cutoff; the
+    teacher-level one stays below the cutoff out to +/-0.999 on both sides (the
+    limits are -1 and 1). A label that is not a free off-diagonal element is refused."""
+    fit = fitted(ref.brim())
+    ci = fit.correlation_ci().set_index("label")
+    student, teacher = ci.loc["student_theta_2_1"], ci.loc["teacher_psi_2_1"]
+    theta = fit.record.estimate
+    labels = fit.labels
+    rho = theta[labels.index("student_theta_2_1")] / np.sqrt(
+        theta[labels.index("student_theta_1_1")] * theta[labels.index("student_theta_2_2")])
+    assert student.estimate == pytest.approx(rho, rel=1e-12)
+    assert (student.lower_status, student.upper_status) == ("ok", "ok")
+    assert student.lower < rho < student.upper
+    for side in ("lower", "upper"):
+        assert reoptimised_correlation_rise(fit, "student_theta_2_1", student[side]) == \
+            pytest.approx(3.841459, abs=1e-3)
+    assert (teacher.lower, teacher.upper) == (-1.0, 1.0)
+    assert (teacher.lower_status, teacher.upper_status) == ("boundary", "boundary")
+    for edge in (-0.999, 0.999):
+        assert 0 < reoptimised_correlation_rise(fit, "teacher_psi_2_1", edge) < 3.84
+    with pytest.raises(ValueError, match="not an off-diagonal element"):
+        fit.correlation_ci("teacher_psi_1_1")
+
+
 def test_dyestuff_intervals_match_lme4():
     ci = fitted(ref.one_way()).profile_ci(n_jobs=1)
     assert_interval(ci, "mean", 1486.4515, 1568.5485)            # lme4

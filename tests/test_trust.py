@@ -299,6 +299,7 @@ def test_an_ill_conditioned_but_identified_model_raises_no_alarm():
 # [lme4-R] numbers from Rscript tests/data/r/sleepstudy_confint.R and early.R
 # (R 4.2.2, lme4 1.1-31, mlmRev; Debian's packages), printed with digits = 8.
 SLEEP_PROFILE = {"sd_(Intercept)|Subject": (14.38141816, 37.71599532),
+                 "cor_Days.(Intercept)|Subject": (-0.48150076, 0.68498627),
                  "sd_Days|Subject": (3.80116405, 8.75338075),
                  "sigma": (22.89826688, 28.85799651),
                  "(Intercept)": (237.68069551, 265.12951468),
@@ -317,7 +318,6 @@ def test_confint_of_a_reml_fit_has_lme4s_semantics():
                               "sd_Days|Subject", "sigma", "(Intercept)", "Days"]
     for row, (lo, hi) in SLEEP_PROFILE.items():
         assert ci.loc[row].to_numpy() == pytest.approx([lo, hi], abs=1e-3), row
-    assert ci.loc["cor_Days.(Intercept)|Subject"].isna().all()   # refused, not guessed
     wald = fit.confint(method="Wald")
     for row, (lo, hi) in SLEEP_WALD.items():
         assert wald.loc[row].to_numpy() == pytest.approx([lo, hi], abs=1e-4), row
@@ -348,11 +348,25 @@ def test_early_limits_that_exist_are_found():
     # sigma's upper limit: lme4 prints 9.5515112, but -2 log L re-optimised with sigma
     # held there rises by only 3.826 (lme4 interpolates a spline through the irregular
     # profile of this singular fit); ours is where the rise is the cutoff
-    from test_profile import reoptimised_rise
+    from test_profile import reoptimised_correlation_rise, reoptimised_rise
     assert reoptimised_rise(fit.fit_result, "Residual", 9.5515112 ** 2) < 3.83
     assert reoptimised_rise(fit.fit_result, "Residual", ci.loc["sigma", "97.5 %"] ** 2) == \
         pytest.approx(3.841459, abs=1e-3)
     assert ci.loc["sigma", "2.5 %"] == pytest.approx(7.67372011, abs=1e-3)
+    # the correlation (estimate -1, a singular fit): lme4's lower limit -1 is ours; its
+    # upper limit is 1 from confint(ml) but -0.42112513 from confint(reml) (the same ML
+    # profile; lme4 warns "bad spline fit ... falling back to linear interpolation").
+    # The rise re-optimised at rho = 0.999 is 5.4 > 3.84: the upper limit is not 1.
+    # Ours is where the re-optimised rise is the cutoff, near lme4's second answer.
+    row = "cor_tos.(Intercept)|id"
+    lower, upper = ci.loc[row].to_numpy()
+    assert lower == -1.0
+    cov = "cov[id:(Intercept),tos]"
+    assert reoptimised_correlation_rise(fit.fit_result, cov, 0.999) > 5.0
+    assert reoptimised_correlation_rise(fit.fit_result, cov, upper) == \
+        pytest.approx(3.841459, abs=1e-3)
+    assert upper == pytest.approx(-0.42112513, abs=0.01)
+
 
 
 # ------------------------------------------------------------- 12: Ctrl-C, workers
@@ -374,33 +388,64 @@ def _crossed(n_r=8000, n_t=4000, n=40000, seed=12, memory_limit_gb=None):
     return m
 
 
+def _interrupted_after(seconds, call):
+    """Seconds until call() raised the KeyboardInterrupt of a SIGALRM sent after
+    ``seconds`` (it must raise)."""
+    import signal
+
+    def alarm(signum, frame):
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGALRM, alarm)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        t0 = time.perf_counter()
+        with pytest.raises(KeyboardInterrupt):
+            call()
+        return time.perf_counter() - t0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def test_an_interrupt_acts_inside_a_long_evaluation_and_leaves_the_model_usable():
     """A signal arriving during the dense Cholesky of a 4000 x 4000 block stops the
     evaluation at the next block (before: only after the whole kernel returned); the
     next evaluation gives the same number. Judged relative to the evaluation's own
     time, not by a clock budget."""
-    import signal
     from xxmpy.engine import deviance
     problem = _crossed().compile()
     theta = problem.params.start
     t0 = time.perf_counter()
     full = deviance(problem, theta)
     whole = time.perf_counter() - t0
-
-    def alarm(signum, frame):
-        raise KeyboardInterrupt
-    previous = signal.signal(signal.SIGALRM, alarm)
-    try:
-        signal.setitimer(signal.ITIMER_REAL, 0.2 * whole)
-        t0 = time.perf_counter()
-        with pytest.raises(KeyboardInterrupt):
-            deviance(problem, theta)
-        stopped = time.perf_counter() - t0
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    stopped = _interrupted_after(0.2 * whole, lambda: deviance(problem, theta))
     assert stopped < 0.7 * whole
     assert deviance(problem, theta) == full
+
+
+def test_an_interrupt_acts_inside_the_dense_inverse_of_the_gradient():
+    """The gradient's dense inverse (C^-1 of the 4000 x 4000 block, after its Cholesky)
+    looks for a signal between blocks too (before: one dpotri call, not interruptible):
+    a signal arriving a fifth of the way into it stops the evaluation well before the
+    end. Judged relative to the evaluations' own times."""
+    from xxmpy.engine import deviance, deviance_and_gradient
+    problem = _crossed().compile()
+    theta = problem.params.start
+    factor = whole = np.inf
+    for _ in range(2):                    # the faster of two (the first one warms up)
+        t0 = time.perf_counter()
+        deviance(problem, theta)
+        factor = min(factor, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        full = deviance_and_gradient(problem, theta)
+        whole = min(whole, time.perf_counter() - t0)
+    inverse = whole - factor
+    assert inverse > 0.3 * whole          # the inverse is most of the gradient's cost
+    stopped = _interrupted_after(factor + 0.2 * inverse,
+                                 lambda: deviance_and_gradient(problem, theta))
+    assert stopped < factor + 0.6 * inverse
+    again = deviance_and_gradient(problem, theta)
+    assert again[0] == full[0] and np.array_equal(again[1], full[1])
 
 
 def _running(pid):

@@ -18,8 +18,8 @@ tests/twin_check.py.
 """
 from cpython.exc cimport PyErr_CheckSignals
 from libc.math cimport log
-from scipy.linalg.cython_blas cimport dgemm, dsyrk, dtrsm, dtrsv
-from scipy.linalg.cython_lapack cimport dpotrf, dpotri
+from scipy.linalg.cython_blas cimport dgemm, dsyrk, dtrmm, dtrsm, dtrsv
+from scipy.linalg.cython_lapack cimport dlauum, dpotrf, dtrtri
 
 cdef enum:
     DENSE_BLOCK = 256          # rows per block of the dense Cholesky (Ctrl-C looked for between)
@@ -266,19 +266,58 @@ cdef void mean_dense_c(const double* fac, const double* z, double* mean, idx bas
     dtrsv(&up, &nd, &nd, &n, <double*>&fac[base], &n, &mean[rbase], &one)
 
 
+cdef int dense_inverse(double* A, int n) noexcept nogil:
+    """A (n, n) column-major upper U of C = U'U (dense_cholesky's) -> the upper triangle
+    of C^-1 = U^-1 U^-T in place, by blocks of DENSE_BLOCK columns (LAPACK's dpotri
+    unrolled: dtrtri's then dlauum's blocked upper variants), looking for a pending
+    signal between blocks. 0, 1 if U is singular, 2 if interrupted."""
+    cdef int j = 0, jb, rest, info = 0
+    cdef double one = 1.0, minus = -1.0
+    cdef char up = b'U', tr = b'T', nt = b'N', left = b'L', right = b'R'
+    while j < n:                          # W = U^-1, block column by block column
+        jb = min(<int> DENSE_BLOCK, n - j)
+        if j:
+            dtrmm(&left, &up, &nt, &nt, &j, &jb, &one, A, &n, &A[j * n], &n)
+            dtrsm(&right, &up, &nt, &nt, &j, &jb, &minus, &A[j + j * n], &n, &A[j * n], &n)
+        dtrtri(&up, &nt, &jb, &A[j + j * n], &n, &info)
+        if info != 0:
+            return 1
+        if interrupted():
+            return 2
+        j += jb
+    j = 0
+    while j < n:                          # W W', block column by block column
+        jb = min(<int> DENSE_BLOCK, n - j)
+        rest = n - j - jb
+        if j:
+            dtrmm(&right, &up, &tr, &nt, &j, &jb, &one, &A[j + j * n], &n, &A[j * n], &n)
+        dlauum(&up, &jb, &A[j + j * n], &n, &info)
+        if rest:
+            if j:
+                dgemm(&nt, &tr, &j, &jb, &rest, &one, &A[(j + jb) * n], &n,
+                      &A[j + (j + jb) * n], &n, &one, &A[j * n], &n)
+            dsyrk(&up, &nt, &jb, &rest, &one, &A[j + (j + jb) * n], &n, &one, &A[j + j * n], &n)
+        if interrupted():
+            return 2
+        j += jb
+    return 0
+
+
 cdef int posterior_dense_c(const double* fac, double* sig, idx base, int n) noexcept nogil:
-    """Dense remainder: its full covariance block (C^-1, both triangles); 1 on failure."""
-    cdef int info = 0
-    cdef char up = b'U'
+    """Dense remainder: its full covariance block (C^-1, both triangles); 1 on failure,
+    2 if interrupted (Ctrl-C)."""
+    cdef int status
     cdef idx i, j
     for i in range(n):
         for j in range(i + 1):
             sig[base + i * n + j] = fac[base + i * n + j]
-    dpotri(&up, &n, &sig[base], &n, &info)
+    status = dense_inverse(&sig[base], n)
+    if status:
+        return status
     for i in range(n):
         for j in range(i):
             sig[base + j * n + i] = sig[base + i * n + j]
-    return info != 0
+    return 0
 
 
 cdef void mean_c(const double* F, const double* z, double* Mn, idx m, idx n,

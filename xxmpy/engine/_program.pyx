@@ -583,8 +583,10 @@ cdef class Program:
         cdef _Step st
         for i in range(self.size):
             self.sig[i] = 0.0
-        if self.n_dense:
-            posterior_dense_c(self.buf, self.sig, self.dense_base, self.n_dense)
+        if self.n_dense and posterior_dense_c(self.buf, self.sig, self.dense_base,
+                                              self.n_dense) == 2:
+            self.stop = 1
+            return
         if interrupted():
             self.stop = 1
             return

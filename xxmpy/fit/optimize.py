@@ -26,6 +26,7 @@ PD_FLOOR = 1e-8         # eigenvalues of a Hessian guess kept above this fractio
 MAX_STEP = 2.0         # the longest move of one coordinate per iteration, in natural units,
 CAPPED_ITERATIONS = 5  # over the first iterations (the curvature still a guess)
 TO_BOUNDARY = 0.9      # the first step keeps 10% of each coordinate's distance to its bound
+ROUNDING = 1e-12       # relative rounding of -2 log L (a sum over units): drops below are noise
 DECREMENT_TOL = 1e-6   # predicted further drop of -2 log L that counts as converged
 POLISH_TOL = 1e-12     # the Newton polish goes on to here: the estimates to ~1e-6 of their SE
 FLAT_CANDIDATE = 1e-5  # unit-diagonal Hessian eigenvalue (relative) worth re-measuring
@@ -87,10 +88,14 @@ class Objective:
     """-2 log L and its gradient over free, scaled coordinates.
 
     x = transform.from_theta(theta); the optimiser sees y = x[free] / scale[free].
+    memo: a one-element list holding the last (theta, -2 log L, theta-gradient) evaluated,
+    shared between objectives of one problem so that a change of coordinates at the
+    same point costs no evaluation (count counts only real evaluations).
     """
 
-    def __init__(self, problem, transform, x, free, scale):
+    def __init__(self, problem, transform, x, free, scale, memo=None):
         self.problem, self.transform = problem, transform
+        self.memo = [None] if memo is None else memo
         self.x = np.asarray(x, float).copy()
         self.free, self.scale = np.asarray(free, bool), np.asarray(scale, float)
         self.free_scale = self.scale[self.free]
@@ -109,10 +114,16 @@ class Objective:
         return self.transform.to_theta(self.coordinates(y))
 
     def __call__(self, y):
-        self.count += 1
         x = self.coordinates(y)
         factors = self.transform.factors(x)
-        f, g = deviance_and_gradient(self.problem, self.transform.to_theta(x, factors))
+        theta = self.transform.to_theta(x, factors)
+        last = self.memo[0]
+        if last is not None and np.array_equal(theta, last[0]):
+            f, g = last[1], last[2]
+        else:
+            self.count += 1
+            f, g = deviance_and_gradient(self.problem, theta)
+            self.memo[0] = (theta, f, g)
         self.last_gradient = g          # (k,) in theta units, fixed parameters included
         if not np.isfinite(f):
             return f, g[self.free]
@@ -250,7 +261,7 @@ def bfgs(fg, x, f, g, lower, H, max_iter=500, gtol=1e-9, verbose=False, cautious
             d[active] = 0.0
         if pg @ d >= 0:                # no descent even so: steepest descent
             d = -pg
-        if -pg @ d < gtol:
+        if -pg @ d < max(gtol, ROUNDING * abs(f)):
             status = "converged"
             break
         early = cautious and it <= CAPPED_ITERATIONS
@@ -490,14 +501,14 @@ def _finish_singular(fg, transform, free, scale, lower, polish_steps, y, status)
                 fg.count - count)
 
 
-def _finish(problem, plain, pscale, free, hessian, polish_steps, theta, status):
+def _finish(problem, plain, pscale, free, hessian, polish_steps, memo, theta, status):
     """Polish theta by Newton steps on the parameters themselves and judge convergence
     by the Newton decrement there (first and second order); without ``hessian`` (a
     profile fit) only the bounds are read and the search's status stands."""
     k = theta.size
     hess = np.full((k, k), np.nan)
     at_bound = np.zeros(k, bool)
-    pf = Objective(problem, plain, theta, free, pscale)
+    pf = Objective(problem, plain, theta, free, pscale, memo)
     plower = plain.lower[free] / pscale[free]
     pt = theta[free] / pscale[free]
     f, pg0 = pf(pt)
@@ -530,7 +541,7 @@ def _finish(problem, plain, pscale, free, hessian, polish_steps, theta, status):
 
 
 def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish_steps=3,
-                hessian=True, hessian_guess=None, verbose=False):
+                hessian=True, hessian_guess=None, verbose=False, correlation=False):
     """Minimise -2 log L; returns an OptimizationRecord.
 
     start: (k,) theta to start from (default: the model's start values);
@@ -540,7 +551,8 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
     Hessian; hessian: compute that Hessian at all (False for profile fits,
     which then skip the polish and judge convergence by BFGS); hessian_guess:
     (k, k) Hessian of -2 log L in theta units to start the search from, NaN
-    where unknown (default: central differences at the start).
+    where unknown (default: central differences at the start); correlation: a held
+    covariance is held at the correlation it has in ``start`` (its variances free).
     The search runs in Cholesky coordinates (transform.py); the polish and
     the Hessian in the parameters themselves.
     """
@@ -551,7 +563,7 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
     fixed = np.zeros(k, bool) if fixed is None else np.asarray(fixed, bool)
     free = ~fixed
     floor = variance_floor(problem)
-    transform = Transform(problem, floor, fixed)
+    transform = Transform(problem, floor, fixed, correlation=correlation)
     start = np.where(free & params.is_variance, np.maximum(start, floor), start)
     start = transform.admissible(start, fixed)
     not_finite = ValueError("xxmRun: -2 log L is not finite at the start values; check that "
@@ -581,7 +593,7 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
     plain = Transform(problem, floor, fixed, cholesky=False)
     pscale = coordinate_scale(plain, problem, params.start)
     plain_finish = functools.partial(_finish, problem, plain, pscale, free, hessian,
-                                     polish_steps)
+                                     polish_steps, fg.memo)
 
     def finish(theta, status):
         """Judge the end on the parameters themselves, or, when a covariance block is

@@ -18,7 +18,9 @@ are found at compile time (Problem.cholesky_blocks).
 For a profile of a parameter inside such a matrix, the block's variables are
 reordered so that the profiled element sits in the factor's first column:
 a variance Sigma_rr = L_00^2 (coordinate L_00 fixed at sqrt(v)); a covariance
-Sigma_rc = L_00 L_10 (coordinate fixed at v itself, L_10 = v / L_00).
+Sigma_rc = L_00 L_10 (coordinate fixed at v itself, L_10 = v / L_00); or, held
+as a correlation (``correlation=True``), rho_rc = L_10 / sqrt(L_10^2 + L_11^2)
+(coordinate fixed at rho, L_10 = L_11 rho / sqrt(1 - rho^2)).
 """
 import functools
 from dataclasses import dataclass
@@ -47,10 +49,19 @@ def _tril(m):
     return rows, cols
 
 
+FREE, COVARIANCE_HELD, CORRELATION_HELD = 0, 1, 2    # a block's mode: what slot [1, 0] holds
+
+
 @dataclass
 class _Block:
     slots: np.ndarray       # (m, m) symmetric parameter indices, in the block's order
-    covariance_fixed: bool  # profile of an off-diagonal element: slot [1, 0] holds v
+    mode: int = FREE        # COVARIANCE_HELD: slot [1, 0] holds Sigma_10 (a profile of it);
+                            # CORRELATION_HELD: it holds rho_10; FREE: L_10
+
+    @property
+    def covariance_fixed(self):
+        """Slot [1, 0] is held and is not L_10 (a profile of an off-diagonal element)."""
+        return self.mode != FREE
 
     def __post_init__(self):
         m = len(self.slots)
@@ -64,17 +75,19 @@ class _Block:
 class Transform:
     """The map between optimiser coordinates and parameters (see module doc)."""
 
-    def __init__(self, problem, floor, fixed=None, cholesky=True):
+    def __init__(self, problem, floor, fixed=None, cholesky=True, correlation=False):
         """floor: the variances' lower bound, (k,) or one number; fixed: (k,) bool,
         parameters held at their value. A block with one fixed element is reordered
         to keep it a coordinate; with more, it stays elementwise. cholesky=False:
-        every parameter is its own coordinate."""
+        every parameter is its own coordinate. correlation: a held off-diagonal
+        element is held as its correlation (the coordinate is rho, its variances
+        stay free)."""
         k = problem.params.n
         self.k = k
         self.blocks = []
         fixed = np.zeros(k, bool) if fixed is None else np.asarray(fixed, bool)
         for slots in (problem.cholesky_blocks.values() if cholesky else []):
-            cov_fixed = False
+            mode = FREE
             held = np.unique(slots[fixed[slots]])
             if len(held) > 1:
                 continue
@@ -83,8 +96,9 @@ class Transform:
                 first = [r] if r == c else [max(r, c), min(r, c)]
                 order = first + [i for i in range(len(slots)) if i not in first]
                 slots = slots[np.ix_(order, order)]
-                cov_fixed = r != c
-            self.blocks.append(_Block(slots, cov_fixed))
+                if r != c:
+                    mode = CORRELATION_HELD if correlation else COVARIANCE_HELD
+            self.blocks.append(_Block(slots, mode))
         in_block = np.zeros(k, bool)
         self.floor = floor = np.broadcast_to(np.asarray(floor, float), (k,))
         self.lower = np.where(problem.params.is_variance, floor, -np.inf)
@@ -97,7 +111,7 @@ class Transform:
                 self.lower[b.slots[1, 0]] = -np.inf
         self.identity = ~in_block
         self.compiled = None if not (backend.COMPILED and CholeskyMap) else CholeskyMap(
-            [(b.slots, b.covariance_fixed) for b in self.blocks], k)
+            [(b.slots, b.mode) for b in self.blocks], k)
 
     def coordinate_units(self, units):
         """(k,) the natural unit of each coordinate from the parameters' units (k,):
@@ -107,15 +121,20 @@ class Transform:
             root = np.sqrt(units[np.diag(b.slots)])
             rows, cols = _tril(len(b.slots))
             out[b.slots[rows, cols]] = root[rows]
-            if b.covariance_fixed:             # that coordinate is the covariance itself
+            if b.mode == COVARIANCE_HELD:      # that coordinate is the covariance itself
                 out[b.slots[1, 0]] = units[b.slots[1, 0]]
+            elif b.mode == CORRELATION_HELD:   # ... or a correlation
+                out[b.slots[1, 0]] = 1.0
         return out
 
     def _factor(self, b, x):
         L = np.zeros(b.slots.shape)
         L.flat[b.flat_tri] = x[b.tri]
-        if b.covariance_fixed:
+        if b.mode == COVARIANCE_HELD:
             L[1, 0] = x[b.slots[1, 0]] / L[0, 0]
+        elif b.mode == CORRELATION_HELD:
+            rho = x[b.slots[1, 0]]
+            L[1, 0] = L[1, 1] * rho / np.sqrt(1.0 - rho * rho)
         return L
 
     def factors(self, x):
@@ -139,15 +158,18 @@ class Transform:
             m = len(b.slots)
             rows, cols = _tril(m)
             x[b.slots[rows, cols]] = L[rows, cols]
-            if b.covariance_fixed:
+            if b.mode == COVARIANCE_HELD:
                 x[b.slots[1, 0]] = theta[b.slots[1, 0]]
+            elif b.mode == CORRELATION_HELD:
+                x[b.slots[1, 0]] = L[1, 0] / np.hypot(L[1, 0], L[1, 1])
         return x
 
     def admissible(self, theta, fixed):
         """theta with each block made positive definite, fixed elements untouched.
 
         Shrinks a block's free covariances (or, when a covariance is held
-        fixed, inflates its free variances) until its Cholesky factor exists;
+        fixed, inflates its free variances) until its Cholesky factor exists (a
+        held correlation, |rho| < 1, is kept: its covariance moves with the variances);
         a warm start for a profile point can otherwise leave the cone.
         """
         theta = np.array(theta, dtype=float)
@@ -161,7 +183,7 @@ class Transform:
                         break
                 except np.linalg.LinAlgError:
                     pass
-                if b.covariance_fixed:
+                if b.mode == COVARIANCE_HELD:
                     d = np.diag(b.slots)
                     d = d[~fixed[d]]
                     theta[d] = np.maximum(theta[d], self.floor[d]) * 1.25
@@ -181,7 +203,11 @@ class Transform:
         for b, L in zip(self.blocks, factors or self.factors(x)):
             dL = (g[..., b.slots] * b.twice_half) @ L
             out[..., b.tri] = dL.reshape(dL.shape[:-2] + (-1,))[..., b.flat_tri]
-            if b.covariance_fixed:    # L_10 = v / L_00: the coordinate at [1, 0] is v
+            if b.mode == COVARIANCE_HELD:    # L_10 = v / L_00: the coordinate at [1, 0] is v
                 out[..., b.slots[0, 0]] -= dL[..., 1, 0] * L[1, 0] / L[0, 0]
                 out[..., b.slots[1, 0]] = dL[..., 1, 0] / L[0, 0]
+            elif b.mode == CORRELATION_HELD:    # L_10 = L_11 t(rho), t = rho / sqrt(1 - rho^2)
+                rho = x[b.slots[1, 0]]
+                out[..., b.slots[1, 1]] += dL[..., 1, 0] * L[1, 0] / L[1, 1]
+                out[..., b.slots[1, 0]] = dL[..., 1, 0] * L[1, 1] * (1.0 - rho * rho) ** -1.5
         return out

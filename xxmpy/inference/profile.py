@@ -308,34 +308,62 @@ def profile_side(ctx, j, side):
     return limit, trace
 
 
+@dataclass
+class Profiled:
+    """What root finding profiles: a parameter, or a quantity derived from several
+    (a correlation). fit_at(v, warm) -> (deviance, theta, slope d deviance / dv,
+    evaluations), deviance None if inadmissible; path: (k,) d theta / dv along the
+    profile, predicted (warm starts); edges: side -> (the last value tried that way,
+    the limit reported when the profile stays below the cutoff up to it), or absent."""
+    estimate: float
+    natural: float
+    unit: float
+    path: np.ndarray
+    fit_at: object
+    edges: dict = field(default_factory=dict)
+
+
+def parameter_profiled(ctx, j, floor):
+    """Parameter j as a Profiled; floor: its lower side's boundary probe (-inf: none)."""
+    edges = {-1: (floor, 0.0)} if np.isfinite(floor) else {}
+    return Profiled(ctx.theta[j], ctx.natural_step(j), ctx.units[j], ctx.path_slope(j),
+                    lambda v, warm: _fit_at(ctx, j, v, warm), edges)
+
+
 def _root_finding(ctx, j, side, floor, far):
-    """One limit by root finding on zeta over full profile fits."""
-    est = ctx.theta[j]
+    """One limit of parameter j by root finding on zeta over full profile fits."""
+    return root_finding(ctx, parameter_profiled(ctx, j, floor), side, far)
+
+
+def root_finding(ctx, what, side, far):
+    """One limit of a Profiled by root finding on zeta over full profile fits."""
+    est = what.estimate
     target = np.sqrt(ctx.cutoff)
     trace = []
-    slope = ctx.path_slope(j)
+    slope = what.path
     points = [(est, 0.0, ctx.theta.copy())]        # (value, zeta, theta) below the cutoff
     above = None                                     # first point found beyond the cutoff
-    v = est + side * target * ctx.natural_step(j)
+    v = est + side * target * what.natural
+    edge = what.edges.get(side)
     n_fits = n_eval = 0
 
     def limit(value, status, rise, message="", theta=None):
         return Limit(value, status, rise, message, n_fits, n_eval, theta)
 
     while n_fits < MAX_FITS:
-        if side < 0 and v <= floor:
-            v = floor
+        if edge is not None and side * (v - edge[0]) >= 0:
+            v = edge[0]
         base_v, _, base_theta = points[-1]
         warm = base_theta + slope * (v - base_v)
         warm = np.where(ctx.is_variance, np.maximum(warm, ctx.floor), warm)
-        dev, theta, slope_v, used = _fit_at(ctx, j, v, warm)
+        dev, theta, slope_v, used = what.fit_at(v, warm)
         n_eval += used
         if dev is None:
-            dev, theta, slope_v, used = _fit_at(ctx, j, v, base_theta)
+            dev, theta, slope_v, used = what.fit_at(v, base_theta)
             n_eval += used
         n_fits += 1
         if dev is None:           # no admissible start at v: step back towards the last point
-            if abs(v - base_v) < 1e-10 * max(ctx.units[j], abs(base_v)):
+            if abs(v - base_v) < 1e-10 * max(what.unit, abs(base_v)):
                 return limit(np.nan, "failed", np.nan,
                              f"no admissible parameters found beyond {base_v:.6g}"), trace
             v = base_v + (v - base_v) / 4
@@ -352,13 +380,12 @@ def _root_finding(ctx, j, side, floor, far):
         if zeta > target:
             above = (v, zeta)
         else:
-            if side < 0 and v == floor:
-                return limit(0.0, "boundary", rise,
-                             f"rise only {rise:.4f} < {ctx.cutoff:.4f} at {v:.3g} (about 0)",
-                             theta=theta), trace
+            if edge is not None and v == edge[0]:
+                return limit(edge[1], "boundary", rise,
+                             f"rise only {rise:.4f} < {ctx.cutoff:.4f} at {v:.3g} "
+                             f"(about {edge[1]:g})", theta=theta), trace
             points.append((v, zeta, theta))
-        v = _next_value(points, above, (v, zeta, slope_v), target, side, est,
-                        ctx.natural_step(j))
+        v = _next_value(points, above, (v, zeta, slope_v), target, side, est, what.natural)
         if not np.isfinite(v) or abs(v - est) > far:
             return limit(side * np.inf, "unbounded", np.nan,
                          f"rise only {points[-1][1] ** 2:.4f} at {points[-1][0]:.6g}"), trace

@@ -353,9 +353,10 @@ class LmerResult(InformationCriteria):
 
         method="profile": the profile of the ML deviance (of the ML refit for a REML
         fit, as lme4); a standard deviation's limits are the roots of its variance's
-        (the same profile). Correlations are not profiled yet: their rows are NaN
-        (profile_ci() gives the covariance's interval). method="Wald": the fixed
-        effects from their standard errors, NaN for the variance parameters (as lme4).
+        (the same profile); a correlation's are those of its own profile, the variances
+        free (FitResult.correlation_ci; -1 or 1 where the profile stays below the
+        cutoff up to there). method="Wald": the fixed effects from their standard
+        errors, NaN for the variance parameters (as lme4).
         """
         lo, hi = f"{50 * (1 - level):.3g} %", f"{50 * (1 + level):.3g} %"
         rows = {}
@@ -365,7 +366,8 @@ class LmerResult(InformationCriteria):
                 rows[f"sd_{a}|{f.name}"] = ("sd", psi_label(f.name, names, c, c))
                 for r in range(c + 1, len(names)):
                     if psi_label(f.name, names, r, c) in self.variance_parameters:
-                        rows[f"cor_{names[r]}.{a}|{f.name}"] = ("cor", None)
+                        rows[f"cor_{names[r]}.{a}|{f.name}"] = ("cor",
+                                                                psi_label(f.name, names, r, c))
         rows["sigma"] = ("sd", RESIDUAL)
         rows.update({name: ("fixed", name) for name in self.design.fixed_names})
         out = pd.DataFrame(np.nan, index=list(rows), columns=[lo, hi])
@@ -382,8 +384,14 @@ class LmerResult(InformationCriteria):
         if not self.reml:
             self.profile = prof
         table = prof.estimates.set_index("label")
+        cors = [label for kind, label in rows.values() if kind == "cor"]
+        cor_table = ml.fit_result.correlation_ci(cors, level).set_index("label") if cors \
+            else None
         for row, (kind, label) in rows.items():
-            if kind == "cor" or label not in table.index:
+            if kind == "cor":
+                out.loc[row] = cor_table.loc[label, ["lower", "upper"]].to_numpy(dtype=float)
+                continue
+            if label not in table.index:
                 continue
             limits = table.loc[label, ["lower", "upper"]].to_numpy(dtype=float)
             out.loc[row] = np.sqrt(np.maximum(limits, 0.0)) if kind == "sd" else limits

@@ -18,6 +18,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from ..errors import BoundaryWarning, ConvergenceWarning, HessianWarning, IdentificationWarning
+from ..inference.correlation_profile import correlation_ci
 from ..inference.profile import ProfileCI, profile_ci
 from .summary import Summary
 
@@ -139,6 +140,19 @@ class FitResult(InformationCriteria):
         """
         self.profile = profile_ci(self, level, parameters, n_jobs, progress)
         return self.profile
+
+    def correlation_ci(self, parameters=None, level: float = 0.95) -> pd.DataFrame:
+        """Profile-likelihood CIs of correlations (inference/correlation_profile.py): the
+        profile of rho_rc = Sigma_rc / sqrt(Sigma_rr Sigma_cc), every other parameter
+        (the two variances included) re-optimised, as lme4 profiles a correlation.
+
+        parameters: covariance labels (default: every off-diagonal element of a free
+        theta / psi, each element its own label). Returns one row per label:
+        label, estimate (the correlation), lower, upper, lower_status, upper_status
+        ('ok', or 'boundary' where the profile stays below the cutoff up to -1 / 1),
+        lower_rise, upper_rise, message.
+        """
+        return correlation_ci(self, parameters, level)
 
     def saturated(self) -> "FitResult":
         """The saturated (H1) model fitted to the same data (assessment/reference_models.py:
