@@ -101,10 +101,11 @@ class Model:
         return self
 
     def within(self, level: str, type: str, pattern, value=None, label=None,
-               _origin: str = "Model.within") -> Model:
+               form: str = "cov", _origin: str = "Model.within") -> Model:
         """Add a within-level matrix (nu, alpha, lambda, beta, gamma, kappa, theta, psi);
-        see :func:`xxmpy.xxmWithinMatrix`. Returns the model."""
-        self.spec.matrices.append(MatrixSpec(level, None, type, pattern, value, label, _origin))
+        see :func:`xxmpy.xxmWithinMatrix` (form= too). Returns the model."""
+        self.spec.matrices.append(MatrixSpec(level, None, type, pattern, value, label, _origin,
+                                             form))
         self._changed()
         return self
 

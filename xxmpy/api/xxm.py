@@ -69,7 +69,7 @@ def xxmSubmodel(model: Model, level: str, parents: Sequence[str] | None = None,
 
 
 def xxmWithinMatrix(model: Model, level: str, type: str, pattern, value=None,
-                    label=None) -> Model:
+                    label=None, form: str = "cov") -> Model:
     """Add a within-level matrix.
 
     Parameters
@@ -84,6 +84,12 @@ def xxmWithinMatrix(model: Model, level: str, type: str, pattern, value=None,
     label : array_like of str or None, optional
         Equal labels are one parameter; ``data.<column>`` fixes an element to
         each unit's value of that column.
+    form : {'cov', 'ggm', 'prec', 'chol'}, optional
+        theta and psi only: what the elements are. 'cov' (default) the covariance
+        matrix itself; 'ggm' a network, Sigma = D (I - Omega)^-1 D, the
+        off-diagonal elements Omega's partial correlations (a fixed 0 is an absent
+        edge) and the diagonal D's scales; 'prec' the precision matrix Sigma^-1;
+        'chol' a lower-triangular Cholesky factor L, Sigma = L L'.
 
     Returns
     -------
@@ -91,7 +97,7 @@ def xxmWithinMatrix(model: Model, level: str, type: str, pattern, value=None,
         The same model.
     """
     return _model(model, "xxmWithinMatrix").within(level, type, pattern, value, label,
-                                                   _origin="xxmWithinMatrix")
+                                                   form, _origin="xxmWithinMatrix")
 
 
 def xxmBetweenMatrix(model: Model, parent: str, child: str, type: str, pattern, value=None,

@@ -45,7 +45,7 @@ def _eta_sds(problem, theta, levels):
 def _elements(problem, theta, c, parents):
     """[(key, row, col)]: the free or non-zero fixed elements (lower triangle of a
     symmetric matrix) of the matrices of level c and its parents."""
-    vals = problem.slots.fill(theta)
+    vals = problem.fill(theta)
     free = np.zeros(problem.slots.size + 2, bool)
     free[problem.slots.free_pos] = True
     out = []
@@ -141,7 +141,7 @@ def standardized_solution(fit, c, parents, ys, etas):
                 se[s, i] = 0.0
             elif np.all(np.isfinite(V)):
                 se[s, i] = np.sqrt(max(J[s, i, uses] @ V @ J[s, i, uses], 0.0))
-    vals = problem.slots.fill(theta)
+    vals = problem.fill(theta)
     cell_param = problem.slots.cell_param
     rows = []
     for i, ((child, parent, kind), r, col) in enumerate(elements):

@@ -2,7 +2,8 @@
 
 params.py    the parameter table (one parameter per label)
 scales.py    each parameter's natural unit from the data (scale-free floors and steps)
-slots.py     the one map from the parameter vector to the model matrices
+forms.py     covariance matrices written as networks, precisions or Cholesky factors
+slots.py     the one map from the (engine's) parameter vector to the model matrices
 problem.py   the Problem and its parts (LevelData, CompiledMatrix, Units)
 schedule.py  the block elimination of the latent precision, planned as index arrays
 collapse.py  identical leaf siblings -> sufficient statistics (Helmert, moments)
@@ -17,6 +18,7 @@ import pandas as pd
 from ..spec.objects import SYMMETRIC_TYPES
 from .collapse import collapse
 from .form import build_form
+from .forms import build_form_map
 from .params import build_parameter_table
 from .problem import (CompiledMatrix, Problem, build_units, count_components, level_data,
                       normal_constant)
@@ -42,18 +44,21 @@ def compile_problem(checked, collapse_units=True, memory_limit_gb=None):
     params = build_parameter_table(checked.matrices)
     for arr in (params.start, params.is_variance):
         arr.flags.writeable = False
+    forms, derived = build_form_map(checked.matrices, params.element_maps, params.n)
+    n_engine = params.n if forms is None else forms.n_engine
     matrices = {}
     for m in checked.matrices:
         c = index[m.child]
         p = -1 if m.parent is None else index[m.parent]
-        emap = params.element_maps[(m.child, m.parent, m.type)]
+        key = (m.child, m.parent, m.type)
+        emap = derived.get(key, params.element_maps[key])
         data = np.column_stack([levels[c].columns[col] for col in emap.data_columns]) \
             if emap.data_columns else np.zeros((levels[c].n, 0))
         matrices[(c, p, m.type)] = CompiledMatrix(c, p, m.type, emap, data)
     descendants = tuple(tuple(index[d] for d in checked.graph.descendants(name))
                         for name in names)
     units = build_units(levels, matrices, descendants, limit)
-    slots = MatrixSlots(units.matrices, params.n)
+    slots = MatrixSlots(units.matrices, n_engine)
     n_observed = int(sum(lev.observed.sum() for lev in levels))
     n_flat = int(sum(lev.n * lev.n_etas for lev in levels if lev.flat))
     base = normal_constant(n_observed, n_flat)
@@ -68,24 +73,26 @@ def compile_problem(checked, collapse_units=True, memory_limit_gb=None):
     param_units.flags.writeable = False
     return Problem(names, params, slots, units, form, n_observed, n_flat,
                    count_components(levels, sizes), checked.graph.structure, descendants,
-                   _cholesky_blocks(units.matrices, params.n), param_units)
+                   _cholesky_blocks(units.matrices, n_engine, params.n), param_units, forms)
 
 
 def _tril(m):
     return np.tril_indices(m)
 
 
-def _cholesky_blocks(matrices, k):
+def _cholesky_blocks(matrices, n_engine, k):
     """{key: (m, m) parameter indices} of the covariance matrices the optimiser may
     search through Cholesky factors: theta or psi, m >= 2, every element free,
-    each element its own label used nowhere else."""
-    uses = np.zeros(k, int)
+    each element its own label used nowhere else; not a matrix in another form
+    (its elements are engine parameters beyond the model's k)."""
+    uses = np.zeros(n_engine, int)
     for cm in matrices.values():
         np.add.at(uses, cm.emap.free_param, 1)
     out = {}
     for key, cm in matrices.items():
         m = cm.emap.base.shape[0]
-        if key[2] not in SYMMETRIC_TYPES or m < 2 or len(cm.emap.free_param) != m * m:
+        if key[2] not in SYMMETRIC_TYPES or m < 2 or len(cm.emap.free_param) != m * m \
+                or np.any(cm.emap.free_param >= k):
             continue
         slots = np.full((m, m), -1)
         slots[cm.emap.free_rows, cm.emap.free_cols] = cm.emap.free_param

@@ -122,7 +122,9 @@ class Problem:
     (child, parent, type) -> (m, m) parameter indices of the covariance matrices
     the optimiser searches through their Cholesky factors (fit/transform.py);
     param_units: (k,) each parameter's natural unit from the data (scales.py),
-    which the optimiser's floors and step scales are relative to.
+    which the optimiser's floors and step scales are relative to; forms: the
+    FormMap of covariance matrices written in another form (forms.py), or None:
+    the engine then evaluates at engine_theta(theta), k_engine >= k parameters.
     ``row_form`` (built on first use, by this class only) is the Form over the
     uncollapsed units: the posterior of a collapsed level's own etas needs it.
     """
@@ -138,6 +140,25 @@ class Problem:
     descendants: tuple
     cholesky_blocks: dict
     param_units: np.ndarray
+    forms: object = None
+
+    @property
+    def n_engine(self):
+        """The engine's parameters: k, plus each form matrix's Sigma elements."""
+        return self.params.n if self.forms is None else self.forms.n_engine
+
+    def engine_theta(self, theta):
+        """(n_engine,) the engine's parameters at theta (k,); None when a form matrix
+        has no covariance there (inadmissible)."""
+        return theta if self.forms is None else self.forms.expand(theta)
+
+    def engine_gradient(self, theta, g_engine):
+        """(k,) the gradient in theta from the engine's gradient (n_engine,)."""
+        return g_engine if self.forms is None else self.forms.pullback(theta, g_engine)
+
+    def fill(self, theta):
+        """The flat matrix vector (MatrixSlots.fill) at parameters theta (k,)."""
+        return self.slots.fill(self.engine_theta(theta))
 
     @property
     def levels(self):
@@ -168,7 +189,7 @@ class Problem:
         ``per_unit``, an (n_child, r, c) stack carrying each unit's ``data.`` values."""
         cm = self.units.matrices.get(key)
         data = cm.data if (per_unit and cm is not None) else None
-        return self.slots.matrix(self.slots.fill(theta), key, shape, data)
+        return self.slots.matrix(self.fill(theta), key, shape, data)
 
 
 LOG_2PI = float(np.log(2.0 * np.pi))

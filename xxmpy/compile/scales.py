@@ -18,7 +18,7 @@ variable gets a scale:
   the constant 1            1
 
 and a parameter at (row variable r, column variable c) of a matrix has unit
-  theta, psi (covariances)          s_r s_c
+  theta, psi (covariances)          s_r s_c (in another form: _form_unit)
   nu, alpha (intercepts)            s_r
   lambda, beta, gamma, kappa        s_r / s_c
 (a label shared by several elements takes its first element's unit). The same
@@ -155,12 +155,25 @@ def parameter_units(checked, levels, params):
             s_r = scales[(m.child, rows_role, m.row_names[r])]
             s_c = scales[(col_level, cols_role, m.col_names[c])]
             if m.type in ("theta", "psi"):
-                units[k] = s_r * s_c
+                units[k] = _form_unit(getattr(m, "form", "cov"), r == c, s_r, s_c)
             elif cols_role == "1":
                 units[k] = s_r
             else:
                 units[k] = s_r / s_c
     return np.array([units[k] for k in range(params.n)], dtype=float)
+
+
+def _form_unit(form, diagonal, s_r, s_c):
+    """The unit of a theta / psi element in its form (compile/forms.py): a covariance
+    s_r s_c; a network's scale D_rr s_r and partial correlation 1; a precision
+    1 / (s_r s_c); a Cholesky factor's L_rc s_r."""
+    if form == "ggm":
+        return s_r if diagonal else 1.0
+    if form == "prec":
+        return 1.0 / (s_r * s_c)
+    if form == "chol":
+        return s_r
+    return s_r * s_c
 
 
 def _spread(values):

@@ -18,6 +18,9 @@ from .program import level_posterior
 
 def deviance(problem, theta):
     """-2 log L (with the 2 pi constant) at parameters theta; +inf if inadmissible."""
+    theta = problem.engine_theta(np.asarray(theta, float))
+    if theta is None:
+        return np.inf
     form = problem.form
     if form.program is not None:
         return form.program.evaluate(np.ascontiguousarray(theta, float))
@@ -29,17 +32,22 @@ def deviance(problem, theta):
 
 def deviance_and_gradient(problem, theta):
     """(-2 log L, its gradient (k,)) at theta; (+inf, NaNs) if inadmissible."""
+    inadmissible = np.inf, np.full(problem.params.n, np.nan)
+    engine_theta = problem.engine_theta(np.asarray(theta, float))
+    if engine_theta is None:
+        return inadmissible
     form = problem.form
     if form.program is not None:
-        grad = np.empty(problem.params.n)
-        value = form.program.evaluate(np.ascontiguousarray(theta, float), grad)
+        grad = np.empty(problem.n_engine)
+        value = form.program.evaluate(np.ascontiguousarray(engine_theta, float), grad)
         if value == np.inf:
-            grad.fill(np.nan)
-        return value, grad
-    try:
-        return reference.evaluate(form, theta, True)
-    except NotPositiveDefinite:
-        return np.inf, np.full(problem.params.n, np.nan)
+            return inadmissible
+    else:
+        try:
+            value, grad = reference.evaluate(form, engine_theta, True)
+        except NotPositiveDefinite:
+            return inadmissible
+    return value, problem.engine_gradient(theta, grad)
 
 
 def latent_posterior(problem, theta):
@@ -52,6 +60,10 @@ def latent_posterior(problem, theta):
     NotPositiveDefinite when theta is inadmissible.
     """
     form = posterior_form(problem)
+    theta = problem.engine_theta(np.asarray(theta, float))
+    if theta is None:
+        raise NotPositiveDefinite("the parameters are inadmissible (a covariance matrix "
+                                  "written in another form has no covariance there)")
     if form.program is not None:
         got = level_posterior(form, theta)
         if got is None:

@@ -79,6 +79,8 @@ def auto_start(problem, checked):
                            if (yc, j) in moments and not free_intercept(yc, j)
                            and loading != 0]
                 out[m, 0] = carried[0] if carried else 0.0
+        if type_ in ("theta", "psi"):
+            _to_form(mat, out)
         values[(c, parent, type_)] = out
     return _to_parameters(problem, mats, values)
 
@@ -127,6 +129,19 @@ def _least_squares_kappa(problem, c, mat, out, nu, values):
         out[j, mat.pattern[j]] = coef[1:][mat.pattern[j]]
         if nu is not None and nu.pattern[j, 0]:
             values[(c, -1, "nu")][j, 0] = coef[0]
+
+
+def _to_form(mat, out):
+    """A theta / psi start (variances on the diagonal, free covariances 0) written in
+    the matrix's form (compile/forms.py), in place: a network's scales and a Cholesky
+    diagonal the roots of the variances, a precision's diagonal their inverses."""
+    free = np.diag(mat.pattern) & (np.diag(out) > 0)
+    d = np.diag(out).copy()
+    if mat.form in ("ggm", "chol"):
+        d[free] = np.sqrt(d[free])
+    elif mat.form == "prec":
+        d[free] = 1.0 / d[free]
+    np.fill_diagonal(out, d)
 
 
 def _to_parameters(problem, mats, values):

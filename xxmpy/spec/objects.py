@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 WITHIN_TYPES = ("nu", "alpha", "lambda", "beta", "gamma", "kappa", "theta", "psi")
 BETWEEN_TYPES = ("lambda", "beta", "gamma", "kappa")
 SYMMETRIC_TYPES = ("theta", "psi")
+FORMS = ("cov", "ggm", "prec", "chol")    # how a theta / psi is written (compile/forms.py)
 
 # (row role, column role) of each matrix type; roles are "y", "x", "eta", "1".
 WITHIN_ROLES = {
@@ -52,6 +53,7 @@ class MatrixSpec:
     value: object
     label: object
     origin: str  # the API function that added it, for messages
+    form: str = "cov"  # theta / psi only: 'cov', 'ggm', 'prec' or 'chol' (compile/forms.py)
 
     @property
     def key(self):

@@ -10,8 +10,8 @@ import pandas as pd
 
 from ..errors import ProblemCollector
 from .graph import LevelGraph
-from .objects import (BETWEEN_ROLES, BETWEEN_TYPES, DATA_LABEL_PREFIX, SYMMETRIC_TYPES,
-                   WITHIN_ROLES, WITHIN_TYPES)
+from .objects import (BETWEEN_ROLES, BETWEEN_TYPES, DATA_LABEL_PREFIX, FORMS,
+                      SYMMETRIC_TYPES, WITHIN_ROLES, WITHIN_TYPES)
 
 
 @dataclass
@@ -25,6 +25,7 @@ class CheckedMatrix:
     label: np.ndarray
     row_names: list
     col_names: list
+    form: str = "cov"       # compile/forms.py
 
     def describe(self):
         if self.parent is None:
@@ -292,14 +293,23 @@ def _check_matrix(spec, m, problems):
                      f"a start value or a fixed value.")
     pattern = pattern.astype(bool)
     _check_data_labels(spec, m, pattern, label, what, problems)
-    if m.type in SYMMETRIC_TYPES:
-        _check_symmetric(pattern, value, label, what, problems)
+    if m.type in SYMMETRIC_TYPES and getattr(m, "form", "cov") != "chol":
+        _check_symmetric(pattern, value, label, what, problems)     # chol: lower triangle
     if m.type == "beta" and m.parent is None and (pattern.diagonal().any() or
                                                   np.any(value.diagonal() != 0)):
         problems.add(f"{what}: the diagonal must be fixed at 0 (a variable cannot be "
                      f"regressed on itself).")
+    form = getattr(m, "form", "cov")
+    if form not in FORMS:
+        problems.add(f"{what}: form={form!r} is not one of {list(FORMS)}.")
+    elif form != "cov" and m.type not in SYMMETRIC_TYPES:
+        problems.add(f"{what}: form={form!r} applies to theta and psi only (a covariance "
+                     f"matrix); drop form= here.")
+    elif form in ("ggm", "chol") and np.any(~pattern.diagonal() & (value.diagonal() <= 0)):
+        problems.add(f"{what}: form={form!r} needs a positive diagonal (the scale D, or L's "
+                     f"diagonal); a fixed diagonal element is {value.diagonal().min()!r}.")
     return CheckedMatrix(m.child, m.parent, m.type, pattern, value, label,
-                         list(row_names), list(col_names))
+                         list(row_names), list(col_names), form)
 
 
 def _check_data_labels(spec, m, pattern, label, what, problems):

@@ -1,0 +1,171 @@
+"""Covariance matrices in network (GGM), precision and Cholesky form (compile/forms.py).
+
+References: the same model with the matrix in covariance form (the saturated forms
+reparametrise it: the same -2 log L at the optimum, and the closed forms
+Omega = -cov2cor(Sigma^-1) off the diagonal, K = Sigma^-1, L L' = Sigma); an absent
+edge (Omega_ij fixed 0) against the precision form with K_ij fixed 0 (the same
+constraint, another parametrisation); central differences of -2 log L for the
+chain-rule gradient.
+"""
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import factories
+import xxmpy as xm
+from test_gradient import central_differences
+from xxmpy.engine import deviance_and_gradient
+
+FORMS = ("ggm", "prec", "chol")
+
+
+def _data(seed=1, n_g=60, per=8):
+    """Three ys in groups: a within network y1 - y2 - y3 (no y1 - y3 edge), group means."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_g), per)
+    K = np.array([[1.0, -0.4, 0.0], [-0.4, 1.0, -0.3], [0.0, -0.3, 1.0]])
+    y = rng.multivariate_normal(np.zeros(3), np.linalg.inv(K), n_g * per) \
+        + rng.normal(0, 0.5, (n_g, 3))[g] + [1.0, 2.0, 3.0]
+    df = pd.DataFrame(y, columns=["y1", "y2", "y3"])
+    df["obs"], df["g"] = np.arange(len(df)), g
+    return df, n_g
+
+
+def two_level(within="cov", between="cov", within_pattern=None, frame=None):
+    df, n_g = _data() if frame is None else frame
+    m = xm.Model(["obs", "g"])
+    m.level("obs", parents=["g"], ys=["y1", "y2", "y3"], data=df)
+    m.level("g", etas=["b1", "b2", "b3"], data=pd.DataFrame({"g": np.arange(n_g)}))
+    pattern = np.ones((3, 3)) if within_pattern is None else within_pattern
+    m.within("obs", "theta", pattern, np.eye(3), form=within)
+    m.within("obs", "nu", np.ones((3, 1)), np.zeros((3, 1)))
+    m.within("g", "psi", np.ones((3, 3)), np.eye(3) * (0.3 if between == "cov" else 0.5),
+             form=between)
+    m.between("g", "obs", "lambda", np.zeros((3, 3)), np.eye(3))
+    return m
+
+
+def _sigma(fit, key):
+    return fit.problem.matrix(fit.record.estimate, key, (3, 3))
+
+
+def _raw(fit, index=0):
+    block = fit.problem.forms.blocks[index]
+    return block.raw(fit.record.estimate)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_saturated_form_is_the_covariance_model_reparametrised(form):
+    cov = two_level().fit(start="auto")
+    fit = two_level(within=form, between=form).fit(start="auto")
+    assert cov.converged and fit.converged
+    assert fit.deviance == pytest.approx(cov.deviance, abs=1e-6)
+    for key, index in (((0, -1, "theta"), 0), ((1, -1, "psi"), 1)):
+        S = _sigma(cov, key)
+        np.testing.assert_allclose(_sigma(fit, key), S, rtol=1e-4, atol=1e-6)
+        R = _raw(fit, index)
+        if form == "ggm":
+            P = np.linalg.inv(S)
+            partial = -P / np.sqrt(np.outer(np.diag(P), np.diag(P)))
+            off = ~np.eye(3, dtype=bool)
+            np.testing.assert_allclose(R[off], partial[off], atol=1e-4)
+        elif form == "prec":
+            np.testing.assert_allclose(R, np.linalg.inv(S), rtol=1e-4, atol=1e-6)
+        else:
+            np.testing.assert_allclose(R, np.linalg.cholesky(S), rtol=1e-4, atol=1e-6)
+
+
+def test_an_absent_edge_is_an_exact_zero_of_the_precision_matrix():
+    """Omega_13 fixed 0 (a pruned network) and K_13 fixed 0 (the precision form) are
+    one constraint: the same -2 log L, and the fitted precision has an exact 0."""
+    pattern = np.ones((3, 3))
+    pattern[0, 2] = pattern[2, 0] = 0
+    ggm = two_level(within="ggm", within_pattern=pattern).fit(start="auto")
+    prec = two_level(within="prec", within_pattern=pattern).fit(start="auto")
+    full = two_level(within="ggm").fit(start="auto")
+    assert ggm.converged and prec.converged
+    assert ggm.deviance == pytest.approx(prec.deviance, abs=1e-6)
+    assert ggm.deviance >= full.deviance - 1e-8
+    K = np.linalg.inv(_sigma(ggm, (0, -1, "theta")))
+    assert abs(K[0, 2]) < 1e-12 * np.abs(K).max()
+    omega = ggm.network("obs")
+    assert list(omega.index) == ["y1", "y2", "y3"] and omega.loc["y1", "y3"] == 0.0
+    P = K / np.sqrt(np.outer(np.diag(K), np.diag(K)))
+    np.testing.assert_allclose(omega.to_numpy()[~np.eye(3, dtype=bool)],
+                               -P[~np.eye(3, dtype=bool)], atol=1e-8)
+    with pytest.raises(ValueError, match="no psi at level 'g' written with form='ggm'"):
+        ggm.network("g", "psi")
+    assert ggm.labels == [lab for lab in full.labels if lab != "obs_theta_3_1"]
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_the_gradient_of_every_form_is_the_chain_rule(form):
+    """Analytic gradient (engine gradient pulled back) vs central differences, at the
+    start and at a random admissible point, forms at both levels."""
+    problem = two_level(within=form, between=form).compile()
+    rng = np.random.default_rng(3)
+    for theta in (problem.params.start,
+                  problem.params.start + 0.05 * rng.normal(size=problem.params.n)):
+        f, g = deviance_and_gradient(problem, theta)
+        assert np.isfinite(f)
+        fd = central_differences(problem, theta)
+        np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-6 * max(1.0, np.abs(fd).max()))
+
+
+def test_an_inadmissible_network_is_refused_not_evaluated():
+    """Omega with I - Omega not positive definite gives no covariance: +inf, NaNs."""
+    problem = two_level(within="ggm").compile()
+    theta = problem.params.start.copy()
+    theta[problem.params.labels.index("obs_theta_2_1")] = 1.5
+    f, g = deviance_and_gradient(problem, theta)
+    assert f == np.inf and np.isnan(g).all()
+
+
+def test_form_errors_name_the_matrix_and_the_fix():
+    m = two_level()
+    m.within("g", "alpha", np.ones((3, 1)), np.zeros((3, 1)))
+    m.spec.matrices[-1].form = "ggm"
+    m.spec.matrices[0].form = "network"
+    with pytest.raises(xm.SpecificationError) as err:
+        m.compile()
+    text = str(err.value)
+    assert "form='network' is not one of" in text
+    assert "within matrix 'alpha' at level 'g': form='ggm' applies to theta and psi" in text
+
+
+def test_profile_ci_of_a_partial_correlation_is_verified():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = two_level(within="ggm").fit(start="auto")
+    ci = fit.profile_ci(parameters=["obs_theta_2_1"], n_jobs=1, progress=False)
+    row = ci.estimates.iloc[0]
+    assert (row.lower_status, row.upper_status) == ("ok", "ok")
+    assert row.lower < row.estimate < row.upper
+    assert ci.verified()
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("factory", [factories.crossed_bivariate, factories.three_level],
+                         ids=lambda f: f.__name__)
+def test_forms_at_every_level_nested_and_crossed_have_the_chain_rule_gradient(factory, form):
+    """Every theta and psi of a cross-classified and a three-level model in the form:
+    the gradient against central differences at the start values."""
+    m = factory()
+    for mat in m.spec.matrices:
+        if mat.type in ("theta", "psi") and np.asarray(mat.pattern).shape[0] >= 2:
+            mat.form = form
+            if form == "prec":       # a precision start: the covariance start's inverse
+                mat.value = np.linalg.inv(np.asarray(mat.value, float))
+            elif form in ("ggm", "chol"):
+                value = np.asarray(mat.value, float)
+                mat.value = np.diag(np.sqrt(np.diag(value))) if form == "ggm" \
+                    else np.linalg.cholesky(value)
+    problem = m.compile()
+    assert problem.forms is not None and len(problem.forms.blocks) >= 2
+    theta = problem.params.start
+    f, g = deviance_and_gradient(problem, theta)
+    assert np.isfinite(f)
+    fd = central_differences(problem, theta)
+    np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-6 * max(1.0, np.abs(fd).max()))

@@ -1,0 +1,135 @@
+"""Covariance matrices written in another form: network (GGM), precision, Cholesky.
+
+A theta or psi given with form= other than 'cov' has parameters that are not
+its elements (m x m, R the matrix of its free and fixed elements):
+
+  ggm   Sigma = D (I - Omega)^-1 D: R's off-diagonal elements are Omega's (partial
+        correlations; a fixed 0 is an absent edge), its diagonal D's (positive)
+  prec  Sigma = K^-1: R is the precision matrix K
+  chol  Sigma = L L': R's lower triangle is L (its upper triangle is not read)
+
+The engine never sees these parameters. Each such matrix gets its own block of
+derived parameters, the lower triangle of Sigma, appended after the model's k
+parameters (k_engine = k + sum m(m + 1) / 2); the engine evaluates at
+expand(theta) = (theta, every Sigma's lower triangle), and ``pullback`` carries
+its gradient back by the chain rule from G = d(-2 log L)/d Sigma (symmetric):
+
+  ggm   d/dOmega = A^-1 D G D A^-1 (A = I - Omega),  d/dD_ii = 2 (A^-1 D G)_ii
+  prec  d/dK = -Sigma G Sigma
+  chol  d/dL = 2 G L
+
+(entrywise derivatives of R; a parameter on both triangles sums the two).
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .params import ElementMap
+
+
+@dataclass(frozen=True)
+class FormBlock:
+    """One matrix in a form: key (child, parent, type) level names; base (m, m) its
+    fixed values (0 where free); rows, cols, params: its free cells (both triangles)
+    and their parameters; derived: (m(m+1)/2,) the engine parameters of Sigma's
+    lower triangle (np.tril_indices order)."""
+    key: tuple
+    form: str
+    base: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+    params: np.ndarray
+    derived: np.ndarray
+
+    def raw(self, theta):
+        """R (m, m) at theta: the form's own matrix (Omega with D on its diagonal, K, L)."""
+        R = self.base.copy()
+        R[self.rows, self.cols] = theta[self.params]
+        return np.tril(R) if self.form == "chol" else R
+
+    def sigma(self, R):
+        """Sigma (m, m) from R; None where it does not exist (I - Omega or K singular)."""
+        try:
+            if self.form == "ggm":
+                d = np.diag(R)
+                A = np.eye(len(R)) - (R - np.diag(d))
+                return d[:, None] * np.linalg.inv(A) * d[None, :]
+            if self.form == "prec":
+                return np.linalg.inv(R)
+        except np.linalg.LinAlgError:
+            return None
+        return R @ R.T
+
+    def raw_gradient(self, R, G):
+        """d(-2 log L)/dR (m, m), entrywise, from G = d(-2 log L)/d Sigma (symmetric)."""
+        if self.form == "ggm":
+            d = np.diag(R)
+            A_inv = np.linalg.inv(np.eye(len(R)) - (R - np.diag(d)))
+            dR = A_inv @ (d[:, None] * G * d[None, :]) @ A_inv
+            np.fill_diagonal(dR, 2.0 * np.diag(A_inv @ (d[:, None] * G)))
+            return dR
+        if self.form == "prec":
+            S = np.linalg.inv(R)
+            return -S @ G @ S
+        return np.tril(2.0 * G @ R)
+
+
+@dataclass(frozen=True)
+class FormMap:
+    """Every form matrix of a problem; k: the model's parameters, n_engine: the
+    engine's (k plus the derived blocks)."""
+    blocks: tuple
+    k: int
+    n_engine: int
+
+    def expand(self, theta):
+        """(n_engine,) the engine's parameters at theta (k,); None when a form has no
+        Sigma there (inadmissible)."""
+        theta = np.asarray(theta, float)
+        out = np.empty(self.n_engine)
+        out[:self.k] = theta
+        for b in self.blocks:
+            S = b.sigma(b.raw(theta))
+            if S is None or not np.all(np.isfinite(S)):
+                return None
+            out[b.derived] = S[np.tril_indices(len(S))]
+        return out
+
+    def pullback(self, theta, g_engine):
+        """(k,) the gradient in theta from the engine's (n_engine,)."""
+        theta = np.asarray(theta, float)
+        g = np.array(g_engine[:self.k], dtype=float)
+        for b in self.blocks:
+            m = len(b.base)
+            G = np.zeros((m, m))
+            G[np.tril_indices(m)] = g_engine[b.derived]
+            G = (G + G.T) / 2.0           # an off-diagonal parameter sets both triangles
+            np.add.at(g, b.params, b.raw_gradient(b.raw(theta), G)[b.rows, b.cols])
+        return g
+
+
+def build_form_map(matrices, element_maps, k):
+    """(FormMap or None, {key: derived ElementMap}) for the checked matrices with a form
+    other than 'cov'; the derived maps replace theirs for the engine."""
+    blocks, derived_maps, at = [], {}, k
+    for m in matrices:
+        if getattr(m, "form", "cov") == "cov":
+            continue
+        emap = element_maps[(m.child, m.parent, m.type)]
+        size = len(m.pattern)
+        lr, lc = np.tril_indices(size)
+        derived = np.arange(at, at + len(lr), dtype=np.intp)
+        at += len(lr)
+        blocks.append(FormBlock((m.child, m.parent, m.type), m.form, emap.base.copy(),
+                                emap.free_rows, emap.free_cols, emap.free_param, derived))
+        index = np.zeros((size, size), np.intp)
+        index[lr, lc] = derived
+        index[lc, lr] = derived
+        rows, cols = np.nonzero(np.ones((size, size), bool))
+        empty = np.zeros(0, np.intp)
+        derived_maps[(m.child, m.parent, m.type)] = ElementMap(
+            np.zeros((size, size)), rows.astype(np.intp), cols.astype(np.intp),
+            index[rows, cols], empty, empty, [])
+    if not blocks:
+        return None, {}
+    return FormMap(tuple(blocks), k, at), derived_maps
