@@ -169,3 +169,18 @@ def test_forms_at_every_level_nested_and_crossed_have_the_chain_rule_gradient(fa
     assert np.isfinite(f)
     fd = central_differences(problem, theta)
     np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-6 * max(1.0, np.abs(fd).max()))
+
+
+def test_the_modification_index_of_an_absent_edge_is_its_score_test():
+    """Freeing an absent edge (Omega_13 fixed 0): the modification index is the score
+    statistic, close to the likelihood-ratio statistic of the freed model, and the
+    expected parameter change close to the freed estimate (what step-up search reads)."""
+    pattern = np.ones((3, 3))
+    pattern[0, 2] = pattern[2, 0] = 0
+    pruned = two_level(within="ggm", within_pattern=pattern).fit(start="auto")
+    full = two_level(within="ggm").fit(start="auto")
+    mi = pruned.modification_indices().set_index("label").loc["obs_theta_3_1"]
+    lr = pruned.deviance - full.deviance
+    assert mi["mi"] == pytest.approx(lr, rel=0.01)
+    omega_13 = _raw(full)[2, 0]
+    assert mi["epc"] == pytest.approx(omega_13, rel=0.05)
