@@ -184,3 +184,33 @@ def test_the_modification_index_of_an_absent_edge_is_its_score_test():
     assert mi["mi"] == pytest.approx(lr, rel=0.01)
     omega_13 = _raw(full)[2, 0]
     assert mi["epc"] == pytest.approx(omega_13, rel=0.05)
+
+
+def test_prune_removes_the_absent_edge_and_keeps_the_true_ones():
+    """The simulated within network has edges y1-y2 and y2-y3 and none y1-y3: prune
+    (alpha 0.01, Holm) fixes Omega_13 at 0 and keeps the others; the step records the
+    likelihood-ratio test of the removal; the pruned model is the K_13 = 0 fit."""
+    full = two_level(within="ggm").fit(start="auto")
+    pruned = xm.prune(full, alpha=0.01, adjust="holm", recursive=True)
+    assert pruned.fit.converged
+    assert list(pruned.steps.removed) == ["", "obs_theta_3_1"]
+    omega = pruned.fit.network("obs")
+    assert omega.loc["y1", "y3"] == 0.0 and omega.loc["y1", "y2"] > 0.3
+    step = pruned.steps.iloc[1]
+    assert step.df == 1 and step.chisq == pytest.approx(pruned.fit.deviance - full.deviance)
+    pattern = np.ones((3, 3))
+    pattern[0, 2] = pattern[2, 0] = 0
+    prec = two_level(within="prec", within_pattern=pattern).fit(start="auto")
+    assert pruned.fit.deviance == pytest.approx(prec.deviance, abs=1e-6)
+
+
+def test_p_value_adjustments_match_their_definitions():
+    """[R 4.2.2] p.adjust(c(0.01, 0.04, 0.03, 0.2), m) for m in bonferroni, holm, BH
+    printed 0.04 0.16 0.12 0.80 / 0.04 0.09 0.09 0.20 / 0.04 0.0533333 0.0533333 0.20."""
+    from xxmpy.search.prune import adjusted
+    p = [0.01, 0.04, 0.03, 0.2]
+    np.testing.assert_allclose(adjusted(p, "bonferroni"), [0.04, 0.16, 0.12, 0.8])
+    np.testing.assert_allclose(adjusted(p, "holm"), [0.04, 0.09, 0.09, 0.2])
+    np.testing.assert_allclose(adjusted(p, "fdr"), [0.04, 0.0533333333, 0.0533333333, 0.2])
+    with pytest.raises(ValueError, match="adjust= must be one of"):
+        adjusted(p, "bh")

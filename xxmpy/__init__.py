@@ -25,9 +25,10 @@ from .inference.profile import ProfileCI
 from .lmm import LmerResult, lmer
 from .results.fit_result import FitResult
 from .results.summary import Summary
+from .search import PruneResult, prune
 
 __all__ = ["Model", "FitResult", "Summary", "ProfileCI", "lmer", "LmerResult", "anova",
-           "compare",
+           "compare", "prune", "PruneResult",
            "AnovaTable", "xxmModel", "xxmSubmodel", "xxmWithinMatrix", "xxmBetweenMatrix",
            "xxmRun", "xxmCI", "xxmSummary", "xxmFree", "SpecificationError", "ProblemTooLarge",
            "XxmError",

@@ -14,6 +14,7 @@ FitResult (results/).
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -117,6 +118,21 @@ class Model:
                                              _origin))
         self._changed()
         return self
+
+    def derived(self, name: str, rewrite) -> Model:
+        """A new model on the same levels and data with every matrix copied and
+        rewritten: rewrite(MatrixSpec) -> (pattern, value, label), or None to keep it
+        (modification indices, pruning)."""
+        new = Model(self.spec.levels, name=name, memory_limit_gb=self.memory_limit_gb)
+        new.spec.submodels = dict(self.spec.submodels)
+        new.spec.duplicate_submodels = list(self.spec.duplicate_submodels)
+        for mat in self.spec.matrices:
+            copied = copy.copy(mat)
+            got = rewrite(mat)
+            if got is not None:
+                copied.pattern, copied.value, copied.label = got
+            new.spec.matrices.append(copied)
+        return new
 
     def _changed(self):
         self._problem = self._checked = self._fingerprint = None

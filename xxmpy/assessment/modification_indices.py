@@ -17,12 +17,10 @@ This is lavaan's ``modindices(fit, information = "observed")``; lavaan's
 default uses the expected information and differs by sampling noise.
 sepc_lv / sepc_all scale epc like std_lv / std_all (standardized.py).
 """
-import copy
 
 import numpy as np
 import pandas as pd
 
-from ..api.model import Model
 from ..engine import deviance_and_gradient
 from ..spec.objects import SYMMETRIC_TYPES
 
@@ -31,33 +29,29 @@ CANDIDATE_TYPES = ("lambda", "beta", "theta", "psi")
 
 def _extended_model(model):
     """(a copy of ``model`` with every candidate freed, [(matrix key, row, col)])."""
-    ext = Model(model.spec.levels, name=f"extended {model.name}",
-                memory_limit_gb=model.memory_limit_gb)
-    ext.spec.submodels = dict(model.spec.submodels)
-    ext.spec.duplicate_submodels = list(model.spec.duplicate_submodels)
     freed = []
-    for mat in model.spec.matrices:
-        new = copy.copy(mat)
-        if mat.type in CANDIDATE_TYPES:
-            pattern = np.array(mat.pattern, dtype=float)
-            value = (np.zeros_like(pattern) if mat.value is None
-                     else np.array(mat.value, dtype=float))
-            label = (np.full(pattern.shape, None, dtype=object) if mat.label is None
-                     else np.array(mat.label, dtype=object))
-            symmetric = mat.type in SYMMETRIC_TYPES
-            square = symmetric or (mat.type == "beta" and mat.parent is None)
-            for r in range(pattern.shape[0]):
-                for c in range(pattern.shape[1]):
-                    if (square and c == r) or (symmetric and c > r):
-                        continue       # variances, self-loops; upper triangles
-                    if pattern[r, c] == 0 and value[r, c] == 0 and label[r, c] is None:
-                        pattern[r, c] = 1
-                        if mat.type in SYMMETRIC_TYPES:
-                            pattern[c, r] = 1
-                        freed.append((mat.key, r, c))
-            new.pattern, new.value = pattern, value
-        ext.spec.matrices.append(new)
-    return ext, freed
+
+    def free_candidates(mat):
+        if mat.type not in CANDIDATE_TYPES:
+            return None
+        pattern = np.array(mat.pattern, dtype=float)
+        value = (np.zeros_like(pattern) if mat.value is None
+                 else np.array(mat.value, dtype=float))
+        label = (np.full(pattern.shape, None, dtype=object) if mat.label is None
+                 else np.array(mat.label, dtype=object))
+        symmetric = mat.type in SYMMETRIC_TYPES
+        square = symmetric or (mat.type == "beta" and mat.parent is None)
+        for r in range(pattern.shape[0]):
+            for c in range(pattern.shape[1]):
+                if (square and c == r) or (symmetric and c > r):
+                    continue       # variances, self-loops; upper triangles
+                if pattern[r, c] == 0 and value[r, c] == 0 and label[r, c] is None:
+                    pattern[r, c] = 1
+                    if mat.type in SYMMETRIC_TYPES:
+                        pattern[c, r] = 1
+                    freed.append((mat.key, r, c))
+        return pattern, value, mat.label
+    return model.derived(f"extended {model.name}", free_candidates), freed
 
 
 def score_tests(problem, theta, kept, new, rel_step=1e-4):
