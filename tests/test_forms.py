@@ -214,3 +214,24 @@ def test_p_value_adjustments_match_their_definitions():
     np.testing.assert_allclose(adjusted(p, "fdr"), [0.04, 0.0533333333, 0.0533333333, 0.2])
     with pytest.raises(ValueError, match="adjust= must be one of"):
         adjusted(p, "bh")
+
+
+def test_one_form_per_variable_needs_zero_elements_across_forms():
+    """form= as a list: the variables of one form are a block; an element joining two
+    forms must be fixed at 0, and the list has one form per variable."""
+    m = two_level()
+    m.spec.matrices[0].form = ["ggm", "ggm", "cov"]
+    with pytest.raises(xm.SpecificationError) as err:
+        m.compile()
+    assert "y3 (cov) and y1 (ggm) have different forms" in str(err.value)
+    m.spec.matrices[0].form = ["ggm", "cov"]
+    with pytest.raises(xm.SpecificationError, match="gives 2 forms for 3 variables"):
+        m.compile()
+    pattern = np.ones((3, 3))
+    pattern[2, :2] = pattern[:2, 2] = 0
+    blocks = two_level(within_pattern=pattern)
+    blocks.spec.matrices[0].form = ["ggm", "ggm", "prec"]
+    cov = two_level(within_pattern=pattern).fit(start="auto")
+    fit = blocks.fit(start="auto")
+    assert fit.deviance == pytest.approx(cov.deviance, abs=1e-6)
+    assert list(fit.network("obs").index) == ["y1", "y2"]

@@ -25,10 +25,11 @@ from .inference.profile import ProfileCI
 from .lmm import LmerResult, lmer
 from .results.fit_result import FitResult
 from .results.summary import Summary
+from .families import ml_lnm, ml_lrnm, ml_lvm, ml_rnm
 from .search import PruneResult, prune
 
 __all__ = ["Model", "FitResult", "Summary", "ProfileCI", "lmer", "LmerResult", "anova",
-           "compare", "prune", "PruneResult",
+           "compare", "prune", "PruneResult", "ml_lvm", "ml_lnm", "ml_rnm", "ml_lrnm",
            "AnovaTable", "xxmModel", "xxmSubmodel", "xxmWithinMatrix", "xxmBetweenMatrix",
            "xxmRun", "xxmCI", "xxmSummary", "xxmFree", "SpecificationError", "ProblemTooLarge",
            "XxmError",

@@ -1,7 +1,10 @@
 """Covariance matrices written in another form: network (GGM), precision, Cholesky.
 
 A theta or psi given with form= other than 'cov' has parameters that are not
-its elements (m x m, R the matrix of its free and fixed elements):
+its elements (m x m, R the matrix of its free and fixed elements). form= names
+one form, or one per variable: the variables of one form are a group, the
+elements across groups are fixed at 0 and Sigma is block diagonal, each group's
+block in its form (a latent network next to diagonal residuals in one psi):
 
   ggm   Sigma = D (I - Omega)^-1 D: R's off-diagonal elements are Omega's (partial
         correlations; a fixed 0 is an absent edge), its diagonal D's (positive)
@@ -24,54 +27,93 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..spec.objects import variable_forms
 from .params import ElementMap
+
+
+def _sigma(form, R):
+    """Sigma of one group from its R (m_g, m_g) in ``form``; raises LinAlgError."""
+    if form == "ggm":
+        d = np.diag(R)
+        A = np.eye(len(R)) - (R - np.diag(d))
+        return d[:, None] * np.linalg.inv(A) * d[None, :]
+    if form == "prec":
+        return np.linalg.inv(R)
+    if form == "chol":
+        return R @ R.T
+    return R
+
+
+def _raw_gradient(form, R, G):
+    """d(-2 log L)/dR (m_g, m_g) of one group, entrywise, from G = d/dSigma (symmetric)."""
+    if form == "ggm":
+        d = np.diag(R)
+        A_inv = np.linalg.inv(np.eye(len(R)) - (R - np.diag(d)))
+        dR = A_inv @ (d[:, None] * G * d[None, :]) @ A_inv
+        np.fill_diagonal(dR, 2.0 * np.diag(A_inv @ (d[:, None] * G)))
+        return dR
+    if form == "prec":
+        S = np.linalg.inv(R)
+        return -S @ G @ S
+    if form == "chol":
+        return np.tril(2.0 * G @ R)
+    return G
 
 
 @dataclass(frozen=True)
 class FormBlock:
-    """One matrix in a form: key (child, parent, type) level names; base (m, m) its
-    fixed values (0 where free); rows, cols, params: its free cells (both triangles)
-    and their parameters; derived: (m(m+1)/2,) the engine parameters of Sigma's
-    lower triangle (np.tril_indices order)."""
+    """One matrix with forms: key (child, parent, type) level names; forms: (m,) the form
+    of each variable (variables of one form are a group; elements across groups are
+    fixed at 0, so Sigma is block diagonal over the groups); base (m, m) its fixed
+    values (0 where free); rows, cols, params: its free cells (both triangles) and
+    their parameters; derived: (m(m+1)/2,) the engine parameters of Sigma's lower
+    triangle (np.tril_indices order)."""
     key: tuple
-    form: str
+    forms: tuple
     base: np.ndarray
     rows: np.ndarray
     cols: np.ndarray
     params: np.ndarray
     derived: np.ndarray
 
+    @property
+    def groups(self):
+        """[(form, (m_g,) variable indices)], in first-seen order."""
+        forms = np.array(self.forms)
+        return [(f, np.flatnonzero(forms == f)) for f in dict.fromkeys(self.forms)]
+
+    @property
+    def form(self):
+        """The one form of all its variables, or 'mixed'."""
+        return self.forms[0] if len(set(self.forms)) == 1 else "mixed"
+
     def raw(self, theta):
-        """R (m, m) at theta: the form's own matrix (Omega with D on its diagonal, K, L)."""
+        """R (m, m) at theta: the forms' own elements (Omega with D on its diagonal, K, L;
+        a chol group's upper triangle 0)."""
         R = self.base.copy()
         R[self.rows, self.cols] = theta[self.params]
-        return np.tril(R) if self.form == "chol" else R
+        for form, g in self.groups:
+            if form == "chol":
+                R[np.ix_(g, g)] = np.tril(R[np.ix_(g, g)])
+        return R
 
     def sigma(self, R):
         """Sigma (m, m) from R; None where it does not exist (I - Omega or K singular)."""
+        S = np.zeros_like(R)
         try:
-            if self.form == "ggm":
-                d = np.diag(R)
-                A = np.eye(len(R)) - (R - np.diag(d))
-                return d[:, None] * np.linalg.inv(A) * d[None, :]
-            if self.form == "prec":
-                return np.linalg.inv(R)
+            for form, g in self.groups:
+                S[np.ix_(g, g)] = _sigma(form, R[np.ix_(g, g)])
         except np.linalg.LinAlgError:
             return None
-        return R @ R.T
+        return S
 
     def raw_gradient(self, R, G):
         """d(-2 log L)/dR (m, m), entrywise, from G = d(-2 log L)/d Sigma (symmetric)."""
-        if self.form == "ggm":
-            d = np.diag(R)
-            A_inv = np.linalg.inv(np.eye(len(R)) - (R - np.diag(d)))
-            dR = A_inv @ (d[:, None] * G * d[None, :]) @ A_inv
-            np.fill_diagonal(dR, 2.0 * np.diag(A_inv @ (d[:, None] * G)))
-            return dR
-        if self.form == "prec":
-            S = np.linalg.inv(R)
-            return -S @ G @ S
-        return np.tril(2.0 * G @ R)
+        dR = np.zeros_like(R)
+        for form, g in self.groups:
+            block = np.ix_(g, g)
+            dR[block] = _raw_gradient(form, R[block], G[block])
+        return dR
 
 
 @dataclass(frozen=True)
@@ -113,14 +155,15 @@ def build_form_map(matrices, element_maps, k):
     other than 'cov'; the derived maps replace theirs for the engine."""
     blocks, derived_maps, at = [], {}, k
     for m in matrices:
-        if getattr(m, "form", "cov") == "cov":
+        size = len(m.pattern)
+        forms = variable_forms(getattr(m, "form", "cov"), size)
+        if set(forms) == {"cov"}:
             continue
         emap = element_maps[(m.child, m.parent, m.type)]
-        size = len(m.pattern)
         lr, lc = np.tril_indices(size)
         derived = np.arange(at, at + len(lr), dtype=np.intp)
         at += len(lr)
-        blocks.append(FormBlock((m.child, m.parent, m.type), m.form, emap.base.copy(),
+        blocks.append(FormBlock((m.child, m.parent, m.type), forms, emap.base.copy(),
                                 emap.free_rows, emap.free_cols, emap.free_param, derived))
         index = np.zeros((size, size), np.intp)
         index[lr, lc] = derived

@@ -26,7 +26,7 @@ moments give the data-based start values (fit/starts.py).
 """
 import numpy as np
 
-from ..spec.objects import BETWEEN_ROLES, DATA_LABEL_PREFIX, WITHIN_ROLES
+from ..spec.objects import BETWEEN_ROLES, DATA_LABEL_PREFIX, WITHIN_ROLES, variable_forms
 
 
 class DataMoments:
@@ -155,7 +155,8 @@ def parameter_units(checked, levels, params):
             s_r = scales[(m.child, rows_role, m.row_names[r])]
             s_c = scales[(col_level, cols_role, m.col_names[c])]
             if m.type in ("theta", "psi"):
-                units[k] = _form_unit(getattr(m, "form", "cov"), r == c, s_r, s_c)
+                form = variable_forms(getattr(m, "form", "cov"), len(m.pattern))[r]
+                units[k] = _form_unit(form, r == c, s_r, s_c)
             elif cols_role == "1":
                 units[k] = s_r
             else:

@@ -28,6 +28,7 @@ changes the model.
 import numpy as np
 
 from ..compile.scales import DataMoments
+from ..spec.objects import variable_forms
 
 
 def auto_start(problem, checked):
@@ -135,12 +136,13 @@ def _to_form(mat, out):
     """A theta / psi start (variances on the diagonal, free covariances 0) written in
     the matrix's form (compile/forms.py), in place: a network's scales and a Cholesky
     diagonal the roots of the variances, a precision's diagonal their inverses."""
+    forms = np.array(variable_forms(mat.form, len(out)))
     free = np.diag(mat.pattern) & (np.diag(out) > 0)
     d = np.diag(out).copy()
-    if mat.form in ("ggm", "chol"):
-        d[free] = np.sqrt(d[free])
-    elif mat.form == "prec":
-        d[free] = 1.0 / d[free]
+    root = free & np.isin(forms, ("ggm", "chol"))
+    d[root] = np.sqrt(d[root])
+    inverse = free & (forms == "prec")
+    d[inverse] = 1.0 / d[inverse]
     np.fill_diagonal(out, d)
 
 

@@ -216,20 +216,20 @@ class FitResult(InformationCriteria):
     def network(self, level: str, which: str = "theta") -> pd.DataFrame:
         """The partial-correlation network Omega (zero diagonal) of a theta or psi written
         with form='ggm' (compile/forms.py), at the estimates, as a DataFrame labelled by
-        the level's ys (theta) or etas (psi); an absent edge is an exact 0."""
+        the level's ys (theta) or etas (psi) in the network; an absent edge is an exact 0."""
         forms = self.problem.forms
-        block = None if forms is None else next(
-            (b for b in forms.blocks if b.key == (level, None, which)), None)
-        if block is None or block.form != "ggm":
-            have = [] if forms is None else [f"{b.key[2]} at '{b.key[0]}'" for b in forms.blocks
-                                             if b.form == "ggm"]
+        blocks = [] if forms is None else [b for b in forms.blocks if "ggm" in b.forms]
+        block = next((b for b in blocks if b.key == (level, None, which)), None)
+        if block is None:
+            have = [f"{b.key[2]} at '{b.key[0]}'" for b in blocks]
             raise ValueError(f"network: the model has no {which} at level {level!r} written "
                              f"with form='ggm'; its networks: {have or 'none'}.")
-        omega = block.raw(self.record.estimate)
+        g = np.flatnonzero(np.array(block.forms) == "ggm")
+        omega = block.raw(self.record.estimate)[np.ix_(g, g)]
         np.fill_diagonal(omega, 0.0)
         sub = self.model.spec.submodels[level]
-        names = sub.ys if which == "theta" else sub.etas
-        return pd.DataFrame(omega, index=list(names), columns=list(names))
+        names = [(sub.ys if which == "theta" else sub.etas)[j] for j in g]
+        return pd.DataFrame(omega, index=names, columns=names)
 
     def r_squared(self) -> pd.DataFrame:
         """R-squared (level, variable, r2): each observed y in each level's component

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..spec.objects import SYMMETRIC_TYPES
+from ..spec.objects import SYMMETRIC_TYPES, variable_forms
 
 ADJUSTMENTS = ("none", "bonferroni", "holm", "fdr")
 
@@ -62,14 +62,14 @@ def _candidates(fit, matrices):
     for mat in fit.model.spec.matrices:
         if mat.type not in SYMMETRIC_TYPES or mat.parent is not None:
             continue
-        if wanted is None and getattr(mat, "form", "cov") != "ggm":
-            continue
         if wanted is not None and (mat.child, mat.type) not in wanted:
             continue
+        forms = variable_forms(getattr(mat, "form", "cov"), len(np.asarray(mat.pattern)))
         emap = params.element_maps[(mat.child, mat.parent, mat.type)]
         for r, c, k in zip(emap.free_rows, emap.free_cols, emap.free_param):
+            edge = forms[r] == forms[c] == "ggm"
             label = params.labels[k]
-            if r > c and label not in out:
+            if r > c and (edge or wanted is not None) and label not in out:
                 out.append(label)
     return out
 

@@ -10,6 +10,11 @@ BETWEEN_TYPES = ("lambda", "beta", "gamma", "kappa")
 SYMMETRIC_TYPES = ("theta", "psi")
 FORMS = ("cov", "ggm", "prec", "chol")    # how a theta / psi is written (compile/forms.py)
 
+
+def variable_forms(form, m):
+    """(m,) the form of each of m variables from form= (one name, or one per variable)."""
+    return (form,) * m if isinstance(form, str) else tuple(form)
+
 # (row role, column role) of each matrix type; roles are "y", "x", "eta", "1".
 WITHIN_ROLES = {
     "nu": ("y", "1"), "alpha": ("eta", "1"), "lambda": ("y", "eta"),

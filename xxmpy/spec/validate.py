@@ -293,23 +293,50 @@ def _check_matrix(spec, m, problems):
                      f"a start value or a fixed value.")
     pattern = pattern.astype(bool)
     _check_data_labels(spec, m, pattern, label, what, problems)
-    if m.type in SYMMETRIC_TYPES and getattr(m, "form", "cov") != "chol":
+    if m.type in SYMMETRIC_TYPES and getattr(m, "form", "cov") != "chol":    # L: lower only
         _check_symmetric(pattern, value, label, what, problems)     # chol: lower triangle
     if m.type == "beta" and m.parent is None and (pattern.diagonal().any() or
                                                   np.any(value.diagonal() != 0)):
         problems.add(f"{what}: the diagonal must be fixed at 0 (a variable cannot be "
                      f"regressed on itself).")
-    form = getattr(m, "form", "cov")
-    if form not in FORMS:
-        problems.add(f"{what}: form={form!r} is not one of {list(FORMS)}.")
-    elif form != "cov" and m.type not in SYMMETRIC_TYPES:
-        problems.add(f"{what}: form={form!r} applies to theta and psi only (a covariance "
-                     f"matrix); drop form= here.")
-    elif form in ("ggm", "chol") and np.any(~pattern.diagonal() & (value.diagonal() <= 0)):
-        problems.add(f"{what}: form={form!r} needs a positive diagonal (the scale D, or L's "
-                     f"diagonal); a fixed diagonal element is {value.diagonal().min()!r}.")
+    form = _check_form(m, pattern, value, row_names, what, problems)
     return CheckedMatrix(m.child, m.parent, m.type, pattern, value, label,
                          list(row_names), list(col_names), form)
+
+
+def _check_form(m, pattern, value, names, what, problems):
+    """form= of a matrix: one of FORMS, or one per variable of a theta / psi whose
+    elements across two forms are fixed at 0; returns it as given (a tuple if a list)."""
+    form = getattr(m, "form", "cov")
+    if isinstance(form, str):
+        forms = [form] * len(names)
+    else:
+        form = forms = tuple(form)
+        if len(forms) != len(names):
+            problems.add(f"{what}: form= gives {len(forms)} forms for {len(names)} variables "
+                         f"{list(names)}; give one form, or one per variable.")
+            return "cov"
+    unknown = sorted({f for f in forms if f not in FORMS}, key=str)
+    if unknown:
+        problems.add(f"{what}: form={unknown[0]!r} is not one of {list(FORMS)}.")
+        return "cov"
+    if set(forms) == {"cov"}:
+        return form
+    if m.type not in SYMMETRIC_TYPES:
+        problems.add(f"{what}: form={form!r} applies to theta and psi only (a covariance "
+                     f"matrix); drop form= here.")
+        return "cov"
+    forms = np.array(forms)
+    scaled = np.isin(forms, ("ggm", "chol")) & ~pattern.diagonal() & (value.diagonal() <= 0)
+    for j in np.flatnonzero(scaled):
+        problems.add(f"{what}: form {forms[j]!r} needs a positive diagonal (the scale D, or "
+                     f"L's diagonal); {names[j]}'s is fixed at {value[j, j]!r}.")
+    across = (forms[:, None] != forms[None, :]) & (pattern | (value != 0))
+    for r, c in zip(*np.nonzero(np.tril(across))):
+        problems.add(f"{what}: {names[r]} ({forms[r]}) and {names[c]} ({forms[c]}) have "
+                     f"different forms, so their element must be fixed at 0 (a block "
+                     f"diagonal matrix); fix it, or give both the same form.")
+    return form
 
 
 def _check_data_labels(spec, m, pattern, label, what, problems):
