@@ -193,7 +193,7 @@ def test_prune_removes_the_absent_edge_and_keeps_the_true_ones():
     full = two_level(within="ggm").fit(start="auto")
     pruned = xm.prune(full, alpha=0.01, adjust="holm", recursive=True)
     assert pruned.fit.converged
-    assert list(pruned.steps.removed) == ["", "obs_theta_3_1"]
+    assert list(pruned.steps.changed) == ["", "obs_theta_3_1"]
     omega = pruned.fit.network("obs")
     assert omega.loc["y1", "y3"] == 0.0 and omega.loc["y1", "y2"] > 0.3
     step = pruned.steps.iloc[1]
@@ -235,3 +235,27 @@ def test_one_form_per_variable_needs_zero_elements_across_forms():
     fit = blocks.fit(start="auto")
     assert fit.deviance == pytest.approx(cov.deviance, abs=1e-6)
     assert list(fit.network("obs").index) == ["y1", "y2"]
+
+
+def test_stepup_adds_the_true_edges_only_and_modelsearch_prunes_the_false_one():
+    """From an empty within network, step-up frees y1-y2 then y2-y3 (each a significant
+    likelihood-ratio gain and a better BIC) and stops before the absent y1-y3; from
+    the full network, modelsearch prunes y1-y3 and adds nothing back."""
+    empty = two_level(within="ggm", within_pattern=np.eye(3)).fit(start="auto")
+    up = xm.stepup(empty, alpha=0.01)
+    assert list(up.steps.action) == ["start", "stepup", "stepup"]
+    assert list(up.steps.changed) == ["", "obs_theta_2_1", "obs_theta_3_2"]
+    assert (up.steps.p.iloc[1:] < 0.01).all() and up.steps.bic.is_monotonic_decreasing
+    assert up.fit.network("obs").loc["y1", "y3"] == 0.0
+    table = up.compare()
+    assert list(table.index) == ["step 0", "step 1", "step 2"]
+    pattern = np.ones((3, 3))
+    pattern[0, 2] = pattern[2, 0] = 0
+    reference = two_level(within="ggm", within_pattern=pattern).fit(start="auto")
+    assert up.fit.deviance == pytest.approx(reference.deviance, abs=1e-6)
+    full = two_level(within="ggm").fit(start="auto")
+    search = xm.modelsearch(full, alpha=0.01)
+    assert list(search.steps.changed) == ["", "obs_theta_3_1"]
+    assert search.fit.deviance == pytest.approx(reference.deviance, abs=1e-6)
+    with pytest.raises(ValueError, match="criterion= must be one of"):
+        xm.stepup(empty, criterion="ebic")

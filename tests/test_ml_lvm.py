@@ -69,7 +69,7 @@ def test_a_latent_network_model_and_its_pruning():
     assert within.loc["F1", "F2"] == pytest.approx(psi[0, 1] / np.sqrt(psi[0, 0] * psi[1, 1]),
                                                    abs=1e-8)
     pruned = xm.prune(lnm, alpha=0.01)
-    assert pruned.steps.removed.iloc[1] == "row_psi_2_1, cluster_psi_2_1"
+    assert pruned.steps.changed.iloc[1] == "row_psi_2_1, cluster_psi_2_1"
     step = pruned.steps.iloc[1]
     assert step.df == 2 and 0 < step.chisq < 5.99
     assert pruned.fit.network("cluster", "psi").loc["F1", "F2"] == 0.0

@@ -2,7 +2,8 @@
 
 Candidates: every element of the model's lambda (within and between), beta
 (off the diagonal) and theta / psi (off the diagonal, lower triangle) that is
-fixed at 0 without a label; only matrices the model has. The extended model
+fixed at 0 without a label, except an element joining two blocks of different
+forms (compile/forms.py: a structural 0); only matrices the model has. The extended model
 frees them all at once (a copy of the model's specification, the candidates
 free with their automatic labels); at theta_ext = (the estimates, zeros) with
 g the gradient and H the Hessian of -2 log L there (central differences of
@@ -17,12 +18,11 @@ This is lavaan's ``modindices(fit, information = "observed")``; lavaan's
 default uses the expected information and differs by sampling noise.
 sepc_lv / sepc_all scale epc like std_lv / std_all (standardized.py).
 """
-
 import numpy as np
 import pandas as pd
 
 from ..engine import deviance_and_gradient
-from ..spec.objects import SYMMETRIC_TYPES
+from ..spec.objects import SYMMETRIC_TYPES, variable_forms
 
 CANDIDATE_TYPES = ("lambda", "beta", "theta", "psi")
 
@@ -41,10 +41,13 @@ def _extended_model(model):
                  else np.array(mat.label, dtype=object))
         symmetric = mat.type in SYMMETRIC_TYPES
         square = symmetric or (mat.type == "beta" and mat.parent is None)
+        forms = variable_forms(getattr(mat, "form", "cov"), pattern.shape[0])
         for r in range(pattern.shape[0]):
             for c in range(pattern.shape[1]):
                 if (square and c == r) or (symmetric and c > r):
                     continue       # variances, self-loops; upper triangles
+                if symmetric and forms[r] != forms[c]:
+                    continue       # between two blocks of forms: a structural 0
                 if pattern[r, c] == 0 and value[r, c] == 0 and label[r, c] is None:
                     pattern[r, c] = 1
                     if mat.type in SYMMETRIC_TYPES:

@@ -8,27 +8,15 @@ estimates table's p) is adjusted over the candidates ('none', 'bonferroni',
 exceeds alpha is fixed at 0 (a label shared by several elements fixes them all).
 The model is refitted from the previous estimates; with recursive=True this
 repeats until nothing is removed. A candidate without a p-value (on a bound, not
-identified) is kept. Every step is recorded.
+identified) is kept. Every step is recorded (steps.py).
 """
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
 from ..spec.objects import SYMMETRIC_TYPES, variable_forms
+from .steps import SearchResult, refit, step_row
 
 ADJUSTMENTS = ("none", "bonferroni", "holm", "fdr")
-
-
-@dataclass
-class PruneResult:
-    """fit: the pruned model's FitResult; steps: one row per fit (step, removed labels,
-    n_parameters, deviance, chisq and df of the change, its p, AIC, BIC)."""
-    fit: object
-    steps: pd.DataFrame
-
-    def __str__(self):
-        return self.steps.to_string(index=False)
 
 
 def adjusted(p, method):
@@ -99,41 +87,30 @@ def prune(fit, alpha=0.01, adjust="none", matrices=None, recursive=False):
     alpha: the level of each (adjusted) test; adjust: 'none', 'bonferroni', 'holm' or
     'fdr'; matrices: [(level, 'theta' | 'psi'), ...] whose free off-diagonal elements
     are the candidates (default: the edges of every form='ggm' matrix); recursive:
-    repeat until nothing is removed. Returns a PruneResult.
+    repeat until nothing is removed. Returns a SearchResult.
     """
     if not 0 < alpha < 1:
         raise ValueError(f"prune: alpha must be between 0 and 1, got {alpha!r}.")
     adjusted(np.zeros(0), adjust)               # checks the method's name
-    rows = [_row(0, [], fit, None)]
+    fits, rows = [fit], [step_row(0, "start", [], fit, None)]
     current = fit
     while True:
-        labels = _candidates(current, matrices)
-        if not labels:
-            break
-        p = current.estimates.set_index("label").loc[labels, "p"].to_numpy(float)
-        p_adj = adjusted(p, adjust)
-        removed = [lab for lab, q in zip(labels, p_adj) if np.isfinite(q) and q > alpha]
+        removed = prune_once(current, alpha, adjust, matrices)
         if not removed:
             break
-        model = _with_zeros(current, removed)
-        problem = model.compile()
-        previous = dict(zip(current.labels, current.record.estimate))
-        start = np.array([previous[lab] for lab in problem.params.labels])
-        new = model.fit(start=start)
-        rows.append(_row(len(rows), removed, new, current))
-        current = new
+        current = refit(_with_zeros(current, removed), current)
+        fits.append(current)
+        rows.append(step_row(len(rows), "prune", removed, current, fits[-2]))
         if not recursive:
             break
-    return PruneResult(current, pd.DataFrame(rows))
+    return SearchResult(current, fits, pd.DataFrame(rows))
 
 
-def _row(step, removed, fit, before):
-    from scipy.stats import chi2
-    row = {"step": step, "removed": ", ".join(removed), "n_parameters": fit.n_parameters,
-           "deviance": fit.deviance, "chisq": np.nan, "df": np.nan, "p": np.nan,
-           "aic": fit.aic, "bic": fit.bic, "converged": fit.converged}
-    if before is not None:
-        row["chisq"] = fit.deviance - before.deviance
-        row["df"] = before.n_parameters - fit.n_parameters
-        row["p"] = float(chi2.sf(max(row["chisq"], 0.0), row["df"]))
-    return row
+def prune_once(fit, alpha, adjust, matrices):
+    """The labels prune would fix at 0 in one step."""
+    labels = _candidates(fit, matrices)
+    if not labels:
+        return []
+    p = fit.estimates.set_index("label").loc[labels, "p"].to_numpy(float)
+    p_adj = adjusted(p, adjust)
+    return [lab for lab, q in zip(labels, p_adj) if np.isfinite(q) and q > alpha]
