@@ -33,7 +33,8 @@ def _data(seed=1, n_g=60, per=8):
     return df, n_g
 
 
-def two_level(within="cov", between="cov", within_pattern=None, frame=None):
+def two_level(within="cov", between="cov", within_pattern=None, frame=None,
+              between_pattern=None):
     df, n_g = _data() if frame is None else frame
     m = xm.Model(["obs", "g"])
     m.level("obs", parents=["g"], ys=["y1", "y2", "y3"], data=df)
@@ -41,8 +42,8 @@ def two_level(within="cov", between="cov", within_pattern=None, frame=None):
     pattern = np.ones((3, 3)) if within_pattern is None else within_pattern
     m.within("obs", "theta", pattern, np.eye(3), form=within)
     m.within("obs", "nu", np.ones((3, 1)), np.zeros((3, 1)))
-    m.within("g", "psi", np.ones((3, 3)), np.eye(3) * (0.3 if between == "cov" else 0.5),
-             form=between)
+    m.within("g", "psi", np.ones((3, 3)) if between_pattern is None else between_pattern,
+             np.eye(3) * (0.3 if between == "cov" else 0.5), form=between)
     m.between("g", "obs", "lambda", np.zeros((3, 3)), np.eye(3))
     return m
 
@@ -259,3 +260,48 @@ def test_stepup_adds_the_true_edges_only_and_modelsearch_prunes_the_false_one():
     assert search.fit.deviance == pytest.approx(reference.deviance, abs=1e-6)
     with pytest.raises(ValueError, match="criterion= must be one of"):
         xm.stepup(empty, criterion="ebic")
+
+
+def test_a_pruned_network_matches_an_independent_dense_maximisation():
+    """A tiny case (12 groups of 4, three ys, the y1-y3 edge absent, independent group
+    intercepts): xxmpy's fit against scipy's BFGS on the dense oracle's -2 log L (the
+    N x N covariance, numerical gradients), started from the data-based start values."""
+    from scipy.optimize import minimize
+
+    from dense_oracle import dense_deviance
+    from xxmpy.fit.starts import auto_start
+    frame = _data(seed=1, n_g=12, per=4)
+    pattern = np.ones((3, 3))
+    pattern[0, 2] = pattern[2, 0] = 0
+    model = two_level(within="ggm", within_pattern=pattern, frame=frame,
+                      between_pattern=np.eye(3))
+    fit = model.fit(start="auto")
+    problem = fit.problem
+
+    def objective(theta):
+        value = dense_deviance(problem, theta) if np.isfinite(
+            deviance_and_gradient(problem, theta)[0]) else np.inf
+        return value if np.isfinite(value) else 1e10
+    start = auto_start(problem, model._checked)
+    dense = minimize(objective, start, method="BFGS", options={"gtol": 1e-8, "maxiter": 5000})
+    assert fit.converged and dense.fun == pytest.approx(fit.deviance, abs=1e-5)
+    np.testing.assert_allclose(dense.x, fit.record.estimate, atol=2e-3)
+
+
+def test_an_equality_constraint_on_two_edges_is_one_parameter():
+    """Two edges with one label are one parameter: equal in the fitted network, and
+    the fit lies between the free and the absent versions of the second edge."""
+    label = np.full((3, 3), None, dtype=object)
+    label[1, 0] = label[0, 1] = label[2, 1] = label[1, 2] = "edge"
+    pattern = np.ones((3, 3))
+    pattern[0, 2] = pattern[2, 0] = 0
+    m = two_level(within="ggm", within_pattern=pattern)
+    m.spec.matrices[0].label = label
+    fit = m.fit(start="auto")
+    omega = fit.network("obs")
+    assert "edge" in fit.labels and fit.n_parameters == 13
+    assert omega.loc["y1", "y2"] == omega.loc["y2", "y3"] != 0
+    free = two_level(within="ggm", within_pattern=pattern).fit(start="auto")
+    assert fit.deviance > free.deviance
+    ci = fit.profile_ci(parameters="edge", n_jobs=1, progress=False)
+    assert ci.verified()

@@ -190,6 +190,12 @@ class FitResult(InformationCriteria):
             self._measures = fit_measures(self, self.saturated(), self.baseline(), c)
         return self._measures.copy()
 
+    def _forms(self):
+        """{(level, type): form=} of the theta / psi not in covariance form."""
+        return {(m.child, m.type): m.form for m in self.model.spec.matrices
+                if m.parent is None and getattr(m, "form", "cov") != "cov"
+                and set([m.form] if isinstance(m.form, str) else m.form) != {"cov"}}
+
     def _structure(self):
         """(c, parents, ys, etas): level index of the lowest level of ys, the indices of
         the levels above it, {level index: y names} of the levels with ys, {level
@@ -437,7 +443,8 @@ class FitResult(InformationCriteria):
         if self.profile is not None:
             notes += ["", self.profile.describe()]
         return Summary(f"xxmpy {_version()} fit of '{self.model.name}'", header,
-                       _estimate_blocks(est, self.profile is not None) + extra_blocks,
+                       _estimate_blocks(est, self.profile is not None, self._forms())
+                       + extra_blocks,
                        notes, fit=fit, estimates=est)
 
     def __str__(self) -> str:
@@ -494,8 +501,14 @@ def _fit_measure_lines(fm, result):
                                                            f"{fm['bic2']:.4f}")]
 
 
-def _estimate_blocks(est, with_ci):
-    """The estimates grouped as lavaan prints them: by level, then by matrix."""
+FORM_NOTES = {"ggm": "network: partial correlations off the diagonal, scales on it",
+              "prec": "precision matrix", "chol": "Cholesky factor, lower triangle"}
+
+
+def _estimate_blocks(est, with_ci, forms=None):
+    """The estimates grouped as lavaan prints them: by level, then by matrix; forms:
+    {(level, type): form= of a theta / psi not in covariance form} (its note)."""
+    forms = forms or {}
     cols = ["row", "col", "label", "estimate", "se", "z", "p"]
     if "std_all" in est:
         cols += ["std_lv", "std_all"]
@@ -512,5 +525,11 @@ def _estimate_blocks(est, with_ci):
     for (child, parent, type_), part in shown.groupby(["child", "parent", "type"], sort=False):
         where = (f"level '{child}', within {type_}" if child == parent
                  else f"{parent} -> {child}, between {type_}")
+        form = forms.get((child, type_)) if child == parent else None
+        if form is not None:
+            names = [form] if isinstance(form, str) else list(dict.fromkeys(form))
+            notes = [f"{name} ({FORM_NOTES.get(name, 'covariances')})" for name in names]
+            where += (f" in form {notes[0]}" if len(notes) == 1 else
+                      " in forms " + " and ".join(notes) + ", a block each")
         blocks.append((where, part[cols]))
     return blocks
