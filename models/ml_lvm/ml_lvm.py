@@ -46,7 +46,7 @@ between_label[0, 0], between_label[1, 0], between_label[0, 1], between_label[1, 
     "psi_b11", "psi_b21", "psi_b21", "psi_b22"
 within_label = [["psi_w11", "psi_w21"], ["psi_w21", "psi_w22"]]
 reach = np.column_stack([free, np.zeros((6, 6))])
-reach_value = np.column_stack([marker, np.eye(6)])
+reach_value = np.column_stack([free + marker, np.eye(6)])
 reach_label = np.column_stack([loading_label, np.full((6, 6), None, dtype=object)])
 
 # xxM style: the model written out -------------------------------------------
@@ -55,8 +55,8 @@ xm.xxmSubmodel(model=m, level="row", parents=["cluster"], ys=YS, etas=["F1", "F2
                data=rows)
 xm.xxmSubmodel(model=m, level="cluster", etas=["F1", "F2"] + [f"eps_{y}" for y in YS],
                data=clusters)
-xm.xxmWithinMatrix(model=m, level="row", type="lambda", pattern=free, value=marker,
-                   label=loading_label)
+xm.xxmWithinMatrix(model=m, level="row", type="lambda", pattern=free, value=free + marker,
+                   label=loading_label)           # every loading starts at 1
 xm.xxmWithinMatrix(model=m, level="row", type="nu", pattern=np.ones((6, 1)),
                    value=np.zeros((6, 1)))
 xm.xxmWithinMatrix(model=m, level="row", type="psi", pattern=np.ones((2, 2)),

@@ -21,7 +21,8 @@ from .transform import Transform
 
 VARIANCE_FLOOR = 1e-8    # relative to each variance's natural unit (variance_floor)
 SMALL_DIAGONAL = 1e-2  # L_rr^2 below this (in units of its scale^2): a covariance near singular
-RESTARTS = 2            # searches restarted when a fit ends unconverged
+RESTARTS = 2            # unproductive restarts of a search that ended unconverged
+MAX_RESTARTS = 10       # restarts in all (each productive one lowers -2 log L)
 PD_FLOOR = 1e-8         # eigenvalues of a Hessian guess kept above this fraction of the largest
 MAX_STEP = 2.0         # the longest move of one coordinate per iteration, in natural units,
 CAPPED_ITERATIONS = 5  # over the first iterations (the curvature still a guess)
@@ -450,6 +451,38 @@ def _near_singular(transform, free, y):
     return near
 
 
+PROBE_STEPS = (1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001)   # natural units, both signs
+
+
+def _probed_decrement(fg, y, f, H, g, off, lower):
+    """On a singular face: (decrement, None), or (nan, (y, f)) after a step that lowers
+    -2 log L. Next to the floor, difference quotients of the gradient can be badly off
+    (third derivatives grow like 1 / L_rr^3): the eigen-directions of H (unit diagonal)
+    below FLAT_CANDIDATE of the largest are probed by steps of PROBE_STEPS along each,
+    both signs. A step that lowers -2 log L by more than DECREMENT_TOL is taken (a
+    saddle); otherwise no step can lower it there, and the decrement is judged over the
+    other directions."""
+    idx = np.flatnonzero(off)
+    sub = H[np.ix_(idx, idx)]
+    d = np.sqrt(np.abs(np.diag(sub)))
+    if idx.size == 0 or not np.all(np.isfinite(sub)) or np.any(d == 0):
+        return np.nan, None
+    vals, vecs = np.linalg.eigh(sub / np.outer(d, d))
+    suspect = vals <= FLAT_CANDIDATE * vals[-1]
+    for u in vecs[:, suspect].T:
+        v = np.zeros(y.size)
+        v[idx] = u / d
+        v /= np.max(np.abs(v))
+        for size in PROBE_STEPS:
+            for sign in (1.0, -1.0):
+                trial = np.maximum(y + sign * size * v, lower)
+                ft = fg(trial)[0]
+                if np.isfinite(ft) and ft < f - DECREMENT_TOL:
+                    return np.nan, (trial, ft)
+    z = vecs[:, ~suspect].T @ (g[idx] / d)
+    return float(np.sum(z ** 2 / vals[~suspect])), None
+
+
 def _singular_blocks(transform, free, y, lower):
     """The Cholesky blocks with a free diagonal coordinate on its floor at y."""
     index = np.cumsum(free) - 1
@@ -472,6 +505,12 @@ def _finish_singular(fg, transform, free, scale, lower, polish_steps, y, status)
     grad = fg.last_gradient.copy()
     off = ~bound
     decrement = newton_decrement(Hy[np.ix_(off, off)], _projected(g, y, lower)[off])
+    if np.isnan(decrement):
+        decrement, moved = _probed_decrement(fg, y, f, Hy, _projected(g, y, lower), off,
+                                             lower)
+        if moved is not None:     # a saddle on the face: the restart goes on from there
+            (y, f), status = moved, "saddle point on the singular face: left downhill"
+            theta = fg.full(y)
     singular = np.zeros(k, bool)
     for b in _singular_blocks(transform, free, y, lower):
         singular[b.slots.ravel()] = True
@@ -621,7 +660,8 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
     end = finish(fg.full(y), status)
     polish_evaluations = end.evaluations
     restarts = []
-    while hessian and not end.converged and len(restarts) < RESTARTS and iters < max_iter:
+    while hessian and not end.converged and iters < max_iter and len(restarts) < MAX_RESTARTS \
+            and sum(not kept for *_, kept in restarts) < RESTARTS:
         # restart the search where the best point so far is, with curvature measured
         # afresh there by central differences (the quasi-Newton model had gone stale)
         y = np.maximum(transform.from_theta(end.theta)[free] / scale[free], lower)

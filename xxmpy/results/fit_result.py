@@ -170,7 +170,10 @@ class FitResult(InformationCriteria):
             from ..assessment.reference_models import baseline_model, saturated_model
             build = saturated_model if which == "saturated" else baseline_model
             with warnings.catch_warnings():
+                # an internal fit: only its -2 log L is used (its convergence is checked
+                # below), not its standard errors
                 warnings.simplefilter("ignore", BoundaryWarning)
+                warnings.simplefilter("ignore", HessianWarning)
                 fit = build(self.model).fit(start="auto")
             if not fit.converged:
                 raise RuntimeError(f"fit_measures: the {which} model did not converge "
