@@ -305,3 +305,19 @@ def test_an_equality_constraint_on_two_edges_is_one_parameter():
     assert fit.deviance > free.deviance
     ci = fit.profile_ci(parameters="edge", n_jobs=1, progress=False)
     assert ci.verified()
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_singular_between_covariance_next_to_a_form_is_a_converged_singular_fit(form):
+    """10 groups of 4: the between psi is singular at the optimum. With theta in any
+    form (not a Cholesky block of the search) the fit is still judged on the singular
+    face and reaches the covariance form's -2 log L (before: 'Hessian not positive
+    definite' at the same point)."""
+    frame = _data(seed=5, n_g=10, per=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", xm.XxmWarning)
+        cov = two_level(frame=frame).fit(start="auto")
+        fit = two_level(within=form, frame=frame).fit(start="auto")
+    assert cov.converged and fit.converged
+    assert fit.record.status.startswith("converged (singular fit")
+    assert fit.deviance == pytest.approx(cov.deviance, abs=1e-6)
