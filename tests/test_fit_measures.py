@@ -281,6 +281,8 @@ def _lavaan_modindices():
                 ["lhs", "op", "rhs", "level", "mi", "epc"])
     out = {}
     for line in lines[start + 1:]:
+        if line.startswith("#") or line.startswith("delta"):
+            break                   # the power tables follow
         _, lhs, op, rhs, level, mi, epc = line.split()
         i, j = int(lhs[-1]), int(rhs[-1])
         if op == "=~":
@@ -329,6 +331,42 @@ def test_modification_indices_of_the_fit(cfa_fit):
     assert list(cfa_fit.modification_indices(minimum=2.0)["label"]) == [
         "student_theta_6_3", "student_theta_6_2", "student_theta_5_3"]
     assert np.all(np.isfinite(mi["sepc_all"][mi["mi"].notna()]))
+    with_power = cfa_fit.modification_indices(minimum=2.0, power=True)
+    assert list(with_power.columns[-4:]) == ["delta", "ncp", "power", "decision"]
+    assert with_power.loc[0, "decision"] == "epc:nm"        # lavaan's for y3 ~~ y6
+
+
+def _lavaan_power():
+    """[(delta, mi, epc, ncp, power, decision)] from tests/data/r/lavaan_twolevel_cfa.out
+    (lavaan 0.6-14, modindices(power = TRUE), within rows)."""
+    out, delta = [], None
+    for line in (ref.DATA / "r" / "lavaan_twolevel_cfa.out").read_text().splitlines():
+        parts = line.split()
+        if parts[:1] == ["delta"]:
+            delta = float(parts[1])
+        elif len(parts) == 10 and parts[0].isdigit():
+            mi, epc, _, ncp, power = map(float, parts[4:9])
+            out.append((delta, mi, epc, ncp, power, parts[9]))
+    return out
+
+
+def test_modification_index_power_follows_lavaan():
+    """Saris-Satorra-van der Veld power and decision from lavaan's own mi and epc give
+    lavaan's ncp, power and decision (42 rows, delta 0.1 and 0.3); the two decisions
+    lavaan's example does not reach, from chosen (mi, epc)."""
+    from xxmpy.assessment.modification_indices import mi_power
+    rows = _lavaan_power()
+    assert len(rows) == 42
+    for delta in (0.1, 0.3):
+        part = np.array([r[1:6] for r in rows if r[0] == delta], dtype=object)
+        got = mi_power(part[:, 0].astype(float), part[:, 1].astype(float), delta)
+        # 1e-3: the printed mi and epc of y2 ~~ y4 (1.178e-5, -9.147e-5) keep 4 digits
+        np.testing.assert_allclose(got["ncp"], part[:, 2].astype(float), rtol=1e-3)
+        np.testing.assert_allclose(got["power"], part[:, 3].astype(float), atol=1e-4)
+        assert list(got["decision"]) == [r[5] for r in rows if r[0] == delta]
+    chosen = mi_power([6.0, 30.0], [0.5, 0.05], delta=0.1)     # power 0.33 / 0.998
+    assert list(chosen["decision"]) == ["**(m)**", "epc:nm"]
+    assert list(mi_power([30.0], [0.2], delta=0.1)["decision"]) == ["*epc:m*"]
 
 
 def test_compare_and_the_modification_index_against_freeing_the_element(cfa_fit):
@@ -534,6 +572,15 @@ LAVAAN_COVARIATES_R2 = {("student", "y1"): 0.50705810, ("student", "y2"): 0.3630
                         ("cluster", "y3"): 0.68354914, ("cluster", "fb"): 0.03648403}
 
 
+LAVAAN_COVARIATES_STD = {
+    "std_all": {("fw", "x1"): (0.50190207, 0.01809824), ("fw", "x2"): (0.40675181, 0.01906252),
+                ("fw", "x3"): (0.20809256, 0.02047717), ("fb", "w1"): (0.15905685, 0.07476224),
+                ("fb", "w2"): (0.13083716, 0.07561827)},
+    "std_nox": {("fw", "x1"): (0.50640027, 0.01826044), ("fw", "x2"): (0.40443804, 0.01895408),
+                ("fw", "x3"): (0.20356354, 0.02003149), ("fb", "w1"): (0.17052468, 0.08015252),
+                ("fb", "w2"): (0.13562819, 0.07838728)}}
+
+
 def test_covariates_are_conditioned_on_as_lavaans_fixed_x():
     """Within and between covariates: the saturated model regresses the ys on them
     (15 + 15 parameters), the baseline does not; SRMR and R-squared count the
@@ -548,15 +595,17 @@ def test_covariates_are_conditioned_on_as_lavaans_fixed_x():
     r2 = fit.r_squared().set_index(["level", "variable"])["r2"]
     for key, value in LAVAAN_COVARIATES_R2.items():
         assert r2[key] == pytest.approx(value, abs=1e-4), key
-    # [lavaan] standardizedSolution(fit), rows with op "~": std.all and its se
+    # [lavaan] standardizedSolution(fit), rows with op "~": std.all and its se; and
+    # type = "std.nox" (same script): the covariates stay in their units
     std = fit.standardized().set_index(["type", "row", "col"])
-    for (row, col), (value, se) in {("fw", "x1"): (0.50190207, 0.01809824),
-                                    ("fw", "x2"): (0.40675181, 0.01906252),
-                                    ("fw", "x3"): (0.20809256, 0.02047717),
-                                    ("fb", "w1"): (0.15905685, 0.07476224),
-                                    ("fb", "w2"): (0.13083716, 0.07561827)}.items():
-        assert std.loc[("gamma", row, col), "std_all"] == pytest.approx(value, abs=1e-3)
-        assert std.loc[("gamma", row, col), "std_all_se"] == pytest.approx(se, rel=0.02)
+    for column, reference in LAVAAN_COVARIATES_STD.items():
+        for (row, col), (value, se) in reference.items():
+            assert std.loc[("gamma", row, col), column] == pytest.approx(value, abs=1e-3)
+            assert std.loc[("gamma", row, col), f"{column}_se"] == pytest.approx(se, rel=0.02)
+    others = std.drop(index="gamma", level="type")
+    np.testing.assert_array_equal(others["std_nox"], others["std_all"])
+    mi = fit.modification_indices()
+    assert np.allclose(mi["sepc_nox"], mi["sepc_all"], equal_nan=True)   # no x in any
 
 
 def between_y_model():

@@ -16,10 +16,20 @@ the analytic gradient, steps relative to each parameter's unit):
 
 This is lavaan's ``modindices(fit, information = "observed")``; lavaan's
 default uses the expected information and differs by sampling noise.
-sepc_lv / sepc_all scale epc like std_lv / std_all (standardized.py).
+sepc_lv / sepc_all / sepc_nox scale epc like std_lv / std_all / std_nox
+(standardized.py).
+
+With power (Saris, Satorra & van der Veld 2009; lavaan's ``power = TRUE``): for an
+effect of size delta (in the epc's own units) the non-centrality ncp = mi delta^2 /
+epc^2, the power of the mi's test at alpha, and lavaan's decision: '(i)' (mi not
+significant, power low: inspect), '**(m)**' (significant, low power: misspecified),
+'(nm)' (not significant, high power: not misspecified), 'epc:nm' (significant, high
+power, |epc| <= delta), '*epc:m*' (significant, high power, |epc| > delta).
 """
 import numpy as np
 import pandas as pd
+
+from scipy.stats import chi2, ncx2
 
 from ..engine import deviance_and_gradient
 from ..spec.objects import SYMMETRIC_TYPES, variable_forms
@@ -57,6 +67,24 @@ def _extended_model(model):
     return model.derived(f"extended {model.name}", free_candidates), freed
 
 
+def mi_power(mi, epc, delta=0.1, alpha=0.05, high_power=0.75):
+    """DataFrame (delta, ncp, power, decision), one row per (mi, epc) (module doc)."""
+    mi, epc = np.asarray(mi, float), np.asarray(epc, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ncp = mi / (epc * epc) * delta * delta
+    critical = chi2.isf(alpha, 1)
+    power = np.where(np.isinf(ncp), 1.0, ncx2.sf(critical, 1, np.where(np.isinf(ncp), 1.0,
+                                                                        ncp)))
+    significant = chi2.sf(mi, 1) < alpha
+    high = power > high_power
+    large = np.abs(epc) > delta
+    decision = np.select([~significant & ~high, significant & ~high, ~significant & high,
+                          significant & high & ~large, significant & high & large],
+                         ["(i)", "**(m)**", "(nm)", "epc:nm", "*epc:m*"], "")
+    decision = np.where(np.isnan(mi) | np.isnan(epc), "", decision)
+    return pd.DataFrame({"delta": delta, "ncp": ncp, "power": power, "decision": decision})
+
+
 def score_tests(problem, theta, kept, new, rel_step=1e-4):
     """(mi, epc) (n_new,) of freeing parameters ``new`` of ``problem`` at theta, the
     parameters ``kept`` re-estimated (the others held): H by central differences of
@@ -88,7 +116,7 @@ def modification_indices(fit):
     extended model), mi, epc, sepc_lv, sepc_all, sorted by mi (largest first; NaN,
     where freeing it would not be identified, last)."""
     columns = ["child", "parent", "type", "row", "col", "label", "mi", "epc", "sepc_lv",
-               "sepc_all"]
+               "sepc_all", "sepc_nox"]
     ext, freed = _extended_model(fit.model)
     if not freed:
         return pd.DataFrame(columns=columns)
@@ -123,14 +151,14 @@ def _describe(problem, fit, theta, new, epc):
         place = table.loc[labels[k]]
         row = {"child": place["child"], "parent": place["parent"], "type": place["type"],
                "row": place["row"], "col": place["col"], "label": labels[k],
-               "sepc_lv": np.nan, "sepc_all": np.nan}
+               "sepc_lv": np.nan, "sepc_all": np.nan, "sepc_nox": np.nan}
         element = _element_of(problem, k)
         if c is not None and np.isfinite(e) and element is not None \
                 and element[0][0] in [c] + list(parents):
             at = theta.copy()
             at[k] = e
             std = _standardize(problem, at, c, parents, [element])
-            row["sepc_lv"], row["sepc_all"] = std[0, 0], std[1, 0]
+            row["sepc_lv"], row["sepc_all"], row["sepc_nox"] = std[:, 0]
         rows.append(row)
     return rows
 

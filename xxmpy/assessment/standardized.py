@@ -1,4 +1,4 @@
-"""The standardised solution (lavaan's std.lv and std.all) with delta-method SEs.
+"""The standardised solution (lavaan's std.lv, std.all, std.nox) with delta-method SEs.
 
 Every free or non-zero fixed element of the model's matrices, for the ys of the
 lowest level c and of the levels above it and the etas of all these levels
@@ -23,6 +23,9 @@ estimates:
                                                level above c its component's
                                                (lavaan's between intercepts), else
                                                the total's
+
+std_nox (lavaan's std.nox) is std_all with the covariates x left in their own units:
+gamma / sd(eta) and kappa / sd_l(y).
 
 SEs: the Jacobian of std_* in the free parameters (central differences with
 steps relative to each parameter's unit) times the parameter covariance; NaN
@@ -66,7 +69,7 @@ def _elements(problem, theta, c, parents):
 
 
 def _standardize(problem, theta, c, parents, elements):
-    """(2, len(elements)) std_lv and std_all of ``elements`` at theta."""
+    """(3, len(elements)) std_lv, std_all and std_nox of ``elements`` at theta."""
     # sd[(component level, y level, j)] and the total over the components
     sd, variance = {}, {}
     for level, (variables, C, _, _, _) in level_components(problem, theta).items():
@@ -83,35 +86,39 @@ def _standardize(problem, theta, c, parents, elements):
             for level in [c] + list(parents) if problem.levels[level].x.shape[1]}
     mats = {key: problem.matrix(theta, key, problem.slots.shape[key])
             for key in {e[0] for e in elements}}
-    out = np.full((2, len(elements)), np.nan)
+    out = np.full((3, len(elements)), np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         for i, ((child, parent, kind), r, col) in enumerate(elements):
             v = mats[(child, parent, kind)][r, col]
             eta_level = child if parent == -1 else parent
+            nox = None                  # std_nox: std_all unless an x is standardised
             if kind == "lambda":        # y r of level child, in eta_level's component
                 lv = v * sd_eta[eta_level][col]
-                out[:, i] = lv, lv / sd[(eta_level, child, r)]
+                al = lv / sd[(eta_level, child, r)]
             elif kind == "theta":
-                out[:, i] = v, v / (sd[(child, child, r)] * sd[(child, child, col)])
+                lv, al = v, v / (sd[(child, child, r)] * sd[(child, child, col)])
             elif kind == "psi":
-                out[:, i] = v / (sd_eta[child][r] * sd_eta[child][col])
+                lv = al = v / (sd_eta[child][r] * sd_eta[child][col])
             elif kind == "beta":
-                out[:, i] = v * sd_eta[eta_level][col] / sd_eta[child][r]
+                lv = al = v * sd_eta[eta_level][col] / sd_eta[child][r]
             elif kind == "alpha":
-                out[:, i] = v / sd_eta[child][r]
+                lv = al = v / sd_eta[child][r]
             elif kind == "nu":
-                out[:, i] = v, v / sd_mean(child, r)
+                lv, al = v, v / sd_mean(child, r)
             elif kind == "gamma":           # eta on x: x in its own units for std_lv
-                out[:, i] = (v / sd_eta[child][r],
-                             v * sd_x[eta_level][col] / sd_eta[child][r])
-            elif kind == "kappa":
-                out[:, i] = v, v * sd_x[eta_level][col] / sd[(eta_level, child, r)]
+                lv = nox = v / sd_eta[child][r]
+                al = v * sd_x[eta_level][col] / sd_eta[child][r]
+            else:                           # kappa
+                nox = v / sd[(eta_level, child, r)]
+                lv, al = v, v * sd_x[eta_level][col] / sd[(eta_level, child, r)]
+            out[:, i] = lv, al, al if nox is None else nox
     return out
 
 
 def standardized_solution(fit, c, parents, ys, etas):
     """DataFrame: child, parent, type, row, col, label (None when fixed), estimate,
-    se (NaN when fixed), std_lv, std_lv_se, std_all, std_all_se. ``ys``: {level
+    se (NaN when fixed), std_lv, std_lv_se, std_all, std_all_se, std_nox, std_nox_se.
+    ``ys``: {level
     index: y names} of the levels with ys; ``etas``: {level index: eta names}."""
     problem, theta = fit.problem, np.asarray(fit.record.estimate, float)
     names = problem.level_names
@@ -119,7 +126,7 @@ def standardized_solution(fit, c, parents, ys, etas):
     std = _standardize(problem, theta, c, parents, elements)
     # delta method: central differences, steps relative to each parameter's unit
     k = theta.size
-    J = np.zeros((2, len(elements), k))
+    J = np.zeros((3, len(elements), k))
     units = np.asarray(problem.param_units, float)
     steps = 1e-5 * np.maximum(np.abs(theta), units)
     for j in range(k):
@@ -129,8 +136,8 @@ def standardized_solution(fit, c, parents, ys, etas):
         J[:, :, j] = (_standardize(problem, up, c, parents, elements)
                       - _standardize(problem, down, c, parents, elements)) / (2 * steps[j])
     vcov = fit.vcov.to_numpy()
-    se = np.full((2, len(elements)), np.nan)
-    for s in range(2):
+    se = np.full((3, len(elements)), np.nan)
+    for s in range(3):
         for i in range(len(elements)):
             # the parameters it depends on, judged in each parameter's unit
             effect = np.abs(J[s, i]) * units
@@ -162,5 +169,6 @@ def standardized_solution(fit, c, parents, ys, etas):
                      "label": fit.labels[par] if par < k else None, "estimate": vals[cell],
                      "se": np.sqrt(vcov[par, par]) if par < k else np.nan,
                      "std_lv": std[0, i], "std_lv_se": se[0, i],
-                     "std_all": std[1, i], "std_all_se": se[1, i]})
+                     "std_all": std[1, i], "std_all_se": se[1, i],
+                     "std_nox": std[2, i], "std_nox_se": se[2, i]})
     return pd.DataFrame(rows)

@@ -217,7 +217,8 @@ class FitResult(InformationCriteria):
         """The standardised solution, lavaan's std.lv and std.all, for every free or
         non-zero fixed element, with delta-method SEs (assessment/standardized.py):
         columns child, parent, type, row, col, label, estimate, se, std_lv, std_lv_se,
-        std_all, std_all_se (an equality-labelled parameter once per element)."""
+        std_all, std_all_se, std_nox, std_nox_se (lavaan's std.nox: covariates in their
+        own units) (an equality-labelled parameter once per element)."""
         from ..assessment.standardized import standardized_solution
         c, parents, ys, etas = self._structure()
         return standardized_solution(self, c, parents, ys, etas)
@@ -284,18 +285,26 @@ class FitResult(InformationCriteria):
         return factor_scores(self.problem, self.record.estimate,
                              list(spec.submodels[level].etas), level)
 
-    def modification_indices(self, minimum: float = 0.0) -> pd.DataFrame:
+    def modification_indices(self, minimum: float = 0.0, power: bool = False,
+                             delta: float = 0.1, alpha: float = 0.05,
+                             high_power: float = 0.75) -> pd.DataFrame:
         """Modification indices (assessment/modification_indices.py): for every
         element of lambda, beta, theta and psi fixed at 0 without a label, the score
         test of freeing it (mi, chi-square on 1 df), the expected parameter change
-        (epc) and its standardised forms (sepc_lv, sepc_all); rows with mi >=
+        (epc) and its standardised forms (sepc_lv, sepc_all, sepc_nox); rows with mi >=
         ``minimum``, largest first, then (only when minimum <= 0) those whose
         freeing would not be identified (mi NaN). lavaan's modindices(fit,
-        information = "observed")."""
-        from ..assessment.modification_indices import modification_indices
+        information = "observed"). power: add delta, ncp, power and decision (the
+        Saris-Satorra-van der Veld judgement, lavaan's power = TRUE, with its
+        delta, alpha and high.power)."""
+        from ..assessment.modification_indices import mi_power, modification_indices
         table = modification_indices(self)
         keep = (table["mi"] >= minimum) | (table["mi"].isna() & (minimum <= 0))
-        return table[keep].reset_index(drop=True)
+        table = table[keep].reset_index(drop=True)
+        if power:
+            table = pd.concat([table, mi_power(table["mi"], table["epc"], delta, alpha,
+                                               high_power)], axis=1)
+        return table
 
     def report(self, path: str | None = None, title: str | None = None, front=None) -> str:
         """One self-contained HTML page: fit, level graph, matrices, estimates, CIs,

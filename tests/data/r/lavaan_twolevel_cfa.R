@@ -1,7 +1,7 @@
 # Reference numbers for tests/test_fit_measures.py (issue #19): a two-level CFA on
 # lavaan's Demo.twolevel (two factors within, y1..y3 and y4..y6; two factors between,
 # y1..y3 and y4..y6 too), its fit measures, standardised solution, R-squared,
-# implied moments and modification indices. Run: Rscript tests/data/r/lavaan_twolevel_cfa.R
+# implied moments and modification indices (with lavaan's power columns). Run: Rscript tests/data/r/lavaan_twolevel_cfa.R
 # (R 4.2, lavaan from Debian's packages). Exports ../Demo_twolevel.csv.
 suppressMessages(library(lavaan))
 d <- Demo.twolevel
@@ -46,3 +46,11 @@ for (lev in names(imp)) {
 mo <- modindices(fit, information = "observed", standardized = FALSE)
 mo$mi <- sprintf("%.6f", mo$mi); mo$epc <- sprintf("%.6f", mo$epc)
 print(mo[, c("lhs", "op", "rhs", "level", "mi", "epc")])
+# the power columns (Saris, Satorra & van der Veld 2009), within rows, delta 0.1 and 0.3
+for (delta in c(0.1, 0.3)) {
+  mo <- modindices(fit, information = "observed", power = TRUE, delta = delta)
+  mo <- mo[mo$level == 1, ]
+  for (col in c("mi", "epc", "ncp", "power")) mo[[col]] <- sprintf("%.8f", mo[[col]])
+  cat("delta", delta, "\n")
+  print(mo[, c("lhs", "op", "rhs", "mi", "epc", "delta", "ncp", "power", "decision")])
+}

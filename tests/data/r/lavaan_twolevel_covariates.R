@@ -1,6 +1,7 @@
 # Reference numbers for tests/test_fit_measures.py (issue #19): lavaan's multilevel
 # tutorial model on Demo.twolevel, with within (x1..x3) and between (w1, w2)
-# covariates (fixed.x = TRUE, lavaan's default): fit measures and R-squared.
+# covariates (fixed.x = TRUE, lavaan's default): fit measures, R-squared, and the
+# regression rows of the std.all and std.nox solutions.
 # Run: Rscript tests/data/r/lavaan_twolevel_covariates.R (R 4.2, lavaan from Debian)
 suppressMessages(library(lavaan))
 cat("lavaan", as.character(packageVersion("lavaan")), "\n")
@@ -22,4 +23,9 @@ print(sprintf("%s %.8f", names(unlist(lavInspect(fit, "rsquare"))),
 ss <- standardizedSolution(fit)
 ss <- ss[ss$op == "~", c("lhs", "op", "rhs", "est.std", "se")]
 for (col in c("est.std", "se")) ss[[col]] <- sprintf("%.8f", ss[[col]])
+print(ss)
+ss <- standardizedSolution(fit, type = "std.nox")
+ss <- ss[ss$op == "~", c("lhs", "op", "rhs", "est.std", "se")]
+for (col in c("est.std", "se")) ss[[col]] <- sprintf("%.8f", ss[[col]])
+cat("std.nox\n")
 print(ss)
