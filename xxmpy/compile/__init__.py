@@ -44,7 +44,10 @@ def compile_problem(checked, collapse_units=True, memory_limit_gb=None):
     params = build_parameter_table(checked.matrices)
     for arr in (params.start, params.is_variance):
         arr.flags.writeable = False
-    forms, derived = build_form_map(checked.matrices, params.element_maps, params.n)
+    param_units = parameter_units(checked, levels, params)
+    param_units.flags.writeable = False
+    forms, derived = build_form_map(checked.matrices, params.element_maps, params.n,
+                                    param_units)
     n_engine = params.n if forms is None else forms.n_engine
     matrices = {}
     for m in checked.matrices:
@@ -69,8 +72,6 @@ def compile_problem(checked, collapse_units=True, memory_limit_gb=None):
         red_units, contrasts, jacobian = reduced
         form = build_form(red_units, contrasts, base + jacobian, slots)
     sizes = np.array([lev.n for lev in levels])
-    param_units = parameter_units(checked, levels, params)
-    param_units.flags.writeable = False
     return Problem(names, params, slots, units, form, n_observed, n_flat,
                    count_components(levels, sizes), checked.graph.structure, descendants,
                    _cholesky_blocks(units.matrices, n_engine, params.n), param_units, forms)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..spec.objects import variable_forms
+from .scales import VARIANCE_FLOOR
 from .params import ElementMap
 
 
@@ -67,7 +68,10 @@ class FormBlock:
     fixed at 0, so Sigma is block diagonal over the groups); base (m, m) its fixed
     values (0 where free); rows, cols, params: its free cells (both triangles) and
     their parameters; derived: (m(m+1)/2,) the engine parameters of Sigma's lower
-    triangle (np.tril_indices order)."""
+    triangle (np.tril_indices order); floors: (m,) the least variance of each variable
+    (VARIANCE_FLOOR of its unit; 0 where its diagonal element is fixed): below it
+    Sigma is refused, as a covariance-form variance is held above it by its bound
+    (a precision's diagonal has no upper bound to do that)."""
     key: tuple
     forms: tuple
     base: np.ndarray
@@ -75,6 +79,7 @@ class FormBlock:
     cols: np.ndarray
     params: np.ndarray
     derived: np.ndarray
+    floors: np.ndarray
 
     @property
     def groups(self):
@@ -105,6 +110,8 @@ class FormBlock:
                 S[np.ix_(g, g)] = _sigma(form, R[np.ix_(g, g)])
         except np.linalg.LinAlgError:
             return None
+        if not np.all(np.diag(S) >= self.floors):
+            return None
         return S
 
     def raw_gradient(self, R, G):
@@ -119,10 +126,12 @@ class FormBlock:
 @dataclass(frozen=True)
 class FormMap:
     """Every form matrix of a problem; k: the model's parameters, n_engine: the
-    engine's (k plus the derived blocks)."""
+    engine's (k plus the derived blocks); scales: the parameters that are scales (a
+    network's D, a Cholesky diagonal), whose square is a variance."""
     blocks: tuple
     k: int
     n_engine: int
+    scales: np.ndarray
 
     def expand(self, theta):
         """(n_engine,) the engine's parameters at theta (k,); None when a form has no
@@ -150,10 +159,23 @@ class FormMap:
         return g
 
 
-def build_form_map(matrices, element_maps, k):
+def _variance_units(forms, rows, cols, params, units, m):
+    """(m,) each variable's variance unit from its diagonal parameter's unit in its form
+    (0 where the diagonal element is fixed)."""
+    out = np.zeros(m)
+    for r, c, k in zip(rows, cols, params):
+        if r == c:
+            unit = units[k]
+            out[r] = unit ** 2 if forms[r] in ("ggm", "chol") else \
+                1.0 / unit if forms[r] == "prec" else unit
+    return out
+
+
+def build_form_map(matrices, element_maps, k, units):
     """(FormMap or None, {key: derived ElementMap}) for the checked matrices with a form
-    other than 'cov'; the derived maps replace theirs for the engine."""
-    blocks, derived_maps, at = [], {}, k
+    other than 'cov'; the derived maps replace theirs for the engine. units: (k,) the
+    parameters' natural units (scales.py)."""
+    blocks, derived_maps, scales, at = [], {}, set(), k
     for m in matrices:
         size = len(m.pattern)
         forms = variable_forms(getattr(m, "form", "cov"), size)
@@ -163,8 +185,14 @@ def build_form_map(matrices, element_maps, k):
         lr, lc = np.tril_indices(size)
         derived = np.arange(at, at + len(lr), dtype=np.intp)
         at += len(lr)
+        floors = VARIANCE_FLOOR * _variance_units(forms, emap.free_rows, emap.free_cols,
+                                                  emap.free_param, units, size)
         blocks.append(FormBlock((m.child, m.parent, m.type), forms, emap.base.copy(),
-                                emap.free_rows, emap.free_cols, emap.free_param, derived))
+                                emap.free_rows, emap.free_cols, emap.free_param, derived,
+                                floors))
+        scales.update(int(p) for r, c, p in zip(emap.free_rows, emap.free_cols,
+                                                emap.free_param)
+                      if r == c and forms[r] in ("ggm", "chol"))
         index = np.zeros((size, size), np.intp)
         index[lr, lc] = derived
         index[lc, lr] = derived
@@ -175,4 +203,5 @@ def build_form_map(matrices, element_maps, k):
             index[rows, cols], empty, empty, [])
     if not blocks:
         return None, {}
-    return FormMap(tuple(blocks), k, at), derived_maps
+    return FormMap(tuple(blocks), k, at, np.array(sorted(scales), dtype=np.intp)), \
+        derived_maps

@@ -26,6 +26,8 @@ moments give the data-based start values (fit/starts.py).
 """
 import numpy as np
 
+VARIANCE_FLOOR = 1e-8    # a variance's lower bound, in its natural unit (fit/optimize.py)
+
 from ..spec.objects import BETWEEN_ROLES, DATA_LABEL_PREFIX, WITHIN_ROLES, variable_forms
 
 

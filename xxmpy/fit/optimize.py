@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..compile.scales import VARIANCE_FLOOR
 from ..engine import deviance_and_gradient
 from .transform import Transform
 
-VARIANCE_FLOOR = 1e-8    # relative to each variance's natural unit (variance_floor)
 SMALL_DIAGONAL = 1e-2  # L_rr^2 below this (in units of its scale^2): a covariance near singular
 RESTARTS = 2            # unproductive restarts of a search that ended unconverged
 MAX_RESTARTS = 10       # restarts in all (each productive one lowers -2 log L)
@@ -36,8 +36,14 @@ FLAT_STEP = 0.05       # the re-measuring step, in standard errors
 
 
 def variance_floor(problem):
-    """(k,) the variances' lower bound: VARIANCE_FLOOR natural units of each parameter."""
-    return VARIANCE_FLOOR * problem.param_units
+    """(k,) the variances' lower bound: VARIANCE_FLOOR natural units of each parameter;
+    for a scale (a network's D, a Cholesky factor's diagonal: its square is a variance)
+    the root of that (compile/forms.py)."""
+    floor = VARIANCE_FLOOR * np.asarray(problem.param_units, float)
+    if problem.forms is not None and problem.forms.scales.size:
+        scales = problem.forms.scales
+        floor[scales] = np.sqrt(VARIANCE_FLOOR) * problem.param_units[scales]
+    return floor
 
 
 def coordinate_scale(transform, problem, theta=None):
