@@ -465,9 +465,9 @@ def _probed_decrement(fg, y, f, H, g, off, lower):
     -2 log L. Next to the floor, difference quotients of the gradient can be badly off
     (third derivatives grow like 1 / L_rr^3): the eigen-directions of H (unit diagonal)
     below FLAT_CANDIDATE of the largest are probed by steps of PROBE_STEPS along each,
-    both signs. A step that lowers -2 log L by more than DECREMENT_TOL is taken (a
-    saddle); otherwise no step can lower it there, and the decrement is judged over the
-    other directions."""
+    both signs. Where one lowers -2 log L by more than DECREMENT_TOL (a saddle), the
+    step is doubled while it keeps lowering it and that point is returned; otherwise
+    no step can lower it there, and the decrement is judged over the other directions."""
     idx = np.flatnonzero(off)
     sub = H[np.ix_(idx, idx)]
     d = np.sqrt(np.abs(np.diag(sub)))
@@ -484,6 +484,13 @@ def _probed_decrement(fg, y, f, H, g, off, lower):
                 trial = np.maximum(y + sign * size * v, lower)
                 ft = fg(trial)[0]
                 if np.isfinite(ft) and ft < f - DECREMENT_TOL:
+                    for _ in range(20):         # downhill: as far as it keeps going down
+                        size *= 2.0
+                        further = np.maximum(y + sign * size * v, lower)
+                        f_further = fg(further)[0]
+                        if not (np.isfinite(f_further) and f_further < ft):
+                            break
+                        trial, ft = further, f_further
                     return np.nan, (trial, ft)
     z = vecs[:, ~suspect].T @ (g[idx] / d)
     return float(np.sum(z ** 2 / vals[~suspect])), None
