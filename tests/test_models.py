@@ -58,6 +58,8 @@ def test_script_runs_prints_and_both_api_styles_agree(path):
     assert fit_xxm.converged and fit_py.converged
     assert fit_py.deviance == pytest.approx(fit_xxm.deviance, abs=1e-6)
     assert (path in REAL) != (path in SIMULATED), "a script states either REFERENCE or TRUTH"
+    if "fit_sem" in ns:                # the lavaan-syntax version of the same model
+        assert ns["fit_sem"].deviance == pytest.approx(fit_xxm.deviance, abs=1e-6)
 
 
 @pytest.mark.parametrize("path", REAL, ids=names(REAL))

@@ -27,9 +27,10 @@ from .results.fit_result import FitResult
 from .results.summary import Summary
 from .families import ml_lnm, ml_lrnm, ml_lvm, ml_rnm
 from .search import SearchResult, modelsearch, prune, stepup
+from .syntax import SemResult, cfa, sem
 
 __all__ = ["Model", "FitResult", "Summary", "ProfileCI", "lmer", "LmerResult", "anova",
-           "compare", "prune", "stepup", "modelsearch", "SearchResult", "ml_lvm", "ml_lnm", "ml_rnm", "ml_lrnm",
+           "compare", "prune", "stepup", "modelsearch", "SearchResult", "sem", "cfa", "SemResult", "ml_lvm", "ml_lnm", "ml_rnm", "ml_lrnm",
            "AnovaTable", "xxmModel", "xxmSubmodel", "xxmWithinMatrix", "xxmBetweenMatrix",
            "xxmRun", "xxmCI", "xxmSummary", "xxmFree", "SpecificationError", "ProblemTooLarge",
            "XxmError",

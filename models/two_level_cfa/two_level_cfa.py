@@ -87,7 +87,16 @@ fit_py = (xm.Model(["student", "teacher"], name="two-level CFA")
                    between_label)
           .fit())
 
-print(f"\n-2 log L: xxM API {fit_xxm.deviance:.4f}, Pythonic {fit_py.deviance:.4f}")
+# lavaan syntax --------------------------------------------------------------------
+fit_sem = xm.sem("""
+    level: 1
+        fw =~ y1 + y2 + y3 + y4
+    level: 2
+        fb =~ y1 + y2 + y3 + y4
+""", student, cluster="teacher")
+
+print(f"\n-2 log L: xxM API {fit_xxm.deviance:.4f}, Pythonic {fit_py.deviance:.4f}, "
+      f"lavaan syntax {fit_sem.deviance:.4f}")
 recovery = pd.DataFrame({"truth": pd.Series(TRUTH)}).join(fit_xxm.estimates.set_index("label")
                                                         [["estimate", "se"]])
 print("The fit recovers the parameters the data were drawn from:")

@@ -1,0 +1,36 @@
+# Reference numbers for tests/test_syntax.py (issue #21): lavaan's estimates, SEs and
+# log L for models written in lavaan syntax, on lavaan's Demo.twolevel
+# (../Demo_twolevel.csv): the multilevel tutorial model with covariates, and a
+# one-level SEM (two factors, a latent regression, a covariate, labels, an equality,
+# a residual covariance), meanstructure = TRUE, observed information.
+# Run: Rscript tests/data/r/lavaan_syntax.R (R 4.2, lavaan from Debian's packages)
+suppressMessages(library(lavaan))
+cat("lavaan", as.character(packageVersion("lavaan")), "\n")
+show <- function(fit) {
+  cat(sprintf("logl %.8f\n", fitMeasures(fit, "logl")))
+  pe <- parameterEstimates(fit)
+  pe <- pe[pe$se > 0 | pe$op == "==", c("lhs", "op", "rhs", intersect("level", names(pe)),
+                                        "est", "se")]
+  for (col in c("est", "se")) pe[[col]] <- sprintf("%.8f", pe[[col]])
+  print(pe)
+}
+tutorial <- '
+level: 1
+  fw =~ y1 + y2 + y3
+  fw ~ x1 + x2 + x3
+level: 2
+  fb =~ y1 + y2 + y3
+  fb ~ w1 + w2
+'
+cat("model tutorial\n")
+show(sem(tutorial, data = Demo.twolevel, cluster = "cluster"))
+onelevel <- '
+  f1 =~ y1 + a*y2 + a*y3
+  f2 =~ y4 + y5 + y6
+  f2 ~ f1 + x1
+  y1 ~~ y4
+'
+cat("model onelevel\n")
+# information = "observed": lavaan's one-level default is the expected information;
+# xxmpy's SEs (like lavaan's two-level ones) come from the observed information
+show(sem(onelevel, data = Demo.twolevel, meanstructure = TRUE, information = "observed"))

@@ -1,0 +1,386 @@
+"""lavaan syntax (parsed) -> an xxM model of one or two levels, with lavaan's defaults.
+
+Roles, per level block (one block, or ``level: 1`` / ``level: 2`` with cluster=):
+  latent   the left-hand side of =~
+  y        an observed variable that is an indicator, an outcome of ~, or in ~~ / ~ 1
+  x        an observed variable only ever on the right of ~ (conditioned on, fixed.x)
+At level 2 a level-1 y stands for its between part: an eta of the cluster level (named
+as the y) that reaches the rows through a between lambda fixed at 1; a level-2 factor
+loads the ys through that between lambda. A variable only named at level 2 is a
+cluster-level variable (constant within clusters). A level-1 y not named at level 2
+has no between part (within only), as in lavaan.
+
+Operators -> matrices (level 1 within the rows; level 2 within the cluster, or the
+between lambda for the level-1 ys):
+  f =~ y      lambda (f =~ g for latents: beta g <- f)
+  f ~ g       beta            f ~ x      gamma
+  y ~ x       kappa           y ~ f      lambda (a free loading)
+  y1 ~~ y2    theta (level 2: psi of the between parts)        f ~~ g    psi
+  y ~ 1       nu (the rows' intercepts, whichever level names it)  f ~ 1  alpha
+Defaults (lavaan's sem): each factor's first loading fixed at 1 (NA* frees it),
+residual variances of every y and variances of every latent free, covariances
+among exogenous latents free, free intercepts of the ys, latent means 0, xs
+conditioned on. Free elements are labelled as lavaan names them (``f=~y2``;
+``.l2`` at level 2) unless the syntax labels them.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..api.model import Model
+from ..errors import SpecificationError
+
+SHAPES = {"lambda": ("y", "eta"), "beta": ("eta", "eta"), "gamma": ("eta", "x"),
+          "kappa": ("y", "x"), "theta": ("y", "y"), "psi": ("eta", "eta"),
+          "nu": ("y", "1"), "alpha": ("eta", "1")}
+
+
+@dataclass
+class ParRow:
+    """One parameter of the syntax model: lavaan's lhs, op, rhs, level (1-based) and
+    label (None for a fixed element), with where it lives in the xxM model: key
+    (child level, parent level or None, type), row and column."""
+    lhs: str
+    op: str
+    rhs: str
+    level: int
+    label: str
+    free: bool
+    value: float
+    key: tuple
+    row: int
+    col: int
+    user: bool
+
+
+class _Matrix:
+    """pattern / value / label of one xxM matrix, filled element by element."""
+
+    def __init__(self, rows, cols, symmetric):
+        self.pattern = np.zeros((rows, cols))
+        self.value = np.zeros((rows, cols))
+        self.label = np.full((rows, cols), None, dtype=object)
+        self.symmetric, self.set_by_user = symmetric, set()
+
+    def put(self, r, c, free, value, label):
+        for i, j in ((r, c), (c, r)) if self.symmetric else ((r, c),):
+            self.pattern[i, j] = 1.0 if free else 0.0
+            self.value[i, j] = value
+            self.label[i, j] = label if free else None
+
+
+class _Level:
+    """One level of the model being built: its variables and matrices."""
+
+    def __init__(self, name, number, ys, xs, etas):
+        self.name, self.number = name, number
+        self.names = {"y": list(ys), "x": list(xs), "eta": list(etas), "1": ["1"]}
+        self.matrices = {}
+        self.cross = None          # the between lambda to the rows (level 2 only)
+
+    def cross_matrix(self, rows):
+        """The between lambda from this level's etas to the rows' ys (rows of them)."""
+        if self.cross is None:
+            self.cross = _Matrix(rows, len(self.names["eta"]), False)
+        return self.cross
+
+    def matrix(self, kind):
+        if kind not in self.matrices:
+            rows, cols = (len(self.names[role]) for role in SHAPES[kind])
+            self.matrices[kind] = _Matrix(rows, cols, kind in ("theta", "psi"))
+        return self.matrices[kind]
+
+
+class SyntaxModel:
+    """The built xxM Model, its parameter table (ParRow) and the start values given by
+    start() (label -> value)."""
+
+    def __init__(self, model, rows, starts, levels):
+        self.model, self.rows, self.starts, self.levels = model, rows, starts, levels
+
+
+def _roles(statements, latents):
+    """(ys, xs) of the observed names of one block, in order of first use: an x is a
+    regressor (right of ~) that is never an indicator or an outcome; ys are the
+    indicators, the outcomes and whatever else is named (in ~~ or ~ 1) that is not
+    an x."""
+    seen, strong, regressors = [], set(), set()
+    for s in statements:
+        rhs = [t.name for t in s.rhs if t.name != "1"]
+        seen += [n for n in list(s.lhs) + rhs if n not in latents and n not in seen]
+        if s.op == "=~":
+            strong.update(rhs)
+        elif s.op == "~" and rhs:
+            strong.update(s.lhs)
+            regressors.update(rhs)
+    xs = [n for n in seen if n in regressors and n not in strong]
+    ys = [n for n in seen if n not in xs]
+    return ys, xs
+
+
+class Builder:
+    """Builds the model from parsed statements (see the module doc)."""
+
+    def __init__(self, parsed, data, cluster, problems):
+        self.problems, self.data = problems, data
+        self.model_statements = [s for s in parsed.statements if s.op in ("=~", "~", "~~")]
+        for s in parsed.statements:
+            if s.op in (":=", "=="):
+                what = ("defined parameters (:=)" if s.op == ":=" else
+                        "constraints between labels (==)")
+                problems.append(f"line {s.line}: {what} are not supported yet (in "
+                                f"{s.text!r}); for an equality give both elements one label.")
+        blocks = parsed.levels
+        if not blocks:
+            by_level = {1: self.model_statements}
+        else:
+            by_level = {}
+            for s in self.model_statements:
+                number = blocks.index(s.level) + 1 if s.level in blocks else None
+                if number is None:
+                    problems.append(f"line {s.line}: a statement before the first level: "
+                                    f"block (in {s.text!r}).")
+                    continue
+                by_level.setdefault(number, []).append(s)
+        if len(blocks) > 2:
+            problems.append(f"{len(blocks)} level blocks: xm.sem fits one or two levels so "
+                            f"far (more levels: write the xxM model, see models/three_level).")
+        if len(blocks) == 2 and not isinstance(cluster, str):
+            problems.append(f"two level blocks need cluster= the name of the cluster column, "
+                            f"got {cluster!r}.")
+        if len(blocks) < 2 and cluster is not None:
+            problems.append("cluster= is given but the model has no level: 2 block.")
+        self.by_level = by_level
+        self.cluster = cluster if len(blocks) == 2 else None
+        self.rows, self.starts = [], {}
+        self.row = "row"
+        while self.row in data.columns:
+            self.row = "_" + self.row
+
+    # ----------------------------------------------------------------- roles
+    def _check_columns(self, names, statements, where):
+        for name in names:
+            if name not in self.data.columns:
+                line = next(s.line for s in statements
+                            if name in s.lhs or name in [t.name for t in s.rhs])
+                self.problems.append(f"line {line}: {name!r} is neither a latent variable "
+                                     f"(the left of =~) nor a column of data{where}.")
+
+    def levels(self):
+        """(level 1, level 2 or None): variables of each level."""
+        s1 = self.by_level.get(1, [])
+        lat1 = list(dict.fromkeys(n for s in s1 if s.op == "=~" for n in s.lhs))
+        ys1, xs1 = _roles(s1, lat1)
+        for name in lat1:
+            if name in self.data.columns:
+                self.problems.append(f"latent variable {name!r} has the name of a data "
+                                     f"column; rename it.")
+        self._check_columns(ys1 + xs1, s1, "")
+        if self.cluster is None:
+            return _Level(self.row, 1, ys1, xs1, lat1), None
+        s2 = self.by_level.get(2, [])
+        lat2 = list(dict.fromkeys(n for s in s2 if s.op == "=~" for n in s.lhs))
+        ys2, xs2 = _roles(s2, lat2)
+        between = [n for n in ys2 + xs2 if n in ys1]
+        cluster_ys = [n for n in ys2 if n not in ys1]
+        cluster_xs = [n for n in xs2 if n not in ys1]
+        for name in [n for n in ys2 + xs2 if n in xs1]:
+            self.problems.append(f"{name!r} is a covariate at level 1 and is named at level "
+                                 f"2: covariates at both levels are not supported yet.")
+        self._check_columns(cluster_ys + cluster_xs, s2, "")
+        within = _Level(self.row, 1, ys1, xs1, lat1)
+        return within, _Level(self.cluster, 2, cluster_ys, cluster_xs, lat2 + between)
+
+    # ------------------------------------------------------------- elements
+    def put(self, level, kind, r_name, c_name, term, lhs, op, rhs, user=True, cross=None,
+            number=None):
+        """Set one element from a term (or a default when term is None); cross: the
+        level-1 _Level when the element is in the between lambda (its ys <- level's
+        etas)."""
+        if cross is not None:
+            matrix = level.cross_matrix(len(cross.names["y"]))
+            key = (cross.name, level.name, "lambda")
+            r, c = cross.names["y"].index(r_name), level.names["eta"].index(c_name)
+        else:
+            matrix, key = level.matrix(kind), (level.name, None, kind)
+            r = level.names[SHAPES[kind][0]].index(r_name)
+            c = level.names[SHAPES[kind][1]].index(c_name)
+        if not user and (r, c) in matrix.set_by_user:
+            return
+        if user:
+            matrix.set_by_user.update({(r, c), (c, r)} if matrix.symmetric else {(r, c)})
+        fixed = term is not None and term.fixed is not None and not term.free
+        variance = kind in ("theta", "psi") and r == c and cross is None
+        value = term.fixed if fixed else (term.start if term is not None and
+                                          term.start is not None else float(variance))
+        number = level.number if number is None else number
+        suffix = "" if number == 1 else f".l{number}"
+        label = (term.label if term is not None and term.label else f"{lhs}{op}{rhs}{suffix}")
+        matrix.put(r, c, not fixed, value, label)
+        self.rows.append(ParRow(lhs, op, rhs, number, None if fixed else label,
+                                not fixed, value, key, r, c, user))
+        if term is not None and term.start is not None and not fixed:
+            self.starts[label] = term.start
+
+    def fixed_one(self, level, r_name, c_name, lhs, op, rhs, cross):
+        """A between-lambda element fixed at 1 (not a lavaan parameter: not recorded)."""
+        matrix = level.cross_matrix(len(cross.names["y"]))
+        r, c = cross.names["y"].index(r_name), level.names["eta"].index(c_name)
+        matrix.put(r, c, False, 1.0, None)
+
+    def statements(self, level, within):
+        """Apply one level's statements; within: the level-1 _Level (for level 2)."""
+        ys, xs, etas = level.names["y"], level.names["x"], level.names["eta"]
+        latents = [n for n in etas if within is None or n not in within.names["y"]]
+        parts = [] if within is None else [n for n in etas if n in within.names["y"]]
+        first = set()
+        for s in self.by_level.get(level.number, []):
+            for lhs in s.lhs:
+                for k, t in enumerate(s.rhs):
+                    self._one(level, within, s, lhs, t, ys, xs, latents, parts,
+                              auto_fix=(s.op == "=~" and k == 0 and lhs not in first))
+                if s.op == "=~":
+                    first.add(lhs)
+
+    def _one(self, level, within, s, lhs, t, ys, xs, latents, parts, auto_fix):
+        op, rhs = s.op, t.name
+        where = f"line {s.line}: {lhs} {op} {rhs}"
+        if op == "=~":
+            if auto_fix and t.fixed is None and not t.free:
+                if t.label:
+                    self.problems.append(f"{where}: the first indicator's loading is fixed "
+                                         f"at 1 (lavaan's default); a label on it would tie "
+                                         f"others to 1. Write NA*{t.label}*{rhs} to free it.")
+                    return
+                t = type(t)(rhs, fixed=1.0)
+            if rhs in parts:              # a level-1 y's between part
+                self.put(level, "lambda", rhs, lhs, t, lhs, op, rhs, cross=within)
+            elif rhs in ys:
+                self.put(level, "lambda", rhs, lhs, t, lhs, op, rhs)
+            elif rhs in latents:
+                self.put(level, "beta", rhs, lhs, t, lhs, op, rhs)
+            else:
+                self.problems.append(f"{where}: {rhs!r} cannot be an indicator here.")
+        elif op == "~" and rhs == "1":
+            if lhs in parts:              # the rows' intercept, lavaan's level-2 one
+                self.put(within, "nu", lhs, "1", t, lhs, "~1", "", number=2)
+            elif lhs in ys:
+                self.put(level, "nu", lhs, "1", t, lhs, "~1", "")
+            else:
+                self.put(level, "alpha", lhs, "1", t, lhs, "~1", "")
+        elif op == "~":
+            lhs_eta = lhs in latents or lhs in parts
+            if lhs_eta and (rhs in latents):
+                self.put(level, "beta", lhs, rhs, t, lhs, op, rhs)
+            elif lhs_eta and rhs in xs:
+                self.put(level, "gamma", lhs, rhs, t, lhs, op, rhs)
+            elif lhs in ys and rhs in xs:
+                self.put(level, "kappa", lhs, rhs, t, lhs, op, rhs)
+            elif lhs in ys and rhs in latents:
+                self.put(level, "lambda", lhs, rhs, t, lhs, op, rhs)
+            elif lhs in parts and rhs in latents:
+                self.put(level, "lambda", lhs, rhs, t, lhs, op, rhs, cross=within)
+            else:
+                self.problems.append(f"{where}: a regression of {lhs!r} on {rhs!r} (an "
+                                     f"observed outcome on another, or on a between part) "
+                                     f"is not supported yet.")
+        else:                             # ~~
+            if lhs in xs or rhs in xs:
+                self.problems.append(f"{where}: covariates are conditioned on (fixed.x): "
+                                     f"their variances and covariances are not parameters.")
+            elif lhs in ys and rhs in ys:
+                self.put(level, "theta", lhs, rhs, t, lhs, op, rhs)
+            elif (lhs in latents or lhs in parts) and (rhs in latents or rhs in parts):
+                self.put(level, "psi", lhs, rhs, t, lhs, op, rhs)
+            else:
+                self.problems.append(f"{where}: {lhs!r} and {rhs!r} are not both observed "
+                                     f"or both latent.")
+
+    def defaults(self, level, within, parts_above=()):
+        """lavaan's defaults for the elements the syntax did not set; parts_above: the
+        level-1 ys with a between part (their intercepts are lavaan's level-2 ones)."""
+        ys, etas = level.names["y"], level.names["eta"]
+        parts = [] if within is None else [n for n in etas if n in within.names["y"]]
+        latents = [n for n in etas if n not in parts]
+        regressed = {lhs for s in self.by_level.get(level.number, []) if s.op == "~"
+                     and any(t.name != "1" for t in s.rhs) for lhs in s.lhs}
+        for y in ys:
+            self.put(level, "theta", y, y, None, y, "~~", y, user=False)
+            self.put(level, "nu", y, "1", None, y, "~1", "", user=False,
+                     number=2 if y in parts_above else None)
+        for j, f in enumerate(etas):
+            self.put(level, "psi", f, f, None, f, "~~", f, user=False)
+        exogenous = [f for f in latents if f not in regressed]
+        for j, f in enumerate(exogenous):
+            for g in exogenous[:j]:
+                self.put(level, "psi", f, g, None, g, "~~", f, user=False)
+        for y in parts:                   # the between part reaches its y with weight 1
+            self.fixed_one(level, y, y, y, "=~", y, cross=within)
+
+
+def build(parsed, data, cluster):
+    """SyntaxModel of the parsed syntax on ``data`` (the module doc)."""
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"sem: data= must be a pandas DataFrame, got {type(data).__name__}.")
+    problems = []
+    b = Builder(parsed, data, cluster, problems)
+    if b.cluster is not None and b.cluster not in data.columns:
+        problems.append(f"cluster={b.cluster!r} is not a column of data.")
+    if problems:
+        raise SpecificationError([f"sem: {p}" for p in problems])
+    within, between = b.levels()
+    if problems:
+        raise SpecificationError([f"sem: {p}" for p in problems])
+    b.statements(within, None)
+    if between is not None:
+        b.statements(between, within)
+    b.defaults(within, None, [] if between is None else
+               [n for n in between.names["eta"] if n in within.names["y"]])
+    if between is not None:
+        b.defaults(between, within)
+    if problems:
+        raise SpecificationError([f"sem: {p}" for p in problems])
+    return SyntaxModel(_model(b, within, between), b.rows, b.starts, (within, between))
+
+
+def _model(b, within, between):
+    data, row = b.data, b.row
+    names = [row] if between is None else [row, between.name]
+    columns = within.names["y"] + within.names["x"] + ([] if between is None else [b.cluster])
+    rows = data[list(dict.fromkeys(columns))].copy()
+    rows[row] = np.arange(len(rows))
+    m = Model(names, name="sem")
+    parents = [] if between is None else [between.name]
+    m.level(row, parents=parents, ys=within.names["y"], xs=within.names["x"],
+            etas=within.names["eta"], data=rows)
+    levels = [(within, row)]
+    if between is not None:
+        table = _cluster_table(data, b.cluster, between.names["y"] + between.names["x"],
+                               b.problems)
+        m.level(between.name, ys=between.names["y"], xs=between.names["x"],
+                etas=between.names["eta"], data=table)
+        levels.append((between, between.name))
+    for level, name in levels:
+        for kind, mat in level.matrices.items():
+            if mat.pattern.size:
+                m.within(name, kind, mat.pattern, mat.value, mat.label)
+    if between is not None and between.cross is not None:
+        mat = between.cross
+        m.between(between.name, row, "lambda", mat.pattern, mat.value, mat.label)
+    return m
+
+
+def _cluster_table(data, cluster, columns, problems):
+    """One row per cluster with its cluster-level columns (constant within clusters)."""
+    grouped = data.groupby(cluster, sort=True)
+    for column in columns:
+        if (grouped[column].nunique(dropna=True) > 1).any():
+            problems.append(f"{column!r} is named only at level 2 but varies within "
+                            f"clusters of {cluster!r}; a level-2 variable is one value per "
+                            f"cluster.")
+    if problems:
+        raise SpecificationError([f"sem: {p}" for p in problems])
+    table = grouped[columns].first().reset_index() if columns else \
+        pd.DataFrame({cluster: np.sort(data[cluster].unique())})
+    return table

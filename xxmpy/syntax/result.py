@@ -1,0 +1,120 @@
+"""The result of a lavaan-syntax fit: the fitted xxM model with lavaan's names."""
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+
+class SemResult:
+    """A fitted lavaan-syntax model. ``fit`` is the FitResult of the compiled xxM model
+    (``model``): every FitResult attribute and method (profile_ci, fit_measures,
+    modification_indices, report, ...) is reachable from here too."""
+
+    def __init__(self, fit, syntax, source):
+        self.fit, self.syntax, self.source = fit, syntax, source
+        self.model = fit.model
+
+    def __getattr__(self, name):
+        if name.startswith("__") or name in ("fit", "syntax", "source", "model"):
+            raise AttributeError(name)
+        return getattr(self.fit, name)
+
+    def parameter_estimates(self, level=0.95, standardized=True):
+        """lavaan's parameterEstimates layout: lhs, op, rhs, level, label, est, se, z,
+        pvalue, ci_lower, ci_upper (Wald, or the profile limits once profile_ci has
+        run), std_all; one row per parameter of the syntax (fixed ones with se NaN)."""
+        fit = self.fit
+        problem, theta = fit.problem, fit.record.estimate
+        names = problem.level_names
+        table = fit.estimates.set_index("label")
+        std = None
+        if standardized:
+            try:
+                std = fit.standardized().set_index(["child", "parent", "type", "row", "col"])
+            except ValueError:
+                std = None
+        z_crit = norm.ppf(0.5 + level / 2)
+        between_cov = pd.DataFrame()
+        if len(names) > 1:
+            try:
+                between_cov = fit.implied()[names[1]]["cov"]
+            except (ValueError, KeyError):
+                pass
+        out = []
+        for r in self.syntax.rows:
+            child, parent, kind = r.key
+            key = (names.index(child), -1 if parent is None else names.index(parent), kind)
+            shape = problem.slots.shape[key]
+            est = float(problem.matrix(theta, key, shape)[r.row, r.col])
+            se = float(table.loc[r.label, "se"]) if r.free else np.nan
+            z = est / se if r.free and se > 0 else np.nan
+            low, high = est - z_crit * se, est + z_crit * se
+            if r.free and "lower" in table.columns:
+                low, high = table.loc[r.label, ["lower", "upper"]]
+            std_all = np.nan
+            if r.level > 1 and kind == "psi" and r.lhs in between_cov.index and \
+                    r.rhs in between_cov.index:
+                # two between parts of ys: their residual (co)variance by the ys' between
+                # standard deviations (lavaan's std.all of a level-2 y ~~ y)
+                std_all = est / np.sqrt(between_cov.loc[r.lhs, r.lhs]
+                                        * between_cov.loc[r.rhs, r.rhs])
+            elif std is not None:
+                names_of = self._variable_names(child, parent, kind, r.row, r.col)
+                at = (child, parent or child, kind) + names_of
+                if at in std.index:
+                    std_all = float(np.atleast_1d(std.loc[at, "std_all"])[0])
+            out.append({"lhs": r.lhs, "op": r.op if r.op != "~1" else "~1", "rhs": r.rhs,
+                        "level": r.level, "label": r.label or "", "est": est, "se": se,
+                        "z": z, "pvalue": 2 * norm.sf(abs(z)) if np.isfinite(z) else np.nan,
+                        "ci_lower": low, "ci_upper": high, "std_all": std_all})
+        return pd.DataFrame(out)
+
+    def _variable_names(self, child, parent, kind, r, c):
+        spec = self.model.spec.submodels
+        from ..spec.objects import BETWEEN_ROLES, WITHIN_ROLES
+        roles = WITHIN_ROLES[kind] if parent is None else BETWEEN_ROLES[kind]
+        col_level = child if parent is None else parent
+
+        def name(role, level, k):
+            return "1" if role == "1" else spec[level].variables(role)[k]
+        return name(roles[0], child, r), name(roles[1], col_level, c)
+
+    def summary(self):
+        """lavaan-style text: the fit, then the parameters by level and kind."""
+        fit = self.fit
+        lines = [f"xxmpy {type(self).__name__} (lavaan syntax) -- "
+                 f"{'converged' if fit.converged else 'NOT converged'}: {fit.record.status}",
+                 f"  Number of model parameters  {fit.n_parameters}",
+                 f"  -2 log L                    {fit.deviance:.4f}",
+                 f"  log L                       {-fit.deviance / 2:.4f}"]
+        try:
+            fm = fit.fit_measures()
+            lines += [f"  Model test: chisq {fm['chisq']:.3f}, df {fm['df']:.0f}, "
+                      f"p {fm['pvalue']:.3f};  CFI {fm['cfi']:.3f}, TLI {fm['tli']:.3f}, "
+                      f"RMSEA {fm['rmsea']:.3f}, SRMR {fm['srmr']:.3f}"]
+        except (ValueError, RuntimeError) as exc:
+            lines.append(f"  Fit measures not available: {exc}")
+        pe = self.parameter_estimates()
+        sections = {"=~": "Latent Variables", "~": "Regressions", "~~": "Covariances",
+                    "~1": "Intercepts"}
+        for lev in sorted(pe.level.unique()):
+            part = pe[pe.level == lev]
+            if pe.level.nunique() > 1:
+                lines += ["", f"Level {lev}:"]
+            for op, title in sections.items():
+                rows = part[part.op == op]
+                if op == "~~":
+                    rows = rows[rows.lhs != rows.rhs]
+                if len(rows):
+                    lines += ["", f"{title}:",
+                              rows[["lhs", "op", "rhs", "label", "est", "se", "z", "pvalue",
+                                    "std_all"]].to_string(index=False, float_format=lambda v:
+                                                          f"{v:.3f}")]
+            var = part[(part.op == "~~") & (part.lhs == part.rhs)]
+            if len(var):
+                lines += ["", "Variances:", var[["lhs", "op", "rhs", "label", "est", "se", "z",
+                                                 "pvalue", "std_all"]].to_string(
+                    index=False, float_format=lambda v: f"{v:.3f}")]
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return self.summary()
