@@ -209,8 +209,8 @@ def test_model_errors_name_the_line_and_the_variable():
         xm.sem(TWO_LEVEL_CFA, demo(), cluster="school")
     with pytest.raises(xm.SpecificationError, match="fixed.x"):
         xm.sem("f =~ y1 + y2 + y3\n f ~ x1\n x1 ~~ x1", demo())
-    with pytest.raises(xm.SpecificationError, match="line 3: defined parameters"):
-        xm.sem("f =~ a*y1 + b*y2 + y3\n g =~ y4 + y5\n ab := a*b", demo())
+    with pytest.raises(xm.SpecificationError, match="line 1: f =~ y1: the first indicator"):
+        xm.sem("f =~ a*y1 + b*y2 + y3", demo())
     with pytest.raises(TypeError, match="model= must be lavaan syntax in a string"):
         xm.sem(None, demo())
 
@@ -240,3 +240,67 @@ def test_the_estimates_written_back_as_fixed_syntax_give_the_same_likelihood():
     assert problem.params.labels == ["kept"]
     kept = pe.set_index(["lhs", "op", "rhs", "level"]).loc[("y1", "~~", "y1", 1), "est"]
     assert deviance(problem, np.array([kept])) == pytest.approx(fit.deviance, rel=1e-12)
+
+
+MEDIATION = """
+  f1 =~ y1 + y2 + y3
+  f2 =~ y4 + y5 + y6
+  f1 ~ a*x1
+  f2 ~ b*f1 + x2
+  ab := a*b                        # an indirect effect
+  ratio := a/(1 + b^2)             # any arithmetic over labels
+"""
+
+
+def test_defined_parameters_have_lavaans_values_and_delta_method_ses():
+    fit = fitted(MEDIATION, demo())
+    reference = lavaan_table("lavaan_syntax.out", "mediation")
+    got = ours(fit)
+    model_rows = {k: v for k, v in reference.items() if k[1] != ":="}
+    assert len(model_rows) == 21
+    close_to_lavaan(got, model_rows)
+    assert -fit.deviance / 2 == pytest.approx(-25444.86261424, abs=1e-4)     # lavaan logl
+    pe = fit.parameter_estimates().set_index("lhs")
+    for name in ("ab", "ratio"):
+        est, se = next(v for k, v in reference.items() if k[0] == name)
+        assert pe.loc[name, "op"] == ":="
+        assert pe.loc[name, "est"] == pytest.approx(est, abs=1e-4)
+        assert pe.loc[name, "se"] == pytest.approx(se, abs=1e-4, rel=1e-3)
+    assert "Defined Parameters:" in fit.summary()
+
+
+def test_equality_between_labels_and_defined_parameter_errors():
+    """a == b makes one parameter (as one label would); anything else, and := over
+    unknown labels or unreadable expressions, is refused with the line."""
+    tied = fitted("f1 =~ y1 + a*y2 + b*y3\n a == b", demo())
+    shared = fitted("f1 =~ y1 + a*y2 + a*y3", demo())
+    assert tied.deviance == pytest.approx(shared.deviance, abs=1e-6)
+    assert tied.labels.count("a") == 1 and "b" not in tied.labels
+    with pytest.raises(xm.SpecificationError) as err:
+        xm.sem("""
+          f1 =~ y1 + a*y2 + b*y3
+          a == 2*b
+          d := a*c
+          e := a + * b
+          a := b
+        """, demo())
+    text = str(err.value)
+    assert "line 3: only an equality of two labels (a == b) is supported so far" in text
+    assert "line 4: ['c'] in 'd := a*c' are not labels of the model" in text
+    assert "line 5: unexpected '*' (in 'e := a + * b')" in text
+    assert "line 6: 'a' is a label already" in text
+
+
+def test_expressions_are_parsed_not_evaluated():
+    """Precedence and associativity as arithmetic's; a name is a label, never Python."""
+    from xxmpy.syntax.expression import ExpressionError, compile_expression
+    f, labels = compile_expression("a*b + 2^c - -d/(e) - 1 - 2")
+    assert labels == ["a", "b", "c", "d", "e"]
+    assert f(dict(a=2, b=3, c=3, d=1, e=2)) == 2 * 3 + 2 ** 3 + 1 / 2 - 1 - 2
+    assert compile_expression("8/2/2")[0]({}) == 2.0
+    assert compile_expression("-2^2")[0]({}) == -4.0
+    assert compile_expression("exp(log(a)) * sqrt(abs(b))")[0](dict(a=3.0, b=-4.0)) == \
+        pytest.approx(6.0)
+    for text in ("__import__('os')", "a.b()", "a +", "(a", "a b"):
+        with pytest.raises(ExpressionError):
+            compile_expression(text)

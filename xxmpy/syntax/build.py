@@ -23,6 +23,7 @@ among exogenous latents free, free intercepts of the ys, latent means 0, xs
 conditioned on. Free elements are labelled as lavaan names them (``f=~y2``;
 ``.l2`` at level 2) unless the syntax labels them.
 """
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,12 +93,25 @@ class _Level:
         return self.matrices[kind]
 
 
-class SyntaxModel:
-    """The built xxM Model, its parameter table (ParRow) and the start values given by
-    start() (label -> value)."""
+@dataclass
+class Defined:
+    """A defined parameter (lavaan's :=): name, its expression's text, the compiled
+    function of {label: value} and the labels it reads."""
+    name: str
+    text: str
+    function: object
+    labels: list
+    line: int
 
-    def __init__(self, model, rows, starts, levels):
+
+class SyntaxModel:
+    """The built xxM Model, its parameter table (ParRow), the start values given by
+    start() (label -> value), the defined parameters (Defined) and the values of
+    labelled fixed elements (label -> value; := may read them)."""
+
+    def __init__(self, model, rows, starts, levels, defined=(), fixed_labels=None):
         self.model, self.rows, self.starts, self.levels = model, rows, starts, levels
+        self.defined, self.fixed_labels = list(defined), dict(fixed_labels or {})
 
 
 def _roles(statements, latents):
@@ -125,12 +139,8 @@ class Builder:
     def __init__(self, parsed, data, cluster, problems):
         self.problems, self.data = problems, data
         self.model_statements = [s for s in parsed.statements if s.op in ("=~", "~", "~~")]
-        for s in parsed.statements:
-            if s.op in (":=", "=="):
-                what = ("defined parameters (:=)" if s.op == ":=" else
-                        "constraints between labels (==)")
-                problems.append(f"line {s.line}: {what} are not supported yet (in "
-                                f"{s.text!r}); for an equality give both elements one label.")
+        self.defined = [s for s in parsed.statements if s.op == ":="]
+        self.equal = [s for s in parsed.statements if s.op == "=="]
         blocks = parsed.levels
         if not blocks:
             by_level = {1: self.model_statements}
@@ -153,7 +163,7 @@ class Builder:
             problems.append("cluster= is given but the model has no level: 2 block.")
         self.by_level = by_level
         self.cluster = cluster if len(blocks) == 2 else None
-        self.rows, self.starts = [], {}
+        self.rows, self.starts, self.fixed_labels = [], {}, {}
         self.row = "row"
         while self.row in data.columns:
             self.row = "_" + self.row
@@ -218,6 +228,8 @@ class Builder:
         suffix = "" if number == 1 else f".l{number}"
         label = (term.label if term is not None and term.label else f"{lhs}{op}{rhs}{suffix}")
         matrix.put(r, c, not fixed, value, label)
+        if fixed and term.label:
+            self.fixed_labels[term.label] = value
         self.rows.append(ParRow(lhs, op, rhs, number, None if fixed else label,
                                 not fixed, value, key, r, c, user))
         if term is not None and term.start is not None and not fixed:
@@ -339,9 +351,69 @@ def build(parsed, data, cluster):
                [n for n in between.names["eta"] if n in within.names["y"]])
     if between is not None:
         b.defaults(between, within)
+    _equalities(b, within, between)
+    defined = _defined(b)
     if problems:
         raise SpecificationError([f"sem: {p}" for p in problems])
-    return SyntaxModel(_model(b, within, between), b.rows, b.starts, (within, between))
+    return SyntaxModel(_model(b, within, between), b.rows, b.starts, (within, between),
+                       defined, b.fixed_labels)
+
+
+def _free_labels(b):
+    return list(dict.fromkeys(r.label for r in b.rows if r.free))
+
+
+def _equalities(b, within, between):
+    """lavaan's == between two labels: the second becomes the first (one parameter);
+    anything else is refused."""
+    for s in b.equal:
+        left, right = s.lhs[0].strip(), s.rhs[0].strip()
+        labels = _free_labels(b)
+        names = re.fullmatch(r"[A-Za-z_.][A-Za-z0-9_.]*", left) and \
+            re.fullmatch(r"[A-Za-z_.][A-Za-z0-9_.]*", right)
+        if not names:
+            b.problems.append(f"line {s.line}: only an equality of two labels (a == b) is "
+                              f"supported so far, not {s.text!r}; give both elements one "
+                              f"label.")
+            continue
+        missing = [n for n in (left, right) if n not in labels]
+        if missing:
+            b.problems.append(f"line {s.line}: {missing} in {s.text!r} label no free "
+                              f"parameter; the labels are {labels}.")
+            continue
+        for row in b.rows:
+            if row.label == right:
+                row.label = left
+        for level in (within, between):
+            for mat in ([] if level is None else
+                        list(level.matrices.values()) + [level.cross]):
+                if mat is not None:
+                    mat.label[mat.label == right] = left
+        if right in b.starts:
+            b.starts.setdefault(left, b.starts.pop(right))
+
+
+def _defined(b):
+    """The := statements compiled (expression.py), each reading labels of free or
+    labelled fixed elements, or names defined before it."""
+    from .expression import ExpressionError, compile_expression
+    out, known = [], set(_free_labels(b)) | set(b.fixed_labels)
+    for s in b.defined:
+        name = s.lhs[0].strip()
+        try:
+            function, labels = compile_expression(s.rhs[0])
+        except ExpressionError as exc:
+            b.problems.append(f"line {s.line}: {exc} (in {s.text!r}).")
+            continue
+        if name in known:
+            b.problems.append(f"line {s.line}: {name!r} is a label already (in {s.text!r}).")
+        unknown = [lab for lab in labels if lab not in known]
+        if unknown:
+            b.problems.append(f"line {s.line}: {unknown} in {s.text!r} are not labels of the "
+                              f"model (labels: {sorted(known)}).")
+        out.append(Defined(name, s.rhs[0].strip(), function, labels, s.line))
+        known.add(name)
+    return out
 
 
 def _model(b, within, between):

@@ -66,7 +66,51 @@ class SemResult:
                         "level": r.level, "label": r.label or "", "est": est, "se": se,
                         "z": z, "pvalue": 2 * norm.sf(abs(z)) if np.isfinite(z) else np.nan,
                         "ci_lower": low, "ci_upper": high, "std_all": std_all})
+        out += self._defined_rows(z_crit)
         return pd.DataFrame(out)
+
+    def defined_values(self, theta):
+        """{name: value} of the defined parameters (:=) at parameters theta (k,), in
+        order (each may read the ones before it)."""
+        values = dict(self.syntax.fixed_labels)
+        values.update(zip(self.fit.labels, np.asarray(theta, float)))
+        out = {}
+        for d in self.syntax.defined:
+            values[d.name] = out[d.name] = float(d.function(values))
+        return out
+
+    def _defined_rows(self, z_crit):
+        """Rows of the defined parameters: value at the estimates, delta-method SE
+        (central differences, steps relative to each parameter's unit)."""
+        if not self.syntax.defined:
+            return []
+        fit = self.fit
+        theta = np.asarray(fit.record.estimate, float)
+        units = np.asarray(fit.problem.param_units, float)
+        est = self.defined_values(theta)
+        names = list(est)
+        J = np.zeros((len(names), theta.size))
+        for j in range(theta.size):
+            h = 1e-6 * max(abs(theta[j]), units[j])
+            up, down = theta.copy(), theta.copy()
+            up[j] += h
+            down[j] -= h
+            hi, lo = self.defined_values(up), self.defined_values(down)
+            J[:, j] = [(hi[n] - lo[n]) / (2 * h) for n in names]
+        vcov = fit.vcov.to_numpy()
+        rows = []
+        for i, d in enumerate(self.syntax.defined):
+            used = np.abs(J[i]) > 0
+            se = float(np.sqrt(J[i, used] @ vcov[np.ix_(used, used)] @ J[i, used])) \
+                if used.any() else 0.0
+            value = est[d.name]
+            z = value / se if se > 0 else np.nan
+            rows.append({"lhs": d.name, "op": ":=", "rhs": d.text, "level": 0,
+                         "label": d.name, "est": value, "se": se, "z": z,
+                         "pvalue": 2 * norm.sf(abs(z)) if np.isfinite(z) else np.nan,
+                         "ci_lower": value - z_crit * se, "ci_upper": value + z_crit * se,
+                         "std_all": np.nan})
+        return rows
 
     def _variable_names(self, child, parent, kind, r, c):
         spec = self.model.spec.submodels
@@ -96,6 +140,8 @@ class SemResult:
         pe = self.parameter_estimates()
         sections = {"=~": "Latent Variables", "~": "Regressions", "~~": "Covariances",
                     "~1": "Intercepts"}
+        defined = pe[pe.op == ":="]
+        pe = pe[pe.op != ":="]
         for lev in sorted(pe.level.unique()):
             part = pe[pe.level == lev]
             if pe.level.nunique() > 1:
@@ -114,6 +160,10 @@ class SemResult:
                 lines += ["", "Variances:", var[["lhs", "op", "rhs", "label", "est", "se", "z",
                                                  "pvalue", "std_all"]].to_string(
                     index=False, float_format=lambda v: f"{v:.3f}")]
+        if len(defined):
+            lines += ["", "Defined Parameters:", defined[["lhs", "op", "rhs", "est", "se", "z",
+                                                          "pvalue"]].to_string(
+                index=False, float_format=lambda v: f"{v:.3f}")]
         return "\n".join(lines)
 
     def __repr__(self):

@@ -34,3 +34,14 @@ cat("model onelevel\n")
 # information = "observed": lavaan's one-level default is the expected information;
 # xxmpy's SEs (like lavaan's two-level ones) come from the observed information
 show(sem(onelevel, data = Demo.twolevel, meanstructure = TRUE, information = "observed"))
+# defined parameters: an indirect effect x1 -> f1 -> f2, and a nonlinear function
+mediation <- '
+  f1 =~ y1 + y2 + y3
+  f2 =~ y4 + y5 + y6
+  f1 ~ a*x1
+  f2 ~ b*f1 + x2
+  ab := a*b
+  ratio := a/(1 + b^2)
+'
+cat("model mediation\n")
+show(sem(mediation, data = Demo.twolevel, meanstructure = TRUE, information = "observed"))
