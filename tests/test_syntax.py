@@ -304,3 +304,40 @@ def test_expressions_are_parsed_not_evaluated():
     for text in ("__import__('os')", "a.b()", "a +", "(a", "a b"):
         with pytest.raises(ExpressionError):
             compile_expression(text)
+
+
+THREE_LEVEL = """
+level: 1
+    f1 =~ y0 + l1*y1 + l2*y2
+level: klass
+    f2 =~ y0 + l1*y1 + l2*y2
+level: school
+    f3 =~ y0 + l1*y1 + l2*y2
+"""
+
+
+def test_three_levels_give_the_matrix_models_likelihood():
+    """Students in classes in schools, one factor per level with loadings shared by
+    the levels (labels), residuals of the ys at every level: the same model as
+    test_fit_measures_levels.true_three_level (written with the matrix API, its
+    school factor carried by the class factor) gives the same -2 log L. Blocks may be
+    named after their cluster columns; cluster= lists them, the lowest first."""
+    from test_fit_measures_levels import chain_frames, true_three_level
+    low, mid, _ = chain_frames(n_top=30, seed=201)
+    data = low.merge(mid[["klass", "school"]], on="klass").drop(columns="student")
+    fit = fitted(THREE_LEVEL, data, cluster=["klass", "school"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", xm.XxmWarning)
+        hand = true_three_level(seed=201).fit(start="auto")
+    assert fit.converged and hand.converged
+    assert fit.deviance == pytest.approx(hand.deviance, abs=1e-6)
+    assert fit.n_parameters == hand.n_parameters == 17
+    pe = fit.parameter_estimates()
+    assert set(pe.level) == {1, 2, 3}
+    assert fit.model.spec.levels == ["row", "klass", "school"]
+    with pytest.raises(xm.SpecificationError, match="'school' is not nested in 'klass'"):
+        xm.sem(THREE_LEVEL.replace("level: klass", "level: 2").replace("level: school",
+                                                                     "level: 3"),
+               data, cluster=["school", "klass"])
+    with pytest.raises(xm.SpecificationError, match="3 level blocks need cluster= 2"):
+        xm.sem(THREE_LEVEL, data, cluster="klass")

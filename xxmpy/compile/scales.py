@@ -26,7 +26,9 @@ moments give the data-based start values (fit/starts.py).
 """
 import numpy as np
 
-VARIANCE_FLOOR = 1e-8    # a variance's lower bound, in its natural unit (fit/optimize.py)
+# a variance's lower bound, in its natural unit (fit/optimize.py): a variance below it
+# would put 1e-6 of noise into -2 log L (the condition of the latent precision)
+VARIANCE_FLOOR = 1e-6
 
 from ..spec.objects import BETWEEN_ROLES, DATA_LABEL_PREFIX, WITHIN_ROLES, variable_forms
 

@@ -36,9 +36,12 @@ except ImportError:      # not built
 
 
 # a Cholesky diagonal stays above sqrt(CHOLESKY_FLOOR * variance floor): a covariance
-# block on it has condition ~1e6, where the gradient keeps its digits (at the plain
-# floor, ~1e8, difference quotients of it fail and a singular fit cannot be judged)
-CHOLESKY_FLOOR = 100.0
+# block on it has condition ~1e6, where the gradient keeps its digits (at ~1e8,
+# difference quotients of it fail and a singular fit cannot be judged). The variance
+# floor itself is now 1e-6 of the unit (compile/scales.py), for the same reason: a plain
+# variance at 1e-8 of its unit left -2 log L noisy by 1e-6 (a three-level model's class
+# variance at 0 could not be judged converged)
+CHOLESKY_FLOOR = 1.0
 
 
 @functools.lru_cache(maxsize=None)

@@ -72,25 +72,32 @@ class _Matrix:
 
 
 class _Level:
-    """One level of the model being built: its variables and matrices."""
+    """One level of the model being built: its variables and matrices; ``up``: the
+    between matrix from its parent level (the rows' lambda for level 2, a beta
+    between carriers above), filled with the carriers' 1s."""
 
-    def __init__(self, name, number, ys, xs, etas):
+    def __init__(self, name, number, ys, xs, etas, parts=()):
         self.name, self.number = name, number
         self.names = {"y": list(ys), "x": list(xs), "eta": list(etas), "1": ["1"]}
+        self.parts = list(parts)          # the carriers: level-1 ys' parts at this level
         self.matrices = {}
-        self.cross = None          # the between lambda to the rows (level 2 only)
-
-    def cross_matrix(self, rows):
-        """The between lambda from this level's etas to the rows' ys (rows of them)."""
-        if self.cross is None:
-            self.cross = _Matrix(rows, len(self.names["eta"]), False)
-        return self.cross
+        self.up = None                    # (parent _Level, kind, _Matrix)
 
     def matrix(self, kind):
         if kind not in self.matrices:
             rows, cols = (len(self.names[role]) for role in SHAPES[kind])
             self.matrices[kind] = _Matrix(rows, cols, kind in ("theta", "psi"))
         return self.matrices[kind]
+
+
+class SyntaxModel:
+    """The built xxM Model, its parameter table (ParRow), the start values given by
+    start() (label -> value), the defined parameters (Defined) and the values of
+    labelled fixed elements (label -> value; := may read them)."""
+
+    def __init__(self, model, rows, starts, levels, defined=(), fixed_labels=None):
+        self.model, self.rows, self.starts, self.levels = model, rows, starts, levels
+        self.defined, self.fixed_labels = list(defined), dict(fixed_labels or {})
 
 
 @dataclass
@@ -102,16 +109,6 @@ class Defined:
     function: object
     labels: list
     line: int
-
-
-class SyntaxModel:
-    """The built xxM Model, its parameter table (ParRow), the start values given by
-    start() (label -> value), the defined parameters (Defined) and the values of
-    labelled fixed elements (label -> value; := may read them)."""
-
-    def __init__(self, model, rows, starts, levels, defined=(), fixed_labels=None):
-        self.model, self.rows, self.starts, self.levels = model, rows, starts, levels
-        self.defined, self.fixed_labels = list(defined), dict(fixed_labels or {})
 
 
 def _roles(statements, latents):
@@ -141,87 +138,105 @@ class Builder:
         self.model_statements = [s for s in parsed.statements if s.op in ("=~", "~", "~~")]
         self.defined = [s for s in parsed.statements if s.op == ":="]
         self.equal = [s for s in parsed.statements if s.op == "=="]
+        clusters = [] if cluster is None else \
+            [cluster] if isinstance(cluster, str) else list(cluster)
         blocks = parsed.levels
-        if not blocks:
-            by_level = {1: self.model_statements}
-        else:
-            by_level = {}
-            for s in self.model_statements:
-                number = blocks.index(s.level) + 1 if s.level in blocks else None
-                if number is None:
-                    problems.append(f"line {s.line}: a statement before the first level: "
-                                    f"block (in {s.text!r}).")
-                    continue
-                by_level.setdefault(number, []).append(s)
-        if len(blocks) > 2:
-            problems.append(f"{len(blocks)} level blocks: xm.sem fits one or two levels so "
-                            f"far (more levels: write the xxM model, see models/three_level).")
-        if len(blocks) == 2 and not isinstance(cluster, str):
-            problems.append(f"two level blocks need cluster= the name of the cluster column, "
-                            f"got {cluster!r}.")
-        if len(blocks) < 2 and cluster is not None:
-            problems.append("cluster= is given but the model has no level: 2 block.")
-        self.by_level = by_level
-        self.cluster = cluster if len(blocks) == 2 else None
+        if blocks and len(blocks) != len(clusters) + 1:
+            problems.append(f"{len(blocks)} level blocks need cluster= {len(blocks) - 1} "
+                            f"cluster column{'s' if len(blocks) > 2 else ''} (the lowest "
+                            f"first), got {cluster!r}.")
+        if not blocks and clusters:
+            problems.append("cluster= is given but the model has no level: blocks.")
+        missing = [c for c in clusters if c not in data.columns]
+        if missing:
+            problems.append(f"cluster={missing[0]!r} is not a column of data.")
+        self.clusters = clusters if blocks and not problems else []
+        # a block is level k by its position, or by its name (a cluster column)
+        order = {name: k + 1 for k, name in enumerate(blocks)}
+        for k, name in enumerate(blocks[1:], 2):
+            if name in clusters:
+                order[name] = clusters.index(name) + 2
+        self.by_level = {1: self.model_statements} if not blocks else {}
+        for s in self.model_statements if blocks else []:
+            if s.level not in order:
+                problems.append(f"line {s.line}: a statement before the first level: "
+                                f"block (in {s.text!r}).")
+                continue
+            self.by_level.setdefault(order[s.level], []).append(s)
+        self._check_nesting()
         self.rows, self.starts, self.fixed_labels = [], {}, {}
         self.row = "row"
         while self.row in data.columns:
             self.row = "_" + self.row
 
+    def _check_nesting(self):
+        """Each cluster column within the next one (a chain: students in classes in
+        schools); crossed clusters are not supported yet."""
+        for inner, outer in zip(self.clusters, self.clusters[1:]):
+            spread = self.data.groupby(inner)[outer].nunique()
+            if (spread > 1).any():
+                self.problems.append(f"cluster {inner!r} is not nested in {outer!r} (unit "
+                                     f"{spread.idxmax()!r} of {inner!r} is in {spread.max()} "
+                                     f"units of {outer!r}); crossed clusters are not "
+                                     f"supported yet.")
+
     # ----------------------------------------------------------------- roles
-    def _check_columns(self, names, statements, where):
+    def _check_columns(self, names, statements):
         for name in names:
             if name not in self.data.columns:
                 line = next(s.line for s in statements
                             if name in s.lhs or name in [t.name for t in s.rhs])
                 self.problems.append(f"line {line}: {name!r} is neither a latent variable "
-                                     f"(the left of =~) nor a column of data{where}.")
+                                     f"(the left of =~) nor a column of data.")
 
     def levels(self):
-        """(level 1, level 2 or None): variables of each level."""
+        """[_Level], the rows first: variables of each level; a level-1 y named at a
+        level above has a carrier there and at every level between."""
         s1 = self.by_level.get(1, [])
         lat1 = list(dict.fromkeys(n for s in s1 if s.op == "=~" for n in s.lhs))
         ys1, xs1 = _roles(s1, lat1)
-        for name in lat1:
+        latents = set(lat1)
+        self._check_columns(ys1 + xs1, s1)
+        found = [(lat1, ys1, xs1, [])]
+        for number in range(2, len(self.clusters) + 2):
+            statements = self.by_level.get(number, [])
+            lat = list(dict.fromkeys(n for s in statements if s.op == "=~" for n in s.lhs))
+            latents.update(lat)
+            ys, xs = _roles(statements, lat)
+            parts = [n for n in ys + xs if n in ys1]
+            for name in [n for n in ys + xs if n in xs1]:
+                self.problems.append(f"{name!r} is a covariate at level 1 and is named at "
+                                     f"level {number}: covariates at several levels are not "
+                                     f"supported yet.")
+            own_ys = [n for n in ys if n not in ys1 and n not in xs1]
+            own_xs = [n for n in xs if n not in ys1 and n not in xs1]
+            self._check_columns(own_ys + own_xs, statements)
+            found.append((lat, own_ys, own_xs, parts))
+        for name in sorted(latents):
             if name in self.data.columns:
                 self.problems.append(f"latent variable {name!r} has the name of a data "
                                      f"column; rename it.")
-        self._check_columns(ys1 + xs1, s1, "")
-        if self.cluster is None:
-            return _Level(self.row, 1, ys1, xs1, lat1), None
-        s2 = self.by_level.get(2, [])
-        lat2 = list(dict.fromkeys(n for s in s2 if s.op == "=~" for n in s.lhs))
-        ys2, xs2 = _roles(s2, lat2)
-        between = [n for n in ys2 + xs2 if n in ys1]
-        cluster_ys = [n for n in ys2 if n not in ys1]
-        cluster_xs = [n for n in xs2 if n not in ys1]
-        for name in [n for n in ys2 + xs2 if n in xs1]:
-            self.problems.append(f"{name!r} is a covariate at level 1 and is named at level "
-                                 f"2: covariates at both levels are not supported yet.")
-        self._check_columns(cluster_ys + cluster_xs, s2, "")
-        within = _Level(self.row, 1, ys1, xs1, lat1)
-        return within, _Level(self.cluster, 2, cluster_ys, cluster_xs, lat2 + between)
+        carriers = []
+        for k in range(len(found) - 1, 0, -1):          # a part above needs one below
+            lat, own_ys, own_xs, parts = found[k]
+            carriers = list(dict.fromkeys(parts + carriers))
+            found[k] = (lat, own_ys, own_xs, [y for y in ys1 if y in carriers])
+        names = [self.row] + self.clusters
+        return [_Level(names[k], k + 1, ys, xs, lat + parts, parts)
+                for k, (lat, ys, xs, parts) in enumerate(found)]
 
     # ------------------------------------------------------------- elements
-    def put(self, level, kind, r_name, c_name, term, lhs, op, rhs, user=True, cross=None,
-            number=None):
-        """Set one element from a term (or a default when term is None); cross: the
-        level-1 _Level when the element is in the between lambda (its ys <- level's
-        etas)."""
-        if cross is not None:
-            matrix = level.cross_matrix(len(cross.names["y"]))
-            key = (cross.name, level.name, "lambda")
-            r, c = cross.names["y"].index(r_name), level.names["eta"].index(c_name)
-        else:
-            matrix, key = level.matrix(kind), (level.name, None, kind)
-            r = level.names[SHAPES[kind][0]].index(r_name)
-            c = level.names[SHAPES[kind][1]].index(c_name)
+    def put(self, level, kind, r_name, c_name, term, lhs, op, rhs, user=True, number=None):
+        """Set one element from a term (or a default when term is None)."""
+        matrix, key = level.matrix(kind), (level.name, None, kind)
+        r = level.names[SHAPES[kind][0]].index(r_name)
+        c = level.names[SHAPES[kind][1]].index(c_name)
         if not user and (r, c) in matrix.set_by_user:
             return
         if user:
             matrix.set_by_user.update({(r, c), (c, r)} if matrix.symmetric else {(r, c)})
         fixed = term is not None and term.fixed is not None and not term.free
-        variance = kind in ("theta", "psi") and r == c and cross is None
+        variance = kind in ("theta", "psi") and r == c
         value = term.fixed if fixed else (term.start if term is not None and
                                           term.start is not None else float(variance))
         number = level.number if number is None else number
@@ -235,28 +250,31 @@ class Builder:
         if term is not None and term.start is not None and not fixed:
             self.starts[label] = term.start
 
-    def fixed_one(self, level, r_name, c_name, lhs, op, rhs, cross):
-        """A between-lambda element fixed at 1 (not a lavaan parameter: not recorded)."""
-        matrix = level.cross_matrix(len(cross.names["y"]))
-        r, c = cross.names["y"].index(r_name), level.names["eta"].index(c_name)
-        matrix.put(r, c, False, 1.0, None)
+    def link(self, level, below):
+        """The carriers reach the level below with weight 1: the rows' ys through a
+        between lambda, the carriers below through a between beta."""
+        kind = "lambda" if below.number == 1 else "beta"
+        targets = below.names["y"] if kind == "lambda" else below.names["eta"]
+        matrix = _Matrix(len(targets), len(level.names["eta"]), False)
+        for y in level.parts:
+            matrix.put(targets.index(y), level.names["eta"].index(y), False, 1.0, None)
+        level.up = (below, kind, matrix)
 
-    def statements(self, level, within):
-        """Apply one level's statements; within: the level-1 _Level (for level 2)."""
+    def statements(self, level, rows):
+        """Apply one level's statements; rows: the level-1 _Level."""
         ys, xs, etas = level.names["y"], level.names["x"], level.names["eta"]
-        latents = [n for n in etas if within is None or n not in within.names["y"]]
-        parts = [] if within is None else [n for n in etas if n in within.names["y"]]
+        latents = [n for n in etas if n not in level.parts]
         first = set()
         for s in self.by_level.get(level.number, []):
             for lhs in s.lhs:
                 for k, t in enumerate(s.rhs):
-                    self._one(level, within, s, lhs, t, ys, xs, latents, parts,
+                    self._one(level, rows, s, lhs, t, ys, xs, latents,
                               auto_fix=(s.op == "=~" and k == 0 and lhs not in first))
                 if s.op == "=~":
                     first.add(lhs)
 
-    def _one(self, level, within, s, lhs, t, ys, xs, latents, parts, auto_fix):
-        op, rhs = s.op, t.name
+    def _one(self, level, rows, s, lhs, t, ys, xs, latents, auto_fix):
+        op, rhs, parts = s.op, t.name, level.parts
         where = f"line {s.line}: {lhs} {op} {rhs}"
         if op == "=~":
             if auto_fix and t.fixed is None and not t.free:
@@ -266,24 +284,22 @@ class Builder:
                                          f"others to 1. Write NA*{t.label}*{rhs} to free it.")
                     return
                 t = type(t)(rhs, fixed=1.0)
-            if rhs in parts:              # a level-1 y's between part
-                self.put(level, "lambda", rhs, lhs, t, lhs, op, rhs, cross=within)
-            elif rhs in ys:
+            if rhs in ys:
                 self.put(level, "lambda", rhs, lhs, t, lhs, op, rhs)
-            elif rhs in latents:
+            elif rhs in latents or rhs in parts:     # a part loads as a carrier eta
                 self.put(level, "beta", rhs, lhs, t, lhs, op, rhs)
             else:
                 self.problems.append(f"{where}: {rhs!r} cannot be an indicator here.")
         elif op == "~" and rhs == "1":
             if lhs in parts:              # the rows' intercept, lavaan's level-2 one
-                self.put(within, "nu", lhs, "1", t, lhs, "~1", "", number=2)
+                self.put(rows, "nu", lhs, "1", t, lhs, "~1", "", number=2)
             elif lhs in ys:
                 self.put(level, "nu", lhs, "1", t, lhs, "~1", "")
             else:
                 self.put(level, "alpha", lhs, "1", t, lhs, "~1", "")
         elif op == "~":
             lhs_eta = lhs in latents or lhs in parts
-            if lhs_eta and (rhs in latents):
+            if lhs_eta and rhs in latents:
                 self.put(level, "beta", lhs, rhs, t, lhs, op, rhs)
             elif lhs_eta and rhs in xs:
                 self.put(level, "gamma", lhs, rhs, t, lhs, op, rhs)
@@ -291,8 +307,6 @@ class Builder:
                 self.put(level, "kappa", lhs, rhs, t, lhs, op, rhs)
             elif lhs in ys and rhs in latents:
                 self.put(level, "lambda", lhs, rhs, t, lhs, op, rhs)
-            elif lhs in parts and rhs in latents:
-                self.put(level, "lambda", lhs, rhs, t, lhs, op, rhs, cross=within)
             else:
                 self.problems.append(f"{where}: a regression of {lhs!r} on {rhs!r} (an "
                                      f"observed outcome on another, or on a between part) "
@@ -309,26 +323,23 @@ class Builder:
                 self.problems.append(f"{where}: {lhs!r} and {rhs!r} are not both observed "
                                      f"or both latent.")
 
-    def defaults(self, level, within, parts_above=()):
-        """lavaan's defaults for the elements the syntax did not set; parts_above: the
-        level-1 ys with a between part (their intercepts are lavaan's level-2 ones)."""
+    def defaults(self, level, with_parts=()):
+        """lavaan's defaults for the elements the syntax did not set; with_parts: the
+        level-1 ys with parts above (their intercepts are lavaan's level-2 ones)."""
         ys, etas = level.names["y"], level.names["eta"]
-        parts = [] if within is None else [n for n in etas if n in within.names["y"]]
-        latents = [n for n in etas if n not in parts]
+        latents = [n for n in etas if n not in level.parts]
         regressed = {lhs for s in self.by_level.get(level.number, []) if s.op == "~"
                      and any(t.name != "1" for t in s.rhs) for lhs in s.lhs}
         for y in ys:
             self.put(level, "theta", y, y, None, y, "~~", y, user=False)
             self.put(level, "nu", y, "1", None, y, "~1", "", user=False,
-                     number=2 if y in parts_above else None)
-        for j, f in enumerate(etas):
+                     number=2 if y in with_parts else None)
+        for f in etas:
             self.put(level, "psi", f, f, None, f, "~~", f, user=False)
         exogenous = [f for f in latents if f not in regressed]
         for j, f in enumerate(exogenous):
             for g in exogenous[:j]:
                 self.put(level, "psi", f, g, None, g, "~~", f, user=False)
-        for y in parts:                   # the between part reaches its y with weight 1
-            self.fixed_one(level, y, y, y, "=~", y, cross=within)
 
 
 def build(parsed, data, cluster):
@@ -337,33 +348,31 @@ def build(parsed, data, cluster):
         raise TypeError(f"sem: data= must be a pandas DataFrame, got {type(data).__name__}.")
     problems = []
     b = Builder(parsed, data, cluster, problems)
-    if b.cluster is not None and b.cluster not in data.columns:
-        problems.append(f"cluster={b.cluster!r} is not a column of data.")
     if problems:
         raise SpecificationError([f"sem: {p}" for p in problems])
-    within, between = b.levels()
+    levels = b.levels()
     if problems:
         raise SpecificationError([f"sem: {p}" for p in problems])
-    b.statements(within, None)
-    if between is not None:
-        b.statements(between, within)
-    b.defaults(within, None, [] if between is None else
-               [n for n in between.names["eta"] if n in within.names["y"]])
-    if between is not None:
-        b.defaults(between, within)
-    _equalities(b, within, between)
+    rows = levels[0]
+    for level in levels:
+        b.statements(level, rows)
+    with_parts = levels[1].parts if len(levels) > 1 else []
+    for k, level in enumerate(levels):
+        b.defaults(level, with_parts if k == 0 else ())
+        if k:
+            b.link(level, levels[k - 1])
+    _equalities(b, levels)
     defined = _defined(b)
     if problems:
         raise SpecificationError([f"sem: {p}" for p in problems])
-    return SyntaxModel(_model(b, within, between), b.rows, b.starts, (within, between),
-                       defined, b.fixed_labels)
+    return SyntaxModel(_model(b, levels), b.rows, b.starts, levels, defined, b.fixed_labels)
 
 
 def _free_labels(b):
     return list(dict.fromkeys(r.label for r in b.rows if r.free))
 
 
-def _equalities(b, within, between):
+def _equalities(b, levels):
     """lavaan's == between two labels: the second becomes the first (one parameter);
     anything else is refused."""
     for s in b.equal:
@@ -384,11 +393,9 @@ def _equalities(b, within, between):
         for row in b.rows:
             if row.label == right:
                 row.label = left
-        for level in (within, between):
-            for mat in ([] if level is None else
-                        list(level.matrices.values()) + [level.cross]):
-                if mat is not None:
-                    mat.label[mat.label == right] = left
+        for level in levels:
+            for mat in level.matrices.values():
+                mat.label[mat.label == right] = left
         if right in b.starts:
             b.starts.setdefault(left, b.starts.pop(right))
 
@@ -416,30 +423,28 @@ def _defined(b):
     return out
 
 
-def _model(b, within, between):
-    data, row = b.data, b.row
-    names = [row] if between is None else [row, between.name]
-    columns = within.names["y"] + within.names["x"] + ([] if between is None else [b.cluster])
-    rows = data[list(dict.fromkeys(columns))].copy()
-    rows[row] = np.arange(len(rows))
+def _model(b, levels):
+    """The xm.Model: one table per level (the rows with their cluster column, each
+    cluster level with its parent's column and its own variables)."""
+    data, names = b.data, [level.name for level in levels]
     m = Model(names, name="sem")
-    parents = [] if between is None else [between.name]
-    m.level(row, parents=parents, ys=within.names["y"], xs=within.names["x"],
-            etas=within.names["eta"], data=rows)
-    levels = [(within, row)]
-    if between is not None:
-        table = _cluster_table(data, b.cluster, between.names["y"] + between.names["x"],
-                               b.problems)
-        m.level(between.name, ys=between.names["y"], xs=between.names["x"],
-                etas=between.names["eta"], data=table)
-        levels.append((between, between.name))
-    for level, name in levels:
+    for k, level in enumerate(levels):
+        parents = names[k + 1:k + 2]
+        if k == 0:
+            columns = level.names["y"] + level.names["x"] + parents
+            table = data[list(dict.fromkeys(columns))].copy()
+            table[level.name] = np.arange(len(table))
+        else:
+            table = _cluster_table(data, level.name, parents + level.names["y"]
+                                   + level.names["x"], b.problems)
+        m.level(level.name, parents=parents, ys=level.names["y"], xs=level.names["x"],
+                etas=level.names["eta"], data=table)
         for kind, mat in level.matrices.items():
             if mat.pattern.size:
-                m.within(name, kind, mat.pattern, mat.value, mat.label)
-    if between is not None and between.cross is not None:
-        mat = between.cross
-        m.between(between.name, row, "lambda", mat.pattern, mat.value, mat.label)
+                m.within(level.name, kind, mat.pattern, mat.value, mat.label)
+        if level.up is not None:
+            below, kind, mat = level.up
+            m.between(level.name, below.name, kind, mat.pattern, mat.value, mat.label)
     return m
 
 

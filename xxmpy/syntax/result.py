@@ -33,12 +33,6 @@ class SemResult:
             except ValueError:
                 std = None
         z_crit = norm.ppf(0.5 + level / 2)
-        between_cov = pd.DataFrame()
-        if len(names) > 1:
-            try:
-                between_cov = fit.implied()[names[1]]["cov"]
-            except (ValueError, KeyError):
-                pass
         out = []
         for r in self.syntax.rows:
             child, parent, kind = r.key
@@ -51,13 +45,7 @@ class SemResult:
             if r.free and "lower" in table.columns:
                 low, high = table.loc[r.label, ["lower", "upper"]]
             std_all = np.nan
-            if r.level > 1 and kind == "psi" and r.lhs in between_cov.index and \
-                    r.rhs in between_cov.index:
-                # two between parts of ys: their residual (co)variance by the ys' between
-                # standard deviations (lavaan's std.all of a level-2 y ~~ y)
-                std_all = est / np.sqrt(between_cov.loc[r.lhs, r.lhs]
-                                        * between_cov.loc[r.rhs, r.rhs])
-            elif std is not None:
+            if std is not None:
                 names_of = self._variable_names(child, parent, kind, r.row, r.col)
                 at = (child, parent or child, kind) + names_of
                 if at in std.index:
