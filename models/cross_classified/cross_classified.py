@@ -84,7 +84,18 @@ fit_py = (xm.Model(["response", "rater", "target"], name="bivariate cross-classi
           .between("target", "response", "lambda", np.zeros((2, 2)), np.eye(2))
           .fit())
 
-print(f"\n-2 log L: xxM API {fit_xxm.deviance:.4f}, Pythonic {fit_py.deviance:.4f}")
+# lavaan syntax, crossed clusters (beyond lavaan) -------------------------------------
+fit_sem = xm.sem("""
+    level: 1
+        r1 ~~ r2
+    level: rater
+        r1 ~~ r2
+    level: target
+        r1 ~~ r2
+""", response, cluster=["rater", "target"])
+
+print(f"\n-2 log L: xxM API {fit_xxm.deviance:.4f}, Pythonic {fit_py.deviance:.4f}, "
+      f"lavaan syntax {fit_sem.deviance:.4f}")
 recovery = pd.DataFrame({"truth": pd.Series(TRUTH)}).join(fit_xxm.estimates.set_index("label")
                                                         [["estimate", "se"]])
 print("The fit recovers the parameters the data were drawn from:")

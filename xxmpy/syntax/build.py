@@ -1,28 +1,34 @@
-"""lavaan syntax (parsed) -> an xxM model of one or two levels, with lavaan's defaults.
+"""lavaan syntax (parsed) -> an xxM model of one level, a nested chain, or crossed clusters.
 
-Roles, per level block (one block, or ``level: 1`` / ``level: 2`` with cluster=):
+Levels: one block, or ``level:`` blocks (numbered, or named after their cluster
+columns) with cluster= the cluster columns, the lowest first. From the data the
+clusters are a chain (each within the next: students in classes in schools) or
+crossed (ratings in raters and in targets: every cluster a parent of the rows).
+
+Roles, per level block:
   latent   the left-hand side of =~
   y        an observed variable that is an indicator, an outcome of ~, or in ~~ / ~ 1
   x        an observed variable only ever on the right of ~ (conditioned on, fixed.x)
-At level 2 a level-1 y stands for its between part: an eta of the cluster level (named
-as the y) that reaches the rows through a between lambda fixed at 1; a level-2 factor
-loads the ys through that between lambda. A variable only named at level 2 is a
-cluster-level variable (constant within clusters). A level-1 y not named at level 2
-has no between part (within only), as in lavaan.
+A level-1 y named at a level above stands for its part there: a carrier eta of that
+level (named as the y; in a chain also at every level between) that reaches the
+level below with weight 1 (the rows' lambda, or a between beta between carriers). A
+factor of that level loads on the carriers (a beta within the level). A variable
+named only above level 1 belongs to that level (constant within its units). A
+level-1 y not named above has no part there (within only), as in lavaan.
 
-Operators -> matrices (level 1 within the rows; level 2 within the cluster, or the
-between lambda for the level-1 ys):
-  f =~ y      lambda (f =~ g for latents: beta g <- f)
+Operators -> matrices of the block's level:
+  f =~ y      lambda (f =~ g for latents and carriers: beta g <- f)
   f ~ g       beta            f ~ x      gamma
   y ~ x       kappa           y ~ f      lambda (a free loading)
-  y1 ~~ y2    theta (level 2: psi of the between parts)        f ~~ g    psi
+  y1 ~~ y2    theta (above level 1: psi of the carriers)        f ~~ g    psi
   y ~ 1       nu (the rows' intercepts, whichever level names it)  f ~ 1  alpha
 Defaults (lavaan's sem): each factor's first loading fixed at 1 (NA* frees it),
-residual variances of every y and variances of every latent free, covariances
-among exogenous latents free, free intercepts of the ys, latent means 0, xs
-conditioned on. Free elements are labelled as lavaan names them (``f=~y2``;
+residual variances of every y and carrier and variances of every latent free,
+covariances among exogenous latents free, free intercepts of the ys, latent means 0,
+xs conditioned on. Free elements are labelled as lavaan names them (``f=~y2``;
 ``.l2`` at level 2) unless the syntax labels them.
 """
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -170,15 +176,26 @@ class Builder:
             self.row = "_" + self.row
 
     def _check_nesting(self):
-        """Each cluster column within the next one (a chain: students in classes in
-        schools); crossed clusters are not supported yet."""
-        for inner, outer in zip(self.clusters, self.clusters[1:]):
-            spread = self.data.groupby(inner)[outer].nunique()
-            if (spread > 1).any():
-                self.problems.append(f"cluster {inner!r} is not nested in {outer!r} (unit "
-                                     f"{spread.idxmax()!r} of {inner!r} is in {spread.max()} "
-                                     f"units of {outer!r}); crossed clusters are not "
-                                     f"supported yet.")
+        """The clusters' structure from the data: a chain (each cluster column within
+        the next: students in classes in schools) or crossed (no column within another:
+        each is a parent of the rows, ratings in raters and in targets)."""
+        self.crossed = False
+        pairs = list(zip(self.clusters, self.clusters[1:]))
+        nested = [(self.data.groupby(a)[b].nunique().max() <= 1) for a, b in pairs]
+        if all(nested):
+            return
+        crossed = all(self.data.groupby(a)[b].nunique().max() > 1 and
+                      self.data.groupby(b)[a].nunique().max() > 1
+                      for a, b in itertools.combinations(self.clusters, 2))
+        if crossed:
+            self.crossed = True
+            return
+        inner, outer = next(p for p, ok in zip(pairs, nested) if not ok)
+        spread = self.data.groupby(inner)[outer].nunique()
+        self.problems.append(f"cluster {inner!r} is not nested in {outer!r} (unit "
+                             f"{spread.idxmax()!r} of {inner!r} is in {spread.max()} units "
+                             f"of {outer!r}), and the clusters are not all crossed either; "
+                             f"give a nested chain (lowest first) or crossed clusters.")
 
     # ----------------------------------------------------------------- roles
     def _check_columns(self, names, statements):
@@ -219,7 +236,7 @@ class Builder:
         carriers = []
         for k in range(len(found) - 1, 0, -1):          # a part above needs one below
             lat, own_ys, own_xs, parts = found[k]
-            carriers = list(dict.fromkeys(parts + carriers))
+            carriers = list(dict.fromkeys(parts + ([] if self.crossed else carriers)))
             found[k] = (lat, own_ys, own_xs, [y for y in ys1 if y in carriers])
         names = [self.row] + self.clusters
         return [_Level(names[k], k + 1, ys, xs, lat + parts, parts)
@@ -356,11 +373,11 @@ def build(parsed, data, cluster):
     rows = levels[0]
     for level in levels:
         b.statements(level, rows)
-    with_parts = levels[1].parts if len(levels) > 1 else []
+    with_parts = {y for level in levels[1:] for y in level.parts}
     for k, level in enumerate(levels):
         b.defaults(level, with_parts if k == 0 else ())
-        if k:
-            b.link(level, levels[k - 1])
+        if k:                         # crossed clusters all reach the rows
+            b.link(level, levels[0] if b.crossed else levels[k - 1])
     _equalities(b, levels)
     defined = _defined(b)
     if problems:
@@ -429,7 +446,7 @@ def _model(b, levels):
     data, names = b.data, [level.name for level in levels]
     m = Model(names, name="sem")
     for k, level in enumerate(levels):
-        parents = names[k + 1:k + 2]
+        parents = (names[1:] if k == 0 else []) if b.crossed else names[k + 1:k + 2]
         if k == 0:
             columns = level.names["y"] + level.names["x"] + parents
             table = data[list(dict.fromkeys(columns))].copy()
