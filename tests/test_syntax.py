@@ -341,3 +341,23 @@ def test_three_levels_give_the_matrix_models_likelihood():
                data, cluster=["school", "klass"])
     with pytest.raises(xm.SpecificationError, match="3 level blocks need cluster= 2"):
         xm.sem(THREE_LEVEL, data, cluster="klass")
+
+
+def test_profile_ci_of_a_defined_parameter_is_a_verified_constrained_profile():
+    """Defined parameters get profile limits from fits constrained to g(theta) = v: a
+    defined copy of a label has exactly that label's profile limits (an independent
+    reference: the ordinary profile of the parameter), and the indirect effect's limits
+    are verified rises of the cutoff; parameter_estimates() shows them."""
+    fit = fitted(MEDIATION + "\n  a_again := a\n", demo().iloc[:600])
+    ci = fit.profile_ci(parameters=["a", "a_again", "ab"], n_jobs=1, progress=False)
+    table = ci.estimates.set_index("label")
+    for side in ("lower", "upper"):
+        assert table.loc["a_again", side] == pytest.approx(table.loc["a", side], abs=2e-4)
+    assert (table.loc["ab", ["lower_status", "upper_status"]] == "ok").all()
+    assert np.allclose(table.loc["ab", ["lower_rise", "upper_rise"]].astype(float), 3.841459,
+                       atol=1e-3)
+    pe = fit.parameter_estimates().set_index("lhs")
+    assert pe.loc["ab", "ci_lower"] == table.loc["ab", "lower"]
+    assert pe.loc["ab", "ci_lower"] < pe.loc["ab", "est"] < pe.loc["ab", "ci_upper"]
+    with pytest.raises(ValueError, match="unknown parameter"):
+        fit.profile_ci(parameters="abc")

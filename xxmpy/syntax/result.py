@@ -12,11 +12,47 @@ class SemResult:
     def __init__(self, fit, syntax, source):
         self.fit, self.syntax, self.source = fit, syntax, source
         self.model = fit.model
+        self.defined_ci = {}          # name -> (lower Limit, upper Limit), once profiled
 
     def __getattr__(self, name):
-        if name.startswith("__") or name in ("fit", "syntax", "source", "model"):
+        if name.startswith("__") or name in ("fit", "syntax", "source", "model",
+                                             "defined_ci"):
             raise AttributeError(name)
         return getattr(self.fit, name)
+
+    def profile_ci(self, level=0.95, parameters=None, n_jobs=None, progress=None):
+        """Profile-likelihood CIs (FitResult.profile_ci) of the model's parameters and,
+        by constrained fits, of the defined ones (defined_profile.py); parameters:
+        labels and defined names (default all). Returns the ProfileCI with the
+        defined parameters' rows added; parameter_estimates() shows the limits."""
+        from scipy.special import chdtri
+
+        from .defined_profile import defined_limits
+        names = [d.name for d in self.syntax.defined]
+        wanted = None if parameters is None else \
+            [parameters] if isinstance(parameters, str) else list(parameters)
+        unknown = [] if wanted is None else \
+            [p for p in wanted if p not in names and p not in self.fit.labels]
+        if unknown:
+            raise ValueError(f"profile_ci: unknown parameter(s) {unknown}; labels: "
+                             f"{self.fit.labels}, defined: {names}.")
+        own = None if wanted is None else [p for p in wanted if p not in names]
+        defined = names if wanted is None else [p for p in wanted if p in names]
+        ci = self.fit.profile_ci(level, own if own != [] else self.fit.labels[:1], n_jobs,
+                                 progress)
+        cutoff = float(chdtri(1, 1.0 - level))
+        rows = []
+        for name in defined:
+            lo, hi, est = defined_limits(self, name, cutoff)
+            self.defined_ci[name] = (lo, hi)
+            rows.append(dict(label=name, estimate=est, lower=lo.value, upper=hi.value,
+                             lower_status=lo.status, upper_status=hi.status,
+                             lower_rise=lo.rise if lo.status == "ok" else np.nan,
+                             upper_rise=hi.rise if hi.status == "ok" else np.nan,
+                             message="; ".join(m for m in (lo.message, hi.message) if m)))
+        if rows:
+            ci.estimates = pd.concat([ci.estimates, pd.DataFrame(rows)], ignore_index=True)
+        return ci
 
     def parameter_estimates(self, level=0.95, standardized=True):
         """lavaan's parameterEstimates layout: lhs, op, rhs, level, label, est, se, z,
@@ -93,11 +129,13 @@ class SemResult:
                 if used.any() else 0.0
             value = est[d.name]
             z = value / se if se > 0 else np.nan
+            low, high = value - z_crit * se, value + z_crit * se
+            if d.name in self.defined_ci:           # the profile limits, once computed
+                low, high = (limit.value for limit in self.defined_ci[d.name])
             rows.append({"lhs": d.name, "op": ":=", "rhs": d.text, "level": 0,
                          "label": d.name, "est": value, "se": se, "z": z,
                          "pvalue": 2 * norm.sf(abs(z)) if np.isfinite(z) else np.nan,
-                         "ci_lower": value - z_crit * se, "ci_upper": value + z_crit * se,
-                         "std_all": np.nan})
+                         "ci_lower": low, "ci_upper": high, "std_all": np.nan})
         return rows
 
     def _variable_names(self, child, parent, kind, r, c):
