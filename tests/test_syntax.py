@@ -175,7 +175,7 @@ def test_syntax_errors_name_the_line_and_the_token_all_together():
     bad = """
       f1 =~ y1 + y2
       f1 <~ y3
-      s | y1 ~ x1
+      y1 | t1
       f1 =~ c(1, 2)*y4
       f1 y5
     """
@@ -183,7 +183,7 @@ def test_syntax_errors_name_the_line_and_the_token_all_together():
         xm.sem(bad, demo())
     text = str(err.value)
     assert "line 3: formative indicators (<~) are not supported" in text
-    assert "line 4: thresholds and random slopes (|) are not supported yet" in text
+    assert "line 4: '|' is a random slope only as 's | y ~ x' (thresholds are not" in text
     assert "line 5: modifier 'c ( 1 , 2 )' of 'y4' is not understood" in text
     assert "groups are not supported" in text
     assert "line 6: no operator" in text
@@ -361,3 +361,36 @@ def test_profile_ci_of_a_defined_parameter_is_a_verified_constrained_profile():
     assert pe.loc["ab", "ci_lower"] < pe.loc["ab", "est"] < pe.loc["ab", "ci_upper"]
     with pytest.raises(ValueError, match="unknown parameter"):
         fit.profile_ci(parameters="abc")
+
+
+RANDOM_SLOPE = """
+level: 1
+    s | Reaction ~ Days           # Mplus' random slope: Days' slope varies by Subject
+level: 2
+    Reaction ~~ Reaction          # and the intercept (Reaction's between part)
+"""
+
+
+def test_a_random_slope_is_lme4s_random_slope_model():
+    """sleepstudy, Reaction ~ Days + (Days | Subject) by ML: the slope s is a latent of
+    the cluster level loading on Reaction with each row's Days (a data. loading), its
+    mean the fixed slope, covarying with the random intercept (Mplus' defaults).
+    [lme4] ML deviance 1751.9393, fixef 251.4051 and 10.4673 (tests/test_reference.py)."""
+    d = pd.read_csv(ref.DATA / "sleepstudy.csv")
+    fit = fitted(RANDOM_SLOPE, d, cluster="Subject")
+    assert fit.converged
+    assert fit.deviance == pytest.approx(1751.9393, abs=1e-4)
+    lmer = xm.lmer("Reaction ~ Days + (Days | Subject)", d, REML=False)
+    assert fit.deviance == pytest.approx(lmer.deviance, abs=1e-6)
+    pe = fit.parameter_estimates().set_index(["lhs", "op", "rhs", "level"])
+    assert pe.loc[("s", "~1", "", 2), "est"] == pytest.approx(10.4673, abs=1e-4)
+    assert pe.loc[("Reaction", "~1", "", 2), "est"] == pytest.approx(251.4051, abs=1e-4)
+    assert pe.loc[("Reaction", "~~", "s", 2), "est"] == pytest.approx(
+        lmer.variance_parameters["cov[Subject:(Intercept),Days]"], rel=1e-4)
+    with pytest.raises(xm.SpecificationError, match="a random slope .* belongs in the"):
+        xm.sem("s | Reaction ~ Days", d)
+    with pytest.raises(xm.SpecificationError, match="has a random slope and is also a regr"):
+        xm.sem(RANDOM_SLOPE.replace("Reaction ~ Days  ", "Reaction ~ Days\n Reaction ~ Days"),
+               d, cluster="Subject")
+    with pytest.raises(xm.SpecificationError, match="thresholds are not supported"):
+        xm.sem("y1 | t1", demo())

@@ -143,6 +143,7 @@ class Builder:
         self.problems, self.data = problems, data
         self.model_statements = [s for s in parsed.statements if s.op in ("=~", "~", "~~")]
         self.defined = [s for s in parsed.statements if s.op == ":="]
+        self.slopes = [s for s in parsed.statements if s.op == "|"]
         self.equal = [s for s in parsed.statements if s.op == "=="]
         clusters = [] if cluster is None else \
             [cluster] if isinstance(cluster, str) else list(cluster)
@@ -170,6 +171,11 @@ class Builder:
                 continue
             self.by_level.setdefault(order[s.level], []).append(s)
         self._check_nesting()
+        for s in self.slopes:
+            if not self.clusters or (blocks and order.get(s.level) != 1) or self.crossed:
+                problems.append(f"line {s.line}: a random slope ({s.text!r}) belongs in the "
+                                f"level: 1 block of a model with nested clusters: it varies "
+                                f"over the units of the first cluster level.")
         self.rows, self.starts, self.fixed_labels = [], {}, {}
         self.row = "row"
         while self.row in data.columns:
@@ -212,12 +218,22 @@ class Builder:
         s1 = self.by_level.get(1, [])
         lat1 = list(dict.fromkeys(n for s in s1 if s.op == "=~" for n in s.lhs))
         ys1, xs1 = _roles(s1, lat1)
+        slope_ys = [s.rhs[0].name for s in self.slopes]
+        ys1 += [y for y in dict.fromkeys(slope_ys) if y not in ys1 and y not in xs1]
         latents = set(lat1)
-        self._check_columns(ys1 + xs1, s1)
+        self._check_columns(ys1 + xs1 + [s.rhs[1].name for s in self.slopes],
+                            s1 + self.slopes)
+        for s in self.slopes:
+            if s.rhs[1].name in xs1:
+                self.problems.append(f"line {s.line}: {s.rhs[1].name!r} has a random slope "
+                                     f"and is also a regressor: the slope's mean (s ~ 1 at "
+                                     f"level 2) is its fixed effect; drop the regression.")
         found = [(lat1, ys1, xs1, [])]
         for number in range(2, len(self.clusters) + 2):
             statements = self.by_level.get(number, [])
             lat = list(dict.fromkeys(n for s in statements if s.op == "=~" for n in s.lhs))
+            if number == 2:              # the random slopes are latents of the first cluster
+                lat += [s.lhs[0] for s in self.slopes if s.lhs[0] not in lat]
             latents.update(lat)
             ys, xs = _roles(statements, lat)
             parts = [n for n in ys + xs if n in ys1]
@@ -275,6 +291,12 @@ class Builder:
         matrix = _Matrix(len(targets), len(level.names["eta"]), False)
         for y in level.parts:
             matrix.put(targets.index(y), level.names["eta"].index(y), False, 1.0, None)
+        if below.number == 1:         # random slopes: y <- s with the row's x (data.x)
+            for s in self.slopes:
+                y, x = s.rhs[0].name, s.rhs[1].name
+                r, c = targets.index(y), level.names["eta"].index(s.lhs[0])
+                matrix.pattern[r, c], matrix.value[r, c] = 0.0, 0.0
+                matrix.label[r, c] = f"data.{x}"
         level.up = (below, kind, matrix)
 
     def statements(self, level, rows):
@@ -357,6 +379,11 @@ class Builder:
         for j, f in enumerate(exogenous):
             for g in exogenous[:j]:
                 self.put(level, "psi", f, g, None, g, "~~", f, user=False)
+        slopes = [s.lhs[0] for s in self.slopes] if level.number == 2 else []
+        for s in slopes:                  # as Mplus: a mean, and covarying with the parts
+            self.put(level, "alpha", s, "1", None, s, "~1", "", user=False)
+            for y in level.parts:
+                self.put(level, "psi", s, y, None, y, "~~", s, user=False)
 
 
 def build(parsed, data, cluster):
@@ -447,8 +474,9 @@ def _model(b, levels):
     m = Model(names, name="sem")
     for k, level in enumerate(levels):
         parents = (names[1:] if k == 0 else []) if b.crossed else names[k + 1:k + 2]
-        if k == 0:
-            columns = level.names["y"] + level.names["x"] + parents
+        if k == 0:                    # with the random slopes' xs (data. columns)
+            columns = level.names["y"] + level.names["x"] + parents + \
+                [s.rhs[1].name for s in b.slopes]
             table = data[list(dict.fromkeys(columns))].copy()
             table[level.name] = np.arange(len(table))
         else:

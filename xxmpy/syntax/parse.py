@@ -7,7 +7,8 @@ starts a block. A statement is
 
     lhs [+ lhs ...] OP term [+ term ...]
 
-OP one of ``=~`` ``~`` ``~~`` ``:=`` ``==``; a term is ``[modifier *]... name`` or
+OP one of ``=~`` ``~`` ``~~`` ``:=`` ``==``, or Mplus' random slope ``s | y ~ x``
+(lhs [s], op '|', rhs [y, x]); a term is ``[modifier *]... name`` or
 ``[modifier *]... 1`` (an intercept, with ``~``); a modifier is a number (a fixed
 value), ``NA`` (free), a label, ``start(number)``. The right-hand side of ``:=``
 and both sides of ``==`` are arithmetic expressions over labels (expression.py).
@@ -20,7 +21,7 @@ from ..errors import SpecificationError
 
 OPERATORS = ("=~", "~~", ":=", "==", "~")
 REFUSED = {"<~": "formative indicators (<~) are not supported",
-           "|": "thresholds and random slopes (|) are not supported yet",
+           "|": "'|' is a random slope only as 's | y ~ x' (thresholds are not supported)",
            "<": "inequality constraints (<) are not supported",
            ">": "inequality constraints (>) are not supported"}
 TOKEN = re.compile(r"""
@@ -177,6 +178,14 @@ def parse(model):
             problems.append(f"line {number}: no operator (=~, ~, ~~, :=, ==) in {text!r}.")
             continue
         left, op, right = split
+        kinds = [k for k, _ in tokens]
+        if op == "|" and kinds == ["name", "op", "name", "op", "name"] and \
+                tokens[3] == ("op", "~"):
+            # Mplus' random slope: s | y ~ x (the slope of y on x varies over clusters)
+            parsed.statements.append(Statement([tokens[0][1]], "|",
+                                               [Term(tokens[2][1]), Term(tokens[4][1])],
+                                               level, number, text))
+            continue
         if op in REFUSED:
             problems.append(f"line {number}: {REFUSED[op]} (in {text!r}).")
             continue
