@@ -86,17 +86,9 @@ cdef double accumulate_c(const double* A, idx a_step, idx n, idx r, idx M, const
     cdef double acc, w, const = 0.0
     for u in range(n):
         Wq, w, Au = W + pat[u] * r * r, wt[u], A + u * a_step * r * M
+        weigh_unit(Wq, w, d + u * r, Au, r, M, Wd, WA)
         for i in range(r):
-            acc = 0.0
-            for k in range(r):
-                acc += Wq[i * r + k] * d[u * r + k]
-            Wd[i] = w * acc
-            const += d[u * r + i] * w * acc
-            for j in range(M):
-                acc = 0.0
-                for k in range(r):
-                    acc += Wq[i * r + k] * Au[k * M + j]
-                WA[i * M + j] = w * acc
+            const += d[u * r + i] * Wd[i]
         for j in range(M):
             acc = 0.0
             for k in range(r):
@@ -420,6 +412,24 @@ cdef void posterior_c(const double* F, double* Sg, idx m, idx n,
                 Sg[diag[u] + j * m + i] = a
 
 
+cdef inline void weigh_unit(const double* Wq, double w, const double* v, const double* Au,
+                            idx r, idx M, double* Wv, double* WA) noexcept nogil:
+    """One unit's weighted vector and design: Wv = w W v (r,), WA = w W A_u (r, M), with
+    W (r, r) its missing-data pattern's weight."""
+    cdef idx i, j, k
+    cdef double acc
+    for i in range(r):
+        acc = 0.0
+        for k in range(r):
+            acc += Wq[i * r + k] * v[k]
+        Wv[i] = w * acc
+        for j in range(M):
+            acc = 0.0
+            for k in range(r):
+                acc += Wq[i * r + k] * Au[k * M + j]
+            WA[i * M + j] = w * acc
+
+
 cdef inline void unit_residual(const double* Au, const double* du, idx r, idx M,
                                const idx* seg, idx S, const idx* vec_u, const double* mean,
                                double* mu, double* e) noexcept nogil:
@@ -494,17 +504,9 @@ cdef void term_gradient_c(const double* A, idx a_step, idx n, idx r, idx M, cons
                 for j in range(b0, b1):
                     Sm[i * M + j] = blk[(i - a0) * (b1 - b0) + j - b0]
                     Sm[j * M + i] = blk[(i - a0) * (b1 - b0) + j - b0]
+        weigh_unit(Wq, w, e, Au, r, M, We, WA)
         for i in range(r):
-            acc = 0.0
-            for k in range(r):
-                acc += Wq[i * r + k] * e[k]
-            We[i] = w * acc
-            gd[u * r + i] = 2.0 * w * acc
-            for j in range(M):
-                acc = 0.0
-                for k in range(r):
-                    acc += Wq[i * r + k] * Au[k * M + j]
-                WA[i * M + j] = w * acc
+            gd[u * r + i] = 2.0 * We[i]
         for i in range(r):
             for j in range(M):
                 acc = 0.0
