@@ -195,9 +195,9 @@ class FitResult(InformationCriteria):
 
     def _forms(self):
         """{(level, type): form=} of the theta / psi not in covariance form."""
-        return {(m.child, m.type): m.form for m in self.model.spec.matrices
-                if m.parent is None and getattr(m, "form", "cov") != "cov"
-                and set([m.form] if isinstance(m.form, str) else m.form) != {"cov"}}
+        forms = self.problem.forms
+        return {} if forms is None else {(b.key[0], b.key[2]): b.forms[0] if b.form != "mixed"
+                                         else b.forms for b in forms.blocks}
 
     def _structure(self):
         """(c, parents, ys, etas): level index of the lowest level of ys, the indices of

@@ -160,7 +160,7 @@ class Builder:
         self.clusters = clusters if blocks and not problems else []
         # a block is level k by its position, or by its name (a cluster column)
         order = {name: k + 1 for k, name in enumerate(blocks)}
-        for k, name in enumerate(blocks[1:], 2):
+        for name in blocks[1:]:
             if name in clusters:
                 order[name] = clusters.index(name) + 2
         self.by_level = {1: self.model_statements} if not blocks else {}

@@ -15,18 +15,6 @@ from ..fit.optimize import variance_floor
 from ..inference.profile import Profiled, _Context, root_finding
 
 
-def _gradient(function, theta, units):
-    """(k,) central differences of a scalar function, steps relative to the units."""
-    out = np.zeros(theta.size)
-    for j in range(theta.size):
-        h = 1e-6 * max(abs(theta[j]), units[j])
-        up, down = theta.copy(), theta.copy()
-        up[j] += h
-        down[j] -= h
-        out[j] = (function(up) - function(down)) / (2 * h)
-    return out
-
-
 def defined_limits(result, name, cutoff):
     """(lower Limit, upper Limit, estimate) of defined parameter ``name`` of a
     SemResult."""
@@ -40,7 +28,8 @@ def defined_limits(result, name, cutoff):
         return result.defined_values(theta)[name]
     ctx = _Context(fit, cutoff)
     theta_hat = ctx.theta
-    grad_g = _gradient(g, theta_hat, units)
+    grad_g = result.defined_jacobian(theta_hat)[[d.name for d in
+                                                 result.syntax.defined].index(name)]
     vcov = np.nan_to_num(ctx.vcov)
     variance = float(grad_g @ vcov @ grad_g)
     natural = np.sqrt(variance) if variance > 0 else 0.1 * max(abs(g(theta_hat)), 1.0)

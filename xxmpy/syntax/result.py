@@ -3,6 +3,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from ..spec.objects import BETWEEN_ROLES, WITHIN_ROLES
+
 
 class SemResult:
     """A fitted lavaan-syntax model. ``fit`` is the FitResult of the compiled xxM model
@@ -103,16 +105,12 @@ class SemResult:
             values[d.name] = out[d.name] = float(d.function(values))
         return out
 
-    def _defined_rows(self, z_crit):
-        """Rows of the defined parameters: value at the estimates, delta-method SE
-        (central differences, steps relative to each parameter's unit)."""
-        if not self.syntax.defined:
-            return []
-        fit = self.fit
-        theta = np.asarray(fit.record.estimate, float)
-        units = np.asarray(fit.problem.param_units, float)
-        est = self.defined_values(theta)
-        names = list(est)
+    def defined_jacobian(self, theta):
+        """(n_defined, k) d(defined value)/d theta at theta, by central differences
+        with steps relative to each parameter's unit (rows in definition order)."""
+        theta = np.asarray(theta, float)
+        units = np.asarray(self.fit.problem.param_units, float)
+        names = [d.name for d in self.syntax.defined]
         J = np.zeros((len(names), theta.size))
         for j in range(theta.size):
             h = 1e-6 * max(abs(theta[j]), units[j])
@@ -121,6 +119,16 @@ class SemResult:
             down[j] -= h
             hi, lo = self.defined_values(up), self.defined_values(down)
             J[:, j] = [(hi[n] - lo[n]) / (2 * h) for n in names]
+        return J
+
+    def _defined_rows(self, z_crit):
+        """Rows of the defined parameters: value at the estimates, delta-method SE."""
+        if not self.syntax.defined:
+            return []
+        fit = self.fit
+        theta = np.asarray(fit.record.estimate, float)
+        est = self.defined_values(theta)
+        J = self.defined_jacobian(theta)
         vcov = fit.vcov.to_numpy()
         rows = []
         for i, d in enumerate(self.syntax.defined):
@@ -140,7 +148,6 @@ class SemResult:
 
     def _variable_names(self, child, parent, kind, r, c):
         spec = self.model.spec.submodels
-        from ..spec.objects import BETWEEN_ROLES, WITHIN_ROLES
         roles = WITHIN_ROLES[kind] if parent is None else BETWEEN_ROLES[kind]
         col_level = child if parent is None else parent
 
