@@ -517,13 +517,14 @@ def _finish_singular(fg, transform, free, scale, lower, polish_steps, y, status)
     theta = fg.full(y)
     grad = fg.last_gradient.copy()
     off = ~bound
-    decrement = newton_decrement(Hy[np.ix_(off, off)], _projected(g, y, lower)[off])
+    pg = _projected(g, y, lower)
+    decrement = newton_decrement(Hy[np.ix_(off, off)], pg[off])
     if np.isnan(decrement):
-        decrement, moved = _probed_decrement(fg, y, f, Hy, _projected(g, y, lower), off,
-                                             lower)
+        decrement, moved = _probed_decrement(fg, y, f, Hy, pg, off, lower)
         if moved is not None:     # a saddle on the face: the restart goes on from there
-            (y, f), status = moved, "saddle point on the singular face: left downhill"
-            theta = fg.full(y)
+            y, status = moved[0], "saddle point on the singular face: left downhill"
+            f = fg(y)[0]          # (the memo's point, so grad belongs to y)
+            theta, grad = fg.full(y), fg.last_gradient.copy()
     singular = np.zeros(k, bool)
     for b in _singular_blocks(transform, free, y, lower):
         singular[b.slots.ravel()] = True
