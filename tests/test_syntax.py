@@ -394,3 +394,104 @@ def test_a_random_slope_is_lme4s_random_slope_model():
                d, cluster="Subject")
     with pytest.raises(xm.SpecificationError, match="thresholds are not supported"):
         xm.sem("y1 | t1", demo())
+
+
+FOLDED = TUTORIAL + """
+  y1 ~~ 0*y1                      # y1's and y3's between parts are fb's alone
+  y3 ~~ 0*y3
+"""
+
+
+def test_between_residual_variances_fixed_at_zero_match_lavaan():
+    """lavaan's common `y ~~ 0*y` at level 2: the y's between part has no variance of its
+    own, so no carrier eta is made for it; fb loads on the rows' y directly (a between
+    lambda), y2 keeps its carrier. [lavaan] 0.6-14, model 'folded' of lavaan_syntax.R."""
+    fit = fitted(FOLDED, demo(), cluster="cluster")
+    assert fit.converged and fit.n_parameters == 18
+    assert -fit.deviance / 2 == pytest.approx(-12140.41410785, abs=1e-4)     # lavaan logl
+    reference = lavaan_table("lavaan_syntax.out", "folded")
+    assert len(reference) == 18
+    close_to_lavaan(ours(fit), reference)
+    between = fit.model.spec.matrices
+    lam = next(m for m in between if m.parent == "cluster" and m.type == "lambda")
+    assert np.count_nonzero(lam.pattern) == 1            # fb =~ y3 (y1's loading fixed 1)
+    assert fit.model.spec.submodels["cluster"].etas == ["fb", "y2"]   # no y1, y3 carriers
+    pe = fit.parameter_estimates().set_index(["lhs", "op", "rhs", "level"])
+    assert pe.loc[("y1", "~~", "y1", 2), "est"] == 0.0
+    assert pe.loc[("fb", "=~", "y1", 2), "std_all"] == pytest.approx(1.0)
+
+
+def crossed_ratings(seed=5, n_raters=25, n_targets=20):
+    """Three ratings of targets by raters (crossed), a factor at each level."""
+    rng = np.random.default_rng(seed)
+    lam = np.array([1.0, 0.8, 1.2])
+    rows = [(i, j) for i in range(n_raters) for j in range(n_targets) if rng.random() < 0.7]
+    rater, target = np.array(rows).T
+    f = (rng.normal(0, 0.7, n_raters)[rater] + rng.normal(0, 0.5, n_targets)[target]
+         + rng.normal(0, 1.0, rater.size))
+    y = np.outer(f, lam) + rng.normal(0, 0.6, (rater.size, 3)) + [2.0, 1.0, 0.0]
+    return pd.DataFrame(dict(rater=rater, target=target, r1=y[:, 0], r2=y[:, 1],
+                             r3=y[:, 2]))
+
+
+def test_a_latent_named_at_a_cluster_level_is_its_part_there():
+    """A rows' factor named in a cluster block is its part there (a carrier eta reaching
+    the factor with weight 1): f = f_rater + f_target + zeta. That is the same model as
+    rater and target factors loading on the ys with the rows' loadings (shared labels)
+    and the ys' parts at variance 0 (folded): the same -2 log L and parameters."""
+    data = crossed_ratings()
+    parts = fitted("""
+        level: 1
+            f =~ r1 + l2*r2 + l3*r3
+        level: rater
+            f ~~ f
+        level: target
+            f ~~ f
+    """, data, cluster=["rater", "target"])
+    loaded = fitted("""
+        level: 1
+            f =~ r1 + l2*r2 + l3*r3
+        level: rater
+            fr =~ r1 + l2*r2 + l3*r3
+            r1 ~~ 0*r1; r2 ~~ 0*r2; r3 ~~ 0*r3
+        level: target
+            ft =~ r1 + l2*r2 + l3*r3
+            r1 ~~ 0*r1; r2 ~~ 0*r2; r3 ~~ 0*r3
+    """, data, cluster=["rater", "target"])
+    assert parts.converged and loaded.converged
+    assert parts.n_parameters == loaded.n_parameters == 11
+    assert parts.deviance == pytest.approx(loaded.deviance, abs=1e-6)
+    pe = parts.parameter_estimates().set_index(["lhs", "op", "rhs", "level"])
+    pl = loaded.parameter_estimates().set_index(["lhs", "op", "rhs", "level"])
+    assert pe.loc[("f", "~~", "f", 2), "est"] == pytest.approx(
+        pl.loc[("fr", "~~", "fr", 2), "est"], rel=1e-4)
+    assert pe.loc[("f", "~~", "f", 3), "est"] == pytest.approx(
+        pl.loc[("ft", "~~", "ft", 3), "est"], rel=1e-4)
+
+
+def test_parts_across_levels_errors_name_the_variable_and_the_fix():
+    """A part with variance 0 can be explained but not predict or covary; it cannot be
+    folded below a level that names it; a factor's name is one level's; a latent of a
+    crossed cluster has no parts at the other."""
+    data = crossed_ratings()
+    three = pd.DataFrame(dict(y1=np.arange(40.0) % 7, y2=np.arange(40.0) % 5,
+                              y3=np.arange(40.0) % 3, klass=np.arange(40) // 4,
+                              school=np.arange(40) // 20))
+    with pytest.raises(xm.SpecificationError) as err:
+        xm.sem("level: 1\n f =~ y1 + y2 + y3\nlevel: 2\n fb =~ y1 + y2 + y3\n"
+               " y1 ~~ 0*y1\n y1 ~~ y2\n f ~ fb\n fb ~ y3", demo(), cluster="cluster")
+    text = str(err.value)
+    assert "line 6: y1 ~~ y2: ['y1'] has variance 0 at level 2" in text
+    assert "latent variable 'f'" not in text
+    with pytest.raises(xm.SpecificationError,
+                       match="'f' has variance 0 at level 2 .* but a part at a level above"):
+        xm.sem("level: 1\n f =~ y1 + y2 + y3\nlevel: 2\n f ~~ 0*f\nlevel: 3\n f ~~ f",
+               three, cluster=["klass", "school"])
+    with pytest.raises(xm.SpecificationError,
+                       match="latent variable 'f' is defined at level 1 and again at level 2"):
+        xm.sem("level: 1\n f =~ y1 + y2 + y3\nlevel: 2\n f =~ y1 + y2 + y3", demo(),
+               cluster="cluster")
+    with pytest.raises(xm.SpecificationError,
+                       match="'fr' .a latent of level 2. is named at level 3: with crossed"):
+        xm.sem("level: 1\n r1 ~~ r2\nlevel: rater\n fr =~ r1 + r2\nlevel: target\n"
+               " fr ~~ fr", data, cluster=["rater", "target"])

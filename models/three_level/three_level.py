@@ -8,7 +8,8 @@ Three student indicators y1..y3 measure the student factor fs; its teacher
 part is the teacher factor ft (between beta teacher -> student fixed to 1);
 the teachers' factor regresses on the school factor fh (between beta
 school -> teacher, free: a latent regression across levels), which two
-school-level indicators z1, z2 measure. Data simulated from the model.
+school-level indicators z1, z2 measure. Data simulated from the model. The
+same model in lavaan syntax (xm.sem, three level: blocks) ends the script.
 Run: python models/three_level/three_level.py
 """
 import numpy as np
@@ -91,7 +92,25 @@ fit_py = (model.between("teacher", "student", "beta", [[0]], [[1.0]])
           .between("school", "teacher", "beta", [[1]], [[0.5]], [["b"]])
           .fit())
 
-print(f"\n-2 log L: xxM API {fit_xxm.deviance:.4f}, Pythonic {fit_py.deviance:.4f}")
+# lavaan syntax, three levels (beyond lavaan) ---------------------------------------
+# One table, a row per student with the teacher and school ids and the school's z1, z2.
+# A latent of a lower level named in a block is its part there: fs named at the
+# teacher level is the teacher factor ft; named at the school level with variance 0,
+# its school part is b fh alone, so the teachers' factor regresses on fh.
+one_table = student.merge(teacher, on="teacher").merge(school, on="school")
+fit_sem = xm.sem("""
+    level: student
+        fs =~ y1 + l2*y2 + l3*y3
+    level: teacher
+        fs ~~ var_ft*fs          # the teacher part of fs: ft
+    level: school
+        fh =~ z1 + g2*z2
+        fs ~ b*fh                # ft regressed on the school factor
+        fs ~~ 0*fs               # with no school-level residual of its own
+""", one_table, cluster=["teacher", "school"])
+
+print(f"\n-2 log L: xxM API {fit_xxm.deviance:.4f}, Pythonic {fit_py.deviance:.4f}, "
+      f"lavaan syntax {fit_sem.deviance:.4f}")
 recovery = pd.DataFrame({"truth": pd.Series(TRUTH)}).join(fit_xxm.estimates.set_index("label")
                                                         [["estimate", "se"]])
 print("The fit recovers the parameters the data were drawn from:")

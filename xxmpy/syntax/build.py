@@ -9,12 +9,17 @@ Roles, per level block:
   latent   the left-hand side of =~
   y        an observed variable that is an indicator, an outcome of ~, or in ~~ / ~ 1
   x        an observed variable only ever on the right of ~ (conditioned on, fixed.x)
-A level-1 y named at a level above stands for its part there: a carrier eta of that
-level (named as the y; in a chain also at every level between) that reaches the
-level below with weight 1 (the rows' lambda, or a between beta between carriers). A
-factor of that level loads on the carriers (a beta within the level). A variable
-named only above level 1 belongs to that level (constant within its units). A
-level-1 y not named above has no part there (within only), as in lavaan.
+A variable of a lower level (a level-1 y, a latent, or a y of a level between) named
+at a level above stands for its part there: a carrier eta of that level (named as the
+variable; in a chain also at every level between) that reaches the level below with
+weight 1 (the rows' lambda into a y, or a between beta into a carrier or a latent). A
+factor of that level loads on the carriers (a beta within the level); regressing a
+carrier on that level's latents is a latent regression across levels. ``v ~~ 0*v``
+at a level folds the part: no carrier is made, and its loadings and regressions go
+straight into the part below (between lambda, beta, kappa or gamma), so lavaan's
+``y ~~ 0*y`` at level 2 means the y's between part is the between factors' alone. A
+variable named only above level 1 belongs to that level (constant within its units).
+A level-1 y not named above has no part there (within only), as in lavaan.
 
 Operators -> matrices of the block's level:
   f =~ y      lambda (f =~ g for latents and carriers: beta g <- f)
@@ -37,6 +42,7 @@ import pandas as pd
 
 from ..api.model import Model
 from ..errors import SpecificationError
+from ..spec.objects import BETWEEN_ROLES
 
 SHAPES = {"lambda": ("y", "eta"), "beta": ("eta", "eta"), "gamma": ("eta", "x"),
           "kappa": ("y", "x"), "theta": ("y", "y"), "psi": ("eta", "eta"),
@@ -78,22 +84,36 @@ class _Matrix:
 
 
 class _Level:
-    """One level of the model being built: its variables and matrices; ``up``: the
-    between matrix from its parent level (the rows' lambda for level 2, a beta
-    between carriers above), filled with the carriers' 1s."""
+    """One level of the model being built: its variables and matrices. parts: the
+    carriers (etas standing for lower-level variables' parts at this level); folded:
+    parts with variance fixed at 0 (no eta: what explains them goes straight to the
+    part below); below: the level its carriers reach (the one below, or the rows for
+    crossed clusters); down: the between matrices to it (kind -> _Matrix)."""
 
-    def __init__(self, name, number, ys, xs, etas, parts=()):
+    def __init__(self, name, number, ys, xs, etas, parts=(), folded=()):
         self.name, self.number = name, number
         self.names = {"y": list(ys), "x": list(xs), "eta": list(etas), "1": ["1"]}
-        self.parts = list(parts)          # the carriers: level-1 ys' parts at this level
-        self.matrices = {}
-        self.up = None                    # (parent _Level, kind, _Matrix)
+        self.parts, self.folded = list(parts), list(folded)
+        self.matrices, self.down, self.below = {}, {}, None
 
     def matrix(self, kind):
         if kind not in self.matrices:
             rows, cols = (len(self.names[role]) for role in SHAPES[kind])
             self.matrices[kind] = _Matrix(rows, cols, kind in ("theta", "psi"))
         return self.matrices[kind]
+
+    def between(self, kind):
+        """The between matrix of this level's kind to self.below (rows: its variables)."""
+        if kind not in self.down:
+            child, parent = BETWEEN_ROLES[kind]
+            self.down[kind] = _Matrix(len(self.below.names[child]),
+                                      len(self.names[parent]), False)
+        return self.down[kind]
+
+    def target_kind(self, name):
+        """How the part ``name`` reaches the level below: 'beta' into an eta (a carrier,
+        or a latent of that level), 'lambda' into one of the rows' ys."""
+        return "beta" if name in self.below.names["eta"] else "lambda"
 
 
 class SyntaxModel:
@@ -115,6 +135,12 @@ class Defined:
     function: object
     labels: list
     line: int
+
+
+def _zero_variance(statements, name):
+    """True when the block fixes ``name ~~ 0*name`` (a part with no variance there)."""
+    return any(s.op == "~~" and s.lhs == [name] and t.name == name and t.fixed == 0.0
+               and not t.free for s in statements for t in s.rhs)
 
 
 def _roles(statements, latents):
@@ -213,14 +239,15 @@ class Builder:
                                      f"(the left of =~) nor a column of data.")
 
     def levels(self):
-        """[_Level], the rows first: variables of each level; a level-1 y named at a
-        level above has a carrier there and at every level between."""
+        """[_Level], the rows first. A lower-level variable (a level-1 y, or a latent of
+        a level below) named in a block is its part there: a carrier eta at that level
+        and, in a chain, at every level between; ``v ~~ 0*v`` makes it a folded part
+        (no carrier, see _Level)."""
         s1 = self.by_level.get(1, [])
         lat1 = list(dict.fromkeys(n for s in s1 if s.op == "=~" for n in s.lhs))
         ys1, xs1 = _roles(s1, lat1)
         slope_ys = [s.rhs[0].name for s in self.slopes]
         ys1 += [y for y in dict.fromkeys(slope_ys) if y not in ys1 and y not in xs1]
-        latents = set(lat1)
         self._check_columns(ys1 + xs1 + [s.rhs[1].name for s in self.slopes],
                             s1 + self.slopes)
         for s in self.slopes:
@@ -228,42 +255,91 @@ class Builder:
                 self.problems.append(f"line {s.line}: {s.rhs[1].name!r} has a random slope "
                                      f"and is also a regressor: the slope's mean (s ~ 1 at "
                                      f"level 2) is its fixed effect; drop the regression.")
-        found = [(lat1, ys1, xs1, [])]
+        origin = {n: 1 for n in ys1 + lat1}       # variable -> the level it belongs to
+        covariates = {n: 1 for n in xs1}
+        found = [(lat1, ys1, xs1, [], [])]
         for number in range(2, len(self.clusters) + 2):
             statements = self.by_level.get(number, [])
             lat = list(dict.fromkeys(n for s in statements if s.op == "=~" for n in s.lhs))
             if number == 2:              # the random slopes are latents of the first cluster
                 lat += [s.lhs[0] for s in self.slopes if s.lhs[0] not in lat]
-            latents.update(lat)
-            ys, xs = _roles(statements, lat)
-            parts = [n for n in ys + xs if n in ys1]
-            for name in [n for n in ys + xs if n in xs1]:
-                self.problems.append(f"{name!r} is a covariate at level 1 and is named at "
-                                     f"level {number}: covariates at several levels are not "
-                                     f"supported yet.")
-            own_ys = [n for n in ys if n not in ys1 and n not in xs1]
-            own_xs = [n for n in xs if n not in ys1 and n not in xs1]
+            for name in lat:
+                if name in origin and name not in ys1:
+                    self.problems.append(f"latent variable {name!r} is defined at level "
+                                         f"{origin[name]} and again at level {number}; give "
+                                         f"each level's factor its own name (naming a lower "
+                                         f"level's latent in a block, without =~, stands for "
+                                         f"its part at that level).")
+            lower = [n for n in origin if n not in ys1]
+            ys, xs = _roles(statements, set(lat) | set(lower))
+            named = list(dict.fromkeys(
+                n for s in statements for n in list(s.lhs) + [t.name for t in s.rhs]
+                if n in origin and n not in lat))
+            for name in [n for n in ys + xs if n in covariates]:
+                self.problems.append(f"{name!r} is a covariate at level {covariates[name]} "
+                                     f"and is named at level {number}: covariates at several "
+                                     f"levels are not supported yet.")
+            own_ys = [n for n in ys if n not in origin and n not in covariates]
+            own_xs = [n for n in xs if n not in origin and n not in covariates]
             self._check_columns(own_ys + own_xs, statements)
-            found.append((lat, own_ys, own_xs, parts))
-        for name in sorted(latents):
+            folded = [n for n in named if _zero_variance(statements, n)]
+            found.append((lat, own_ys, own_xs, named, folded))
+            origin.update({n: number for n in lat + own_ys})
+            covariates.update({n: number for n in own_xs})
+        for name in sorted(set(lat1).union(*(f[0] for f in found))):
             if name in self.data.columns:
                 self.problems.append(f"latent variable {name!r} has the name of a data "
                                      f"column; rename it.")
-        carriers = []
-        for k in range(len(found) - 1, 0, -1):          # a part above needs one below
-            lat, own_ys, own_xs, parts = found[k]
-            carriers = list(dict.fromkeys(parts + ([] if self.crossed else carriers)))
-            found[k] = (lat, own_ys, own_xs, [y for y in ys1 if y in carriers])
+        self.origin = origin
+        return self._carriers(found, ys1)
+
+    def _carriers(self, found, ys1):
+        """The _Levels from found [(latents, own ys, own xs, named parts, folded parts)]:
+        each level's carriers are its named parts that are not folded and, in a chain,
+        the parts of the levels above that come from below it (their path down)."""
+        needed, carriers_of = [], {}
+        for k in range(len(found), 1, -1):               # level numbers, the top first
+            lat, own_ys, own_xs, named, folded = found[k - 1]
+            for name in named:
+                if self.crossed and self.origin[name] != 1:
+                    self.problems.append(f"{name!r} (a latent of level "
+                                         f"{self.origin[name]}) is named at level {k}: with "
+                                         f"crossed clusters only the rows' variables have "
+                                         f"parts at the cluster levels.")
+            clash = [n for n in folded if n in needed]
+            for name in clash:
+                self.problems.append(f"{name!r} has variance 0 at level {k} (~~ 0*) but a "
+                                     f"part at a level above, which reaches the rows through "
+                                     f"level {k}; free its variance at level {k}.")
+            here = [n for n in named if n not in folded] + needed
+            carriers_of[k] = [y for y in ys1 if y in here] + \
+                [n for n in dict.fromkeys(here) if n not in ys1]
+            if not self.crossed:
+                needed = [n for n in dict.fromkeys(named + needed) if self.origin[n] < k - 1]
         names = [self.row] + self.clusters
-        return [_Level(names[k], k + 1, ys, xs, lat + parts, parts)
-                for k, (lat, ys, xs, parts) in enumerate(found)]
+        out = []
+        for k, (lat, own_ys, own_xs, named, folded) in enumerate(found, start=1):
+            parts = carriers_of.get(k, [])
+            out.append(_Level(names[k - 1], k, own_ys, own_xs, lat + parts, parts,
+                              [n for n in folded if n not in parts]))
+        for k, level in enumerate(out[1:], start=1):
+            level.below = out[0] if self.crossed else out[k - 1]
+        return out
 
     # ------------------------------------------------------------- elements
-    def put(self, level, kind, r_name, c_name, term, lhs, op, rhs, user=True, number=None):
-        """Set one element from a term (or a default when term is None)."""
-        matrix, key = level.matrix(kind), (level.name, None, kind)
-        r = level.names[SHAPES[kind][0]].index(r_name)
-        c = level.names[SHAPES[kind][1]].index(c_name)
+    def put(self, level, kind, r_name, c_name, term, lhs, op, rhs, user=True, number=None,
+            between=False):
+        """Set one element from a term (or a default when term is None): of the level's
+        own matrix, or (between=True) of its between matrix to level.below (rows: the
+        variables below, columns: this level's)."""
+        if between:
+            matrix, key = level.between(kind), (level.below.name, level.name, kind)
+            r = level.below.names[BETWEEN_ROLES[kind][0]].index(r_name)
+            c = level.names[BETWEEN_ROLES[kind][1]].index(c_name)
+        else:
+            matrix, key = level.matrix(kind), (level.name, None, kind)
+            r = level.names[SHAPES[kind][0]].index(r_name)
+            c = level.names[SHAPES[kind][1]].index(c_name)
         if not user and (r, c) in matrix.set_by_user:
             return
         if user:
@@ -283,21 +359,19 @@ class Builder:
         if term is not None and term.start is not None and not fixed:
             self.starts[label] = term.start
 
-    def link(self, level, below):
-        """The carriers reach the level below with weight 1: the rows' ys through a
-        between lambda, the carriers below through a between beta."""
-        kind = "lambda" if below.number == 1 else "beta"
-        targets = below.names["y"] if kind == "lambda" else below.names["eta"]
-        matrix = _Matrix(len(targets), len(level.names["eta"]), False)
-        for y in level.parts:
-            matrix.put(targets.index(y), level.names["eta"].index(y), False, 1.0, None)
-        if below.number == 1:         # random slopes: y <- s with the row's x (data.x)
-            for s in self.slopes:
-                y, x = s.rhs[0].name, s.rhs[1].name
-                r, c = targets.index(y), level.names["eta"].index(s.lhs[0])
-                matrix.pattern[r, c], matrix.value[r, c] = 0.0, 0.0
-                matrix.label[r, c] = f"data.{x}"
-        level.up = (below, kind, matrix)
+    def link(self, level):
+        """The carriers reach level.below with weight 1: a between beta into a carrier
+        or a latent there, a between lambda into one of the rows' ys."""
+        for name in level.parts:
+            kind = level.target_kind(name)
+            level.between(kind).put(level.below.names[BETWEEN_ROLES[kind][0]].index(name),
+                                    level.names["eta"].index(name), False, 1.0, None)
+        for s in self.slopes if level.number == 2 else []:    # y <- s with the row's x
+            matrix = level.between("lambda")
+            r = level.below.names["y"].index(s.rhs[0].name)
+            c = level.names["eta"].index(s.lhs[0])
+            matrix.pattern[r, c], matrix.value[r, c] = 0.0, 0.0
+            matrix.label[r, c] = f"data.{s.rhs[1].name}"
 
     def statements(self, level, rows):
         """Apply one level's statements; rows: the level-1 _Level."""
@@ -315,14 +389,16 @@ class Builder:
     def _one(self, level, rows, s, lhs, t, ys, xs, latents, auto_fix):
         op, rhs, parts = s.op, t.name, level.parts
         where = f"line {s.line}: {lhs} {op} {rhs}"
-        if op == "=~":
-            if auto_fix and t.fixed is None and not t.free:
-                if t.label:
-                    self.problems.append(f"{where}: the first indicator's loading is fixed "
-                                         f"at 1 (lavaan's default); a label on it would tie "
-                                         f"others to 1. Write NA*{t.label}*{rhs} to free it.")
-                    return
-                t = type(t)(rhs, fixed=1.0)
+        if op == "=~" and auto_fix and t.fixed is None and not t.free:
+            if t.label:
+                self.problems.append(f"{where}: the first indicator's loading is fixed "
+                                     f"at 1 (lavaan's default); a label on it would tie "
+                                     f"others to 1. Write NA*{t.label}*{rhs} to free it.")
+                return
+            t = type(t)(rhs, fixed=1.0)
+        if level.folded and {lhs, rhs} & set(level.folded):
+            self._folded(level, rows, s, lhs, t, xs, latents, where)
+        elif op == "=~":
             if rhs in ys:
                 self.put(level, "lambda", rhs, lhs, t, lhs, op, rhs)
             elif rhs in latents or rhs in parts:     # a part loads as a carrier eta
@@ -330,15 +406,15 @@ class Builder:
             else:
                 self.problems.append(f"{where}: {rhs!r} cannot be an indicator here.")
         elif op == "~" and rhs == "1":
-            if lhs in parts:              # the rows' intercept, lavaan's level-2 one
-                self.put(rows, "nu", lhs, "1", t, lhs, "~1", "", number=2)
+            if lhs in parts and lhs in rows.names["y"]:   # the rows' intercept (level 2's)
+                self.put(rows, "nu", lhs, "1", t, lhs, "~1", "", number=level.number)
             elif lhs in ys:
                 self.put(level, "nu", lhs, "1", t, lhs, "~1", "")
             else:
                 self.put(level, "alpha", lhs, "1", t, lhs, "~1", "")
         elif op == "~":
             lhs_eta = lhs in latents or lhs in parts
-            if lhs_eta and rhs in latents:
+            if lhs_eta and (rhs in latents or rhs in parts):
                 self.put(level, "beta", lhs, rhs, t, lhs, op, rhs)
             elif lhs_eta and rhs in xs:
                 self.put(level, "gamma", lhs, rhs, t, lhs, op, rhs)
@@ -361,6 +437,31 @@ class Builder:
             else:
                 self.problems.append(f"{where}: {lhs!r} and {rhs!r} are not both observed "
                                      f"or both latent.")
+
+    def _folded(self, level, rows, s, lhs, t, xs, latents, where):
+        """A statement naming a folded part (variance 0 at this level): what explains it
+        (a factor's loading, a regression on a latent or a covariate of this level) goes
+        straight into the part below; ``v ~~ 0*v`` is shown as a row; anything that
+        would need the part as a variable of this level is refused."""
+        op, rhs, folded = s.op, t.name, level.folded
+        outcome, predictor = (rhs, lhs) if op == "=~" else (lhs, rhs)
+        if op == "~~" and lhs == rhs:
+            self.rows.append(ParRow(lhs, op, rhs, level.number, None, False, 0.0, None,
+                                    0, 0, True))
+        elif op == "~" and rhs == "1" and lhs in rows.names["y"]:
+            self.put(rows, "nu", lhs, "1", t, lhs, "~1", "", number=level.number)
+        elif op in ("=~", "~") and outcome in folded and predictor not in folded and \
+                (predictor in latents or predictor in level.parts or predictor in xs):
+            into_y = level.target_kind(outcome) == "lambda"
+            kind = ("lambda" if into_y else "beta") if predictor not in xs else \
+                ("kappa" if into_y else "gamma")
+            self.put(level, kind, outcome, predictor, t, lhs, op, rhs, between=True)
+        else:
+            self.problems.append(f"{where}: {sorted({lhs, rhs} & set(folded))} has variance "
+                                 f"0 at level {level.number} (~~ 0*), so it is no variable of "
+                                 f"this level: it can only be explained here (a loading, or a "
+                                 f"regression on a latent or covariate of this level), not "
+                                 f"predict, covary or have a mean.")
 
     def defaults(self, level, with_parts=()):
         """lavaan's defaults for the elements the syntax did not set; with_parts: the
@@ -400,11 +501,11 @@ def build(parsed, data, cluster):
     rows = levels[0]
     for level in levels:
         b.statements(level, rows)
-    with_parts = {y for level in levels[1:] for y in level.parts}
+    with_parts = {y for level in levels[1:] for y in level.parts + level.folded}
     for k, level in enumerate(levels):
         b.defaults(level, with_parts if k == 0 else ())
-        if k:                         # crossed clusters all reach the rows
-            b.link(level, levels[0] if b.crossed else levels[k - 1])
+        if k:
+            b.link(level)
     _equalities(b, levels)
     defined = _defined(b)
     if problems:
@@ -487,9 +588,8 @@ def _model(b, levels):
         for kind, mat in level.matrices.items():
             if mat.pattern.size:
                 m.within(level.name, kind, mat.pattern, mat.value, mat.label)
-        if level.up is not None:
-            below, kind, mat = level.up
-            m.between(level.name, below.name, kind, mat.pattern, mat.value, mat.label)
+        for kind, mat in level.down.items():
+            m.between(level.name, level.below.name, kind, mat.pattern, mat.value, mat.label)
     return m
 
 

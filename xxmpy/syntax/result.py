@@ -73,6 +73,11 @@ class SemResult:
         z_crit = norm.ppf(0.5 + level / 2)
         out = []
         for r in self.syntax.rows:
+            if r.key is None:             # a constant of the syntax (a folded part's 0)
+                out.append(dict(lhs=r.lhs, op=r.op, rhs=r.rhs, level=r.level, label="",
+                                est=r.value, se=np.nan, z=np.nan, pvalue=np.nan,
+                                ci_lower=np.nan, ci_upper=np.nan, std_all=np.nan))
+                continue
             child, parent, kind = r.key
             key = (names.index(child), -1 if parent is None else names.index(parent), kind)
             shape = problem.slots.shape[key]
