@@ -495,3 +495,124 @@ def test_parts_across_levels_errors_name_the_variable_and_the_fix():
                        match="'fr' .a latent of level 2. is named at level 3: with crossed"):
         xm.sem("level: 1\n r1 ~~ r2\nlevel: rater\n fr =~ r1 + r2\nlevel: target\n"
                " fr ~~ fr", data, cluster=["rater", "target"])
+
+
+PATH = """
+  y2 ~ a*x1                       # a mediator, itself an outcome
+  y1 ~ b*y2 + c*x1                # an observed outcome on an observed outcome
+  y4 ~ y1 + y2
+  y1 ~~ y5
+  ab := a*b
+"""
+
+
+def lavaan_numbers(section):
+    """{name: value} of a 'name value' block printed by lavaan_syntax.R."""
+    lines = (ref.DATA / "r" / "lavaan_syntax.out").read_text().splitlines()
+    start = lines.index(section) + 1
+    out = {}
+    for line in lines[start:]:
+        if not line.startswith("["):
+            break
+        for item in line.split('"')[1::2]:
+            name, value = item.split()
+            out[name] = float(value)
+    return out
+
+
+def test_a_path_model_of_observed_variables_matches_lavaan():
+    """Observed outcomes regressed on observed outcomes: each regressor y gets a copy
+    among the xs (a kappa on its values); the paths being recursive, the likelihood of
+    the ys is exact (unit Jacobian), and the implied moments carry the paths through
+    (I - B)^-1. [lavaan] 0.6-14, model 'path' of lavaan_syntax.R: estimates, SEs, logl,
+    the indirect effect, fit measures (the saturated model leaves the copies out) and
+    std.all."""
+    fit = fitted(PATH, demo())
+    reference = lavaan_table("lavaan_syntax.out", "path")
+    got = ours(fit)
+    model_rows = {k: v for k, v in reference.items() if k[1] != ":="}
+    assert len(model_rows) == 14 and fit.n_parameters == 14
+    close_to_lavaan(got, model_rows)
+    assert -fit.deviance / 2 == pytest.approx(-17879.12678880, abs=1e-4)     # lavaan logl
+    pe = fit.parameter_estimates()
+    ab = pe.set_index("lhs").loc["ab"]
+    assert ab.est == pytest.approx(0.23779027, abs=1e-5)
+    assert ab.se == pytest.approx(0.01886022, rel=1e-3)
+    measures = fit.fit_measures()
+    for name, value in lavaan_numbers("fit measures path").items():
+        assert measures[name] == pytest.approx(value, rel=1e-5, abs=1e-7), name
+    std = fit.parameter_estimates().set_index(["lhs", "op", "rhs"])["std_all"]
+    lines = (ref.DATA / "r" / "lavaan_syntax.out").read_text().splitlines()
+    start = lines.index("std.all path") + 2
+    checked = 0
+    for line in lines[start:]:
+        parts = line.split()
+        if not parts or not parts[0].isdigit():
+            break
+        if parts[2] == "~1":
+            parts.insert(3, "")
+        key = tuple(parts[1:4])
+        if key in std.index and parts[2] != ":=":   # x1 ~~ x1, x1 ~1: fixed.x, not ours
+            assert std.loc[key] == pytest.approx(float(parts[4]), abs=1e-5), key
+            checked += 1
+    assert checked == 14
+    model = fit.model.spec.submodels["row"]
+    assert model.regressor_ys == {"y2.value": "y2", "y1.value": "y1"}
+
+
+def test_one_level_fit_measures_are_lavaans_with_bentlers_srmr():
+    """One level: lavaan's srmr is srmr_bentler with the mean residuals.
+    [lavaan] 0.6-14, 'fit measures onelevel' of lavaan_syntax.R."""
+    measures = fitted(ONE_LEVEL, demo()).fit_measures()
+    for name, value in lavaan_numbers("fit measures onelevel").items():
+        assert measures[name] == pytest.approx(value, rel=1e-5, abs=1e-7), name
+
+
+def test_dependent_variables_covary_as_lavaans_auto_cov_y():
+    """lavaan's sem frees the covariances of the dependent variables (regressed, neither
+    predictors nor indicators): f1 ~~ f2 when both are regressed on covariates, y2 ~~ y3
+    among observed ones (y1, a predictor, is left out); with y3 missing in 60 rows
+    (FIML). [lavaan] 0.6-14, models 'covlatent' and 'covobserved'."""
+    fit = fitted("""
+        f1 =~ y1 + y2 + y3
+        f2 =~ y4 + y5 + y6
+        f1 ~ x1
+        f2 ~ x1 + x2
+    """, demo())
+    close_to_lavaan(ours(fit), lavaan_table("lavaan_syntax.out", "covlatent"))
+    assert -fit.deviance / 2 == pytest.approx(-25431.96227174, abs=1e-4)
+    d = demo()
+    d.loc[:59, "y3"] = np.nan
+    fit = fitted("y1 ~ x1\n y2 ~ x2\n y3 ~ y1", d)
+    reference = lavaan_table("lavaan_syntax.out", "covobserved")
+    assert ("y2", "~~", "y3", 1) in reference
+    close_to_lavaan(ours(fit), reference)
+    assert -fit.deviance / 2 == pytest.approx(-13210.53951345, abs=1e-4)
+
+
+def test_a_within_regression_on_a_within_only_variable_matches_lavaan():
+    """An outcome with a between part regressed at level 1 on a variable named only at
+    level 1. [lavaan] 0.6-14, model 'pathtwolevel'."""
+    fit = fitted("level: 1\n y1 ~ y2 + x1\nlevel: 2\n y1 ~ w1", demo(), cluster="cluster")
+    close_to_lavaan(ours(fit), lavaan_table("lavaan_syntax.out", "pathtwolevel"))
+    assert -fit.deviance / 2 == pytest.approx(-4231.57945838, abs=1e-4)
+
+
+def test_path_model_errors_name_the_variables():
+    """Cycles, a regressor missing where its outcome is observed, a regressor whose
+    value carries a between part, and lavaan's default covariance of a dependent latent
+    with a dependent observed variable are refused, each naming what to change."""
+    with pytest.raises(xm.SpecificationError,
+                       match="y1 -> y2 -> y1 form a cycle|y2 -> y1 -> y2 form a cycle"):
+        xm.sem("y1 ~ y2 + x1\n y2 ~ y1 + x2", demo())
+    d = demo()
+    d.loc[[3, 7], "y2"] = np.nan
+    with pytest.raises(xm.SpecificationError,
+                       match=r"'y2' is missing in 2 unit\(s\) of level 1 where \['y1'\]"):
+        xm.sem("y2 ~ x1\n y1 ~ y2", d)
+    with pytest.raises(xm.SpecificationError, match="line 3: y1 ~ y2: 'y2' has a part at "
+                                                    "level 2"):
+        xm.sem("level: 1\n y2 ~ x1\n y1 ~ y2\nlevel: 2\n y2 ~~ y2", demo(),
+               cluster="cluster")
+    with pytest.raises(xm.SpecificationError, match="dependent variables 'f1' and 'y4'"):
+        xm.sem("f1 =~ y1 + y2 + y3\n f1 ~ x1\n y4 ~ x1", demo())

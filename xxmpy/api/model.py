@@ -82,7 +82,8 @@ class Model:
     def level(self, level: str, parents: Sequence[str] | None = None,
               ys: Sequence[str] | None = None, xs: Sequence[str] | None = None,
               etas: Sequence[str] | None = None, data: pd.DataFrame | None = None,
-              flat: bool = False, _origin: str = "Model.level") -> Model:
+              flat: bool = False, regressor_ys: dict | None = None,
+              _origin: str = "Model.level") -> Model:
         """Add the submodel of ``level``: its parents, variables and data table
         (see :func:`xxmpy.xxmSubmodel` for the parameters); returns the model.
 
@@ -91,10 +92,17 @@ class Model:
         which turns -2 log L into the REML criterion; their posterior mean and
         covariance are the GLS estimates and (X'V^-1X)^-1. Such a level holds
         only etas, has no parents and no within matrices.
+
+        ``regressor_ys`` {x: y}: xs whose column holds the values of the level's y
+        (observed where any y regressed on it is). A kappa on such an x regresses an
+        observed outcome on another y; with the paths among ys recursive (no cycle) the
+        likelihood is exact (the ys minus their paths have unit Jacobian). They are not
+        covariates: the saturated and baseline models and the implied moments leave
+        them out (the paths enter the ys' moments through (I - B)^-1).
         """
         sub = SubmodelSpec(level, _names(parents, "parents", _origin), _names(ys, "ys", _origin),
                            _names(xs, "xs", _origin), _names(etas, "etas", _origin), data,
-                           bool(flat))
+                           bool(flat), dict(regressor_ys or {}))
         if level in self.spec.submodels:
             self.spec.duplicate_submodels.append(level)
         self.spec.submodels[level] = sub

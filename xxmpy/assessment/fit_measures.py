@@ -17,7 +17,9 @@ baseline (D0, npar0), N the number of lowest-level rows (lavaan's ntotal):
           (cor(S) - cor(Sigma))^2), S the saturated model's and Sigma the model's
           covariance of that level's component (joint_covariances: the parts of
           the ys below it, its own ys, its xs with their block fixed at the
-          data's, as lavaan's fixed.x); srmr their sum
+          data's, as lavaan's fixed.x); srmr their sum. A one-level model has
+          lavaan's srmr_bentler instead: residuals (S - Sigma) / sqrt(s_ii s_jj) and
+          mean residuals / sqrt(s_ii), root mean square over p(p + 1)/2 + p
   aic = D + 2 npar, bic = D + npar log N, bic2 = D + npar log((N + 2) / 24)
 (lavaan 0.6: lav_fit_measures, lav_fit_srmr_twolevel).
 """
@@ -26,6 +28,21 @@ import pandas as pd
 from scipy import optimize, stats
 
 from ..spec.graph import levels_above
+
+
+def outcome_paths(problem, theta, level):
+    """(p, p) M = (I - B)^-1 of a level's observed regressions among its ys: B[i, j] is
+    the kappa of y i on the x holding y j's values (LevelData.regressor_ys), so the ys
+    are M times what explains them otherwise. The identity without such regressions."""
+    lev = problem.levels[level]
+    M = np.eye(lev.p)
+    if lev.regressor_ys:
+        kappa = problem.matrix(theta, (level, -1, "kappa"), (lev.p, lev.q))
+        B = np.zeros((lev.p, lev.p))
+        for x, y in lev.regressor_ys:
+            B[:, y] = kappa[:, x]
+        M = np.linalg.inv(M - B)
+    return M
 
 
 def level_loadings(problem, theta, c, ancestors):
@@ -60,39 +77,44 @@ def level_loadings(problem, theta, c, ancestors):
             effect[level] = out
         return effect[level]
 
-    return {level: E(level) @ T(level) for level in levels}
+    M = outcome_paths(problem, theta, c)
+    return {level: M @ E(level) @ T(level) for level in levels}
 
 
 def covariate_loadings(problem, theta, c, ancestors, loads=None):
-    """{level index: (p, q_l)} how the ys of level c move with the xs of level l (c or
-    an ancestor, levels with xs only): kappa (within for c, between l -> c) + the
-    path through l's etas (loads[l] Gamma_l) + through the etas of each level k below
-    l that l's xs reach by a between gamma (loads[k] Gamma_{l->k})."""
+    """{level index: (p, q_l)} how the ys of level c move with the covariates of level l
+    (c or an ancestor, levels with covariates only; LevelData.covariates): M kappa
+    (within for c, between l -> c; M = outcome_paths) + the path through l's etas
+    (loads[l] Gamma_l, loads holding M) + through the etas of each level k below l
+    that l's xs reach by a between gamma (loads[k] Gamma_{l->k})."""
     loads = loads if loads is not None else level_loadings(problem, theta, c, ancestors)
     p = problem.levels[c].p
     levels = [c] + list(ancestors)
+    M = outcome_paths(problem, theta, c)
     out = {}
     for level in levels:
         q = problem.levels[level].x.shape[1]
-        if q == 0:
+        keep = problem.levels[level].covariates
+        if not keep.any():
             continue
         m = problem.levels[level].n_etas
         key = (c, -1, "kappa") if level == c else (c, level, "kappa")
-        total = problem.matrix(theta, key, (p, q)) + \
+        total = M @ problem.matrix(theta, key, (p, q)) + \
             loads[level] @ problem.matrix(theta, (level, -1, "gamma"), (m, q))
         for k in levels:
             if k != level and level in problem.levels[k].parents:
                 mk = problem.levels[k].n_etas
                 total = total + loads[k] @ problem.matrix(theta, (k, level, "gamma"), (mk, q))
-        out[level] = total
+        out[level] = total[:, keep]
     return out
 
 
 def covariate_moments(problem, level):
-    """(mean (q,), covariance (q, q)) of level ``level``'s xs over its units (divided by
-    the number of units; a lowest-level covariate's variance is all its own, centred at
-    its grand mean, as lavaan treats a within-only covariate)."""
-    x = problem.levels[level].x
+    """(mean (q,), covariance (q, q)) of level ``level``'s covariates (its xs but the
+    copies of ys, LevelData.covariates) over its units (divided by the number of
+    units; a lowest-level covariate's variance is all its own, centred at its grand
+    mean, as lavaan treats a within-only covariate)."""
+    x = problem.levels[level].x[:, problem.levels[level].covariates]
     mean = x.mean(axis=0)
     return mean, (x - mean).T @ (x - mean) / len(x)
 
@@ -119,11 +141,13 @@ def level_components(problem, theta):
         if not parts:
             continue
         variables = [(k, j) for k in parts for j in range(problem.levels[k].p)]
-        m, q = lev.n_etas, lev.x.shape[1]
+        m, q = lev.n_etas, int(lev.covariates.sum())
         A = np.vstack([loads[k][level] for k in parts])
         C = A @ problem.matrix(theta, (level, -1, "psi"), (m, m)) @ A.T
         if lev.p:
-            C[-lev.p:, -lev.p:] += problem.matrix(theta, (level, -1, "theta"), (lev.p, lev.p))
+            M = outcome_paths(problem, theta, level)
+            C[-lev.p:, -lev.p:] += M @ problem.matrix(theta, (level, -1, "theta"),
+                                                      (lev.p, lev.p)) @ M.T
         K = S = None
         if q:
             K = np.vstack([xloads[k].get(level, np.zeros((problem.levels[k].p, q)))
@@ -153,6 +177,22 @@ def _srmr(S, Sigma):
         return np.nan
     R = cor(S) - cor(Sigma)
     return float(np.sqrt(np.sum(R[np.tril_indices(len(R))] ** 2) / (len(R) * (len(R) + 1) / 2)))
+
+
+def _srmr_bentler(S, Sigma, mean_gap):
+    """lavaan's srmr (srmr_bentler) of a one-level model with a mean structure: the
+    residuals (S - Sigma) / sqrt(s_ii s_jj) over the lower triangle with the diagonal,
+    and the ys' mean residuals / sqrt(s_ii) (the xs' are 0, fixed.x), their root mean
+    square over p(p + 1)/2 + p."""
+    d = np.sqrt(np.diag(S))
+    if not np.all(d > 0):
+        return np.nan
+    R = (S - Sigma) / np.outer(d, d)
+    n = len(S)
+    means = np.zeros(n)
+    means[:mean_gap.size] = mean_gap / d[:mean_gap.size]
+    squares = np.sum(R[np.tril_indices(n)] ** 2) + np.sum(means ** 2)
+    return float(np.sqrt(squares / (n * (n + 1) / 2 + n)))
 
 
 def _noncentrality(chisq, df, prob):
@@ -204,7 +244,13 @@ def fit_measures(fit, saturated, baseline, c):
     model = joint_covariances(problem, fit.record.estimate)
     sat = joint_covariances(saturated.problem, saturated.record.estimate)
     total = 0.0
-    for level in model:
+    if not levels_above_in(problem, c) and len(model) == 1:     # one level: Bentler's
+        from .implied import y_means
+        level = problem.level_names[c]
+        gap = y_means(saturated.problem, saturated.record.estimate)[0] - \
+            y_means(problem, fit.record.estimate)[c]
+        total = _srmr_bentler(sat[level], model[level], gap)
+    for level in model if not total else ():
         value = _srmr(sat[level], model[level])
         out[f"srmr_{level}"] = value
         total += value

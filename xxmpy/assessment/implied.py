@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .fit_measures import (covariate_loadings, covariate_moments, level_components,
-                           level_loadings, levels_above_in)
+                           level_loadings, levels_above_in, outcome_paths)
 
 
 def eta_variances(problem, theta, level):
@@ -20,9 +20,9 @@ def eta_variances(problem, theta, level):
     m = problem.levels[level].n_etas
     T = np.linalg.inv(np.eye(m) - problem.matrix(theta, (level, -1, "beta"), (m, m)))
     inner = problem.matrix(theta, (level, -1, "psi"), (m, m))
-    q = problem.levels[level].x.shape[1]
-    if q:
-        gamma = problem.matrix(theta, (level, -1, "gamma"), (m, q))
+    q, keep = problem.levels[level].q, problem.levels[level].covariates
+    if keep.any():
+        gamma = problem.matrix(theta, (level, -1, "gamma"), (m, q))[:, keep]
         inner = inner + gamma @ covariate_moments(problem, level)[1] @ gamma.T
     return T @ inner @ T.T
 
@@ -45,7 +45,8 @@ def y_means(problem, theta):
             continue
         above = levels_above_in(problem, k)
         loads = level_loadings(problem, theta, k, above)
-        mean = problem.matrix(theta, (k, -1, "nu"), (lev.p, 1))[:, 0].copy()
+        mean = outcome_paths(problem, theta, k) @ problem.matrix(theta, (k, -1, "nu"),
+                                                                 (lev.p, 1))[:, 0]
         for level, load in loads.items():
             m = problem.levels[level].n_etas
             mean += load @ problem.matrix(theta, (level, -1, "alpha"), (m, 1))[:, 0]

@@ -20,7 +20,9 @@ covariance matrices and the between means); for three and more levels, nested
 or crossed, every level above c gets its own component, the natural
 generalisation: the ys' distribution is then the most general one in which
 the units of each level share a random intercept vector with any covariance.
-Covariates are conditioned on, as lavaan's fixed.x: the saturated model
+xs holding ys' values (regressor_ys: observed outcomes regressed on other ys) are
+not covariates and are left out. Covariates are conditioned on, as lavaan's
+fixed.x: the saturated model
 regresses the ys freely on the xs of level c (kappa) and on those of each level
 above (a between kappa); constant xs (an intercept column) are left out. The
 baseline model has the same components with diagonal covariances and no
@@ -108,7 +110,8 @@ def _reference(model, diagonal, name):
         return np.eye(n) if diagonal else np.ones((n, n))
     for level in levels:
         sub = spec.submodels[level]
-        ys, xs = list(sub.ys), _varying(sub.data, sub.xs)
+        ys = list(sub.ys)
+        xs = _varying(sub.data, [x for x in sub.xs if x not in sub.regressor_ys])
         below = [k for k in y_levels if level in above[k]]       # ys it holds intercepts of
         etas = [f"u_{k}_{y}" for k in below for y in spec.submodels[k].ys]
         parents = above[level] if ys else []

@@ -13,12 +13,16 @@ estimates:
   type           std_lv                        std_all
   lambda (l)     lam sd(eta)                   lam sd(eta) / sd_l(y)
   lambda (k<-l)  lam sd_l(eta)                 lam sd_l(eta) / sd_l(y)
-  theta (l)      theta                         theta / (sd_l(y_i) sd_l(y_j))
-  psi            psi / (sd(eta_i) sd(eta_j))   the same
+  theta (l)      theta                         theta / sd_l(y)^2 on the diagonal,
+                                               theta_ij / sqrt(theta_ii theta_jj) off it
+  psi            psi / (sd(eta_i) sd(eta_j))   the same on the diagonal, off it
+                                               psi_ij / sqrt(psi_ii psi_jj) (lavaan's:
+                                               residual covariances as correlations)
   beta           beta sd(eta_k) / sd(eta_i)    the same (between: sd of the parent's eta)
   alpha          alpha / sd(eta)               the same
   gamma          gamma / sd(eta)               gamma sd(x) / sd(eta)
-  kappa          kappa                         kappa sd(x) / sd_l(y) (l: the x's level)
+  kappa          kappa                         kappa sd(x) / sd_l(y) (l: the x's level;
+                                               on a y's copy, regressor_ys: sd_l of that y)
   nu             nu                            nu / sd(y): for c's ys with one
                                                level above c its component's
                                                (lavaan's between intercepts), else
@@ -82,8 +86,14 @@ def _standardize(problem, theta, c, parents, elements):
             return sd[(parents[0], k, j)]
         return np.sqrt(variance[(k, j)])
     sd_eta = _eta_sds(problem, theta, [c] + list(parents))
-    sd_x = {level: np.sqrt(np.diag(covariate_moments(problem, level)[1]))
-            for level in [c] + list(parents) if problem.levels[level].x.shape[1]}
+    sd_x, copies = {}, {}               # a y's copy (regressor_ys) has the y's sd
+    for level in [c] + list(parents):
+        lev = problem.levels[level]
+        sd_x[level] = np.full(lev.q, np.nan)
+        sd_x[level][lev.covariates] = np.sqrt(np.diag(covariate_moments(problem, level)[1]))
+        for x, y in lev.regressor_ys:
+            sd_x[level][x] = sd[(level, level, y)]
+        copies[level] = {x for x, _ in lev.regressor_ys}
     mats = {key: problem.matrix(theta, key, problem.slots.shape[key])
             for key in {e[0] for e in elements}}
     out = np.full((3, len(elements)), np.nan)
@@ -95,10 +105,17 @@ def _standardize(problem, theta, c, parents, elements):
             if kind == "lambda":        # y r of level child, in eta_level's component
                 lv = v * sd_eta[eta_level][col]
                 al = lv / sd[(eta_level, child, r)]
-            elif kind == "theta":
+            elif kind == "theta" and r == col:
                 lv, al = v, v / (sd[(child, child, r)] * sd[(child, child, col)])
-            elif kind == "psi":
+            elif kind == "theta":           # a residual covariance: lavaan's correlation
+                m = mats[(child, parent, kind)]
+                lv, al = v, v / np.sqrt(m[r, r] * m[col, col])
+            elif kind == "psi" and r == col:
                 lv = al = v / (sd_eta[child][r] * sd_eta[child][col])
+            elif kind == "psi":
+                m = mats[(child, parent, kind)]
+                lv = v / (sd_eta[child][r] * sd_eta[child][col])
+                al = v / np.sqrt(m[r, r] * m[col, col])
             elif kind == "beta":
                 lv = al = v * sd_eta[eta_level][col] / sd_eta[child][r]
             elif kind == "alpha":
@@ -108,8 +125,9 @@ def _standardize(problem, theta, c, parents, elements):
             elif kind == "gamma":           # eta on x: x in its own units for std_lv
                 lv = nox = v / sd_eta[child][r]
                 al = v * sd_x[eta_level][col] / sd_eta[child][r]
-            else:                           # kappa
-                nox = v / sd[(eta_level, child, r)]
+            else:                           # kappa (on a y's copy: std_nox = std_all)
+                nox = None if col in copies.get(eta_level, ()) else \
+                    v / sd[(eta_level, child, r)]
                 lv, al = v, v * sd_x[eta_level][col] / sd[(eta_level, child, r)]
             out[:, i] = lv, al, al if nox is None else nox
     return out

@@ -48,6 +48,14 @@ class LevelData:
     n_etas: int
     weight: np.ndarray = None
     flat: bool = False
+    regressor_ys: tuple = ()    # ((x index, y index), ...): xs holding ys' values
+
+    @property
+    def covariates(self):
+        """(q,) bool: the xs that are covariates (not the copy of a y, regressor_ys)."""
+        keep = np.ones(self.q, bool)
+        keep[[i for i, _ in self.regressor_ys]] = False
+        return keep
 
     @property
     def n(self):
@@ -225,7 +233,9 @@ def level_data(sub, ids, index):
     return LevelData(sub.level, ids[sub.level], _frozen(np.where(observed, y, 0.0)),
                      _frozen(observed), _frozen(x), parents, parent_units, columns,
                      _frozen(patterns), _frozen(pattern_of.ravel()), len(sub.etas),
-                     flat=sub.flat)
+                     flat=sub.flat,
+                     regressor_ys=tuple((sub.xs.index(x), sub.ys.index(y))
+                                        for x, y in sub.regressor_ys.items()))
 
 
 def unique_rows(cols):

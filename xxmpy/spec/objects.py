@@ -39,6 +39,9 @@ class SubmodelSpec:
     etas: list
     data: object  # pandas.DataFrame, checked by validate
     flat: bool = False  # etas with a flat (improper) prior: fixed effects integrated out
+    # xs that hold the values of this level's ys ({x: y}): an observed outcome regressed
+    # on another (a kappa on the copy, exact for recursive paths); not covariates
+    regressor_ys: dict = field(default_factory=dict)
 
     def variables(self, role):
         """Variable names for a role: 'y', 'x', 'eta' or '1' (a constant)."""

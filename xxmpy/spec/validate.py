@@ -83,6 +83,11 @@ def _check_submodels(spec, problems):
                                  f"be unique within a level.")
                 else:
                     seen[name] = role
+        for x, y in sub.regressor_ys.items():
+            if seen.get(x) != "xs" or seen.get(y) != "ys":
+                problems.add(f"xxmSubmodel: regressor_ys at level '{level}' maps {x!r} to "
+                             f"{y!r}; each key must be one of its xs= and each value one of "
+                             f"its ys=.")
 
 
 def _check_flat_levels(spec, problems):

@@ -25,12 +25,14 @@ Operators -> matrices of the block's level:
   f =~ y      lambda (f =~ g for latents and carriers: beta g <- f)
   f ~ g       beta            f ~ x      gamma
   y ~ x       kappa           y ~ f      lambda (a free loading)
+  y1 ~ y2     kappa on y2's copy among the xs (regressor_ys; recursive paths only)
   y1 ~~ y2    theta (above level 1: psi of the carriers)        f ~~ g    psi
   y ~ 1       nu (the rows' intercepts, whichever level names it)  f ~ 1  alpha
 Defaults (lavaan's sem): each factor's first loading fixed at 1 (NA* frees it),
 residual variances of every y and carrier and variances of every latent free,
-covariances among exogenous latents free, free intercepts of the ys, latent means 0,
-xs conditioned on. Free elements are labelled as lavaan names them (``f=~y2``;
+covariances among exogenous latents (not regressed, not indicators) free, covariances
+among dependent variables (regressed, neither predictors nor indicators: lavaan's
+auto.cov.y) free, free intercepts of the ys, latent means 0, xs conditioned on. Free elements are labelled as lavaan names them (``f=~y2``;
 ``.l2`` at level 2) unless the syntax labels them.
 """
 import itertools
@@ -95,6 +97,7 @@ class _Level:
         self.names = {"y": list(ys), "x": list(xs), "eta": list(etas), "1": ["1"]}
         self.parts, self.folded = list(parts), list(folded)
         self.matrices, self.down, self.below = {}, {}, None
+        self.copies, self.paths = {}, []      # regressor y -> its copy among the xs
 
     def matrix(self, kind):
         if kind not in self.matrices:
@@ -141,6 +144,33 @@ def _zero_variance(statements, name):
     """True when the block fixes ``name ~~ 0*name`` (a part with no variance there)."""
     return any(s.op == "~~" and s.lhs == [name] and t.name == name and t.fixed == 0.0
                and not t.free for s in statements for t in s.rhs)
+
+
+def _cycle(paths):
+    """A cycle [v, ..., v] in the graph predictor -> outcome of paths (outcome,
+    predictor), or None."""
+    after = {}
+    for outcome, predictor in paths:
+        after.setdefault(predictor, []).append(outcome)
+    state = {}
+
+    def visit(v, trail):
+        state[v] = 1
+        for w in after.get(v, []):
+            if state.get(w) == 1:               # on the current trail: a cycle
+                return trail[trail.index(w):] + [w]
+            if state.get(w) is None:
+                found = visit(w, trail + [w])
+                if found:
+                    return found
+        state[v] = 2
+        return None
+    for v in list(after):
+        if state.get(v) is None:
+            found = visit(v, [v])
+            if found:
+                return found
+    return None
 
 
 def _roles(statements, latents):
@@ -291,7 +321,49 @@ class Builder:
                 self.problems.append(f"latent variable {name!r} has the name of a data "
                                      f"column; rename it.")
         self.origin = origin
-        return self._carriers(found, ys1)
+        levels = self._carriers(found, ys1)
+        named_above = {}
+        for k, f in enumerate(found, start=1):
+            for name in f[3]:
+                named_above.setdefault(name, k)
+        for level in levels:
+            self._regressor_ys(level, named_above)
+        return levels
+
+    def _regressor_ys(self, level, named_above):
+        """The level's observed outcomes regressed on its other observed ys: each such
+        regressor y gets a copy among the xs (level.copies, y -> x name; a kappa on it).
+        The paths must be recursive, and a regressor must have no part above (its value
+        would carry that part too)."""
+        ys, paths = level.names["y"], []
+        for s in self.by_level.get(level.number, []):
+            if s.op == "~":
+                paths += [(lhs, t.name, s) for lhs in s.lhs for t in s.rhs
+                          if lhs in ys and t.name in ys]
+        taken = set(level.names["x"]) | set(self.data.columns) | \
+            {n for names in level.names.values() for n in names}
+        for outcome, y, s in paths:
+            if y in level.copies:
+                continue
+            if named_above.get(y, 0) > level.number:
+                self.problems.append(f"line {s.line}: {outcome} ~ {y}: {y!r} has a part at "
+                                     f"level {named_above[y]} (it is named there), and its "
+                                     f"value carries that part too; regressing on the "
+                                     f"within part of an observed variable is not supported "
+                                     f"yet (regress the parts at each level, or leave {y!r} "
+                                     f"out of the upper block).")
+            name = f"{y}.value"
+            while name in taken:
+                name = "_" + name
+            taken.add(name)
+            level.copies[y] = name
+            level.names["x"].append(name)
+        level.paths = [(outcome, y) for outcome, y, _ in paths]
+        cycle = _cycle(level.paths)
+        if cycle:
+            self.problems.append(f"level {level.number}: the regressions among observed "
+                                 f"variables {' -> '.join(cycle)} form a cycle; only "
+                                 f"recursive path models are supported.")
 
     def _carriers(self, found, ys1):
         """The _Levels from found [(latents, own ys, own xs, named parts, folded parts)]:
@@ -420,7 +492,9 @@ class Builder:
                 self.put(level, "gamma", lhs, rhs, t, lhs, op, rhs)
             elif lhs in ys and rhs in xs:
                 self.put(level, "kappa", lhs, rhs, t, lhs, op, rhs)
-            elif lhs in ys and rhs in latents:
+            elif lhs in ys and rhs in level.copies:     # an observed y on another
+                self.put(level, "kappa", lhs, level.copies[rhs], t, lhs, op, rhs)
+            elif lhs in ys and (rhs in latents or rhs in parts):
                 self.put(level, "lambda", lhs, rhs, t, lhs, op, rhs)
             else:
                 self.problems.append(f"{where}: a regression of {lhs!r} on {rhs!r} (an "
@@ -468,18 +542,38 @@ class Builder:
         level-1 ys with parts above (their intercepts are lavaan's level-2 ones)."""
         ys, etas = level.names["y"], level.names["eta"]
         latents = [n for n in etas if n not in level.parts]
-        regressed = {lhs for s in self.by_level.get(level.number, []) if s.op == "~"
+        statements = self.by_level.get(level.number, [])
+        regressed = {lhs for s in statements if s.op == "~"
                      and any(t.name != "1" for t in s.rhs) for lhs in s.lhs}
+        predictors = {t.name for s in statements if s.op == "~" for t in s.rhs}
+        indicators = {t.name for s in statements if s.op == "=~" for t in s.rhs}
         for y in ys:
             self.put(level, "theta", y, y, None, y, "~~", y, user=False)
             self.put(level, "nu", y, "1", None, y, "~1", "", user=False,
                      number=2 if y in with_parts else None)
         for f in etas:
             self.put(level, "psi", f, f, None, f, "~~", f, user=False)
-        exogenous = [f for f in latents if f not in regressed]
+        exogenous = [f for f in latents if f not in regressed and f not in indicators]
         for j, f in enumerate(exogenous):
             for g in exogenous[:j]:
                 self.put(level, "psi", f, g, None, g, "~~", f, user=False)
+        # lavaan's auto.cov.y: the dependent variables (regressed, neither predictors nor
+        # indicators) covary, latent with latent (psi) and observed with observed (theta)
+        dependent = [v for v in etas + ys if v in regressed and v not in predictors
+                     and v not in indicators]
+        for j, f in enumerate(dependent):
+            for g in dependent[:j]:
+                kind = "psi" if f in etas and g in etas else \
+                    "theta" if f in ys and g in ys else None
+                if kind is None:
+                    self.problems.append(
+                        f"level {level.number}: lavaan frees the covariance of the dependent "
+                        f"variables {g!r} and {f!r} by default (auto.cov.y), and a "
+                        f"covariance between a latent variable and an observed one's "
+                        f"residual is not supported yet; make one of them a predictor or "
+                        f"an indicator, or measure the observed one by a latent.")
+                else:
+                    self.put(level, kind, f, g, None, g, "~~", f, user=False)
         slopes = [s.lhs[0] for s in self.slopes] if level.number == 2 else []
         for s in slopes:                  # as Mplus: a mean, and covarying with the parts
             self.put(level, "alpha", s, "1", None, s, "~1", "", user=False)
@@ -575,22 +669,42 @@ def _model(b, levels):
     m = Model(names, name="sem")
     for k, level in enumerate(levels):
         parents = (names[1:] if k == 0 else []) if b.crossed else names[k + 1:k + 2]
+        xs = [x for x in level.names["x"] if x not in level.copies.values()]
         if k == 0:                    # with the random slopes' xs (data. columns)
-            columns = level.names["y"] + level.names["x"] + parents + \
-                [s.rhs[1].name for s in b.slopes]
+            columns = level.names["y"] + xs + parents + [s.rhs[1].name for s in b.slopes]
             table = data[list(dict.fromkeys(columns))].copy()
             table[level.name] = np.arange(len(table))
         else:
-            table = _cluster_table(data, level.name, parents + level.names["y"]
-                                   + level.names["x"], b.problems)
+            table = _cluster_table(data, level.name, parents + level.names["y"] + xs,
+                                   b.problems)
+        table = _with_copies(table, level, b.problems)
         m.level(level.name, parents=parents, ys=level.names["y"], xs=level.names["x"],
-                etas=level.names["eta"], data=table)
+                etas=level.names["eta"], data=table,
+                regressor_ys={x: y for y, x in level.copies.items()})
         for kind, mat in level.matrices.items():
             if mat.pattern.size:
                 m.within(level.name, kind, mat.pattern, mat.value, mat.label)
         for kind, mat in level.down.items():
             m.between(level.name, level.below.name, kind, mat.pattern, mat.value, mat.label)
     return m
+
+
+def _with_copies(table, level, problems):
+    """The table with a column per regressor y holding its values (level.copies); where
+    the y is missing, every outcome regressed on it must be too (the copy is then
+    unused and set to 0); otherwise the path cannot be written and is refused."""
+    for y, x in level.copies.items():
+        outcomes = [o for o, p in level.paths if p == y]
+        lost = table[y].isna() & table[outcomes].notna().any(axis=1)
+        if lost.any():
+            problems.append(f"{y!r} is missing in {int(lost.sum())} unit(s) of level "
+                            f"{level.number} where {outcomes} (regressed on it) are "
+                            f"observed: a regression on an observed outcome uses its "
+                            f"values; drop those units (first at row {lost.idxmax()!r}).")
+        table[x] = table[y].fillna(0.0)
+    if problems:
+        raise SpecificationError([f"sem: {p}" for p in problems])
+    return table
 
 
 def _cluster_table(data, cluster, columns, problems):

@@ -91,6 +91,8 @@ class SemResult:
             if std is not None:
                 names_of = self._variable_names(child, parent, kind, r.row, r.col)
                 at = (child, parent or child, kind) + names_of
+                if at not in std.index:       # a covariance is kept once, lower triangle
+                    at = (child, parent or child, kind) + names_of[::-1]
                 if at in std.index:
                     std_all = float(np.atleast_1d(std.loc[at, "std_all"])[0])
             out.append({"lhs": r.lhs, "op": r.op if r.op != "~1" else "~1", "rhs": r.rhs,

@@ -68,4 +68,46 @@ path <- '
   ab := a*b
 '
 cat("model path\n")
-show(sem(path, data = Demo.twolevel, meanstructure = TRUE, information = "observed"))
+fit <- sem(path, data = Demo.twolevel, meanstructure = TRUE, information = "observed")
+show(fit)
+cat("fit measures path\n")
+print(sprintf("%s %.8f", c("chisq", "df", "cfi", "tli", "rmsea", "srmr"),
+              fitMeasures(fit, c("chisq", "df", "cfi", "tli", "rmsea", "srmr"))))
+cat("std.all path\n")
+st <- standardizedSolution(fit)
+print(data.frame(lhs = st$lhs, op = st$op, rhs = st$rhs, std = sprintf("%.8f", st$est.std)))
+# fit measures of the one-level SEM (lavaan's srmr of one level is srmr_bentler with means)
+cat("fit measures onelevel\n")
+fit <- sem(onelevel, data = Demo.twolevel, meanstructure = TRUE, information = "observed")
+print(sprintf("%s %.8f", c("chisq", "df", "cfi", "tli", "rmsea", "srmr"),
+              fitMeasures(fit, c("chisq", "df", "cfi", "tli", "rmsea", "srmr"))))
+# lavaan's auto.cov.y: dependent variables (regressed, not predictors, not indicators)
+# covary: two latent ones, and (another model) observed ones with y3 missing in the
+# first 60 rows (an outcome only), FIML (missing = "ml")
+covlatent <- '
+  f1 =~ y1 + y2 + y3
+  f2 =~ y4 + y5 + y6
+  f1 ~ x1
+  f2 ~ x1 + x2
+'
+cat("model covlatent\n")
+show(sem(covlatent, data = Demo.twolevel, meanstructure = TRUE, information = "observed"))
+covobserved <- '
+  y1 ~ x1
+  y2 ~ x2
+  y3 ~ y1
+'
+d <- Demo.twolevel
+d$y3[1:60] <- NA
+cat("model covobserved\n")
+show(sem(covobserved, data = d, meanstructure = TRUE, information = "observed",
+         missing = "ml"))
+# two levels: an outcome with a between part regressed on a within-only y
+pathtwolevel <- '
+level: 1
+  y1 ~ y2 + x1
+level: 2
+  y1 ~ w1
+'
+cat("model pathtwolevel\n")
+show(sem(pathtwolevel, data = Demo.twolevel, cluster = "cluster"))
