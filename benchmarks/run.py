@@ -1,14 +1,19 @@
 """Benchmark runner: xxmpy and its peers on the cases of cases.py, in one run.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/run.py [--cases A,B] [--repeat N]
+        [--tools xxmpy,xxmpy-lmer,mixedlm,statsmodels,lme4] [--reml]
 
 Each (case, tool) runs in a fresh subprocess, so peak memory (maximum
 resident set size, minus the size once the data are loaded) belongs to that
 fit alone. For xxmpy it reports the objective time, the objective+gradient
 time (medians at the start values), the full fit time (compile included,
 median of --repeat fits) and -2 log L; for the peers (mixedlm, statsmodels
-MixedLM: ML fits of the lme4 formula, where installed) the fit time and
--2 log L. Ratios are against xxmpy's fit time. Not a test: it prints a report.
+MixedLM, lme4 through Rscript: fits of the lme4 formula, where installed) the fit
+time and -2 log L (with --reml the REML criterion). --reml fits the lme4-formula tools by REML (the xxM-API tool
+is ML only and is skipped). lme4's time is measured inside R (mean over a batch of
+fits of at least 2 s after a warm-up fit; R's start-up and reading the data are
+not counted). Ratios are against the first tool of --tools that ran. Not a test:
+it prints a report.
 """
 import argparse
 import json
@@ -41,7 +46,9 @@ def _median_time(fn, reps, budget=3.0):
     return float(np.median(times))
 
 
-def run_xxmpy(case, repeat):
+def run_xxmpy(case, repeat, reml=False):
+    if reml:
+        raise NotImplementedError("the xxM API fits ML (REML: xm.lmer)")
     from xxmpy.engine import deviance, deviance_and_gradient
     base = _rss_mb()
     model = case.build()
@@ -63,13 +70,15 @@ def run_xxmpy(case, repeat):
                 peak_mb=_rss_mb() - base)
 
 
-def run_xxmpy_lmer(case, repeat):
+def run_xxmpy_lmer(case, repeat, reml=False):
     """The lmer front end on the peers' formula: design, xxM model, fit, GLS and modes."""
     import xxmpy as xm
     df = case.frame()
     base = _rss_mb()
-    fit_s, fit = _timed_fits(lambda: xm.lmer(case.formula, df, REML=False), repeat)
-    return dict(fit_s=fit_s, deviance=fit.deviance, peak_mb=_rss_mb() - base)
+    xm.lmer(case.formula, df, REML=reml)               # warm (imports, first compile)
+    fit_s, fit = _timed_fits(lambda: xm.lmer(case.formula, df, REML=reml), repeat)
+    return dict(fit_s=fit_s, deviance=fit.reml_criterion if reml else fit.deviance,
+                peak_mb=_rss_mb() - base)
 
 
 def _timed_fits(fit, repeat):
@@ -82,29 +91,68 @@ def _timed_fits(fit, repeat):
     return float(np.median(times)), result
 
 
-def run_mixedlm(case, repeat):
+def run_mixedlm(case, repeat, reml=False):
     import mixedlm
     df = case.frame()
     base = _rss_mb()
-    fit_s, fit = _timed_fits(lambda: mixedlm.lmer(case.formula, df, REML=False), repeat)
+    mixedlm.lmer(case.formula, df, REML=reml)          # warm
+    fit_s, fit = _timed_fits(lambda: mixedlm.lmer(case.formula, df, REML=reml), repeat)
     dev = fit.deviance() if callable(fit.deviance) else fit.deviance
     return dict(fit_s=fit_s, deviance=float(dev), peak_mb=_rss_mb() - base)
 
 
-def run_statsmodels(case, repeat):
+def run_statsmodels(case, repeat, reml=False):
     df = case.frame()
     if case.statsmodels is None:
         raise NotImplementedError(case.note or "no statsmodels form")
     base = _rss_mb()
-    fit_s, fit = _timed_fits(lambda: case.statsmodels(df).fit(reml=False), repeat)
+    fit_s, fit = _timed_fits(lambda: case.statsmodels(df).fit(reml=reml), repeat)
     return dict(fit_s=fit_s, deviance=float(-2 * fit.llf), peak_mb=_rss_mb() - base)
 
 
+LME4 = """
+suppressMessages(library(lme4))
+args <- commandArgs(trailingOnly = TRUE)
+d <- read.csv(args[1])
+f <- as.formula(args[2])
+reml <- args[3] == "TRUE"
+fit <- lmer(f, d, REML = reml)
+n <- 0; t0 <- proc.time()[["elapsed"]]
+repeat {
+  fit <- lmer(f, d, REML = reml); n <- n + 1
+  if (proc.time()[["elapsed"]] - t0 >= 2 || n >= 200) break
+}
+cat(sprintf("%.6f %.10f %d\n", (proc.time()[["elapsed"]] - t0) / n,
+            if (reml) REMLcrit(fit) else deviance(fit), n))
+"""
+
+
+def run_lme4(case, repeat, reml=False):
+    """lme4's lmer in R (Rscript), timed inside R (module docstring)."""
+    import shutil
+    import tempfile
+    if shutil.which("Rscript") is None:
+        raise ImportError("Rscript")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "data.csv"
+        case.frame().to_csv(path, index=False)
+        script = Path(tmp) / "fit.R"
+        script.write_text(LME4)
+        proc = subprocess.run(["Rscript", str(script), str(path), case.formula,
+                               "TRUE" if reml else "FALSE"], capture_output=True, text=True,
+                              timeout=PEER_TIMEOUT * 3)
+    if proc.returncode != 0:
+        raise NotImplementedError("lme4: " + proc.stderr.strip().splitlines()[-1][:50])
+    seconds, dev, n = proc.stdout.split()
+    return dict(fit_s=float(seconds), deviance=float(dev), peak_mb=float("nan"),
+                note=f"{n} fits in R")
+
+
 TOOLS = {"xxmpy": run_xxmpy, "xxmpy-lmer": run_xxmpy_lmer, "mixedlm": run_mixedlm,
-         "statsmodels": run_statsmodels}
+         "statsmodels": run_statsmodels, "lme4": run_lme4}
 
 
-def worker(case_name, tool, repeat):
+def worker(case_name, tool, repeat, reml=False):
     warnings.simplefilter("ignore")
     sys.path.insert(0, str(HERE))
     import cases
@@ -113,7 +161,7 @@ def worker(case_name, tool, repeat):
         out = dict(skipped="no lme4 form: " + case.note if case.note else "no lme4 form")
     else:
         try:
-            out = TOOLS[tool](case, repeat)
+            out = TOOLS[tool](case, repeat, reml)
         except ImportError:
             out = dict(skipped="not installed")
         except NotImplementedError as exc:
@@ -131,11 +179,12 @@ def _csv_read_time(case):
     return _median_time(lambda: pd.read_csv(path), 3, budget=10.0)
 
 
-def spawn(case_name, tool, repeat):
+def spawn(case_name, tool, repeat, reml=False):
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     try:
         proc = subprocess.run([sys.executable, __file__, "--worker", case_name, tool,
-                               "--repeat", str(repeat)], capture_output=True, text=True,
+                               "--repeat", str(repeat)] + (["--reml"] if reml else []),
+                              capture_output=True, text=True,
                               env=env, timeout=PEER_TIMEOUT * (repeat + 1))
     except subprocess.TimeoutExpired:
         return dict(skipped=f"timeout ({PEER_TIMEOUT * (repeat + 1)} s)")
@@ -145,7 +194,8 @@ def spawn(case_name, tool, repeat):
 
 
 def _fmt(v, spec):
-    return format(v, spec) if isinstance(v, (int, float)) else str(v)
+    width = int(spec.split(".")[0])
+    return format(v, spec) if isinstance(v, (int, float)) else format(str(v), f">{width}s")
 
 
 def main():
@@ -154,9 +204,10 @@ def main():
     ap.add_argument("--tools", default="xxmpy,xxmpy-lmer,mixedlm,statsmodels")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--worker", nargs=2)
+    ap.add_argument("--reml", action="store_true")
     args = ap.parse_args()
     if args.worker:
-        worker(*args.worker, args.repeat)
+        worker(*args.worker, args.repeat, args.reml)
         return
     sys.path.insert(0, str(HERE))
     import cases
@@ -167,15 +218,15 @@ def main():
     for case in wanted:
         ours = None
         for tool in tools:
-            r = spawn(case.name, tool, 1 if case.big else args.repeat)
+            r = spawn(case.name, tool, 1 if case.big else args.repeat, args.reml)
             if "skipped" in r:
                 print(f"{case.name:17s} {tool:12s} {'':>8s} {'':>9s} {'':>8s} {'':>9s} "
                       f"{'':>7s} {'':>16s}  {r['skipped']}")
                 continue
-            if tool == "xxmpy":
+            if ours is None:                  # ratios against the first tool that ran
                 ours = r["fit_s"]
             ratio = r["fit_s"] / ours if ours else float("nan")
-            note = ""
+            note = r.get("note", "")
             if tool == "xxmpy":
                 note = (f"grad/obj {r['gradient_ms'] / r['objective_ms']:.1f}, "
                         f"{r['evaluations']} evals, {r['status']}")

@@ -269,6 +269,27 @@ def test_reml_fixef_vcov_and_sparse_v_equal_the_dense_computation(formula, name)
     assert g_cov.to_numpy() == pytest.approx(res.vcov.to_numpy(), rel=1e-8, abs=1e-12)
 
 
+@pytest.mark.parametrize("formula, name", [
+    ("Reaction ~ Days + (Days | Subject)", "sleepstudy"),
+    ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin"),
+    (THREE, "three_level_sim"),
+])
+def test_ml_fixef_and_vcov_equal_the_dense_gls_either_way(formula, name, monkeypatch):
+    """An ML fit's fixef and vcov come from its own (ML) form: one Newton step in beta
+    and the Hessian block by forward differences of the analytic gradient (exact:
+    -2 log L is quadratic in beta). They equal the dense GLS at the ML variance
+    estimates, and the REML-form posterior the other way computes."""
+    import xxmpy.lmm.result as lmer_result
+    res = xm.lmer(formula, load(name), REML=False)
+    _, beta, cov, _ = dense_reml(res)                                            # [dense]
+    assert res.fixef.to_numpy() == pytest.approx(beta, rel=1e-8, abs=1e-10)
+    assert res.vcov.to_numpy() == pytest.approx(cov, rel=1e-8, abs=1e-12)
+    monkeypatch.setattr(lmer_result, "GLS_FROM_ML", 0)       # the REML form's posterior
+    other = xm.lmer(formula, load(name), REML=False)
+    assert other.fixef.to_numpy() == pytest.approx(res.fixef.to_numpy(), rel=1e-10)
+    assert other.vcov.to_numpy() == pytest.approx(res.vcov.to_numpy(), rel=1e-10)
+
+
 def test_reml_gradient_matches_finite_differences_and_the_numpy_twin():
     res = xm.lmer(THREE, load("three_level_sim"))
     problem = res.model.compile()

@@ -40,8 +40,11 @@ def compile_problem(checked, collapse_units=True, memory_limit_gb=None):
     index = {name: k for k, name in enumerate(names)}
     ids = {name: pd.Index(spec.submodels[name].data[name].to_numpy(copy=True))
            for name in names}
-    levels = [level_data(spec.submodels[name], ids, index) for name in names]
     params = build_parameter_table(checked.matrices)
+    read = {name: set() for name in names}        # the columns data. elements read
+    for m in checked.matrices:
+        read[m.child].update(params.element_maps[(m.child, m.parent, m.type)].data_columns)
+    levels = [level_data(spec.submodels[name], ids, index, read[name]) for name in names]
     for arr in (params.start, params.is_variance):
         arr.flags.writeable = False
     param_units = parameter_units(checked, levels, params)

@@ -213,8 +213,10 @@ def _frozen(a):
     return a
 
 
-def level_data(sub, ids, index):
-    """LevelData of a validated submodel: copies of its table's values, read-only."""
+def level_data(sub, ids, index, read=None):
+    """LevelData of a validated submodel: copies of its table's values, read-only;
+    columns: the numeric columns in ``read`` (those data. elements read; all when
+    None)."""
     data = sub.data
     n = len(data)
     y = data[sub.ys].to_numpy(dtype=float, copy=True).reshape(n, len(sub.ys))
@@ -223,7 +225,8 @@ def level_data(sub, ids, index):
     parents = tuple(index[p] for p in sub.parents)
     parent_units = tuple(_frozen(ids[p].get_indexer(data[p]).astype(np.intp))
                          for p in sub.parents)
-    numeric = [c for c in data.columns if pd.api.types.is_numeric_dtype(data[c])]
+    numeric = [c for c in data.columns if (read is None or c in read)
+               and pd.api.types.is_numeric_dtype(data[c])]
     columns = {c: _frozen(data[c].to_numpy(dtype=float, copy=True)) for c in numeric}
     if y.shape[1]:
         keys, pattern_of = unique_rows(list(observed.T.astype(np.intp)))

@@ -152,12 +152,12 @@ def build_design(formula, data, trusted=False):
     problems.raise_if_any()
     whole, exprs = _matrices(parsed, data, problems)
     problems.raise_if_any()
-    keep = whole.lhs.notna().all(axis=1) & whole.rhs.notna().all(axis=1)
+    # numpy masks (the rows are in data's order): pandas' in-place & re-aligns indexes
+    keep = whole.lhs.notna().all(axis=1).to_numpy() & whole.rhs.notna().all(axis=1).to_numpy()
     for mm in exprs.values():
-        keep &= mm.notna().all(axis=1)
+        keep &= mm.notna().all(axis=1).to_numpy()
     for c in group_cols:
-        keep &= data[c].notna()
-    keep = keep.to_numpy()
+        keep &= data[c].notna().to_numpy()
     used = data.loc[keep]
     if len(used) == 0:
         raise SpecificationError([f"lmer: no complete rows: every row of data= has a missing "

@@ -5,7 +5,11 @@ Every number is computed from the fitted xxM model(s):
 * variance components: the fit's estimates (theta, psi);
 * fixed effects and their covariance: GLS, i.e. the posterior mean and
   covariance of the flat fixed-effects level, (X'V^-1X)^-1 X'V^-1 y and
-  (X'V^-1X)^-1 at the variance estimates (lme4's fixef and vcov);
+  (X'V^-1X)^-1 at the variance estimates (lme4's fixef and vcov). For an ML
+  fit with few fixed effects they come from the fitted ML form instead: -2 log L
+  is quadratic in beta with Hessian 2 X'V^-1X, which forward differences of the
+  analytic gradient give exactly (up to rounding), and one Newton step from the
+  fit's beta is the GLS estimate (no second model is compiled);
 * conditional modes and variances of the random effects: the posterior of
   the etas given y and the fixed effects (lme4's ranef and condVar);
 * deviance (-2 log L of the ML form) and REML criterion at the estimates.
@@ -17,13 +21,14 @@ import pandas as pd
 from scipy import sparse
 from scipy.stats import norm
 
-from ..engine import deviance as xxm_deviance, latent_posterior
+from ..engine import deviance as xxm_deviance, deviance_and_gradient, latent_posterior
 from ..results.fit_result import InformationCriteria
 from ..results.summary import Summary
 from .safety import EVAL_CONTEXT
 from .to_xxm import RESIDUAL, build_model, psi_label
 
 SINGULAR_TOL = 1e-4      # lme4's isSingular: a relative Cholesky diagonal below this
+GLS_FROM_ML = 20         # ML fits with at most this many fixed effects: GLS from the ML form
 
 
 def values_for(problem, values):
@@ -61,6 +66,9 @@ class LmerResult(InformationCriteria):
         return build_model(self.design, reml).compile()
 
     def _gls(self):
+        names = self.design.fixed_names
+        if not self.reml and 0 < len(names) <= GLS_FROM_ML and self._gls_from_ml(names):
+            return
         problem = self._form(True)
         theta = values_for(problem, self.variance_parameters)
         names = self.design.fixed_names
@@ -73,6 +81,35 @@ class LmerResult(InformationCriteria):
         self._fixef = pd.Series(mean, index=names, name="Estimate", dtype=float)
         self._vcov = pd.DataFrame(cov, index=names, columns=names)
         self.reml_criterion = float(xxm_deviance(problem, theta)) if self.reml else None
+
+    def _gls_from_ml(self, names):
+        """GLS fixed effects and (X'V^-1X)^-1 from the ML form (module docstring); False
+        when the Hessian block is not positive definite (then the REML form is used)."""
+        problem = self.model.compile()
+        labels = list(problem.params.labels)
+        theta = values_for(problem, {**self.variance_parameters,
+                                     **self.fit_result.params[names].to_dict()})
+        at = [labels.index(n) for n in names]
+        _, g = deviance_and_gradient(problem, theta)
+        units = np.asarray(problem.param_units, float)
+        H = np.empty((len(at), len(at)))
+        for j, a in enumerate(at):
+            step = theta.copy()
+            h = max(abs(theta[a]), units[a])
+            step[a] += h
+            H[:, j] = (deviance_and_gradient(problem, step)[1][at] - g[at]) / h
+        H = (H + H.T) / 2.0
+        try:
+            chol = np.linalg.cholesky(H)
+        except np.linalg.LinAlgError:
+            return False
+        inv = np.linalg.inv(chol)
+        H_inv = inv.T @ inv
+        beta = theta[at] - H_inv @ g[at]
+        self._fixef = pd.Series(beta, index=names, name="Estimate", dtype=float)
+        self._vcov = pd.DataFrame(2.0 * H_inv, index=names, columns=names)
+        self.reml_criterion = None
+        return True
 
     def _ml_values(self):
         return {**self.variance_parameters, **self._fixef.to_dict()}
