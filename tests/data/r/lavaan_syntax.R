@@ -47,16 +47,10 @@ cat("model mediation\n")
 show(sem(mediation, data = Demo.twolevel, meanstructure = TRUE, information = "observed"))
 # a two-level model whose between residual variances of y1 and y3 are fixed at 0
 # (their between parts are the between factor's alone) and y2's is free
-folded <- '
-level: 1
-  fw =~ y1 + y2 + y3
-  fw ~ x1 + x2 + x3
-level: 2
-  fb =~ y1 + y2 + y3
-  fb ~ w1 + w2
+folded <- paste0(tutorial, '
   y1 ~~ 0*y1
   y3 ~~ 0*y3
-'
+')
 cat("model folded\n")
 show(sem(folded, data = Demo.twolevel, cluster = "cluster"))
 # a path model of observed variables: a mediator y2, an outcome y1, a covariate x1
