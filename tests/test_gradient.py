@@ -5,6 +5,7 @@ against the dense oracle in test_oracle.py) and the dense oracle's posterior
 of the etas given y (tests/dense_oracle.py).
 """
 import numpy as np
+import pandas as pd
 import pytest
 
 import factories
@@ -89,3 +90,66 @@ def test_blocked_dense_inverse_matches_the_twin_across_several_blocks():
     assert problem.schedule.n_dense >= 2 * 256 + 1
     theta = factories.random_theta(problem, np.random.default_rng(3))
     assert_compiled_matches_twin(problem, theta, rtol=1e-9)
+
+
+def _two_level_factor(data, labels, class_variance=None):
+    """A two-level factor model on y1..y3 (students in classes) with the given labels on
+    the within loadings of y2 and y3 (free) and the between loading of y3 (y1's fixed at
+    1, y2 has no between part)."""
+    import xxmpy as xm
+    from xxmpy.spec.objects import scaled_label
+    start = [0.8 * scaled_label(lab)[0] for lab in labels]    # each label's own start
+    rows = data[["student", "klass", "y1", "y2", "y3"]]
+    classes = pd.DataFrame({"klass": np.sort(data.klass.unique())})
+    return (xm.Model(["student", "klass"])
+            .level("student", parents=["klass"], ys=["y1", "y2", "y3"], etas=["f"],
+                   data=rows)
+            .level("klass", etas=["g"], data=classes)
+            .within("student", "nu", np.ones((3, 1)), np.zeros((3, 1)))
+            .within("student", "lambda", [[0], [1], [1]], [[1.0], [start[0]], [start[1]]],
+                    [[None], [labels[0]], [labels[1]]])
+            .within("student", "theta", np.eye(3), np.eye(3))
+            .within("student", "psi", [[1]], [[1.0]])
+            .within("klass", "psi", [[1]], [[0.5]], [[class_variance]])
+            .between("klass", "student", "lambda", [[0], [0], [1]],
+                     [[1.0], [0.0], [start[2]]],
+                     [[None], [None], [labels[2]]]))
+
+
+def test_scaled_labels_are_multiples_of_one_parameter():
+    """'-a' and '0.5*a' make free elements -1 and 0.5 times parameter a (FormMap's scaled
+    engine parameters). Checks: negating y2's column with '-a' on it is the model with
+    'a' on the column as given (the same -2 log L, a's estimate); doubling y3's column
+    with '0.5*a' on its loadings is the model with 'a' on the doubled column, whose
+    -2 log L is larger by 2 N log 2 (the Jacobian); the gradient matches central
+    differences; a scaled label on a variance is refused."""
+    import pandas as pd
+    import xxmpy as xm
+    rng = np.random.default_rng(3)
+    klass = np.repeat(np.arange(40), 8)
+    f = rng.normal(size=klass.size) + rng.normal(0, 0.7, 40)[klass]
+    y = np.outer(f, [1.0, 0.7, 0.7]) + rng.normal(0, 0.6, (klass.size, 3))
+    data = pd.DataFrame(dict(student=np.arange(klass.size), klass=klass, y1=y[:, 0],
+                             y2=y[:, 1], y3=y[:, 2]))
+    plain = _two_level_factor(data, ["a", "a", "b"]).fit()
+    flipped = data.assign(y2=-data.y2)
+    negated = _two_level_factor(flipped, ["-a", "a", "b"]).fit()
+    assert negated.converged and plain.converged
+    assert negated.deviance == pytest.approx(plain.deviance, abs=1e-6)
+    assert negated.params["a"] == pytest.approx(plain.params["a"], rel=1e-5)
+    doubled = data.assign(y3=2 * data.y3)
+    half = _two_level_factor(data, ["a", "0.5*a", "0.5*b"]).fit()
+    whole = _two_level_factor(doubled, ["a", "a", "b"]).fit()
+    assert half.converged and whole.converged
+    assert whole.deviance - half.deviance == pytest.approx(2 * len(data) * np.log(2),
+                                                           abs=1e-6)
+    assert half.params[["a", "b"]].to_numpy() == pytest.approx(        # 2 (0.5 a) = a
+        whole.params[["a", "b"]].to_numpy(), rel=1e-5)
+    problem = _two_level_factor(data, ["-a", "0.5*a", "-b"]).compile()
+    assert_gradient_matches(problem, problem.params.start + 0.1)
+    model = _two_level_factor(data, ["a", "a", "b"], class_variance="-v")
+    model.between("klass", "student", "beta", [[0]], [[0.0]], [["-d"]])
+    with pytest.raises(xm.SpecificationError) as err:
+        model.fit()
+    assert "labelled '-v', a multiple of 'v'; scaled labels are for" in str(err.value)
+    assert "labelled '-d' but is fixed" in str(err.value)

@@ -599,9 +599,10 @@ def test_a_within_regression_on_a_within_only_variable_matches_lavaan():
 
 
 def test_path_model_errors_name_the_variables():
-    """Cycles, a regressor missing where its outcome is observed, a regressor whose
-    value carries a between part, and lavaan's default covariance of a dependent latent
-    with a dependent observed variable are refused, each naming what to change."""
+    """Cycles, a regressor missing where its outcome is observed, a regression on the
+    within part of a y whose between part is folded (variance 0), and lavaan's default
+    covariance of a dependent latent with a dependent observed variable are refused,
+    each naming what to change."""
     with pytest.raises(xm.SpecificationError,
                        match="y1 -> y2 -> y1 form a cycle|y2 -> y1 -> y2 form a cycle"):
         xm.sem("y1 ~ y2 + x1\n y2 ~ y1 + x2", demo())
@@ -610,9 +611,42 @@ def test_path_model_errors_name_the_variables():
     with pytest.raises(xm.SpecificationError,
                        match=r"'y2' is missing in 2 unit\(s\) of level 1 where \['y1'\]"):
         xm.sem("y2 ~ x1\n y1 ~ y2", d)
-    with pytest.raises(xm.SpecificationError, match="line 3: y1 ~ y2: 'y2' has a part at "
-                                                    "level 2"):
-        xm.sem("level: 1\n y2 ~ x1\n y1 ~ y2\nlevel: 2\n y2 ~~ y2", demo(),
-               cluster="cluster")
+    with pytest.raises(xm.SpecificationError, match="line 3: y1 ~ y2: 'y2' has variance 0 "
+                                                    "at level 2"):
+        xm.sem("level: 1\n y2 ~ x1\n y1 ~ y2\nlevel: 2\n fb =~ y1 + y2 + y3\n"
+               " y2 ~~ 0*y2", demo(), cluster="cluster")
     with pytest.raises(xm.SpecificationError, match="dependent variables 'f1' and 'y4'"):
         xm.sem("f1 =~ y1 + y2 + y3\n f1 ~ x1\n y4 ~ x1", demo())
+
+
+WITHIN_PART = """
+level: 1
+  y2 ~ x2
+  y1 ~ b*y2 + x1                  # on y2's within part (y2 has a between part)
+  y3 ~ y1
+level: 2
+  y2 ~ w2
+  y1 ~ y2 + w1                    # y1's between part on y2's
+  y3 ~~ y3
+"""
+
+
+def test_regressions_on_within_and_between_parts_of_observed_variables_match_lavaan():
+    """lavaan's two-level path model: at level 1 a regression on an observed y with a
+    between part is on its within part, y2 minus its part above: a kappa b on y2's
+    value and a between lambda -b from y2's part ('-b', a scaled label); at level 2 the
+    parts regress on each other, with lavaan's intercepts (the ys' means sit on their
+    parts). [lavaan] 0.6-14, model 'withinpart' of lavaan_syntax.R."""
+    fit = fitted(WITHIN_PART, demo(), cluster="cluster")
+    assert fit.converged
+    reference = lavaan_table("lavaan_syntax.out", "withinpart")
+    assert len(reference) == 16 == fit.n_parameters
+    close_to_lavaan(ours(fit), reference)
+    assert -fit.deviance / 2 == pytest.approx(-12481.97628334, abs=1e-4)     # lavaan logl
+    measures = fit.fit_measures()        # lavaan's H1 EM stops ~1e-4 short in chisq
+    ours_of = {"srmr_within": "srmr_row", "srmr_between": "srmr_cluster"}
+    for name, value in lavaan_numbers("fit measures withinpart").items():
+        assert measures[ours_of.get(name, name)] == pytest.approx(value, rel=2e-4), name
+    lam = next(m for m in fit.model.spec.matrices
+               if m.parent == "cluster" and m.type == "lambda")
+    assert "-b" in set(np.ravel(lam.label)) and "-y3~y1" in set(np.ravel(lam.label))

@@ -18,7 +18,7 @@ import pandas as pd
 from ..spec.objects import SYMMETRIC_TYPES
 from .collapse import collapse
 from .form import build_form
-from .forms import build_form_map
+from .forms import add_scaled_elements, build_form_map
 from .params import build_parameter_table
 from .problem import (CompiledMatrix, Problem, build_units, count_components, level_data,
                       normal_constant)
@@ -51,6 +51,7 @@ def compile_problem(checked, collapse_units=True, memory_limit_gb=None):
     param_units.flags.writeable = False
     forms, derived = build_form_map(checked.matrices, params.element_maps, params.n,
                                     param_units)
+    forms, derived = add_scaled_elements(forms, derived, params.element_maps, params.n)
     n_engine = params.n if forms is None else forms.n_engine
     matrices = {}
     for m in checked.matrices:

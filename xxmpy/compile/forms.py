@@ -22,8 +22,12 @@ its gradient back by the chain rule from G = d(-2 log L)/d Sigma (symmetric):
   chol  d/dL = 2 G L
 
 (entrywise derivatives of R; a parameter on both triangles sums the two).
+
+Scaled labels ('-b', '0.5*b': an element that is a multiple c of parameter b) use
+the same seam: each such element is one more engine parameter, c theta_b, and its
+gradient returns to b times c (FormMap.scaled_*).
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -132,6 +136,10 @@ class FormMap:
     k: int
     n_engine: int
     scales: np.ndarray
+    # the engine parameter of each scaled element, its parameter and its coefficient
+    scaled_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.intp))
+    scaled_param: np.ndarray = field(default_factory=lambda: np.zeros(0, np.intp))
+    scaled_coef: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def expand(self, theta):
         """(n_engine,) the engine's parameters at theta (k,); None when a form has no
@@ -144,6 +152,7 @@ class FormMap:
             if S is None or not np.all(np.isfinite(S)):
                 return None
             out[b.derived] = S[np.tril_indices(len(S))]
+        out[self.scaled_index] = self.scaled_coef * theta[self.scaled_param]
         return out
 
     def pullback(self, theta, g_engine):
@@ -156,6 +165,7 @@ class FormMap:
             G[np.tril_indices(m)] = g_engine[b.derived]
             G = (G + G.T) / 2.0           # an off-diagonal parameter sets both triangles
             np.add.at(g, b.params, b.raw_gradient(b.raw(theta), G)[b.rows, b.cols])
+        np.add.at(g, self.scaled_param, self.scaled_coef * g_engine[self.scaled_index])
         return g
 
 
@@ -205,3 +215,29 @@ def build_form_map(matrices, element_maps, k, units):
         return None, {}
     return FormMap(tuple(blocks), k, at, np.array(sorted(scales), dtype=np.intp)), \
         derived_maps
+
+
+def add_scaled_elements(form_map, derived_maps, element_maps, k):
+    """(FormMap or None, derived maps) with the scaled elements of element_maps (free_coef
+    other than 1) made engine parameters after the form blocks' (module docstring)."""
+    at = k if form_map is None else form_map.n_engine
+    index, param, coef = [], [], []
+    derived_maps = dict(derived_maps)
+    for key, emap in element_maps.items():
+        if not emap.scaled:
+            continue
+        engine = emap.free_param.copy()
+        for i in np.flatnonzero(emap.coefficients != 1.0):
+            index.append(at)
+            param.append(emap.free_param[i])
+            coef.append(emap.coefficients[i])
+            engine[i] = at
+            at += 1
+        derived_maps[key] = ElementMap(emap.base, emap.free_rows, emap.free_cols, engine,
+                                       emap.data_rows, emap.data_cols, emap.data_columns)
+    if not index:
+        return form_map, derived_maps
+    blocks, scales = ((), np.zeros(0, np.intp)) if form_map is None else \
+        (form_map.blocks, form_map.scales)
+    return FormMap(blocks, k, at, scales, np.array(index, np.intp), np.array(param, np.intp),
+                   np.array(coef, float)), derived_maps

@@ -153,7 +153,8 @@ def parameter_units(checked, levels, params):
         rows_role, cols_role = (WITHIN_ROLES if m.parent is None else BETWEEN_ROLES)[m.type]
         col_level = m.child if m.parent is None else m.parent
         emap = params.element_maps[(m.child, m.parent, m.type)]
-        for r, c, k in zip(emap.free_rows, emap.free_cols, emap.free_param):
+        for r, c, k, coef in zip(emap.free_rows, emap.free_cols, emap.free_param,
+                                 emap.coefficients):
             if k in units:
                 continue
             s_r = scales[(m.child, rows_role, m.row_names[r])]
@@ -162,9 +163,9 @@ def parameter_units(checked, levels, params):
                 form = variable_forms(getattr(m, "form", "cov"), len(m.pattern))[r]
                 units[k] = _form_unit(form, r == c, s_r, s_c)
             elif cols_role == "1":
-                units[k] = s_r
+                units[k] = s_r / abs(coef)           # a scaled element: coef times k
             else:
-                units[k] = s_r / s_c
+                units[k] = s_r / s_c / abs(coef)
     return np.array([units[k] for k in range(params.n)], dtype=float)
 
 

@@ -155,7 +155,8 @@ def _to_parameters(problem, mats, values):
         key = (names[c], None if parent < 0 else names[parent], type_)
         emap = problem.params.element_maps[key]
         start = values.get((c, parent, type_), mat.value)
-        for r, col, k in zip(emap.free_rows, emap.free_cols, emap.free_param):
+        for r, col, k, coef in zip(emap.free_rows, emap.free_cols, emap.free_param,
+                                   emap.coefficients):
             if not done[k]:
-                theta[k], done[k] = start[r, col], True
+                theta[k], done[k] = start[r, col] / coef, True
     return theta

@@ -108,16 +108,19 @@ def diagram_section(checked, problem, estimates):
 
 def _matrix_cells(m, emap, labels, estimates):
     """(text, css class) for every cell of one checked matrix."""
-    free = {(r, c): k for r, c, k in zip(emap.free_rows, emap.free_cols, emap.free_param)}
+    free = {(r, c): (k, coef) for r, c, k, coef in zip(
+        emap.free_rows, emap.free_cols, emap.free_param, emap.coefficients)}
     cells = []
     for r in range(m.pattern.shape[0]):
         row = []
         for c in range(m.pattern.shape[1]):
             lab = m.label[r, c]
             if (r, c) in free:
-                k = free[(r, c)]
-                row.append((f"{_num(estimates[k], 5)}<span class=\"lab\">"
-                            f"{escape(labels[k])}</span>", "free"))
+                k, coef = free[(r, c)]
+                shown = labels[k] if coef == 1.0 else \
+                    f"-{labels[k]}" if coef == -1.0 else f"{coef:g}*{labels[k]}"
+                row.append((f"{_num(coef * estimates[k], 5)}<span class=\"lab\">"
+                            f"{escape(shown)}</span>", "free"))
             elif lab is not None and lab.startswith(DATA_LABEL_PREFIX):
                 row.append((escape(lab), "data"))
             else:

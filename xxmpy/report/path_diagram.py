@@ -29,7 +29,8 @@ def _edges(checked, problem, estimates):
         if m.type in ("nu", "alpha"):
             continue
         emap = problem.params.element_maps[(m.child, m.parent, m.type)]
-        free = {(r, c): k for r, c, k in zip(emap.free_rows, emap.free_cols, emap.free_param)}
+        free = {(r, c): (k, coef) for r, c, k, coef in zip(
+            emap.free_rows, emap.free_cols, emap.free_param, emap.coefficients)}
         col_level = m.child if m.parent is None else m.parent
         row_role, col_role = (WITHIN_ROLES if m.parent is None else BETWEEN_ROLES)[m.type]
         for r in range(m.pattern.shape[0]):
@@ -38,7 +39,8 @@ def _edges(checked, problem, estimates):
                     continue            # variances are not drawn; one triangle
                 lab = m.label[r, c]
                 if (r, c) in free:
-                    text, is_free = f"{estimates[free[(r, c)]]:.3g}", True
+                    k, coef = free[(r, c)]
+                    text, is_free = f"{coef * estimates[k]:.3g}", True
                 elif isinstance(lab, str) and lab.startswith("data."):
                     text, is_free = lab, True
                 elif m.value[r, c] != 0:

@@ -3,6 +3,7 @@
 Validation happens once, in :mod:`xxmpy.spec.validate`; fitting never changes a
 specification.
 """
+import re
 from dataclasses import dataclass, field
 
 WITHIN_TYPES = ("nu", "alpha", "lambda", "beta", "gamma", "kappa", "theta", "psi")
@@ -27,6 +28,18 @@ BETWEEN_ROLES = {
     "kappa": ("y", "x"), "gamma": ("eta", "x"),
 }
 DATA_LABEL_PREFIX = "data."
+SCALED_LABEL = re.compile(r"^(?:(-)|([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\*)(\S.*)$")
+SCALED_TYPES = ("nu", "alpha", "lambda", "beta", "gamma", "kappa")
+
+
+def scaled_label(label):
+    """(coefficient, parameter label) of a free element's label: '-b' is -1 times the
+    parameter b, '0.5*b' is 0.5 times it (loadings, regressions and intercepts only:
+    SCALED_TYPES); any other label is (1.0, label)."""
+    found = SCALED_LABEL.match(label) if isinstance(label, str) else None
+    if not found:
+        return 1.0, label
+    return (-1.0 if found.group(1) else float(found.group(2))), found.group(3)
 
 
 @dataclass

@@ -11,7 +11,8 @@ import pandas as pd
 from ..errors import ProblemCollector
 from .graph import LevelGraph
 from .objects import (BETWEEN_ROLES, BETWEEN_TYPES, DATA_LABEL_PREFIX, FORMS,
-                      SYMMETRIC_TYPES, WITHIN_ROLES, WITHIN_TYPES)
+                      SCALED_TYPES, SYMMETRIC_TYPES, WITHIN_ROLES, WITHIN_TYPES,
+                      scaled_label)
 
 
 @dataclass
@@ -298,6 +299,7 @@ def _check_matrix(spec, m, problems):
                      f"a start value or a fixed value.")
     pattern = pattern.astype(bool)
     _check_data_labels(spec, m, pattern, label, what, problems)
+    _check_scaled_labels(m, pattern, label, what, problems)
     if m.type in SYMMETRIC_TYPES and getattr(m, "form", "cov") != "chol":    # L: lower only
         _check_symmetric(pattern, value, label, what, problems)     # chol: lower triangle
     if m.type == "beta" and m.parent is None and (pattern.diagonal().any() or
@@ -377,10 +379,29 @@ def _check_data_labels(spec, m, pattern, label, what, problems):
                          f"'{column}' of level '{m.child}' holds infinite values.")
 
 
+def _check_scaled_labels(m, pattern, label, what, problems):
+    """A scaled label ('-b', '0.5*b': a multiple of parameter b) sits on a free element of
+    a loading, regression or intercept matrix, with a non-zero coefficient."""
+    for (r, c), lab in np.ndenumerate(label):
+        coef, name = scaled_label(lab)
+        if name == lab:
+            continue
+        if m.type not in SCALED_TYPES:
+            problems.add(f"{what}: element [{r}, {c}] is labelled '{lab}', a multiple of "
+                         f"'{name}'; scaled labels are for {list(SCALED_TYPES)} elements, "
+                         f"not variances or covariances.")
+        elif coef == 0.0:
+            problems.add(f"{what}: element [{r}, {c}] is labelled '{lab}': a coefficient "
+                         f"of 0; fix the element at 0 instead.")
+        elif not pattern[r, c]:
+            problems.add(f"{what}: element [{r}, {c}] is labelled '{lab}' but is fixed; a "
+                         f"scaled label makes a free element a multiple of a parameter.")
+
+
 def _check_fixed_labels(matrices, problems):
     """A label names one parameter: it may not be on a fixed element (pattern 0) and on a
     free one at once (the fixed element would silently not follow the parameter)."""
-    free = {lab for m in matrices for (r, c), lab in np.ndenumerate(m.label)
+    free = {scaled_label(lab)[1] for m in matrices for (r, c), lab in np.ndenumerate(m.label)
             if lab is not None and m.pattern[r, c]}
     for m in matrices:
         for (r, c), lab in np.ndenumerate(m.label):

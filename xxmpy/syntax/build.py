@@ -25,7 +25,11 @@ Operators -> matrices of the block's level:
   f =~ y      lambda (f =~ g for latents and carriers: beta g <- f)
   f ~ g       beta            f ~ x      gamma
   y ~ x       kappa           y ~ f      lambda (a free loading)
-  y1 ~ y2     kappa on y2's copy among the xs (regressor_ys; recursive paths only)
+  y1 ~ y2     kappa on y2's copy among the xs (regressor_ys; recursive paths only); when
+              y2 has parts above, on its within part: minus the kappa's label ('-b')
+              from each part into y1 (a between lambda)
+A rows' y with a part at level 2 (chain) has its intercept on that part (alpha, lavaan's
+level-2 intercept), so regressions among between parts have lavaan's intercepts.
   y1 ~~ y2    theta (above level 1: psi of the carriers)        f ~~ g    psi
   y ~ 1       nu (the rows' intercepts, whichever level names it)  f ~ 1  alpha
 Defaults (lavaan's sem): each factor's first loading fixed at 1 (NA* frees it),
@@ -322,6 +326,7 @@ class Builder:
                                      f"column; rename it.")
         self.origin = origin
         levels = self._carriers(found, ys1)
+        self.all_levels = levels
         named_above = {}
         for k, f in enumerate(found, start=1):
             for name in f[3]:
@@ -333,8 +338,8 @@ class Builder:
     def _regressor_ys(self, level, named_above):
         """The level's observed outcomes regressed on its other observed ys: each such
         regressor y gets a copy among the xs (level.copies, y -> x name; a kappa on it).
-        The paths must be recursive, and a regressor must have no part above (its value
-        would carry that part too)."""
+        The paths must be recursive. A regressor with parts above is regressed on by its
+        within part, its value minus those parts (see _one)."""
         ys, paths = level.names["y"], []
         for s in self.by_level.get(level.number, []):
             if s.op == "~":
@@ -345,13 +350,12 @@ class Builder:
         for outcome, y, s in paths:
             if y in level.copies:
                 continue
-            if named_above.get(y, 0) > level.number:
-                self.problems.append(f"line {s.line}: {outcome} ~ {y}: {y!r} has a part at "
-                                     f"level {named_above[y]} (it is named there), and its "
-                                     f"value carries that part too; regressing on the "
-                                     f"within part of an observed variable is not supported "
-                                     f"yet (regress the parts at each level, or leave {y!r} "
-                                     f"out of the upper block).")
+            folded = [up.number for up in self.all_levels if y in up.folded]
+            if folded:
+                self.problems.append(f"line {s.line}: {outcome} ~ {y}: {y!r} has variance 0 "
+                                     f"at level {folded[0]} (~~ 0*), so its part there is "
+                                     f"the factors' alone, and a regression on its within "
+                                     f"part is not supported; free that variance.")
             name = f"{y}.value"
             while name in taken:
                 name = "_" + name
@@ -479,7 +483,7 @@ class Builder:
                 self.problems.append(f"{where}: {rhs!r} cannot be an indicator here.")
         elif op == "~" and rhs == "1":
             if lhs in parts and lhs in rows.names["y"]:   # the rows' intercept (level 2's)
-                self.put(rows, "nu", lhs, "1", t, lhs, "~1", "", number=level.number)
+                self._intercept(rows, lhs, t, level.number)
             elif lhs in ys:
                 self.put(level, "nu", lhs, "1", t, lhs, "~1", "")
             else:
@@ -494,6 +498,7 @@ class Builder:
                 self.put(level, "kappa", lhs, rhs, t, lhs, op, rhs)
             elif lhs in ys and rhs in level.copies:     # an observed y on another
                 self.put(level, "kappa", lhs, level.copies[rhs], t, lhs, op, rhs)
+                self._within_part(level, lhs, rhs)
             elif lhs in ys and (rhs in latents or rhs in parts):
                 self.put(level, "lambda", lhs, rhs, t, lhs, op, rhs)
             else:
@@ -512,6 +517,32 @@ class Builder:
                 self.problems.append(f"{where}: {lhs!r} and {rhs!r} are not both observed "
                                      f"or both latent.")
 
+    def _intercept(self, rows, y, term, number, user=True):
+        """The intercept of a rows' y with parts above: in a chain on its level-2 carrier
+        (alpha: lavaan's level-2 intercept, the mean of its between part, so that
+        regressions among between parts have lavaan's intercepts); otherwise (crossed
+        clusters, a folded part) the rows' nu."""
+        second = self.all_levels[1] if len(self.all_levels) > 1 else None
+        if second is not None and not self.crossed and y in second.parts:
+            self.put(second, "alpha", y, "1", term, y, "~1", "", user=user, number=number)
+        else:
+            self.put(rows, "nu", y, "1", term, y, "~1", "", user=user, number=number)
+
+    def _within_part(self, level, outcome, y):
+        """A regression on y's within part when y has parts (carriers) at the levels
+        reaching this one: the kappa on y's copy, and minus that coefficient from each
+        such carrier into the outcome (a between lambda labelled '-label', or fixed at
+        minus the fixed value), so the outcome moves with y minus its parts."""
+        kappa = level.matrix("kappa")
+        r, c = level.names["y"].index(outcome), level.names["x"].index(level.copies[y])
+        free, value, label = kappa.pattern[r, c], kappa.value[r, c], kappa.label[r, c]
+        for up in self.all_levels:
+            if up.below is level and y in up.parts:
+                matrix = up.between("lambda")
+                rr, cc = level.names["y"].index(outcome), up.names["eta"].index(y)
+                matrix.pattern[rr, cc], matrix.value[rr, cc] = free, -value
+                matrix.label[rr, cc] = f"-{label}" if free else None
+
     def _folded(self, level, rows, s, lhs, t, xs, latents, where):
         """A statement naming a folded part (variance 0 at this level): what explains it
         (a factor's loading, a regression on a latent or a covariate of this level) goes
@@ -523,7 +554,7 @@ class Builder:
             self.rows.append(ParRow(lhs, op, rhs, level.number, None, False, 0.0, None,
                                     0, 0, True))
         elif op == "~" and rhs == "1" and lhs in rows.names["y"]:
-            self.put(rows, "nu", lhs, "1", t, lhs, "~1", "", number=level.number)
+            self._intercept(rows, lhs, t, level.number)
         elif op in ("=~", "~") and outcome in folded and predictor not in folded and \
                 (predictor in latents or predictor in level.parts or predictor in xs):
             into_y = level.target_kind(outcome) == "lambda"
@@ -549,8 +580,10 @@ class Builder:
         indicators = {t.name for s in statements if s.op == "=~" for t in s.rhs}
         for y in ys:
             self.put(level, "theta", y, y, None, y, "~~", y, user=False)
-            self.put(level, "nu", y, "1", None, y, "~1", "", user=False,
-                     number=2 if y in with_parts else None)
+            if y in with_parts:
+                self._intercept(level, y, None, 2, user=False)
+            else:
+                self.put(level, "nu", y, "1", None, y, "~1", "", user=False)
         for f in etas:
             self.put(level, "psi", f, f, None, f, "~~", f, user=False)
         exogenous = [f for f in latents if f not in regressed and f not in indicators]

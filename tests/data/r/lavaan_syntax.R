@@ -105,3 +105,22 @@ level: 2
 '
 cat("model pathtwolevel\n")
 show(sem(pathtwolevel, data = Demo.twolevel, cluster = "cluster"))
+# regressions among observed variables at both levels: y1 on y2's within part at level 1,
+# y1's between part on y2's at level 2
+withinpart <- '
+level: 1
+  y2 ~ x2
+  y1 ~ b*y2 + x1
+  y3 ~ y1
+level: 2
+  y2 ~ w2
+  y1 ~ y2 + w1
+  y3 ~~ y3
+'
+cat("model withinpart\n")
+fit <- sem(withinpart, data = Demo.twolevel, cluster = "cluster")
+show(fit)
+cat("fit measures withinpart\n")
+print(sprintf("%s %.8f", c("chisq", "df", "cfi", "tli", "rmsea", "srmr_within", "srmr_between"),
+              fitMeasures(fit, c("chisq", "df", "cfi", "tli", "rmsea", "srmr_within",
+                                 "srmr_between"))))
