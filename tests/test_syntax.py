@@ -604,8 +604,11 @@ def test_path_model_errors_name_the_variables():
     covariance of a dependent latent with a dependent observed variable are refused,
     each naming what to change."""
     with pytest.raises(xm.SpecificationError,
-                       match="y1 -> y2 -> y1 form a cycle|y2 -> y1 -> y2 form a cycle"):
+                       match=r"y1 ~ y2, but 'y2' depends on 'y1' \(y2 -> y1 -> y2\)"):
         xm.sem("y1 ~ y2 + x1\n y2 ~ y1 + x2", demo())
+    with pytest.raises(xm.SpecificationError,
+                       match=r"f ~ y1, but 'y1' depends on 'f' \(y1 -> f -> y1\)"):
+        xm.sem("f =~ y1 + y2 + y3\n f ~ y1", demo())
     d = demo()
     d.loc[[3, 7], "y2"] = np.nan
     with pytest.raises(xm.SpecificationError,
@@ -650,3 +653,50 @@ def test_regressions_on_within_and_between_parts_of_observed_variables_match_lav
     lam = next(m for m in fit.model.spec.matrices
                if m.parent == "cluster" and m.type == "lambda")
     assert "-b" in set(np.ravel(lam.label)) and "-y3~y1" in set(np.ravel(lam.label))
+
+
+def std_all_table(section):
+    """{(lhs, op, rhs): std.all} of a lavaan standardizedSolution printed by
+    lavaan_syntax.R under ``section``."""
+    lines = (ref.DATA / "r" / "lavaan_syntax.out").read_text().splitlines()
+    out = {}
+    for line in lines[lines.index(section) + 2:]:
+        parts = line.split()
+        if not parts or not parts[0].isdigit():
+            break
+        if parts[2] == "~1":
+            parts.insert(3, "")
+        out[tuple(parts[1:4])] = float(parts[4])
+    return out
+
+
+def test_a_latent_regressed_on_an_observed_outcome_matches_lavaan():
+    """f ~ y with y itself an outcome: a gamma on y's copy (at two levels on its within
+    part, minus the gamma from y's part into f, a between beta); the latent's implied
+    variance carries y's own variance through the path. [lavaan] 0.6-14, models
+    'latentony' (with fit measures and std.all) and 'latentony2' (with fit measures)."""
+    fit = fitted("f1 =~ y1 + y2 + y3\n y4 ~ x1\n f1 ~ g*y4 + x2", demo())
+    reference = lavaan_table("lavaan_syntax.out", "latentony")
+    assert len(reference) == 14 == fit.n_parameters
+    close_to_lavaan(ours(fit), reference)
+    assert -fit.deviance / 2 == pytest.approx(-17509.19304855, abs=1e-4)
+    measures = fit.fit_measures()
+    for name, value in lavaan_numbers("fit measures latentony").items():
+        assert measures[name] == pytest.approx(value, rel=1e-6, abs=1e-7), name
+    std = fit.parameter_estimates().set_index(["lhs", "op", "rhs"])["std_all"]
+    checked = [key for key in std_all_table("std.all latentony") if key in std.index]
+    assert len(checked) == 15
+    for key in checked:
+        assert std.loc[key] == pytest.approx(std_all_table("std.all latentony")[key],
+                                             abs=1e-5), key
+    fit = fitted("level: 1\n fw =~ y1 + y2 + y3\n y4 ~ x1\n fw ~ y4 + x2\n"
+                 "level: 2\n fb =~ y1 + y2 + y3\n y4 ~ w1\n fb ~ y4", demo(),
+                 cluster="cluster")
+    reference = lavaan_table("lavaan_syntax.out", "latentony2")
+    assert len(reference) == 23 == fit.n_parameters
+    close_to_lavaan(ours(fit), reference)
+    assert -fit.deviance / 2 == pytest.approx(-16303.33641072, abs=1e-4)
+    measures = fit.fit_measures()
+    ours_of = {"srmr_within": "srmr_row", "srmr_between": "srmr_cluster"}
+    for name, value in lavaan_numbers("fit measures latentony2").items():
+        assert measures[ours_of.get(name, name)] == pytest.approx(value, rel=2e-4), name

@@ -30,19 +30,30 @@ from scipy import optimize, stats
 from ..spec.graph import levels_above
 
 
-def outcome_paths(problem, theta, level):
-    """(p, p) M = (I - B)^-1 of a level's observed regressions among its ys: B[i, j] is
-    the kappa of y i on the x holding y j's values (LevelData.regressor_ys), so the ys
-    are M times what explains them otherwise. The identity without such regressions."""
+def copy_paths(problem, theta, level):
+    """(p, p) B: the effect of a level's ys' values on its ys through the xs holding
+    them (LevelData.regressor_ys): B[:, j] = kappa[:, x] + Lambda T Gamma[:, x] for the
+    copy x of y j (directly, and through the level's etas regressed on it)."""
     lev = problem.levels[level]
-    M = np.eye(lev.p)
+    B = np.zeros((lev.p, lev.p))
     if lev.regressor_ys:
+        m = lev.n_etas
         kappa = problem.matrix(theta, (level, -1, "kappa"), (lev.p, lev.q))
-        B = np.zeros((lev.p, lev.p))
+        through = problem.matrix(theta, (level, -1, "lambda"), (lev.p, m)) @ \
+            np.linalg.inv(np.eye(m) - problem.matrix(theta, (level, -1, "beta"), (m, m))) @ \
+            problem.matrix(theta, (level, -1, "gamma"), (m, lev.q))
         for x, y in lev.regressor_ys:
-            B[:, y] = kappa[:, x]
-        M = np.linalg.inv(M - B)
-    return M
+            B[:, y] = kappa[:, x] + through[:, x]
+    return B
+
+
+def outcome_paths(problem, theta, level):
+    """(p, p) M = (I - B)^-1 (B: copy_paths): a level's ys are M times what explains
+    them otherwise. The identity without regressions on observed ys."""
+    lev = problem.levels[level]
+    if not lev.regressor_ys:
+        return np.eye(lev.p)
+    return np.linalg.inv(np.eye(lev.p) - copy_paths(problem, theta, level))
 
 
 def level_loadings(problem, theta, c, ancestors):

@@ -16,15 +16,36 @@ from .fit_measures import (covariate_loadings, covariate_moments, level_componen
 
 def eta_variances(problem, theta, level):
     """(m, m) covariance of level ``level``'s etas at their own level,
-    T (Gamma S_x Gamma' + Psi) T' (S_x: covariate_moments of the level's xs)."""
-    m = problem.levels[level].n_etas
+    T (Gamma S_x Gamma' + Psi) T' (S_x: covariate_moments of the level's covariates).
+    Etas regressed on the level's observed ys (copies, LevelData.regressor_ys) move
+    with those ys' own-level parts: eta = P_z zeta + P_e eps + P_x x with
+    P_z = T + T G_c (M Lambda T)_c, P_e = T G_c M_c, P_x = T G_r + T G_c (M K_r)_c
+    (G_c, G_r: gamma on the copies and on the covariates; M = outcome_paths; _c: the
+    copied ys' rows)."""
+    lev = problem.levels[level]
+    m, q, p = lev.n_etas, lev.q, lev.p
     T = np.linalg.inv(np.eye(m) - problem.matrix(theta, (level, -1, "beta"), (m, m)))
-    inner = problem.matrix(theta, (level, -1, "psi"), (m, m))
-    q, keep = problem.levels[level].q, problem.levels[level].covariates
+    psi = problem.matrix(theta, (level, -1, "psi"), (m, m))
+    gamma = problem.matrix(theta, (level, -1, "gamma"), (m, q))
+    keep = lev.covariates
+    S = covariate_moments(problem, level)[1] if keep.any() else np.zeros((0, 0))
+    P_z, P_x = T, T @ gamma[:, keep]
+    V = np.zeros((m, m))
+    if lev.regressor_ys:
+        copies = [x for x, _ in lev.regressor_ys]
+        rows = [y for _, y in lev.regressor_ys]
+        M = outcome_paths(problem, theta, level)
+        lam = problem.matrix(theta, (level, -1, "lambda"), (p, m))
+        kappa = problem.matrix(theta, (level, -1, "kappa"), (p, q))[:, keep]
+        G_c = T @ gamma[:, copies]
+        P_z = T + G_c @ (M @ lam @ T)[rows]
+        P_e = G_c @ M[rows]
+        P_x = P_x + G_c @ (M @ kappa)[rows]
+        V += P_e @ problem.matrix(theta, (level, -1, "theta"), (p, p)) @ P_e.T
+    V += P_z @ psi @ P_z.T
     if keep.any():
-        gamma = problem.matrix(theta, (level, -1, "gamma"), (m, q))[:, keep]
-        inner = inner + gamma @ covariate_moments(problem, level)[1] @ gamma.T
-    return T @ inner @ T.T
+        V += P_x @ S @ P_x.T
+    return V
 
 
 def variable_names(problem, y_names):

@@ -123,7 +123,8 @@ def _standardize(problem, theta, c, parents, elements):
             elif kind == "nu":
                 lv, al = v, v / sd_mean(child, r)
             elif kind == "gamma":           # eta on x: x in its own units for std_lv
-                lv = nox = v / sd_eta[child][r]
+                lv = v / sd_eta[child][r]
+                nox = None if col in copies.get(eta_level, ()) else lv
                 al = v * sd_x[eta_level][col] / sd_eta[child][r]
             else:                           # kappa (on a y's copy: std_nox = std_all)
                 nox = None if col in copies.get(eta_level, ()) else \

@@ -25,7 +25,8 @@ Operators -> matrices of the block's level:
   f =~ y      lambda (f =~ g for latents and carriers: beta g <- f)
   f ~ g       beta            f ~ x      gamma
   y ~ x       kappa           y ~ f      lambda (a free loading)
-  y1 ~ y2     kappa on y2's copy among the xs (regressor_ys; recursive paths only); when
+  y1 ~ y2     kappa on y2's copy among the xs (regressor_ys; recursive paths only;
+              f ~ y2: a gamma on it); when
               y2 has parts above, on its within part: minus the kappa's label ('-b')
               from each part into y1 (a between lambda)
 A rows' y with a part at level 2 (chain) has its intercept on that part (alpha, lavaan's
@@ -150,30 +151,24 @@ def _zero_variance(statements, name):
                and not t.free for s in statements for t in s.rhs)
 
 
-def _cycle(paths):
-    """A cycle [v, ..., v] in the graph predictor -> outcome of paths (outcome,
-    predictor), or None."""
+def _cycle(edges, start, through):
+    """The cycle [start, through, ..., start] in the graph predictor -> outcome of edges
+    (outcome, predictor) when start reaches itself through ``through``, else None."""
     after = {}
-    for outcome, predictor in paths:
+    for outcome, predictor in edges:
         after.setdefault(predictor, []).append(outcome)
-    state = {}
-
-    def visit(v, trail):
-        state[v] = 1
+    trail, seen = {through: None}, [through]
+    while seen:
+        v = seen.pop()
         for w in after.get(v, []):
-            if state.get(w) == 1:               # on the current trail: a cycle
-                return trail[trail.index(w):] + [w]
-            if state.get(w) is None:
-                found = visit(w, trail + [w])
-                if found:
-                    return found
-        state[v] = 2
-        return None
-    for v in list(after):
-        if state.get(v) is None:
-            found = visit(v, [v])
-            if found:
-                return found
+            if w == start:
+                out = [v]
+                while trail[out[-1]] is not None:
+                    out.append(trail[out[-1]])
+                return [start] + out[::-1] + [start]
+            if w not in trail:
+                trail[w] = v
+                seen.append(w)
     return None
 
 
@@ -336,15 +331,18 @@ class Builder:
         return levels
 
     def _regressor_ys(self, level, named_above):
-        """The level's observed outcomes regressed on its other observed ys: each such
-        regressor y gets a copy among the xs (level.copies, y -> x name; a kappa on it).
-        The paths must be recursive. A regressor with parts above is regressed on by its
-        within part, its value minus those parts (see _one)."""
+        """The level's observed outcomes and latents regressed on its observed ys: each
+        such regressor y gets a copy among the xs (level.copies, y -> x name; a kappa or
+        gamma on it). No regressor may depend on what it predicts (the ys minus their
+        paths then have a unit Jacobian). A regressor with parts above is regressed on
+        by its within part, its value minus those parts (see _within_part)."""
         ys, paths = level.names["y"], []
-        for s in self.by_level.get(level.number, []):
+        latents = [n for n in level.names["eta"] if n not in level.parts]
+        statements = self.by_level.get(level.number, [])
+        for s in statements:
             if s.op == "~":
                 paths += [(lhs, t.name, s) for lhs in s.lhs for t in s.rhs
-                          if lhs in ys and t.name in ys]
+                          if (lhs in ys or lhs in latents) and t.name in ys]
         taken = set(level.names["x"]) | set(self.data.columns) | \
             {n for names in level.names.values() for n in names}
         for outcome, y, s in paths:
@@ -363,11 +361,18 @@ class Builder:
             level.copies[y] = name
             level.names["x"].append(name)
         level.paths = [(outcome, y) for outcome, y, _ in paths]
-        cycle = _cycle(level.paths)
-        if cycle:
-            self.problems.append(f"level {level.number}: the regressions among observed "
-                                 f"variables {' -> '.join(cycle)} form a cycle; only "
-                                 f"recursive path models are supported.")
+        edges = [(lhs, t.name) for s in statements if s.op == "~" for lhs in s.lhs
+                 for t in s.rhs if t.name != "1"] + \
+            [(t.name, lhs) for s in statements if s.op == "=~" for lhs in s.lhs
+             for t in s.rhs]
+        for outcome, y in level.paths:
+            cycle = _cycle(edges, start=y, through=outcome)
+            if cycle:
+                self.problems.append(f"level {level.number}: {outcome} ~ {y}, but {y!r} "
+                                     f"depends on {outcome!r} ({' -> '.join(cycle)}): a "
+                                     f"regression on an observed variable must be "
+                                     f"recursive.")
+                break
 
     def _carriers(self, found, ys1):
         """The _Levels from found [(latents, own ys, own xs, named parts, folded parts)]:
@@ -494,6 +499,9 @@ class Builder:
                 self.put(level, "beta", lhs, rhs, t, lhs, op, rhs)
             elif lhs_eta and rhs in xs:
                 self.put(level, "gamma", lhs, rhs, t, lhs, op, rhs)
+            elif lhs in latents and rhs in level.copies:    # a latent on an observed y
+                self.put(level, "gamma", lhs, level.copies[rhs], t, lhs, op, rhs)
+                self._within_part(level, lhs, rhs)
             elif lhs in ys and rhs in xs:
                 self.put(level, "kappa", lhs, rhs, t, lhs, op, rhs)
             elif lhs in ys and rhs in level.copies:     # an observed y on another
@@ -533,13 +541,16 @@ class Builder:
         reaching this one: the kappa on y's copy, and minus that coefficient from each
         such carrier into the outcome (a between lambda labelled '-label', or fixed at
         minus the fixed value), so the outcome moves with y minus its parts."""
-        kappa = level.matrix("kappa")
-        r, c = level.names["y"].index(outcome), level.names["x"].index(level.copies[y])
-        free, value, label = kappa.pattern[r, c], kappa.value[r, c], kappa.label[r, c]
+        role, kind, down = ("y", "kappa", "lambda") if outcome in level.names["y"] else \
+            ("eta", "gamma", "beta")
+        path = level.matrix(kind)
+        r = level.names[role].index(outcome)
+        c = level.names["x"].index(level.copies[y])
+        free, value, label = path.pattern[r, c], path.value[r, c], path.label[r, c]
         for up in self.all_levels:
             if up.below is level and y in up.parts:
-                matrix = up.between("lambda")
-                rr, cc = level.names["y"].index(outcome), up.names["eta"].index(y)
+                matrix = up.between(down)
+                rr, cc = r, up.names["eta"].index(y)
                 matrix.pattern[rr, cc], matrix.value[rr, cc] = free, -value
                 matrix.label[rr, cc] = f"-{label}" if free else None
 
@@ -728,7 +739,10 @@ def _with_copies(table, level, problems):
     unused and set to 0); otherwise the path cannot be written and is refused."""
     for y, x in level.copies.items():
         outcomes = [o for o, p in level.paths if p == y]
-        lost = table[y].isna() & table[outcomes].notna().any(axis=1)
+        if any(o not in table.columns for o in outcomes):     # a latent outcome
+            lost = table[y].isna()
+        else:
+            lost = table[y].isna() & table[outcomes].notna().any(axis=1)
         if lost.any():
             problems.append(f"{y!r} is missing in {int(lost.sum())} unit(s) of level "
                             f"{level.number} where {outcomes} (regressed on it) are "

@@ -124,3 +124,36 @@ cat("fit measures withinpart\n")
 print(sprintf("%s %.8f", c("chisq", "df", "cfi", "tli", "rmsea", "srmr_within", "srmr_between"),
               fitMeasures(fit, c("chisq", "df", "cfi", "tli", "rmsea", "srmr_within",
                                  "srmr_between"))))
+# a latent regressed on an observed outcome: one level, and two levels (on its within
+# part at level 1, on its between part at level 2)
+latentony <- '
+  f1 =~ y1 + y2 + y3
+  y4 ~ x1
+  f1 ~ g*y4 + x2
+'
+cat("model latentony\n")
+fit <- sem(latentony, data = Demo.twolevel, meanstructure = TRUE, information = "observed")
+show(fit)
+cat("fit measures latentony\n")
+print(sprintf("%s %.8f", c("chisq", "df", "cfi", "tli", "rmsea", "srmr"),
+              fitMeasures(fit, c("chisq", "df", "cfi", "tli", "rmsea", "srmr"))))
+cat("std.all latentony\n")
+st <- standardizedSolution(fit)
+print(data.frame(lhs = st$lhs, op = st$op, rhs = st$rhs, std = sprintf("%.8f", st$est.std)))
+latentony2 <- '
+level: 1
+  fw =~ y1 + y2 + y3
+  y4 ~ x1
+  fw ~ y4 + x2
+level: 2
+  fb =~ y1 + y2 + y3
+  y4 ~ w1
+  fb ~ y4
+'
+cat("model latentony2\n")
+fit <- sem(latentony2, data = Demo.twolevel, cluster = "cluster")
+show(fit)
+cat("fit measures latentony2\n")
+print(sprintf("%s %.8f", c("chisq", "df", "cfi", "tli", "rmsea", "srmr_within", "srmr_between"),
+              fitMeasures(fit, c("chisq", "df", "cfi", "tli", "rmsea", "srmr_within",
+                                 "srmr_between"))))
