@@ -14,6 +14,14 @@ show <- function(fit) {
   for (col in c("est", "se")) pe[[col]] <- sprintf("%.8f", pe[[col]])
   print(pe)
 }
+# fit measures and lavaan's standardised solution, printed for the tests
+one_level <- c("chisq", "df", "cfi", "tli", "rmsea", "srmr")
+two_level <- c("chisq", "df", "cfi", "tli", "rmsea", "srmr_within", "srmr_between")
+measures <- function(fit, names) print(sprintf("%s %.8f", names, fitMeasures(fit, names)))
+std_all <- function(fit) {
+  st <- standardizedSolution(fit)
+  print(data.frame(lhs = st$lhs, op = st$op, rhs = st$rhs, std = sprintf("%.8f", st$est.std)))
+}
 tutorial <- '
 level: 1
   fw =~ y1 + y2 + y3
@@ -65,16 +73,13 @@ cat("model path\n")
 fit <- sem(path, data = Demo.twolevel, meanstructure = TRUE, information = "observed")
 show(fit)
 cat("fit measures path\n")
-print(sprintf("%s %.8f", c("chisq", "df", "cfi", "tli", "rmsea", "srmr"),
-              fitMeasures(fit, c("chisq", "df", "cfi", "tli", "rmsea", "srmr"))))
+measures(fit, one_level)
 cat("std.all path\n")
-st <- standardizedSolution(fit)
-print(data.frame(lhs = st$lhs, op = st$op, rhs = st$rhs, std = sprintf("%.8f", st$est.std)))
+std_all(fit)
 # fit measures of the one-level SEM (lavaan's srmr of one level is srmr_bentler with means)
 cat("fit measures onelevel\n")
 fit <- sem(onelevel, data = Demo.twolevel, meanstructure = TRUE, information = "observed")
-print(sprintf("%s %.8f", c("chisq", "df", "cfi", "tli", "rmsea", "srmr"),
-              fitMeasures(fit, c("chisq", "df", "cfi", "tli", "rmsea", "srmr"))))
+measures(fit, one_level)
 # lavaan's auto.cov.y: dependent variables (regressed, not predictors, not indicators)
 # covary: two latent ones, and (another model) observed ones with y3 missing in the
 # first 60 rows (an outcome only), FIML (missing = "ml")
@@ -121,9 +126,7 @@ cat("model withinpart\n")
 fit <- sem(withinpart, data = Demo.twolevel, cluster = "cluster")
 show(fit)
 cat("fit measures withinpart\n")
-print(sprintf("%s %.8f", c("chisq", "df", "cfi", "tli", "rmsea", "srmr_within", "srmr_between"),
-              fitMeasures(fit, c("chisq", "df", "cfi", "tli", "rmsea", "srmr_within",
-                                 "srmr_between"))))
+measures(fit, two_level)
 # a latent regressed on an observed outcome: one level, and two levels (on its within
 # part at level 1, on its between part at level 2)
 latentony <- '
@@ -135,11 +138,9 @@ cat("model latentony\n")
 fit <- sem(latentony, data = Demo.twolevel, meanstructure = TRUE, information = "observed")
 show(fit)
 cat("fit measures latentony\n")
-print(sprintf("%s %.8f", c("chisq", "df", "cfi", "tli", "rmsea", "srmr"),
-              fitMeasures(fit, c("chisq", "df", "cfi", "tli", "rmsea", "srmr"))))
+measures(fit, one_level)
 cat("std.all latentony\n")
-st <- standardizedSolution(fit)
-print(data.frame(lhs = st$lhs, op = st$op, rhs = st$rhs, std = sprintf("%.8f", st$est.std)))
+std_all(fit)
 latentony2 <- '
 level: 1
   fw =~ y1 + y2 + y3
@@ -154,6 +155,4 @@ cat("model latentony2\n")
 fit <- sem(latentony2, data = Demo.twolevel, cluster = "cluster")
 show(fit)
 cat("fit measures latentony2\n")
-print(sprintf("%s %.8f", c("chisq", "df", "cfi", "tli", "rmsea", "srmr_within", "srmr_between"),
-              fitMeasures(fit, c("chisq", "df", "cfi", "tli", "rmsea", "srmr_within",
-                                 "srmr_between"))))
+measures(fit, two_level)
