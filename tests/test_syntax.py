@@ -207,8 +207,6 @@ def test_model_errors_name_the_line_and_the_variable():
                " fb ~ x1", demo().drop(columns=[]).assign(x1=lambda d: d.x1), cluster="cluster")
     with pytest.raises(xm.SpecificationError, match="cluster='school' is not a column"):
         xm.sem(TWO_LEVEL_CFA, demo(), cluster="school")
-    with pytest.raises(xm.SpecificationError, match="fixed.x"):
-        xm.sem("f =~ y1 + y2 + y3\n f ~ x1\n x1 ~~ x1", demo())
     with pytest.raises(xm.SpecificationError, match="line 1: f =~ y1: the first indicator"):
         xm.sem("f =~ a*y1 + b*y2 + y3", demo())
     with pytest.raises(TypeError, match="model= must be lavaan syntax in a string"):
@@ -700,3 +698,16 @@ def test_a_latent_regressed_on_an_observed_outcome_matches_lavaan():
     ours_of = {"srmr_within": "srmr_row", "srmr_between": "srmr_cluster"}
     for name, value in lavaan_numbers("fit measures latentony2").items():
         assert measures[ours_of.get(name, name)] == pytest.approx(value, rel=2e-4), name
+
+
+def test_a_regressor_whose_variance_is_written_is_modelled_as_in_lavaan():
+    """lavaan: 'x1 ~~ x1' frees an exogenous regressor's variance (it is no longer
+    fixed.x), and its log L then includes x1. Here x1 becomes an outcome of the model
+    and f ~ x1 a regression on it. [lavaan] 0.6-14, model 'modelledx' of
+    lavaan_syntax.R."""
+    fit = fitted("f =~ y1 + y2 + y3\n f ~ x1\n x1 ~~ x1", demo())
+    assert -fit.deviance / 2 == pytest.approx(-16371.34526953, abs=1e-4)
+    reference = lavaan_table("lavaan_syntax.out", "modelledx")
+    assert len(reference) == 12
+    close_to_lavaan(ours(fit), reference)
+    assert fit.n_parameters == 12

@@ -174,9 +174,9 @@ def _cycle(edges, start, through):
 
 def _roles(statements, latents):
     """(ys, xs) of the observed names of one block, in order of first use: an x is a
-    regressor (right of ~) that is never an indicator or an outcome; ys are the
-    indicators, the outcomes and whatever else is named (in ~~ or ~ 1) that is not
-    an x."""
+    regressor (right of ~) that is never an indicator, an outcome, or named in ~~ or
+    ~ 1 (as lavaan: a regressor whose variance or mean is written is modelled); ys are
+    all the other observed names."""
     seen, strong, regressors = [], set(), set()
     for s in statements:
         rhs = [t.name for t in s.rhs if t.name != "1"]
@@ -186,6 +186,8 @@ def _roles(statements, latents):
         elif s.op == "~" and rhs:
             strong.update(s.lhs)
             regressors.update(rhs)
+        elif s.op in ("~~", "~"):         # a variance, covariance or mean: modelled
+            strong.update(list(s.lhs) + rhs)
     xs = [n for n in seen if n in regressors and n not in strong]
     ys = [n for n in seen if n not in xs]
     return ys, xs
@@ -305,9 +307,13 @@ class Builder:
                 n for s in statements for n in list(s.lhs) + [t.name for t in s.rhs]
                 if n in origin and n not in lat))
             for name in [n for n in ys + xs if n in covariates]:
-                self.problems.append(f"{name!r} is a covariate at level {covariates[name]} "
-                                     f"and is named at level {number}: covariates at several "
-                                     f"levels are not supported yet.")
+                self.problems.append(
+                    f"{name!r} is a covariate at level {covariates[name]} and is named at "
+                    f"level {number}: a covariate's parts at several levels are not "
+                    f"conditioned on (lavaan fixes their moments at the sample values). "
+                    f"Model it instead: write '{name} ~~ {name}' in the level "
+                    f"{covariates[name]} block, and its within and between parts become "
+                    f"variables of the model with free variances and means.")
             own_ys = [n for n in ys if n not in origin and n not in covariates]
             own_xs = [n for n in xs if n not in origin and n not in covariates]
             self._check_columns(own_ys + own_xs, statements)

@@ -156,3 +156,11 @@ fit <- sem(latentony2, data = Demo.twolevel, cluster = "cluster")
 show(fit)
 cat("fit measures latentony2\n")
 measures(fit, two_level)
+# a regressor whose variance is written is no longer fixed.x: x1 is modelled
+modelledx <- '
+  f =~ y1 + y2 + y3
+  f ~ x1
+  x1 ~~ x1
+'
+cat("model modelledx\n")
+show(sem(modelledx, data = Demo.twolevel, meanstructure = TRUE, information = "observed"))
