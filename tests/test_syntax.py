@@ -333,6 +333,9 @@ def test_three_levels_give_the_matrix_models_likelihood():
     pe = fit.parameter_estimates()
     assert set(pe.level) == {1, 2, 3}
     assert fit.model.spec.levels == ["row", "klass", "school"]
+    text = fit.summary()                # the structure read from the data is stated
+    assert "Levels                      nested: row in klass in school" in text
+    assert "Number of clusters [school] 30" in text and "Level 3 [school]:" in text
     with pytest.raises(xm.SpecificationError, match="'school' is not nested in 'klass'"):
         xm.sem(THREE_LEVEL.replace("level: klass", "level: 2").replace("level: school",
                                                                      "level: 3"),
@@ -458,6 +461,7 @@ def test_a_latent_named_at_a_cluster_level_is_its_part_there():
     """, data, cluster=["rater", "target"])
     assert parts.converged and loaded.converged
     assert parts.n_parameters == loaded.n_parameters == 11
+    assert "Levels                      crossed: row in rater and in target" in parts.summary()
     assert parts.deviance == pytest.approx(loaded.deviance, abs=1e-6)
     pe = parts.parameter_estimates().set_index(["lhs", "op", "rhs", "level"])
     pl = loaded.parameter_estimates().set_index(["lhs", "op", "rhs", "level"])

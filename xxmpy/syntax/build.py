@@ -129,9 +129,22 @@ class SyntaxModel:
     start() (label -> value), the defined parameters (Defined) and the values of
     labelled fixed elements (label -> value; := may read them)."""
 
-    def __init__(self, model, rows, starts, levels, defined=(), fixed_labels=None):
+    def __init__(self, model, rows, starts, levels, defined=(), fixed_labels=None,
+                 crossed=False):
         self.model, self.rows, self.starts, self.levels = model, rows, starts, levels
         self.defined, self.fixed_labels = list(defined), dict(fixed_labels or {})
+        self.crossed = crossed
+
+    @property
+    def structure(self):
+        """The levels as read from the data: 'one level', 'nested: row in a in b' or
+        'crossed: row in a and in b'."""
+        names = [level.name for level in self.levels]
+        if len(names) == 1:
+            return "one level"
+        if self.crossed:
+            return f"crossed: {names[0]} in " + " and in ".join(names[1:])
+        return "nested: " + " in ".join(names)
 
 
 @dataclass
@@ -654,7 +667,8 @@ def build(parsed, data, cluster):
     defined = _defined(b)
     if problems:
         raise SpecificationError([f"sem: {p}" for p in problems])
-    return SyntaxModel(_model(b, levels), b.rows, b.starts, levels, defined, b.fixed_labels)
+    return SyntaxModel(_model(b, levels), b.rows, b.starts, levels, defined, b.fixed_labels,
+                       b.crossed)
 
 
 def _free_labels(b):

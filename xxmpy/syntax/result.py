@@ -168,6 +168,12 @@ class SemResult:
         lines = [f"xxmpy {type(self).__name__} (lavaan syntax) -- "
                  f"{'converged' if fit.converged else 'NOT converged'}: {fit.record.status}",
                  f"  Number of model parameters  {fit.n_parameters}",
+                 f"  Levels                      {self.syntax.structure}"]
+        units = fit.problem.levels
+        lines += [f"  Number of observations      {units[0].n}"] + \
+            [f"  Number of clusters [{lev.name}]".ljust(30) + f"{units[k].n}"
+             for k, lev in enumerate(self.syntax.levels) if k > 0]
+        lines += [
                  f"  -2 log L                    {fit.deviance:.4f}",
                  f"  log L                       {-fit.deviance / 2:.4f}"]
         try:
@@ -185,7 +191,9 @@ class SemResult:
         for lev in sorted(pe.level.unique()):
             part = pe[pe.level == lev]
             if pe.level.nunique() > 1:
-                lines += ["", f"Level {lev}:"]
+                name = self.syntax.levels[lev - 1].name if 0 < lev <= len(self.syntax.levels) \
+                    else ""
+                lines += ["", f"Level {lev} [{name}]:"]
             for op, title in sections.items():
                 rows = part[part.op == op]
                 if op == "~~":
