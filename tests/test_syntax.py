@@ -268,8 +268,8 @@ def test_defined_parameters_have_lavaans_values_and_delta_method_ses():
 
 
 def test_equality_between_labels_and_defined_parameter_errors():
-    """a == b makes one parameter (as one label would); anything else, and := over
-    unknown labels or unreadable expressions, is refused with the line."""
+    """a == b makes one parameter (as one label would); a nonlinear equality, and :=
+    over unknown labels or unreadable expressions, are refused with the line."""
     tied = fitted("f1 =~ y1 + a*y2 + b*y3\n a == b", demo())
     shared = fitted("f1 =~ y1 + a*y2 + a*y3", demo())
     assert tied.deviance == pytest.approx(shared.deviance, abs=1e-6)
@@ -277,13 +277,13 @@ def test_equality_between_labels_and_defined_parameter_errors():
     with pytest.raises(xm.SpecificationError) as err:
         xm.sem("""
           f1 =~ y1 + a*y2 + b*y3
-          a == 2*b
+          a == b^2
           d := a*c
           e := a + * b
           a := b
         """, demo())
     text = str(err.value)
-    assert "line 3: only an equality of two labels (a == b) is supported so far" in text
+    assert "line 3: 'a == b^2': == needs a free label on one side" in text
     assert "line 4: ['c'] in 'd := a*c' are not labels of the model" in text
     assert "line 5: unexpected '*' (in 'e := a + * b')" in text
     assert "line 6: 'a' is a label already" in text
@@ -715,3 +715,35 @@ def test_a_regressor_whose_variance_is_written_is_modelled_as_in_lavaan():
     assert len(reference) == 12
     close_to_lavaan(ours(fit), reference)
     assert fit.n_parameters == 12
+
+
+LINEAR = """
+  f1 =~ y1 + a*y2 + b*y3
+  f2 =~ y4 + c*y5 + d*y6
+  f2 ~ e*f1
+  a == 2*b                        # a multiple of a label
+  d == 0.7                        # a label at a number
+  c == e/2
+  ae := a*e
+"""
+
+
+def test_equalities_to_multiples_and_numbers_match_lavaan():
+    """a == 2*b makes a's elements 2 times parameter b (a scaled label '2.0*b'), d == 0.7
+    fixes d's, c == e/2 halves e; the rows keep the syntax's labels, with c times b's
+    SE, and := reads them. [lavaan] 0.6-14, model 'linear' of lavaan_syntax.R."""
+    fit = fitted(LINEAR, demo())
+    assert fit.converged and fit.n_parameters == 16       # 6 residuals, 6 means, 2 psi, b, e
+    assert set(fit.labels) >= {"b", "e"} and not {"a", "c", "d"} & set(fit.labels)
+    assert -fit.deviance / 2 == pytest.approx(-25906.80314762, abs=1e-4)
+    reference = lavaan_table("lavaan_syntax.out", "linear")
+    close_to_lavaan(ours(fit), {k: v for k, v in reference.items() if k[1] != ":="})
+    pe = fit.parameter_estimates().set_index(["lhs", "op", "rhs"])
+    assert pe.loc[("f1", "=~", "y2"), "label"] == "a"
+    assert pe.loc[("f2", "=~", "y6"), "est"] == 0.7 and np.isnan(pe.loc[("f2", "=~", "y6"),
+                                                                         "se"])
+    ae = fit.parameter_estimates().set_index("lhs").loc["ae"]
+    assert ae.est == pytest.approx(0.61259985, abs=1e-4)
+    assert ae.se == pytest.approx(0.06421758, rel=1e-3)
+    with pytest.raises(xm.SpecificationError, match="would make a variance or covariance"):
+        xm.sem("f1 =~ y1 + y2 + y3\n y1 ~~ v*y1\n y2 ~~ w*y2\n v == 2*w", demo())

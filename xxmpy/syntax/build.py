@@ -49,7 +49,7 @@ import pandas as pd
 
 from ..api.model import Model
 from ..errors import SpecificationError
-from ..spec.objects import BETWEEN_ROLES
+from ..spec.objects import BETWEEN_ROLES, SCALED_TYPES, scaled_label
 
 SHAPES = {"lambda": ("y", "eta"), "beta": ("eta", "eta"), "gamma": ("eta", "x"),
           "kappa": ("y", "x"), "theta": ("y", "y"), "psi": ("eta", "eta"),
@@ -60,7 +60,9 @@ SHAPES = {"lambda": ("y", "eta"), "beta": ("eta", "eta"), "gamma": ("eta", "x"),
 class ParRow:
     """One parameter of the syntax model: lavaan's lhs, op, rhs, level (1-based) and
     label (None for a fixed element), with where it lives in the xxM model: key
-    (child level, parent level or None, type), row and column."""
+    (child level, parent level or None, type), row and column. coef: the element is
+    coef times the parameter ``label`` (after an equality a == 2*b); shown: the label
+    the syntax gave it (a), when that differs."""
     lhs: str
     op: str
     rhs: str
@@ -72,6 +74,8 @@ class ParRow:
     row: int
     col: int
     user: bool
+    coef: float = 1.0
+    shown: str = None
 
 
 class _Matrix:
@@ -130,10 +134,20 @@ class SyntaxModel:
     labelled fixed elements (label -> value; := may read them)."""
 
     def __init__(self, model, rows, starts, levels, defined=(), fixed_labels=None,
-                 crossed=False):
+                 crossed=False, aliases=None):
         self.model, self.rows, self.starts, self.levels = model, rows, starts, levels
         self.defined, self.fixed_labels = list(defined), dict(fixed_labels or {})
         self.crossed = crossed
+        self.aliases = dict(aliases or {})    # a -> (c, b): a == c*b made a a multiple
+
+    def label_values(self, labels, theta):
+        """{label: value} of the free labels (the fit's, at theta), the labelled fixed
+        elements and the aliases (a == c*b)."""
+        values = dict(self.fixed_labels)
+        values.update(zip(labels, np.asarray(theta, float)))
+        for name, (c, other) in self.aliases.items():
+            values[name] = c * values[other]
+        return values
 
     @property
     def structure(self):
@@ -668,46 +682,105 @@ def build(parsed, data, cluster):
     if problems:
         raise SpecificationError([f"sem: {p}" for p in problems])
     return SyntaxModel(_model(b, levels), b.rows, b.starts, levels, defined, b.fixed_labels,
-                       b.crossed)
+                       b.crossed, b.aliases)
 
 
 def _free_labels(b):
     return list(dict.fromkeys(r.label for r in b.rows if r.free))
 
 
+NAME = r"[A-Za-z_.][A-Za-z0-9_.]*"
+NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+
+
+def _linear(text):
+    """(c, name) of 'name', '-name', 'c*name', 'name*c' or 'name/c'; (v, None) of a
+    number v; None for anything else."""
+    t = text.replace(" ", "")
+    if re.fullmatch(NUMBER, t):
+        return float(t), None
+    for pattern, coef, name in ((rf"({NAME})", lambda m: 1.0, 1),
+                                (rf"-({NAME})", lambda m: -1.0, 1),
+                                (rf"({NUMBER})\*({NAME})", lambda m: float(m[1]), 2),
+                                (rf"({NAME})\*({NUMBER})", lambda m: float(m[2]), 1),
+                                (rf"({NAME})/({NUMBER})", lambda m: 1.0 / float(m[2]), 1)):
+        found = re.fullmatch(pattern, t)
+        if found and (not found[name][0].isdigit()):
+            return coef(found), found[name]
+    return None
+
+
+def _scaled(coef, name):
+    """The label of coef times parameter name ('b', '-b', '0.5*b')."""
+    return name if coef == 1.0 else f"-{name}" if coef == -1.0 else f"{coef!r}*{name}"
+
+
 def _equalities(b, levels):
-    """lavaan's == between two labels: the second becomes the first (one parameter);
-    anything else is refused."""
+    """lavaan's == with a label on one side: another label (one parameter), a multiple
+    of one (a == 2*b: a's elements become 2 times b, loadings, regressions and
+    intercepts only) or a number (a == 0.5: a's elements fixed there). Anything else
+    is refused."""
+    b.aliases = {}
     for s in b.equal:
-        left, right = s.lhs[0].strip(), s.rhs[0].strip()
+        sides = [_linear(s.lhs[0]), _linear(s.rhs[0])]
         labels = _free_labels(b)
-        names = re.fullmatch(r"[A-Za-z_.][A-Za-z0-9_.]*", left) and \
-            re.fullmatch(r"[A-Za-z_.][A-Za-z0-9_.]*", right)
-        if not names:
-            b.problems.append(f"line {s.line}: only an equality of two labels (a == b) is "
-                              f"supported so far, not {s.text!r}; give both elements one "
-                              f"label.")
+        bare = [k for k, side in enumerate(sides) if side is not None and side[0] == 1.0
+                and side[1] in labels]
+        if not bare or sides[1 - bare[-1]] is None:
+            b.problems.append(f"line {s.line}: {s.text!r}: == needs a free label on one "
+                              f"side and a free label, a multiple of one (2*b, b/2, -b) "
+                              f"or a number on the other; the labels are {labels}.")
             continue
-        missing = [n for n in (left, right) if n not in labels]
-        if missing:
-            b.problems.append(f"line {s.line}: {missing} in {s.text!r} label no free "
+        old = sides[bare[-1]][1]
+        coef, new = sides[1 - bare[-1]]
+        if new is not None and (new not in labels or new == old):
+            b.problems.append(f"line {s.line}: {new!r} in {s.text!r} labels no other free "
                               f"parameter; the labels are {labels}.")
             continue
-        for row in b.rows:
-            if row.label == right:
-                row.label = left
-        for level in levels:
-            for mat in level.matrices.values():
-                mat.label[mat.label == right] = left
-        if right in b.starts:
-            b.starts.setdefault(left, b.starts.pop(right))
+        _replace_label(b, levels, s, old, coef, new)
+
+
+def _replace_label(b, levels, s, old, coef, new):
+    """Every element labelled old (or a multiple of it) becomes coef times new, or (new
+    None) is fixed at coef; the parameter table follows."""
+    matrices = [(kind, m) for level in levels for kind, m in
+                list(level.matrices.items()) + list(level.down.items())]
+    start = next((m.value[r, c] / scaled_label(m.label[r, c])[0] for _, m in matrices
+                  for (r, c), lab in np.ndenumerate(m.label)
+                  if lab is not None and scaled_label(lab)[1] == new), 0.0)
+    for kind, m in matrices:
+        for (r, c), lab in np.ndenumerate(m.label):
+            c0, name = scaled_label(lab) if lab is not None else (1.0, None)
+            if name != old:
+                continue
+            if new is None:
+                m.pattern[r, c], m.value[r, c], m.label[r, c] = 0.0, c0 * coef, None
+            elif c0 * coef != 1.0 and kind not in SCALED_TYPES:
+                b.problems.append(f"line {s.line}: {s.text!r} would make a variance or "
+                                  f"covariance ({old}) a multiple of {new}; only loadings, "
+                                  f"regressions and intercepts can be.")
+                return
+            else:
+                m.label[r, c], m.value[r, c] = _scaled(c0 * coef, new), c0 * coef * start
+    for row in b.rows:
+        if row.label == old:
+            if new is None:
+                row.free, row.label, row.value = False, None, coef
+            else:
+                row.shown = row.shown or (old if coef != 1.0 else None)
+                row.label, row.coef = new, row.coef * coef
+    if new is None:
+        b.fixed_labels[old] = coef
+    else:
+        b.aliases[old] = (coef, new)
+    b.starts.pop(old, None)
 
 
 def _defined(b):
     """The := statements compiled (expression.py), each reading labels of free or
     labelled fixed elements, or names defined before it."""
     from .expression import ExpressionError, compile_expression
-    out, known = [], set(_free_labels(b)) | set(b.fixed_labels)
+    out, known = [], set(_free_labels(b)) | set(b.fixed_labels) | set(b.aliases)
     for s in b.defined:
         name = s.lhs[0].strip()
         try:

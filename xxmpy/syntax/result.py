@@ -82,11 +82,11 @@ class SemResult:
             key = (names.index(child), -1 if parent is None else names.index(parent), kind)
             shape = problem.slots.shape[key]
             est = float(problem.matrix(theta, key, shape)[r.row, r.col])
-            se = float(table.loc[r.label, "se"]) if r.free else np.nan
+            se = abs(r.coef) * float(table.loc[r.label, "se"]) if r.free else np.nan
             z = est / se if r.free and se > 0 else np.nan
             low, high = est - z_crit * se, est + z_crit * se
-            if r.free and "lower" in table.columns:
-                low, high = table.loc[r.label, ["lower", "upper"]]
+            if r.free and "lower" in table.columns:     # a == c*b: c times b's limits
+                low, high = sorted(r.coef * table.loc[r.label, ["lower", "upper"]])
             std_all = np.nan
             if std is not None:
                 names_of = self._variable_names(child, parent, kind, r.row, r.col)
@@ -96,7 +96,8 @@ class SemResult:
                 if at in std.index:
                     std_all = float(np.atleast_1d(std.loc[at, "std_all"])[0])
             out.append({"lhs": r.lhs, "op": r.op if r.op != "~1" else "~1", "rhs": r.rhs,
-                        "level": r.level, "label": r.label or "", "est": est, "se": se,
+                        "level": r.level, "label": r.shown or r.label or "", "est": est,
+                        "se": se,
                         "z": z, "pvalue": 2 * norm.sf(abs(z)) if np.isfinite(z) else np.nan,
                         "ci_lower": low, "ci_upper": high, "std_all": std_all})
         out += self._defined_rows(z_crit)
@@ -105,8 +106,7 @@ class SemResult:
     def defined_values(self, theta):
         """{name: value} of the defined parameters (:=) at parameters theta (k,), in
         order (each may read the ones before it)."""
-        values = dict(self.syntax.fixed_labels)
-        values.update(zip(self.fit.labels, np.asarray(theta, float)))
+        values = self.syntax.label_values(self.fit.labels, theta)
         out = {}
         for d in self.syntax.defined:
             values[d.name] = out[d.name] = float(d.function(values))

@@ -164,3 +164,15 @@ modelledx <- '
 '
 cat("model modelledx\n")
 show(sem(modelledx, data = Demo.twolevel, meanstructure = TRUE, information = "observed"))
+# equality constraints beyond two labels: a multiple of a label, a label at a number
+linear <- '
+  f1 =~ y1 + a*y2 + b*y3
+  f2 =~ y4 + c*y5 + d*y6
+  f2 ~ e*f1
+  a == 2*b
+  d == 0.7
+  c == e/2
+  ae := a*e
+'
+cat("model linear\n")
+show(sem(linear, data = Demo.twolevel, meanstructure = TRUE, information = "observed"))
