@@ -494,7 +494,8 @@ def test_parts_across_levels_errors_name_the_variable_and_the_fix():
         xm.sem("level: 1\n f =~ y1 + y2 + y3\nlevel: 2\n f =~ y1 + y2 + y3", demo(),
                cluster="cluster")
     with pytest.raises(xm.SpecificationError,
-                       match="'fr' .a latent of level 2. is named at level 3: with crossed"):
+                       match=r"'fr' \(a variable of level 2\) is named at level 3, which is "
+                             r"not above level 2"):
         xm.sem("level: 1\n r1 ~~ r2\nlevel: rater\n fr =~ r1 + r2\nlevel: target\n"
                " fr ~~ fr", data, cluster=["rater", "target"])
 
@@ -747,3 +748,42 @@ def test_equalities_to_multiples_and_numbers_match_lavaan():
     assert ae.se == pytest.approx(0.06421758, rel=1e-3)
     with pytest.raises(xm.SpecificationError, match="would make a variance or covariance"):
         xm.sem("f1 =~ y1 + y2 + y3\n y1 ~~ v*y1\n y2 ~~ w*y2\n v == 2*w", demo())
+
+
+def nested_and_crossed(seed=8, n_districts=6, schools_per=4, n_hoods=12, n=900):
+    """Students in schools in districts, crossed with neighbourhoods: two ratings y1, y2
+    with a part at every cluster level."""
+    rng = np.random.default_rng(seed)
+    school = rng.integers(0, n_districts * schools_per, n)
+    hood = (school // schools_per * 2 + rng.integers(0, 3, n)) % n_hoods
+    effect = (rng.normal(0, 0.6, n_districts)[school // schools_per]
+              + rng.normal(0, 0.5, n_districts * schools_per)[school]
+              + rng.normal(0, 0.4, n_hoods)[hood])
+    y = effect[:, None] * [1.0, 0.8] + rng.normal(0, 1.0, (n, 2))
+    return pd.DataFrame(dict(school=school, district=school // schools_per, hood=hood,
+                             y1=y[:, 0], y2=y[:, 1]))
+
+
+def test_nested_chains_crossed_with_each_other():
+    """Clusters read from the data: schools within districts (a chain) crossed with
+    neighbourhoods. A y's parts at school, district and neighbourhood give lme4's model
+    y ~ 1 + (1|school) + (1|district) + (1|hood) ([lme4] through xm.lmer, the same
+    -2 log L); the summary states the structure; a latent of the chain is no variable of
+    the crossed level."""
+    data = nested_and_crossed()
+    fit = fitted("level: 1\n y1 ~~ y1\nlevel: school\n y1 ~~ y1\nlevel: district\n y1 ~~ y1\n"
+                 "level: hood\n y1 ~~ y1", data, cluster=["school", "district", "hood"])
+    lmer = xm.lmer("y1 ~ 1 + (1|school) + (1|district) + (1|hood)", data, REML=False)
+    assert fit.converged
+    assert fit.deviance == pytest.approx(lmer.deviance, abs=1e-6)
+    assert "Levels                      nested and crossed: row in school in district, " \
+           "and in hood" in fit.summary()
+    assert fit.model.spec.submodels["row"].parents == ["school", "hood"]
+    assert fit.model.spec.submodels["school"].parents == ["district"]
+    two = fitted("level: 1\n f =~ y1 + l*y2\nlevel: school\n f ~~ f\nlevel: district\n"
+                 " f ~~ f\nlevel: hood\n f ~~ f", data, cluster=["school", "district", "hood"])
+    assert two.converged and two.n_parameters == 9
+    with pytest.raises(xm.SpecificationError, match=r"'fd' \(a variable of level 3\) is "
+                                                    r"named at level 4, which is not above"):
+        xm.sem("level: 1\n y1 ~~ y1\nlevel: school\n y1 ~~ y1\nlevel: district\n fd =~ y1\n"
+               "level: hood\n fd ~~ fd", data, cluster=["school", "district", "hood"])

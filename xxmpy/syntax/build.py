@@ -2,8 +2,9 @@
 
 Levels: one block, or ``level:`` blocks (numbered, or named after their cluster
 columns) with cluster= the cluster columns, the lowest first. From the data the
-clusters are a chain (each within the next: students in classes in schools) or
-crossed (ratings in raters and in targets: every cluster a parent of the rows).
+clusters are chains of nested clusters (students in classes in schools) crossed
+with each other (ratings in raters and in targets; schools in districts crossed
+with neighbourhoods): the bottom of each chain is a parent of the rows.
 
 Roles, per level block:
   latent   the left-hand side of =~
@@ -151,14 +152,24 @@ class SyntaxModel:
 
     @property
     def structure(self):
-        """The levels as read from the data: 'one level', 'nested: row in a in b' or
-        'crossed: row in a and in b'."""
-        names = [level.name for level in self.levels]
-        if len(names) == 1:
+        """The levels as read from the data: 'one level', 'nested: row in a in b',
+        'crossed: row in a and in b', or chains crossed with each other ('nested and
+        crossed: row in a in b, and in c')."""
+        rows, levels = self.levels[0], self.levels[1:]
+        if not levels:
             return "one level"
-        if self.crossed:
-            return f"crossed: {names[0]} in " + " and in ".join(names[1:])
-        return "nested: " + " in ".join(names)
+        chains = []
+        for bottom in [lev for lev in levels if lev.below is rows]:
+            chain, at = [bottom.name], bottom
+            while any(up.below is at for up in levels):
+                at = next(up for up in levels if up.below is at)
+                chain.append(at.name)
+            chains.append(" in ".join(chain))
+        if len(chains) == 1:
+            return f"nested: {rows.name} in {chains[0]}"
+        kind = "crossed" if len(chains) == len(levels) else "nested and crossed"
+        return f"{kind}: {rows.name} in " + ", and in ".join(chains) \
+            if kind != "crossed" else f"crossed: {rows.name} in " + " and in ".join(chains)
 
 
 @dataclass
@@ -207,7 +218,8 @@ def _roles(statements, latents):
     seen, strong, regressors = [], set(), set()
     for s in statements:
         rhs = [t.name for t in s.rhs if t.name != "1"]
-        seen += [n for n in list(s.lhs) + rhs if n not in latents and n not in seen]
+        seen += [n for n in dict.fromkeys(list(s.lhs) + rhs)
+                 if n not in latents and n not in seen]
         if s.op == "=~":
             strong.update(rhs)
         elif s.op == "~" and rhs:
@@ -266,26 +278,55 @@ class Builder:
             self.row = "_" + self.row
 
     def _check_nesting(self):
-        """The clusters' structure from the data: a chain (each cluster column within
-        the next: students in classes in schools) or crossed (no column within another:
-        each is a parent of the rows, ratings in raters and in targets)."""
-        self.crossed = False
-        pairs = list(zip(self.clusters, self.clusters[1:]))
-        nested = [(self.data.groupby(a)[b].nunique().max() <= 1) for a, b in pairs]
-        if all(nested):
+        """The clusters' structure from the data: chains of nested clusters (students in
+        classes in schools), crossed with each other (ratings in raters and in targets;
+        schools in districts crossed with neighbourhoods). Sets ``below`` (level number
+        -> the level number its carriers reach: the cluster it directly contains, or 1
+        for the rows) and ``crossed`` (more than one chain)."""
+        names = self.clusters
+        self.crossed, self.below_of = False, {}
+        if not names:
             return
-        crossed = all(self.data.groupby(a)[b].nunique().max() > 1 and
-                      self.data.groupby(b)[a].nunique().max() > 1
-                      for a, b in itertools.combinations(self.clusters, 2))
-        if crossed:
-            self.crossed = True
-            return
-        inner, outer = next(p for p, ok in zip(pairs, nested) if not ok)
-        spread = self.data.groupby(inner)[outer].nunique()
-        self.problems.append(f"cluster {inner!r} is not nested in {outer!r} (unit "
-                             f"{spread.idxmax()!r} of {inner!r} is in {spread.max()} units "
-                             f"of {outer!r}), and the clusters are not all crossed either; "
-                             f"give a nested chain (lowest first) or crossed clusters.")
+        within = {(a, b): bool(self.data.groupby(a)[b].nunique().max() <= 1)
+                  for a in names for b in names if a != b}
+        number = {name: k + 2 for k, name in enumerate(names)}
+        container = {}
+        for a in names:
+            outer = [b for b in names if b != a and within[(a, b)]]
+            same = [b for b in outer if within[(b, a)]]
+            if same:
+                self.problems.append(f"clusters {a!r} and {same[0]!r} group the rows the "
+                                     f"same way; give one of them.")
+                return
+            for b, d in itertools.combinations(outer, 2):
+                if not (within[(b, d)] or within[(d, b)]):
+                    self.problems.append(f"cluster {a!r} is within {b!r} and within {d!r}, "
+                                         f"which are crossed; a cluster may sit in one chain "
+                                         f"of nested clusters only.")
+                    return
+            late = [b for b in outer if names.index(b) < names.index(a)]
+            if late:
+                spread = self.data.groupby(late[0])[a].nunique()
+                self.problems.append(
+                    f"cluster {late[0]!r} is not nested in {a!r} (unit {spread.idxmax()!r} "
+                    f"of {late[0]!r} is in {spread.max()} units of {a!r}), but {a!r} is "
+                    f"within {late[0]!r}: give cluster= lowest first.")
+                return
+            if outer:                   # the innermost of them: within all the others
+                container[a] = next(b for b in outer
+                                    if all(within[(b, d)] for d in outer if d != b))
+        children = {}
+        for a, b in container.items():
+            children.setdefault(b, []).append(a)
+        for b, inner in children.items():
+            if len(inner) > 1:
+                self.problems.append(f"cluster {b!r} directly contains {inner}, which are "
+                                     f"crossed; each cluster may contain one chain.")
+                return
+        for name in names:
+            inner = children.get(name)
+            self.below_of[number[name]] = number[inner[0]] if inner else 1
+        self.crossed = sum(1 for k in self.below_of.values() if k == 1) > 1
 
     # ----------------------------------------------------------------- roles
     def _check_columns(self, names, statements):
@@ -407,37 +448,52 @@ class Builder:
                                      f"recursive.")
                 break
 
+    def path_down(self, k):
+        """The level numbers from level k's below down to the rows (1)."""
+        out = []
+        while k != 1:
+            k = self.below_of.get(k, 1)
+            out.append(k)
+        return out
+
     def _carriers(self, found, ys1):
         """The _Levels from found [(latents, own ys, own xs, named parts, folded parts)]:
-        each level's carriers are its named parts that are not folded and, in a chain,
-        the parts of the levels above that come from below it (their path down)."""
-        needed, carriers_of = [], {}
-        for k in range(len(found), 1, -1):               # level numbers, the top first
+        each level's carriers are its named parts that are not folded and the parts of
+        the levels above it in its chain that come from below it (their path down)."""
+        needed = {k: [] for k in range(1, len(found) + 1)}
+        carriers_of = {}
+        depth = {k: len(self.path_down(k)) for k in range(2, len(found) + 1)}
+        for k in sorted(depth, key=lambda k: -depth[k]):     # containers first
             lat, own_ys, own_xs, named, folded = found[k - 1]
+            path = self.path_down(k)
             for name in named:
-                if self.crossed and self.origin[name] != 1:
-                    self.problems.append(f"{name!r} (a latent of level "
-                                         f"{self.origin[name]}) is named at level {k}: with "
-                                         f"crossed clusters only the rows' variables have "
-                                         f"parts at the cluster levels.")
-            clash = [n for n in folded if n in needed]
+                if self.origin[name] not in path:
+                    self.problems.append(f"{name!r} (a variable of level "
+                                         f"{self.origin[name]}) is named at level {k}, which "
+                                         f"is not above level {self.origin[name]} (the levels "
+                                         f"below it are {path}); a variable has parts only "
+                                         f"at the levels above its own.")
+            clash = [n for n in folded if n in needed[k]]
             for name in clash:
                 self.problems.append(f"{name!r} has variance 0 at level {k} (~~ 0*) but a "
                                      f"part at a level above, which reaches the rows through "
                                      f"level {k}; free its variance at level {k}.")
-            here = [n for n in named if n not in folded] + needed
+            here = [n for n in named if n not in folded] + needed[k]
             carriers_of[k] = [y for y in ys1 if y in here] + \
                 [n for n in dict.fromkeys(here) if n not in ys1]
-            if not self.crossed:
-                needed = [n for n in dict.fromkeys(named + needed) if self.origin[n] < k - 1]
+            below = path[0]
+            if below != 1:
+                needed[below] = list(dict.fromkeys(
+                    needed[below] + [n for n in named + needed[k]
+                                     if self.origin[n] != below and self.origin[n] in path]))
         names = [self.row] + self.clusters
         out = []
         for k, (lat, own_ys, own_xs, named, folded) in enumerate(found, start=1):
             parts = carriers_of.get(k, [])
             out.append(_Level(names[k - 1], k, own_ys, own_xs, lat + parts, parts,
                               [n for n in folded if n not in parts]))
-        for k, level in enumerate(out[1:], start=1):
-            level.below = out[0] if self.crossed else out[k - 1]
+        for level in out[1:]:
+            level.below = out[self.below_of.get(level.number, 1) - 1]
         return out
 
     # ------------------------------------------------------------- elements
@@ -559,13 +615,15 @@ class Builder:
                                      f"or both latent.")
 
     def _intercept(self, rows, y, term, number, user=True):
-        """The intercept of a rows' y with parts above: in a chain on its level-2 carrier
-        (alpha: lavaan's level-2 intercept, the mean of its between part, so that
-        regressions among between parts have lavaan's intercepts); otherwise (crossed
-        clusters, a folded part) the rows' nu."""
-        second = self.all_levels[1] if len(self.all_levels) > 1 else None
-        if second is not None and not self.crossed and y in second.parts:
-            self.put(second, "alpha", y, "1", term, y, "~1", "", user=user, number=number)
+        """The intercept of a rows' y with parts above: on its carrier at the level just
+        above the rows when one such level holds it (alpha: lavaan's level-2 intercept,
+        the mean of its between part, so that regressions among between parts have
+        lavaan's intercepts); otherwise (parts in crossed clusters, a folded part) the
+        rows' nu."""
+        holders = [lev for lev in self.all_levels[1:] if lev.below is rows and y in lev.parts]
+        if len(holders) == 1:
+            self.put(holders[0], "alpha", y, "1", term, y, "~1", "", user=user,
+                     number=number)
         else:
             self.put(rows, "nu", y, "1", term, y, "~1", "", user=user, number=number)
 
@@ -805,7 +863,7 @@ def _model(b, levels):
     data, names = b.data, [level.name for level in levels]
     m = Model(names, name="sem")
     for k, level in enumerate(levels):
-        parents = (names[1:] if k == 0 else []) if b.crossed else names[k + 1:k + 2]
+        parents = [up.name for up in levels[1:] if up.below is level]
         xs = [x for x in level.names["x"] if x not in level.copies.values()]
         if k == 0:                    # with the random slopes' xs (data. columns)
             columns = level.names["y"] + xs + parents + [s.rhs[1].name for s in b.slopes]
