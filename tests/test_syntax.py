@@ -787,3 +787,28 @@ def test_nested_chains_crossed_with_each_other():
                                                     r"named at level 4, which is not above"):
         xm.sem("level: 1\n y1 ~~ y1\nlevel: school\n y1 ~~ y1\nlevel: district\n fd =~ y1\n"
                "level: hood\n fd ~~ fd", data, cluster=["school", "district", "hood"])
+
+
+def test_cluster_structure_and_covariate_errors_name_the_columns():
+    """Clusters that group the rows alike, a cluster within two crossed clusters, a
+    cluster containing two crossed clusters, and a covariate named at two levels are
+    refused, each naming the columns and the fix."""
+    data = nested_and_crossed()
+    with pytest.raises(xm.SpecificationError, match="clusters 'school' and 'copy' group the "
+                                                    "rows the same way"):
+        xm.sem("level: 1\n y1 ~~ y1\nlevel: school\n y1 ~~ y1\nlevel: copy\n y1 ~~ y1",
+               data.assign(copy=data.school + 100), cluster=["school", "copy"])
+    cell = data.assign(cell=data.school * 100 + data.hood)
+    with pytest.raises(xm.SpecificationError, match="cluster 'cell' is within 'school' and "
+                                                    "within 'hood', which are crossed"):
+        xm.sem("level: 1\n y1 ~~ y1\nlevel: cell\n y1 ~~ y1\nlevel: school\n y1 ~~ y1\n"
+               "level: hood\n y1 ~~ y1", cell, cluster=["cell", "school", "hood"])
+    two = data.assign(half=data.school * 2 + data.index % 2,      # two crossed groupings
+                      third=data.school * 3 + data.index % 3)     # within each school
+    with pytest.raises(xm.SpecificationError, match=r"'school' directly contains \['half', "
+                                                    r"'third'\], which are crossed"):
+        xm.sem("level: 1\n y1 ~~ y1\nlevel: half\n y1 ~~ y1\nlevel: third\n y1 ~~ y1\n"
+               "level: school\n y1 ~~ y1", two, cluster=["half", "third", "school"])
+    with pytest.raises(xm.SpecificationError, match="'x1' is a covariate at level 1 and is "
+                                                    "named at level 2.*write 'x1 ~~ x1'"):
+        xm.sem(TUTORIAL.replace("fb ~ w1 + w2", "fb ~ x1 + w1"), demo(), cluster="cluster")
