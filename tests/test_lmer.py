@@ -290,6 +290,32 @@ def test_ml_fixef_and_vcov_equal_the_dense_gls_either_way(formula, name, monkeyp
     assert other.vcov.to_numpy() == pytest.approx(res.vcov.to_numpy(), rel=1e-10)
 
 
+@pytest.mark.parametrize("formula, name", [
+    ("Reaction ~ Days + (Days | Subject)", "sleepstudy"),
+    ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin"),
+    (THREE, "three_level_sim"),
+])
+def test_reml_deviance_and_modes_come_from_the_reml_form(formula, name):
+    """A REML fit takes its deviance (REML criterion - log|X'V^-1X| + p log 2 pi) and its
+    modes (the posterior means of the REML form: Henderson's BLUPs at the GLS fixed
+    effects) without the ML form; they equal the ML form evaluated at the REML estimates
+    and the GLS fixed effects, whose posterior also gives the conditional variances
+    (computed when first asked)."""
+    from xxmpy.engine import deviance, latent_posterior
+    from xxmpy.lmm.result import values_for
+    from xxmpy.lmm.to_xxm import build_model
+    res = xm.lmer(formula, load(name))
+    assert res._condvar is None
+    problem = build_model(res.design, False).compile()
+    theta = values_for(problem, {**res.variance_parameters, **res.fixef.to_dict()})
+    assert res.deviance == pytest.approx(deviance(problem, theta), rel=1e-11)
+    post = latent_posterior(problem, theta)
+    for f in res.design.factors:
+        mean, cov = post[problem.level_names.index(f.name)]
+        assert res.ranef()[f.name].to_numpy() == pytest.approx(mean, rel=1e-8, abs=1e-10)
+        assert res.condvar()[f.name] == pytest.approx(cov, rel=1e-10)
+
+
 def test_reml_gradient_matches_finite_differences_and_the_numpy_twin():
     res = xm.lmer(THREE, load("three_level_sim"))
     problem = res.model.compile()

@@ -11,8 +11,12 @@ Every number is computed from the fitted xxM model(s):
   analytic gradient give exactly (up to rounding), and one Newton step from the
   fit's beta is the GLS estimate (no second model is compiled);
 * conditional modes and variances of the random effects: the posterior of
-  the etas given y and the fixed effects (lme4's ranef and condVar);
-* deviance (-2 log L of the ML form) and REML criterion at the estimates.
+  the etas given y and the fixed effects (lme4's ranef and condVar); a REML
+  fit takes its modes from the REML form's posterior means (Henderson's BLUPs
+  at the GLS fixed effects, the same numbers) and computes the conditional
+  variances from the ML form only when they are asked for;
+* deviance (-2 log L of the ML form) and REML criterion at the estimates; a
+  REML fit's deviance is REML criterion - log|X'V^-1X| + p log 2 pi.
 """
 import warnings
 
@@ -73,14 +77,22 @@ class LmerResult(InformationCriteria):
         theta = values_for(problem, self.variance_parameters)
         names = self.design.fixed_names
         flat = [k for k, lev in enumerate(problem.levels) if lev.flat]
+        post = latent_posterior(problem, theta)
         if flat:
-            mean, cov = latent_posterior(problem, theta)[flat[0]]
+            mean, cov = post[flat[0]]
             mean, cov = mean[0], cov[0]
         else:                   # no fixed effects (y ~ 0 + ...): REML is ML
             mean, cov = np.zeros(0), np.zeros((0, 0))
         self._fixef = pd.Series(mean, index=names, name="Estimate", dtype=float)
         self._vcov = pd.DataFrame(cov, index=names, columns=names)
         self.reml_criterion = float(xxm_deviance(problem, theta)) if self.reml else None
+        if self.reml:
+            # the REML form gives the rest without the ML form: the random effects'
+            # posterior means are their modes at the GLS fixed effects (Henderson), and
+            # -2 log L = REML criterion - log|X'V^-1X| + p log 2 pi
+            self._modes = self._modes_from(problem, post)
+            self.deviance = self.reml_criterion + float(np.linalg.slogdet(cov)[1]) + \
+                len(names) * np.log(2.0 * np.pi) if len(names) else self.reml_criterion
 
     def _gls_from_ml(self, names):
         """GLS fixed effects and (X'V^-1X)^-1 from the ML form (module docstring); False
@@ -114,17 +126,36 @@ class LmerResult(InformationCriteria):
     def _ml_values(self):
         return {**self.variance_parameters, **self._fixef.to_dict()}
 
+    def _modes_from(self, problem, post):
+        """{factor: DataFrame of the posterior means} from latent_posterior's output."""
+        out = {}
+        for f in self.design.factors:
+            mean = post[problem.level_names.index(f.name)][0]
+            out[f.name] = pd.DataFrame(mean, index=f.groups, columns=f.effect_names)
+        return out
+
     def _conditional_modes(self):
+        """Modes, conditional variances (given y and the fixed effects: the ML form's
+        posterior) and deviance; a REML fit has its modes and deviance from _gls and
+        computes the conditional variances when first asked (_condvars)."""
+        self._condvar = None
+        if self.reml:
+            return
         problem = self._form(False)
         theta = values_for(problem, self._ml_values())
         self.deviance = float(xxm_deviance(problem, theta))
         post = latent_posterior(problem, theta)
-        self._modes, self._condvar = {}, {}
-        for f in self.design.factors:
-            k = problem.level_names.index(f.name)
-            mean, cov = post[k]
-            self._modes[f.name] = pd.DataFrame(mean, index=f.groups, columns=f.effect_names)
-            self._condvar[f.name] = cov
+        self._modes = self._modes_from(problem, post)
+        self._condvar = {f.name: post[problem.level_names.index(f.name)][1]
+                         for f in self.design.factors}
+
+    def _condvars(self):
+        if self._condvar is None:
+            problem = self._form(False)
+            post = latent_posterior(problem, values_for(problem, self._ml_values()))
+            self._condvar = {f.name: post[problem.level_names.index(f.name)][1]
+                             for f in self.design.factors}
+        return self._condvar
 
     # ----------------------------------------------------------------- lme4 accessors
     @property
@@ -222,14 +253,14 @@ class LmerResult(InformationCriteria):
 
     def condvar(self):
         """{factor: (n_groups, m, m)} conditional covariances of the random effects."""
-        return {k: v.copy() for k, v in self._condvar.items()}
+        return {k: v.copy() for k, v in self._condvars().items()}
 
     def ranef_table(self, level=0.95):
         """Long table: factor, group, effect, mode, sd, lower, upper (prediction intervals)."""
         z = norm.ppf(0.5 + level / 2)
         parts = []
         for f in self.design.factors:
-            modes, cv = self._modes[f.name], self._condvar[f.name]
+            modes, cv = self._modes[f.name], self._condvars()[f.name]
             for k, eff in enumerate(modes.columns):
                 sd = np.sqrt(cv[:, k, k])
                 parts.append(pd.DataFrame({
