@@ -168,7 +168,8 @@ def xxmFree(model: Model) -> Model:
 
 
 def xxmCI(model: Model, level: float = 0.95, parameters: Sequence[str] | None = None,
-          n_jobs: int | None = None, progress: bool | None = None) -> Model:
+          n_jobs: int | None = None, progress: bool | None = None,
+          executor=None) -> Model:
     """Profile-likelihood CIs of the last fit; xxmSummary shows them from then on.
 
     Parameters
@@ -183,6 +184,8 @@ def xxmCI(model: Model, level: float = 0.95, parameters: Sequence[str] | None = 
         predicted to take under 0.25 s).
     progress : bool, optional
         Draw a progress bar (default: when stderr is a terminal).
+    executor : concurrent.futures.Executor or dask.distributed.Client, optional
+        Run the limits there (each limit one task; the same intervals).
 
     Returns
     -------
@@ -192,5 +195,6 @@ def xxmCI(model: Model, level: float = 0.95, parameters: Sequence[str] | None = 
     m = _model(model, "xxmCI")
     if m.result is None:
         raise RuntimeError("xxmCI: the model has not been fitted; call xxmRun(model) first.")
-    m.result.profile_ci(level=level, parameters=parameters, n_jobs=n_jobs, progress=progress)
+    m.result.profile_ci(level=level, parameters=parameters, n_jobs=n_jobs, progress=progress,
+                        executor=executor)
     return m

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import chdtri
 
-from . import forked
+from . import executors, forked
 from ..engine import deviance_and_gradient
 from .limit_search import Found, search_limit
 from ..fit.optimize import fit_problem, variance_floor
@@ -453,14 +453,22 @@ class _Progress:
             sys.stderr.flush()
 
 
-def profile_ci(result, level=0.95, parameters=None, n_jobs=None, progress=None):
+def _profile_task(ctx, task):
+    """One limit (an executor's task): profile_side(ctx, j, side)."""
+    return profile_side(ctx, *task)
+
+
+def profile_ci(result, level=0.95, parameters=None, n_jobs=None, progress=None,
+               executor=None):
     """Profile-likelihood CIs of a FitResult's parameters; returns a ProfileCI.
 
     parameters: labels (default all); n_jobs: processes working on the limits
     (forked.py; default: the machine's cores, unless the whole job is predicted
     to take less than POOL_WORTH seconds, where forking costs more than it
-    saves; 1 runs in this process only); progress: draw a progress bar on stderr (default:
-    when stderr is a terminal). Results do not depend on n_jobs.
+    saves; 1 runs in this process only); executor: a concurrent.futures.Executor
+    or a dask.distributed.Client to run the limits on instead (executors.py; n_jobs
+    is then ignored); progress: draw a progress bar on stderr (default: when stderr
+    is a terminal). Results do not depend on n_jobs or the executor.
     """
     if not 0 < level < 1:
         raise ValueError(f"xxmCI: level must be between 0 and 1, got {level!r}.")
@@ -479,7 +487,11 @@ def profile_ci(result, level=0.95, parameters=None, n_jobs=None, progress=None):
     n_jobs = _default_jobs(result.record, len(tasks)) if n_jobs is None else max(1, int(n_jobs))
     n_jobs = min(n_jobs, len(tasks))
     bar = _Progress(len(tasks), sys.stderr.isatty() if progress is None else progress)
-    if n_jobs > 1 and forked.available():
+    if executor is not None:
+        found = executors.executor_map(executor, _profile_task, ctx, tasks, bar.tick)
+        out = dict(zip(tasks, found))
+        n_jobs = executors.workers(executor) or n_jobs
+    elif n_jobs > 1 and forked.available():
         found = forked.forked_map(lambda task: profile_side(ctx, *task), tasks, n_jobs,
                                   bar.tick)
         out = dict(zip(tasks, found))

@@ -393,7 +393,7 @@ class LmerResult(InformationCriteria):
 
     # ----------------------------------------------------------------- inference
     def profile_ci(self, level=0.95, parameters=None, n_jobs=None, progress=None,
-                   criterion="ml"):
+                   criterion="ml", executor=None):
         """Profile-likelihood CIs of the model's parameters, on the variance scale.
 
         criterion="ml" (the default; lme4's semantics): the profile of the ML
@@ -402,7 +402,8 @@ class LmerResult(InformationCriteria):
         parameter and every fixed effect gets an interval. criterion="reml": the
         profile of the REML criterion of a REML fit (variance parameters only: the
         fixed effects are integrated out). The intervals are kept (``.profile``,
-        and shown by ``confint`` and ``estimates``).
+        and shown by ``confint`` and ``estimates``). executor: a
+        concurrent.futures.Executor or dask.distributed.Client for the limits.
         """
         if criterion not in ("ml", "reml"):
             raise ValueError(f"profile_ci: criterion= must be 'ml' or 'reml', got "
@@ -411,7 +412,7 @@ class LmerResult(InformationCriteria):
             raise ValueError("profile_ci: criterion='reml' needs a REML fit; this fit is ML.")
         source = self.fit_result if (criterion == "reml" or not self.reml) else \
             self.refit_ml().fit_result
-        self.profile = source.profile_ci(level, parameters, n_jobs, progress)
+        self.profile = source.profile_ci(level, parameters, n_jobs, progress, executor)
         return self.profile
 
     def confint(self, level=0.95, method="profile", n_jobs=None, progress=None):

@@ -117,7 +117,7 @@ class FitResult(InformationCriteria):
         self._warn()
 
     def profile_ci(self, level: float = 0.95, parameters=None, n_jobs: int | None = None,
-                   progress: bool | None = None) -> ProfileCI:
+                   progress: bool | None = None, executor=None) -> ProfileCI:
         """Profile-likelihood CIs; kept as ``.profile``.
 
         Parameters
@@ -132,13 +132,16 @@ class FitResult(InformationCriteria):
             predicted to take under 0.25 s).
         progress : bool, optional
             Draw a progress bar on stderr (default: when stderr is a terminal).
+        executor : concurrent.futures.Executor or dask.distributed.Client, optional
+            Run the limits there instead (each limit one task; the same
+            intervals as in this process; n_jobs is then ignored).
 
         Returns
         -------
         ProfileCI
             The estimates table and the summary show the intervals from then on.
         """
-        self.profile = profile_ci(self, level, parameters, n_jobs, progress)
+        self.profile = profile_ci(self, level, parameters, n_jobs, progress, executor)
         return self.profile
 
     def correlation_ci(self, parameters=None, level: float = 0.95) -> pd.DataFrame:

@@ -22,11 +22,13 @@ class SemResult:
             raise AttributeError(name)
         return getattr(self.fit, name)
 
-    def profile_ci(self, level=0.95, parameters=None, n_jobs=None, progress=None):
+    def profile_ci(self, level=0.95, parameters=None, n_jobs=None, progress=None,
+                   executor=None):
         """Profile-likelihood CIs (FitResult.profile_ci) of the model's parameters and,
         by constrained fits, of the defined ones (defined_profile.py); parameters:
-        labels and defined names (default all). Returns the ProfileCI with the
-        defined parameters' rows added; parameter_estimates() shows the limits."""
+        labels and defined names (default all); executor: a concurrent.futures.Executor
+        or dask.distributed.Client for the parameters' limits. Returns the ProfileCI
+        with the defined parameters' rows added; parameter_estimates() shows them."""
         from scipy.special import chdtri
 
         from .defined_profile import defined_limits
@@ -41,7 +43,7 @@ class SemResult:
         own = None if wanted is None else [p for p in wanted if p not in names]
         defined = names if wanted is None else [p for p in wanted if p in names]
         ci = self.fit.profile_ci(level, own if own != [] else self.fit.labels[:1], n_jobs,
-                                 progress)
+                                 progress, executor)
         cutoff = float(chdtri(1, 1.0 - level))
         rows = []
         for name in defined:
