@@ -7,7 +7,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ["README.md", "docs/quickstart.md", "docs/for_xxm_users.md", "docs/for_lme4_users.md",
          "docs/for_lavaan_users.md", "docs/matrices.md", "docs/data.md", "docs/inference.md",
-         "docs/internals.md", "docs/networks.md"]
+         "docs/internals.md", "docs/networks.md", "docs/distributed.md"]
 
 
 def blocks(path):

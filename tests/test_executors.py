@@ -47,7 +47,7 @@ def test_profile_cis_on_a_dask_local_cluster_equal_the_in_process_ones(sleep_fit
     xxmCI takes the Client too."""
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         ci = sleep_fit.profile_ci(executor=client, progress=False)
         assert ci.n_jobs == 2

@@ -1,0 +1,87 @@
+"""Distributed evaluation (issue #22, xxmpy/distributed/): a nested model's -2 log L and
+gradient as a sum over shards of whole top-level units, compiled where they are
+evaluated, in this process or on a dask LocalCluster's two worker processes.
+
+Reference: the whole model compiled and evaluated in this process (the engine, itself
+checked against the dense oracle in test_oracle.py): equal to 1e-12 relative.
+"""
+import numpy as np
+import pandas as pd
+import pytest
+
+import factories
+import reference_models as ref
+import xxmpy as xm
+from xxmpy.distributed import ShardedLikelihood, shard_models
+from xxmpy.engine import deviance_and_gradient
+
+NESTED = [factories.nested_bivariate, factories.three_level, factories.random_slopes,
+          factories.latent_slope_within, factories.pastes_like, factories.data_offsets]
+
+
+def assert_same(sharded, problem, theta):
+    f, g = sharded.deviance_and_gradient(theta)
+    f0, g0 = deviance_and_gradient(problem, theta)
+    assert f == pytest.approx(f0, rel=1e-12)
+    np.testing.assert_allclose(g, g0, rtol=1e-12, atol=1e-12 * np.abs(g0).max())
+
+
+@pytest.mark.parametrize("factory", NESTED, ids=lambda f: f.__name__)
+def test_shards_sum_to_the_whole_models_likelihood_and_gradient(factory):
+    """Nested two- and three-level models, missing values, random slopes (data.
+    loadings), latent slopes: at the start values and at random parameters, for 1, 3
+    and 8 shards."""
+    model = factory()
+    problem = model.compile()
+    rng = np.random.default_rng(4)
+    for n_shards in (1, 3, 8):
+        sharded = ShardedLikelihood(model, n_shards)
+        assert sharded.labels == list(problem.params.labels)
+        assert_same(sharded, problem, problem.params.start)
+        assert_same(sharded, problem, factories.random_theta(problem, rng))
+
+
+def test_the_split_depends_on_the_data_and_the_shard_count_only():
+    """Whole top units per shard, largest first to the least loaded shard; every row in
+    exactly one shard."""
+    model = factories.three_level()
+    spec = model.spec
+    shards = shard_models(model, 3)
+    assert len(shards) == 3
+    for level in spec.levels:
+        sizes = [len(s.spec.submodels[level].data) for s in shards]
+        assert sum(sizes) == len(spec.submodels[level].data)
+    again = shard_models(model, 3)
+    for a, b in zip(shards, again):
+        for level in spec.levels:
+            assert a.spec.submodels[level].data.equals(b.spec.submodels[level].data)
+
+
+def test_crossed_and_flat_models_are_refused_with_the_reason():
+    with pytest.raises(ValueError, match=r"\['rater', 'target'\], not one top level"):
+        shard_models(factories.crossed_bivariate(), 2)
+    reml = xm.lmer("Reaction ~ Days + (Days | Subject)",
+                   pd.read_csv(ref.DATA / "sleepstudy.csv")).model
+    with pytest.raises(ValueError, match="are flat"):
+        shard_models(reml, 2)
+
+
+def test_shards_on_a_dask_local_cluster_give_the_same_likelihood():
+    """Two worker processes; the compiled shards stay on the workers, an evaluation
+    sends theta and adds the returned parts in shard order: the same numbers as the
+    in-process shards, bit for bit, and as the whole model to 1e-12."""
+    distributed = pytest.importorskip("distributed")
+    model = factories.three_level()
+    problem = model.compile()
+    theta = factories.random_theta(problem, np.random.default_rng(9))
+    local = ShardedLikelihood(model, 4)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as client:
+        remote = ShardedLikelihood(model, 4, client=client)
+        f, g = remote.deviance_and_gradient(theta)
+        held = client.has_what()
+        assert sum(len(keys) for keys in held.values()) >= 4     # the shards stay there
+    f_local, g_local = local.deviance_and_gradient(theta)
+    assert f == f_local and np.array_equal(g, g_local)
+    assert_same(local, problem, theta)

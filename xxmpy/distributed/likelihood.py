@@ -1,0 +1,76 @@
+"""-2 log L and its gradient of a nested model as sums over shards (shards.py).
+
+Each shard is compiled once where it is evaluated and kept there: in this process,
+or (client= a dask.distributed.Client) on a worker, where the compiled shard stays
+in memory as the result of a task and its data never return to the client. An
+evaluation sends the parameter vector to every shard and adds the returned
+(-2 log L, gradient) in shard order, so the sum does not depend on the number of
+workers or on where the shards run.
+"""
+import numpy as np
+
+from ..engine import deviance_and_gradient
+from .shards import shard_models
+
+DEFAULT_SHARDS = 8
+
+
+def _compile(model):
+    """A worker's task: compile one shard (the Problem stays on the worker)."""
+    problem = model.compile()
+    return problem
+
+
+def _evaluate(problem, theta):
+    """A worker's task: (-2 log L, gradient) of one shard at theta."""
+    f, g = deviance_and_gradient(problem, theta)
+    return float(f), np.asarray(g, float)
+
+
+def _labels(problem):
+    return list(problem.params.labels)
+
+
+class ShardedLikelihood:
+    """The model's -2 log L and gradient as a sum over ``n_shards`` shards.
+
+    labels: the parameters, in the order of the model's own parameter table (every
+    shard has the same one; checked); deviance_and_gradient(theta) -> (f, (k,) g).
+    """
+
+    def __init__(self, model, n_shards=DEFAULT_SHARDS, client=None):
+        self.models = shard_models(model, n_shards)
+        self.client = client
+        if client is None:
+            self.shards = [_compile(m) for m in self.models]
+            labels = [_labels(p) for p in self.shards]
+        else:
+            self.shards = [client.submit(_compile, m, pure=False) for m in self.models]
+            labels = client.gather([client.submit(_labels, s, pure=False)
+                                    for s in self.shards])
+        self.labels = labels[0]
+        if any(lab != self.labels for lab in labels):
+            raise ValueError("shards: the shards' parameter tables differ; a label is "
+                             "missing from some shard's data (a level with no units).")
+
+    @property
+    def n_shards(self):
+        return len(self.models)
+
+    def deviance_and_gradient(self, theta):
+        """(-2 log L, (k,) gradient) at theta, summed in shard order."""
+        theta = np.asarray(theta, float)
+        if self.client is None:
+            parts = [_evaluate(p, theta) for p in self.shards]
+        else:
+            parts = self.client.gather([self.client.submit(_evaluate, s, theta, pure=False)
+                                        for s in self.shards])
+        f = 0.0
+        g = np.zeros(len(self.labels))
+        for fs, gs in parts:
+            f += fs
+            g += gs
+        return f, g
+
+    def deviance(self, theta):
+        return self.deviance_and_gradient(theta)[0]

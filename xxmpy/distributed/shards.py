@@ -1,0 +1,91 @@
+"""A nested design split into shards: each shard holds whole units of the top level with
+every unit below them, so the shards are independent and -2 log L and its gradient
+are sums over them.
+
+The top level is the one level without parents; every unit of the other levels
+reaches one top unit through each of its parents (a chain or a tree of nested
+levels). Crossed designs (parents in different top units) and flat levels (fixed
+effects shared by all units) do not split this way and are refused. Top units go to shards largest first, each to the shard holding the
+fewest rows so far (ties to the lower index), so the split depends only on the data
+and the number of shards, never on the workers.
+"""
+import numpy as np
+import pandas as pd
+
+from ..api.model import Model
+from ..spec.objects import ModelSpec, SubmodelSpec
+
+
+def top_of(spec):
+    """(top level, {level: (n,) top unit id of each unit of the level's table}); raises
+    ValueError naming what prevents a split. A level may have several parents when they
+    are nested (a student linked to its teacher and to its school): all of them must
+    lead every unit to the same top unit."""
+    levels = list(spec.levels)
+    tops = [name for name in levels if not spec.submodels[name].parents]
+    flat = [name for name in levels if spec.submodels[name].flat]
+    if flat or len(tops) != 1:
+        why = f"level(s) {flat} are flat (fixed effects shared by every unit)" if flat \
+            else f"the levels without parents are {tops}, not one top level (crossed " \
+            f"levels)"
+        raise ValueError(f"shards: the model cannot be split into independent shards: "
+                         f"{why}.")
+    top = tops[0]
+    ids = {top: spec.submodels[top].data[top].to_numpy()}
+    pending = [name for name in levels if name != top]
+    while pending:
+        ready = [name for name in pending
+                 if all(p in ids for p in spec.submodels[name].parents)]
+        for name in ready:
+            table = spec.submodels[name].data
+            found = []
+            for parent in spec.submodels[name].parents:
+                lookup = pd.Series(ids[parent], index=spec.submodels[parent].data[parent])
+                found.append(lookup.reindex(table[parent].to_numpy()).to_numpy())
+            if any(not np.array_equal(found[0], other) for other in found[1:]):
+                raise ValueError(f"shards: the model cannot be split into independent "
+                                 f"shards: level {name!r} has parents "
+                                 f"{spec.submodels[name].parents} in different units of "
+                                 f"the top level {top!r} (crossed levels).")
+            ids[name] = found[0]
+            pending.remove(name)
+    return top, ids
+
+
+def assign(sizes, n_shards):
+    """(n_top,) the shard of each top unit: largest first to the least loaded shard."""
+    order = np.lexsort((np.arange(len(sizes)), -np.asarray(sizes)))
+    load, out = np.zeros(n_shards), np.empty(len(sizes), np.intp)
+    for unit in order:
+        shard = int(np.argmin(load))
+        out[unit] = shard
+        load[shard] += sizes[unit]
+    return out
+
+
+def shard_models(model, n_shards):
+    """[Model] of at most n_shards shards of ``model`` (module docstring), in shard
+    order; each has the model's levels and matrices and its share of every table."""
+    spec = model.spec
+    top, ids = top_of(spec)
+    top_ids = spec.submodels[top].data[top].to_numpy()
+    sizes = np.zeros(len(top_ids))
+    position = pd.Series(np.arange(len(top_ids)), index=top_ids)
+    for name in spec.levels:
+        at = position.reindex(ids[name]).to_numpy()
+        sizes += np.bincount(at, minlength=len(top_ids))
+    n_shards = max(1, min(int(n_shards), len(top_ids)))
+    shard_of_top = pd.Series(assign(sizes, n_shards), index=top_ids)
+    out = []
+    for shard in range(n_shards):
+        sub = Model(list(spec.levels), name=f"{model.name} [shard {shard + 1}/{n_shards}]",
+                    memory_limit_gb=model.memory_limit_gb)
+        submodels = {}
+        for name, s in spec.submodels.items():
+            keep = shard_of_top.reindex(ids[name]).to_numpy() == shard
+            submodels[name] = SubmodelSpec(s.level, list(s.parents), list(s.ys), list(s.xs),
+                                           list(s.etas), s.data[keep].reset_index(drop=True),
+                                           s.flat, dict(s.regressor_ys))
+        sub.spec = ModelSpec(list(spec.levels), submodels, list(spec.matrices))
+        out.append(sub)
+    return out
