@@ -69,7 +69,8 @@ def test_crossed_and_flat_models_are_refused_with_the_reason():
 def test_shards_on_a_dask_local_cluster_give_the_same_likelihood():
     """Two worker processes; the compiled shards stay on the workers, an evaluation
     sends theta and adds the returned parts in shard order: the same numbers as the
-    in-process shards, bit for bit, and as the whole model to 1e-12."""
+    in-process shards, bit for bit, and as the whole model to 1e-12; a fit with
+    executor= the Client is the in-process fit."""
     distributed = pytest.importorskip("distributed")
     model = factories.three_level()
     problem = model.compile()
@@ -82,6 +83,28 @@ def test_shards_on_a_dask_local_cluster_give_the_same_likelihood():
         f, g = remote.deviance_and_gradient(theta)
         held = client.has_what()
         assert sum(len(keys) for keys in held.values()) >= 4     # the shards stay there
+        on_workers = factories.three_level_factor(n_top=40).fit(executor=client, shards=4)
+    whole = factories.three_level_factor(n_top=40).fit()
+    assert on_workers.converged
+    assert on_workers.deviance == pytest.approx(whole.deviance, rel=1e-10)
+    np.testing.assert_allclose(on_workers.estimates.se.to_numpy(),
+                               whole.estimates.se.to_numpy(), rtol=1e-4)
     f_local, g_local = local.deviance_and_gradient(theta)
     assert f == f_local and np.array_equal(g, g_local)
     assert_same(local, problem, theta)
+
+
+def test_a_fit_on_shards_is_the_in_process_fit():
+    """Model.fit(shards=...) evaluates in shards (here in this process; executor= a dask
+    Client puts them on its workers): the same estimates, -2 log L and SEs as the
+    in-process fit, to the optimiser's rounding."""
+    whole = factories.three_level_factor(n_top=40).fit()
+    sharded = factories.three_level_factor(n_top=40).fit(shards=3)
+    assert sharded.converged and whole.converged
+    assert sharded.deviance == pytest.approx(whole.deviance, rel=1e-10)
+    np.testing.assert_allclose(sharded.record.estimate, whole.record.estimate, rtol=1e-5,
+                               atol=1e-6)
+    se = whole.estimates.se.to_numpy()
+    np.testing.assert_allclose(sharded.estimates.se.to_numpy(), se, rtol=1e-4)
+    with pytest.raises(TypeError, match="executor= must be a dask.distributed.Client"):
+        factories.three_level().fit(executor=object())

@@ -196,6 +196,13 @@ class Model:
             split across levels, loadings 1, regressions 0 or least squares), the
             written value= of free elements ignored; a vector: one value per
             parameter; default: the written start values.
+        executor : dask.distributed.Client, optional
+            Evaluate -2 log L and its gradient on the client's workers: the model is
+            split into ``shards`` shards of whole top-level units (a nested design),
+            each compiled and kept on a worker (docs/distributed.md); the fit is the
+            in-process one to rounding.
+        shards : int, optional
+            How many shards (default 8); the split depends on it and the data only.
         **options
             Passed to the optimiser (``max_iter``, ``gtol``, ``verbose``).
 
@@ -204,12 +211,15 @@ class Model:
         FitResult
             Also kept as ``model.result``.
         """
+        executor, shards = options.pop("executor", None), options.pop("shards", None)
         problem = self.compile()
         if isinstance(options.get("start"), str):
             if options["start"] != "auto":
                 raise ValueError(f"Model.fit: start= must be 'auto' or one value per "
                                  f"parameter, got {options['start']!r}.")
             options["start"] = auto_start(problem, self._checked)
+        if executor is not None or shards is not None:
+            options["evaluate"] = _sharded(self, executor, shards).deviance_and_gradient
         record = fit_problem(problem, **options)
         self.result = FitResult(self, problem, record, self._checked)
         return self.result
@@ -284,3 +294,15 @@ def _positive_definite(mat):
     except np.linalg.LinAlgError:
         return False
     return True
+
+
+def _sharded(model, executor, shards):
+    """The ShardedLikelihood a fit evaluates (Model.fit's executor= and shards=)."""
+    from ..distributed import ShardedLikelihood
+    from ..distributed.likelihood import DEFAULT_SHARDS
+    from ..inference.executors import is_dask_client
+    if executor is not None and not is_dask_client(executor):
+        raise TypeError(f"Model.fit: executor= must be a dask.distributed.Client (a fit's "
+                        f"shards stay on its workers between evaluations), got "
+                        f"{type(executor).__name__}; profile_ci takes any executor.")
+    return ShardedLikelihood(model, DEFAULT_SHARDS if shards is None else shards, executor)

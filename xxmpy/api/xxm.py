@@ -129,7 +129,9 @@ def xxmRun(model: Model, **options) -> Model:
     ----------
     model : Model
     **options
-        Passed to the optimiser (``max_iter``, ``gtol``, ``verbose``).
+        Passed to Model.fit: ``start``, ``executor`` (a dask.distributed.Client: the
+        likelihood in shards on its workers), ``shards``, and the optimiser's
+        ``max_iter``, ``gtol``, ``verbose``.
 
     Returns
     -------

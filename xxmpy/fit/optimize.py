@@ -97,11 +97,14 @@ class Objective:
     x = transform.from_theta(theta); the optimiser sees y = x[free] / scale[free].
     memo: a one-element list holding the last (theta, -2 log L, theta-gradient) evaluated,
     shared between objectives of one problem so that a change of coordinates at the
-    same point costs no evaluation (count counts only real evaluations).
+    same point costs no evaluation (count counts only real evaluations). evaluate:
+    theta -> (-2 log L, gradient) (default the engine on ``problem``; a
+    distributed.ShardedLikelihood's for a fit on workers).
     """
 
-    def __init__(self, problem, transform, x, free, scale, memo=None):
+    def __init__(self, problem, transform, x, free, scale, memo=None, evaluate=None):
         self.problem, self.transform = problem, transform
+        self.evaluate = evaluate
         self.memo = [None] if memo is None else memo
         self.x = np.asarray(x, float).copy()
         self.free, self.scale = np.asarray(free, bool), np.asarray(scale, float)
@@ -129,7 +132,8 @@ class Objective:
             f, g = last[1], last[2]
         else:
             self.count += 1
-            f, g = deviance_and_gradient(self.problem, theta)
+            f, g = deviance_and_gradient(self.problem, theta) if self.evaluate is None \
+                else self.evaluate(theta)
             self.memo[0] = (theta, f, g)
         self.last_gradient = g          # (k,) in theta units, fixed parameters included
         if not np.isfinite(f):
@@ -554,14 +558,15 @@ def _finish_singular(fg, transform, free, scale, lower, polish_steps, y, status)
                 fg.count - count)
 
 
-def _finish(problem, plain, pscale, free, hessian, polish_steps, memo, theta, status):
+def _finish(problem, plain, pscale, free, hessian, polish_steps, memo, evaluate, theta,
+            status):
     """Polish theta by Newton steps on the parameters themselves and judge convergence
     by the Newton decrement there (first and second order); without ``hessian`` (a
     profile fit) only the bounds are read and the search's status stands."""
     k = theta.size
     hess = np.full((k, k), np.nan)
     at_bound = np.zeros(k, bool)
-    pf = Objective(problem, plain, theta, free, pscale, memo)
+    pf = Objective(problem, plain, theta, free, pscale, memo, evaluate)
     plower = plain.lower[free] / pscale[free]
     pt = theta[free] / pscale[free]
     f, pg0 = pf(pt)
@@ -594,7 +599,8 @@ def _finish(problem, plain, pscale, free, hessian, polish_steps, memo, theta, st
 
 
 def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish_steps=3,
-                hessian=True, hessian_guess=None, verbose=False, correlation=False):
+                hessian=True, hessian_guess=None, verbose=False, correlation=False,
+                evaluate=None):
     """Minimise -2 log L; returns an OptimizationRecord.
 
     start: (k,) theta to start from (default: the model's start values);
@@ -605,7 +611,9 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
     which then skip the polish and judge convergence by BFGS); hessian_guess:
     (k, k) Hessian of -2 log L in theta units to start the search from, NaN
     where unknown (default: central differences at the start); correlation: a held
-    covariance is held at the correlation it has in ``start`` (its variances free).
+    covariance is held at the correlation it has in ``start`` (its variances free);
+    evaluate: theta -> (-2 log L, gradient) instead of the engine on ``problem`` (the
+    shards of a fit on workers; problem still gives the parameters and their units).
     The search runs in Cholesky coordinates (transform.py); the polish and
     the Hessian in the parameters themselves.
     """
@@ -626,7 +634,7 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
         scale = coordinate_scale(transform, problem, params.start)
     except np.linalg.LinAlgError:
         raise not_finite from None
-    fg = Objective(problem, transform, x0, free, scale)
+    fg = Objective(problem, transform, x0, free, scale, evaluate=evaluate)
     lower = transform.lower[free] / scale[free]
     y = np.maximum(x0[free] / scale[free], lower)
     f0, g = fg(y)
@@ -646,7 +654,7 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
     plain = Transform(problem, floor, fixed, cholesky=False)
     pscale = coordinate_scale(plain, problem, params.start)
     plain_finish = functools.partial(_finish, problem, plain, pscale, free, hessian,
-                                     polish_steps, fg.memo)
+                                     polish_steps, fg.memo, evaluate)
 
     def finish(theta, status):
         """Judge the end on the parameters themselves, or, when a covariance block is
