@@ -458,18 +458,20 @@ def _running(pid):
 
 
 def test_workers_die_with_their_parent(tmp_path):
-    """A parallel run (the forked workers of profile CIs) whose parent is killed by
-    SIGTERM leaves no worker behind, even one in the middle of a long task (before:
-    it ran its task to the end)."""
+    """A parallel run (the pool workers of profile CIs, local_pool.py) whose parent is
+    killed by SIGTERM leaves no worker behind, even one in the middle of a long task
+    (before: it ran its task to the end)."""
     import signal
     import subprocess
     import sys
     script = tmp_path / "parent.py"
     script.write_text(
         "import time\n"
-        "from xxmpy.inference import forked\n"
+        "from xxmpy.inference import local_pool\n"
+        "def nap(shared, task):\n"
+        "    time.sleep(60)\n"
         "print('start', flush=True)\n"
-        "forked.forked_map(lambda t: time.sleep(60), list(range(4)), n_jobs=2)\n")
+        "local_pool.local_map(nap, None, list(range(4)), n_jobs=2)\n")
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "start"
     deadline = time.time() + 30

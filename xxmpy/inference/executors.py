@@ -1,5 +1,5 @@
 """Independent tasks on a user's executor: a concurrent.futures.Executor or a
-dask.distributed.Client (the seam of issue #22; forked.py stays the local default).
+dask.distributed.Client (the seam of issue #22; local_pool.py is the default).
 
 executor_map(executor, fn, shared, tasks) is [fn(shared, task) for task in tasks],
 each call a task of the executor, the results in task order (so they do not depend

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import chdtri
 
-from . import executors, forked
+from . import executors, local_pool
 from ..engine import deviance_and_gradient
 from .limit_search import Found, search_limit
 from ..fit.optimize import fit_problem, variance_floor
@@ -463,7 +463,7 @@ def profile_ci(result, level=0.95, parameters=None, n_jobs=None, progress=None,
     """Profile-likelihood CIs of a FitResult's parameters; returns a ProfileCI.
 
     parameters: labels (default all); n_jobs: processes working on the limits
-    (forked.py; default: the machine's cores, unless the whole job is predicted
+    (local_pool.py; default: the machine's cores, unless the whole job is predicted
     to take less than POOL_WORTH seconds, where forking costs more than it
     saves; 1 runs in this process only); executor: a concurrent.futures.Executor
     or a dask.distributed.Client to run the limits on instead (executors.py; n_jobs
@@ -491,9 +491,8 @@ def profile_ci(result, level=0.95, parameters=None, n_jobs=None, progress=None,
         found = executors.executor_map(executor, _profile_task, ctx, tasks, bar.tick)
         out = dict(zip(tasks, found))
         n_jobs = executors.workers(executor) or n_jobs
-    elif n_jobs > 1 and forked.available():
-        found = forked.forked_map(lambda task: profile_side(ctx, *task), tasks, n_jobs,
-                                  bar.tick)
+    elif n_jobs > 1 and local_pool.available():
+        found = local_pool.local_map(_profile_task, ctx, tasks, n_jobs, bar.tick)
         out = dict(zip(tasks, found))
     else:
         n_jobs, out = 1, {}
