@@ -9,8 +9,8 @@ fit alone. For xxmpy it reports the objective time, the objective+gradient
 time (medians at the start values), the full fit time (compile included,
 median of --repeat fits) and -2 log L; for the peers (mixedlm, statsmodels
 MixedLM, lme4 through Rscript: fits of the lme4 formula, where installed) the fit
-time and -2 log L (with --reml the REML criterion). --reml fits the lme4-formula tools by REML (the xxM-API tool
-is ML only and is skipped). lme4's time is measured inside R (mean over a batch of
+time and -2 log L (with --reml the REML criterion). --reml fits the lme4-formula
+tools by REML (the xxM-API tool is ML only and is skipped). lme4's time is measured inside R (mean over a batch of
 fits of at least 2 s after a warm-up fit; R's start-up and reading the data are
 not counted). Ratios are against the first tool of --tools that ran. Not a test:
 it prints a report.

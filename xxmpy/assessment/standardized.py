@@ -169,6 +169,10 @@ def standardized_solution(fit, c, parents, ys, etas):
                 se[s, i] = np.sqrt(max(J[s, i, uses] @ V @ J[s, i, uses], 0.0))
     vals = problem.fill(theta)
     cell_param = problem.slots.cell_param
+    forms = problem.forms                 # a scaled element's engine parameter -> (its
+    scaled = {} if forms is None else {   # parameter, its coefficient)
+        int(e): (int(p), float(c)) for e, p, c in zip(forms.scaled_index,
+                                                      forms.scaled_param, forms.scaled_coef)}
     rows = []
     for i, ((child, parent, kind), r, col) in enumerate(elements):
         roles = WITHIN_ROLES[kind] if parent == -1 else BETWEEN_ROLES[kind]
@@ -182,11 +186,13 @@ def standardized_solution(fit, c, parents, ys, etas):
             return (ys[level] if role == "y" else etas[level])[at]
         key = (child, parent, kind)
         cell = problem.slots.cells(key, problem.slots.shape[key])[r, col]
-        par = cell_param[cell]
+        par, coef = scaled.get(cell_param[cell], (cell_param[cell], 1.0))
+        label = None if par >= k else fit.labels[par] if coef == 1.0 else \
+            f"{coef:g}*{fit.labels[par]}"
         rows.append({"child": names[child], "parent": names[col_level], "type": kind,
                      "row": name(roles[0], row_level, r), "col": name(roles[1], col_level, col),
-                     "label": fit.labels[par] if par < k else None, "estimate": vals[cell],
-                     "se": np.sqrt(vcov[par, par]) if par < k else np.nan,
+                     "label": label, "estimate": vals[cell],
+                     "se": abs(coef) * np.sqrt(vcov[par, par]) if par < k else np.nan,
                      "std_lv": std[0, i], "std_lv_se": se[0, i],
                      "std_all": std[1, i], "std_all_se": se[1, i],
                      "std_nox": std[2, i], "std_nox_se": se[2, i]})

@@ -9,6 +9,7 @@ with neighbourhoods): the bottom of each chain is a parent of the rows.
 Roles, per level block:
   latent   the left-hand side of =~
   y        an observed variable that is an indicator, an outcome of ~, or in ~~ / ~ 1
+           (as lavaan: a regressor whose variance or mean is written is modelled)
   x        an observed variable only ever on the right of ~ (conditioned on, fixed.x)
 A variable of a lower level (a level-1 y, a latent, or a y of a level between) named
 at a level above stands for its part there: a carrier eta of that level (named as the
@@ -20,26 +21,27 @@ at a level folds the part: no carrier is made, and its loadings and regressions 
 straight into the part below (between lambda, beta, kappa or gamma), so lavaan's
 ``y ~~ 0*y`` at level 2 means the y's between part is the between factors' alone. A
 variable named only above level 1 belongs to that level (constant within its units).
-A level-1 y not named above has no part there (within only), as in lavaan.
+A level-1 y not named above has no part there (within only), as in lavaan. A rows' y
+with a part just above the rows has its intercept on that part (alpha: lavaan's
+level-2 intercept), so regressions among between parts have lavaan's intercepts.
 
 Operators -> matrices of the block's level:
   f =~ y      lambda (f =~ g for latents and carriers: beta g <- f)
   f ~ g       beta            f ~ x      gamma
   y ~ x       kappa           y ~ f      lambda (a free loading)
-  y1 ~ y2     kappa on y2's copy among the xs (regressor_ys; recursive paths only;
-              f ~ y2: a gamma on it); when
-              y2 has parts above, on its within part: minus the kappa's label ('-b')
-              from each part into y1 (a between lambda)
-A rows' y with a part at level 2 (chain) has its intercept on that part (alpha, lavaan's
-level-2 intercept), so regressions among between parts have lavaan's intercepts.
+  y1 ~ y2     kappa on a copy of y2 among the xs (regressor_ys; f ~ y2: a gamma on
+              it); recursive paths only. When y2 has parts above, the regression is
+              on its within part: minus the label ('-b') from each part into y1
   y1 ~~ y2    theta (above level 1: psi of the carriers)        f ~~ g    psi
-  y ~ 1       nu (the rows' intercepts, whichever level names it)  f ~ 1  alpha
+  y ~ 1       nu, or the alpha of the y's part (above)          f ~ 1     alpha
+  a == 2*b    a's elements 2 times b (a scaled label); a == 0.7 fixes them
 Defaults (lavaan's sem): each factor's first loading fixed at 1 (NA* frees it),
 residual variances of every y and carrier and variances of every latent free,
 covariances among exogenous latents (not regressed, not indicators) free, covariances
 among dependent variables (regressed, neither predictors nor indicators: lavaan's
-auto.cov.y) free, free intercepts of the ys, latent means 0, xs conditioned on. Free elements are labelled as lavaan names them (``f=~y2``;
-``.l2`` at level 2) unless the syntax labels them.
+auto.cov.y) free, free intercepts of the ys, latent means 0, xs conditioned on. Free
+elements are labelled as lavaan names them (``f=~y2``; ``.l2`` at level 2) unless the
+syntax labels them.
 """
 import itertools
 import re
@@ -576,8 +578,9 @@ class Builder:
             else:
                 self.problems.append(f"{where}: {rhs!r} cannot be an indicator here.")
         elif op == "~" and rhs == "1":
-            if lhs in parts and lhs in rows.names["y"]:   # the rows' intercept (level 2's)
-                self._intercept(rows, lhs, t, level.number)
+            if lhs in rows.names["y"] and any(lhs in up.parts or lhs in up.folded
+                                              for up in self.all_levels[1:]):
+                self._intercept(rows, lhs, t, level.number)   # its one intercept
             elif lhs in ys:
                 self.put(level, "nu", lhs, "1", t, lhs, "~1", "")
             else:
@@ -602,11 +605,8 @@ class Builder:
                 self.problems.append(f"{where}: a regression of {lhs!r} on {rhs!r} (an "
                                      f"observed outcome on another, or on a between part) "
                                      f"is not supported yet.")
-        else:                             # ~~
-            if lhs in xs or rhs in xs:
-                self.problems.append(f"{where}: covariates are conditioned on (fixed.x): "
-                                     f"their variances and covariances are not parameters.")
-            elif lhs in ys and rhs in ys:
+        else:                             # ~~ (a name written here is never an x)
+            if lhs in ys and rhs in ys:
                 self.put(level, "theta", lhs, rhs, t, lhs, op, rhs)
             elif (lhs in latents or lhs in parts) and (rhs in latents or rhs in parts):
                 self.put(level, "psi", lhs, rhs, t, lhs, op, rhs)
