@@ -141,6 +141,26 @@ def random_slope(n_rows=1_000_000, frame=None):
     return m
 
 
+MANY_FIXED = "y ~ x + f + (x | g)"
+
+
+def many_fixed_frame(n=20_000, groups=500, levels=100, seed=21):
+    """Issue #24 target 5: a 100-level factor f (strings, a fixed effect) beside x, a
+    random intercept and slope over 500 groups g, 20,000 rows."""
+    rng = np.random.default_rng(seed)
+    g, f, x = rng.integers(0, groups, n), rng.integers(0, levels, n), rng.normal(size=n)
+    b = rng.multivariate_normal([0, 0], [[0.5, 0.1], [0.1, 0.2]], groups)
+    y = 1 + 0.5 * x + rng.normal(0, 0.3, levels)[f] + b[g, 0] + b[g, 1] * x + \
+        rng.normal(size=n)
+    return pd.DataFrame({"y": y, "x": x, "f": [f"f{k:03d}" for k in f], "g": g})
+
+
+def many_fixed():
+    from xxmpy.lmm.design import build_design
+    from xxmpy.lmm.to_xxm import build_model
+    return build_model(build_design(MANY_FIXED, many_fixed_frame()), reml=False)
+
+
 CASES = [
     Case("Dyestuff", ref.one_way, "Yield ~ 1 + (1|Batch_id)", _csv("Dyestuff.csv"),
          _sm("Yield ~ 1", "Batch_id")),
@@ -159,4 +179,6 @@ CASES = [
     Case("three_level_200k", lambda: three_level(1000), note="rows doubled", big=True),
     Case("slope_1M", random_slope, "y ~ x + (x|g)", random_slope_frame,
          _sm("y ~ x", "g", "~x"), big=True),
+    Case("many_fixed", many_fixed, MANY_FIXED, many_fixed_frame,
+         note="the xxM API tool: xm.lmer's ML model", big=True),
 ]

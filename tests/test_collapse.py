@@ -133,7 +133,48 @@ def lmer_reml_sleepstudy():
     return build_model(build_design("Reaction ~ Days + (Days | Subject)", sleep), reml=True)
 
 
-MOMENT = [ref.sleepstudy, factories.random_slopes, covariates_and_missing, lmer_reml_sleepstudy]
+def many_covariates_and_missing(seed=9, missing=0.2, levels=12):
+    """Two ys on a 12-level factor's dummies and a covariate (kappa), a data. slope and
+    missing ys, in classes of 12 and schools: u = [1, t, 13 xs, 2 ys] is wider than
+    the groups, so the collapse splits it (the xs projected on [1, t, ys] per group,
+    the rest carried by one group per missing pattern)."""
+    m = covariates_and_missing(seed, missing)
+    stu = m.spec.submodels["student"].data
+    rng = np.random.default_rng(seed)
+    level_of = rng.integers(0, levels, len(stu))
+    dummies = [f"d{k}" for k in range(1, levels)]
+    for k, name in enumerate(dummies, start=1):
+        stu[name] = (level_of == k).astype(float)
+    m.spec.submodels["student"].xs = ["x1", "x2"] + dummies
+    m.spec.matrices = [mat for mat in m.spec.matrices if mat.type != "kappa"]
+    q = 2 + len(dummies)
+    m.within("student", "kappa", np.ones((2, q)), rng.normal(0, 0.1, (2, q)))
+    return m
+
+
+def lmer_many_fixed(reml):
+    """xm.lmer's model of y ~ x + C(f) + (x | g) with a 20-level factor: REML's flat level
+    or ML's kappa on 21 X columns, groups of 25 rows (the split collapse)."""
+    rng = np.random.default_rng(17)
+    n, groups = 750, 30
+    g, f, x = np.repeat(np.arange(groups), n // groups), rng.integers(0, 20, n), \
+        rng.normal(size=n)
+    y = 1 + 0.5 * x + rng.normal(0, 0.3, 20)[f] + rng.normal(0, 0.7, groups)[g] + \
+        rng.normal(size=n)
+    data = pd.DataFrame(dict(y=y, x=x, f=f, g=g))
+    return build_model(build_design("y ~ x + C(f) + (x | g)", data), reml=reml)
+
+
+def lmer_reml_many_fixed():
+    return lmer_many_fixed(True)
+
+
+def lmer_ml_many_fixed():
+    return lmer_many_fixed(False)
+
+
+MOMENT = [ref.sleepstudy, factories.random_slopes, covariates_and_missing, lmer_reml_sleepstudy,
+          many_covariates_and_missing, lmer_reml_many_fixed, lmer_ml_many_fixed]
 
 
 @pytest.mark.parametrize("factory", MOMENT, ids=lambda f: f.__name__)
@@ -157,6 +198,18 @@ def test_moment_collapse_keeps_small_groups_and_fits_the_same():
     # and the fit is the uncollapsed fit (sleepstudy ML -2LL 1751.9393, lme4)
     fit = ref.sleepstudy().fit()
     assert fit.deviance == pytest.approx(1751.93934, abs=1e-4)
+
+
+def test_a_level_wider_than_its_groups_is_split():
+    """REML's 21 fixed effects share one parent unit: per group of 25 rows u = [1, x, the
+    20 X columns that are data (the intercept's loading is a fixed 1), y] (23 wide)
+    would give 23 pseudo-units, so the X columns are projected on v = [1, x, y]
+    instead: 3 per group, and the one carrier group 23 (it holds the projections'
+    remainder); -2 log L as row by row (test_moment_collapse_is_exact)."""
+    problem = lmer_reml_many_fixed().compile()
+    leaf = problem.form.units.levels[0]
+    assert leaf.n == 3 * 29 + 23
+    assert leaf.weight.sum() == pytest.approx(750)
 
 
 def _sleepstudy_with_nu(shift):

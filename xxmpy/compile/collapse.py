@@ -31,6 +31,17 @@ weight n_g / r. The residual log-determinant then counts r units instead of
 n_g: the pooled contrasts add (n_g - r) log|Theta| (with no scatter) and the
 constant r p_obs log(n_g / r) restores the weights' Jacobian. Groups with at
 most r units stay as they are.
+
+When u is wider than the groups because of columns every group shares a parent
+unit through (the X of REML's flat fixed effects) or covariates (ML's fixed
+effects as kappa), those columns x are split off: per group they are projected on
+the others, v = [1, z, y], x = B'v + e with e orthogonal to v within the group, so
+r_v pseudo-units reproduce the group's M_vv and M_vx exactly and M_xv M_vv^+ M_vx of
+M_xx. The remainders E_g = sum e e' are not tied to any group's parents: their sum
+over the groups of a missing pattern is added to the x block of one carrier group
+of that pattern, which takes r pseudo-units. Every sum the engine forms from the
+units is then the row-by-row one (-2 log L to rounding); y ~ x + C(f) + (x | g) on
+20,000 rows (a 100-level f, 500 groups) evaluates in 57 ms instead of 541 ms.
 """
 from dataclasses import dataclass, replace
 
@@ -132,49 +143,37 @@ def _moment_collapse_level(units, c):
     r = U.shape[1]
     uniq, group = _groups(lev)
     n_g = np.bincount(group)
-    big = n_g > r
-    if (n_g[big].size * r + n_g[~big].sum()) > MIN_REDUCTION * lev.n:
+    pattern = uniq[:, -1].astype(np.intp)
+    shared = _shared_columns(units, c, keys, r, lev.q)
+    r_t = _plan(n_g, pattern, r, r - int(shared.sum()) if shared.any() else None, lev.n)
+    if r_t is None:
         return None
-    # moments of the big groups about their means (raw moments of data with a large
-    # mean lose digits to cancellation), one bincount per element of the upper triangle
-    big_ids = np.flatnonzero(big)
-    G = big_ids.size
-    mean = np.column_stack([np.bincount(group, U[:, k], minlength=n_g.size) / n_g
-                            for k in range(r)])
-    mean[:, 0] = 0.0
-    Uc = U - mean[group]
-    M = np.empty((G, r, r))
-    for k in range(r):
-        for j in range(k, r):
-            M[:, k, j] = M[:, j, k] = np.bincount(group, Uc[:, k] * Uc[:, j],
-                                                  minlength=n_g.size)[big_ids]
-    # S'S = M from the eigen-decomposition of M equilibrated to unit diagonal: the
-    # columns' scales differ by many orders (a y in the millions beside a 0/1 dummy),
-    # and eigh's absolute error would swamp the small columns' directions; eigenvalues
-    # at rounding level (constant or duplicated columns) are
-    # dropped, since their square roots (~1e-8) would put noise into every pseudo-unit,
-    # and columns with no spread (a constant covariate) get exact zeros
-    d = np.sqrt(np.einsum("gii->gi", M))
-    constant = d == 0
-    d = np.where(constant, 1.0, d)
-    lam, V = np.linalg.eigh(M / (d[:, :, None] * d[:, None, :]))
-    lam = np.where(lam > ROUNDING_EIGENVALUE * lam[:, -1:], lam, 0.0)
-    S = np.sqrt(lam)[:, :, None] * V.transpose(0, 2, 1) * d[:, None, :]
-    S[np.broadcast_to(constant[:, None, :], S.shape)] = 0.0
-    w = n_g[big] / r
-    target = np.sqrt(w)[:, None] * np.ones((1, r))
-    v = S[:, :, 0] - target
-    vv = np.einsum("gi,gi->g", v, v)
-    safe = vv > 1e-300 * np.maximum(n_g[big], 1)
-    coef = np.where(safe, 2.0 / np.where(safe, vv, 1.0), 0.0)
-    P = S - coef[:, None, None] * v[:, :, None] * np.einsum("gi,gij->gj", v, S)[:, None, :]
-    pseudo = (P / np.sqrt(w)[:, None, None] + mean[big_ids][:, None, :]).reshape(G * r, r)
+    ids = np.flatnonzero(r_t)
+    mean, M = _centered_moments(U, group, n_g, ids)
+    split = r_t[ids] < r
+    roots = []                        # (positions in ids, (G', t, r) square roots)
+    if split.any():                   # x projected on v; E, the rest, onto a carrier
+        P, E = _projected_roots(M[split], shared)
+        whole = np.flatnonzero(~split)
+        for k in np.unique(pattern[ids[split]]):
+            carrier = whole[np.flatnonzero(pattern[ids[whole]] == k)[0]]
+            M[carrier][np.ix_(shared, shared)] += E[pattern[ids[split]] == k].sum(axis=0)
+        roots.append((np.flatnonzero(split), P))
+    if (~split).any():
+        roots.append((np.flatnonzero(~split), _square_roots(M[~split])))
+    pseudo, units_of, weights = [], [], []
+    for at, S in roots:
+        w = n_g[ids[at]] / S.shape[1]
+        rows = _reflect(S, w) / np.sqrt(w)[:, None, None] + mean[at][:, None, :]
+        pseudo.append(rows.reshape(-1, r))
+        units_of.append(np.repeat(ids[at], S.shape[1]))
+        weights.append(np.repeat(w, S.shape[1]))
+    pseudo = np.concatenate(pseudo)
     pseudo[:, 0] = 1.0
-    # units of the small groups stay
-    keep = np.flatnonzero(~big[group])
-    unit_group = np.concatenate([np.repeat(big_ids, r), group[keep]])
+    keep = np.flatnonzero(r_t[group] == 0)        # units of the groups that stay
+    unit_group = np.concatenate(units_of + [group[keep]])
     data_rows = np.concatenate([pseudo, U[keep]])
-    weight = np.concatenate([np.repeat(w, r), np.ones(keep.size)])
+    weight = np.concatenate(weights + [np.ones(keep.size)])
     pattern_of = uniq[unit_group, -1].astype(np.intp)
     cols, out_data, at = {}, {}, 1
     for key, block in zip(keys, z):
@@ -192,16 +191,132 @@ def _moment_collapse_level(units, c):
         columns=cols, pattern_of=pattern_of, weight=weight)
     obs, count, scatter = [], [], []
     p_obs = lev.patterns.sum(axis=1)
-    big_pattern = uniq[big, -1].astype(np.intp)
-    for k, pattern in enumerate(lev.patterns):
-        idx = np.flatnonzero(pattern)
-        K = int(np.sum(n_g[big][big_pattern == k] - r))
+    for k, pat in enumerate(lev.patterns):
+        idx = np.flatnonzero(pat)
+        mine = ids[pattern[ids] == k]
+        K = int(np.sum(n_g[mine] - r_t[mine]))
         if idx.size and K:
             obs.append(idx)
             count.append(K)
             scatter.append(np.zeros((idx.size, idx.size)))
-    constant = float(np.sum(r * p_obs[big_pattern] * np.log(w)))
+    constant = float(np.sum(r_t[ids] * p_obs[pattern[ids]] * np.log(n_g[ids] / r_t[ids])))
     return reduced, out_data, (obs, count, scatter), constant
+
+
+def _shared_columns(units, c, keys, r, q):
+    """(r,) bool over U = [1, z..., x..., y]: the columns every group shares a parent
+    unit through (data. columns of between matrices from a level of one unit, such as
+    REML's flat fixed effects) and the level's covariates; the split collapse projects
+    them on the others group by group (module docstring)."""
+    shared = np.zeros(r, bool)
+    at = 1
+    for key in keys:
+        k = units.matrices[key].data.shape[1]
+        parent = key[1]
+        if parent >= 0 and units.levels[parent].n == 1:
+            shared[at:at + k] = True
+        at += k
+    shared[at:at + q] = True
+    return shared
+
+
+def _plan(n_g, pattern, r, r_v, n):
+    """(G,) pseudo-units per group (0: its units stay), or None when the collapse does
+    not reduce the level enough. Whole moments: r for groups of more than r units.
+    Split (r_v: the unshared columns, when some are shared): r_v for groups of more
+    than r_v units, r for one carrier group per missing pattern (it also carries the
+    projections' remainder); the plan with fewer units wins."""
+    full = np.where(n_g > r, r, 0)
+    plans = [full]
+    if r_v is not None and r_v < r:
+        split = np.where(n_g > r_v, r_v, 0)
+        for k in np.unique(pattern[split > 0]):
+            mine = np.flatnonzero((pattern == k) & (split > 0))
+            split[mine[np.argmax(n_g[mine])]] = r
+        plans.append(split)
+    counts = [int(np.sum(np.where(p > 0, p, n_g))) for p in plans]
+    best = int(np.argmin(counts))
+    return plans[best] if counts[best] <= MIN_REDUCTION * n else None
+
+
+def _centered_moments(U, group, n_g, ids):
+    """(mean (G', r) with column 0 zero, M (G', r, r)) of groups ``ids``: moments about
+    the group means (raw moments of data with a large mean lose digits to
+    cancellation); one bincount per element of the upper triangle for narrow U, one
+    product per group for wide U."""
+    r = U.shape[1]
+    mean = np.column_stack([np.bincount(group, U[:, k], minlength=n_g.size) / n_g
+                            for k in range(r)])
+    mean[:, 0] = 0.0
+    Uc = U - mean[group]
+    mean = mean[ids]
+    if r <= 8:
+        M = np.empty((ids.size, r, r))
+        for k in range(r):
+            for j in range(k, r):
+                M[:, k, j] = M[:, j, k] = np.bincount(group, Uc[:, k] * Uc[:, j],
+                                                      minlength=n_g.size)[ids]
+        return mean, M
+    order = np.argsort(group, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(n_g)])
+    sorted_rows = Uc[order]
+    M = np.stack([sorted_rows[starts[g]:starts[g + 1]].T @ sorted_rows[starts[g]:starts[g + 1]]
+                  for g in ids])
+    return mean, M
+
+
+def _square_roots(M):
+    """(G, r, r) S with S'S = M, from the eigen-decomposition of M equilibrated to unit
+    diagonal: the columns' scales differ by many orders (a y in the millions beside a
+    0/1 dummy), and eigh's absolute error would swamp the small columns' directions;
+    eigenvalues at rounding level (constant or duplicated columns) are dropped, since
+    their square roots (~1e-8) would put noise into every pseudo-unit, and columns
+    with no spread (a constant covariate) get exact zeros."""
+    d = np.sqrt(np.einsum("gii->gi", M))
+    constant = d == 0
+    d = np.where(constant, 1.0, d)
+    lam, V = np.linalg.eigh(M / (d[:, :, None] * d[:, None, :]))
+    lam = np.where(lam > ROUNDING_EIGENVALUE * lam[:, -1:], lam, 0.0)
+    S = np.sqrt(lam)[:, :, None] * V.transpose(0, 2, 1) * d[:, None, :]
+    S[np.broadcast_to(constant[:, None, :], S.shape)] = 0.0
+    return S
+
+
+def _projected_roots(M, shared):
+    """(P (G, r_v, r), E (G, r_x, r_x)): rows P with P'P equal to M in the unshared
+    block v and its cross block with the shared x, and to M_xv M_vv^+ M_vx in the x
+    block; E = M_xx - M_xv M_vv^+ M_vx, the x scatter left over (summed onto a carrier
+    group). P_v is _square_roots(M_vv) and P_x = Lambda^-1/2 V' D^-1 M_vx in M_vv's
+    equilibrated eigen-decomposition (zero rows where Lambda is at rounding)."""
+    v = ~shared
+    Mvv = M[:, v][:, :, v]
+    Mvx = M[:, v][:, :, shared]
+    Mxx = M[:, shared][:, :, shared]
+    d = np.sqrt(np.einsum("gii->gi", Mvv))
+    d = np.where(d == 0, 1.0, d)
+    lam, V = np.linalg.eigh(Mvv / (d[:, :, None] * d[:, None, :]))
+    keep = lam > ROUNDING_EIGENVALUE * lam[:, -1:]
+    root = np.where(keep, np.sqrt(np.where(keep, lam, 1.0)), 0.0)
+    inv_root = np.where(keep, 1.0 / np.where(keep, root, 1.0), 0.0)
+    Vt = V.transpose(0, 2, 1)
+    P_v = root[:, :, None] * Vt * d[:, None, :]
+    P_x = inv_root[:, :, None] * (Vt @ (Mvx / d[:, :, None]))
+    P = np.zeros((M.shape[0], int(v.sum()), M.shape[1]))
+    P[:, :, v] = P_v
+    P[:, :, shared] = P_x
+    E = Mxx - P_x.transpose(0, 2, 1) @ P_x
+    return P, (E + E.transpose(0, 2, 1)) / 2.0
+
+
+def _reflect(S, w):
+    """S (G, t, r) reflected (Householder, per group) so that its first column is the
+    constant sqrt(w): the pseudo-units' '1' column is then 1 at weight w."""
+    target = np.sqrt(w)[:, None] * np.ones((1, S.shape[1]))
+    v = S[:, :, 0] - target
+    vv = np.einsum("gi,gi->g", v, v)
+    safe = vv > 1e-300 * np.maximum(w, 1)
+    coef = np.where(safe, 2.0 / np.where(safe, vv, 1.0), 0.0)
+    return S - coef[:, None, None] * v[:, :, None] * np.einsum("gi,gij->gj", v, S)[:, None, :]
 
 
 def _collapse_level(lev, uniq, group):
