@@ -79,6 +79,7 @@ def test_shards_on_a_dask_local_cluster_give_the_same_likelihood():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
+        client.wait_for_workers(2)
         remote = ShardedLikelihood(model, 4, client=client)
         f, g = remote.deviance_and_gradient(theta)
         held = client.has_what()
@@ -122,6 +123,7 @@ def test_a_killed_worker_is_recovered_from_with_the_same_numbers():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
+        client.wait_for_workers(2)
         sharded = ShardedLikelihood(model, 4, client=client)
         f, g = sharded.deviance_and_gradient(theta)
         victim = sorted(client.scheduler_info()["workers"])[0]

@@ -49,6 +49,7 @@ def test_profile_cis_on_a_dask_local_cluster_equal_the_in_process_ones(sleep_fit
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
+        client.wait_for_workers(2)
         ci = sleep_fit.profile_ci(executor=client, progress=False)
         assert ci.n_jobs == 2
         same(ci.estimates[COLUMNS], in_process)

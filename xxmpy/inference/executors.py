@@ -28,7 +28,7 @@ def is_dask_client(executor):
 def workers(executor):
     """The executor's number of workers, when it tells (else None)."""
     if is_dask_client(executor):
-        return len(executor.scheduler_info().get("workers", {})) or None
+        return len(executor.nthreads()) or None          # asked of the scheduler now
     return getattr(executor, "_max_workers", None)
 
 
