@@ -149,24 +149,32 @@ def _moment_collapse_level(units, c):
     if r_t is None:
         return None
     ids = np.flatnonzero(r_t)
-    mean, M = _centered_moments(U, group, n_g, ids)
-    split = r_t[ids] < r
-    roots = []                        # (positions in ids, (G', t, r) square roots)
-    if split.any():                   # x projected on v; E, the rest, onto a carrier
-        P, E = _projected_roots(M[split], shared)
-        whole = np.flatnonzero(~split)
-        for k in np.unique(pattern[ids[split]]):
-            carrier = whole[np.flatnonzero(pattern[ids[whole]] == k)[0]]
-            M[carrier][np.ix_(shared, shared)] += E[pattern[ids[split]] == k].sum(axis=0)
-        roots.append((np.flatnonzero(split), P))
-    if (~split).any():
-        roots.append((np.flatnonzero(~split), _square_roots(M[~split])))
+    mean = np.column_stack([np.bincount(group, U[:, k], minlength=n_g.size) / n_g
+                            for k in range(r)])
+    mean[:, 0] = 0.0                  # moments about the group means (module docstring)
+    Uc = U - mean[group]
+    split_ids, whole_ids = ids[r_t[ids] < r], ids[r_t[ids] == r]
+    M = _centered_moments(Uc, group, n_g, whole_ids, np.arange(r))
+    roots = []                        # (group ids, (G', t, r) square roots)
+    if split_ids.size:                # x projected on v; the rest onto a carrier
+        P = _projected_roots(_centered_moments(Uc, group, n_g, split_ids,
+                                               np.flatnonzero(~shared)), shared)
+        in_split = np.isin(group, split_ids)
+        for k in np.unique(pattern[split_ids]):
+            carrier = np.flatnonzero(pattern[whole_ids] == k)[0]
+            x = Uc[in_split & (pattern[group] == k)][:, shared]
+            Px = P[pattern[split_ids] == k][:, :, shared]
+            E = x.T @ x - np.einsum("gti,gtj->ij", Px, Px)
+            M[carrier][np.ix_(shared, shared)] += (E + E.T) / 2.0
+        roots.append((split_ids, P))
+    if whole_ids.size:
+        roots.append((whole_ids, _square_roots(M)))
     pseudo, units_of, weights = [], [], []
-    for at, S in roots:
-        w = n_g[ids[at]] / S.shape[1]
-        rows = _reflect(S, w) / np.sqrt(w)[:, None, None] + mean[at][:, None, :]
+    for gids, S in roots:
+        w = n_g[gids] / S.shape[1]
+        rows = _reflect(S, w) / np.sqrt(w)[:, None, None] + mean[gids][:, None, :]
         pseudo.append(rows.reshape(-1, r))
-        units_of.append(np.repeat(ids[at], S.shape[1]))
+        units_of.append(np.repeat(gids, S.shape[1]))
         weights.append(np.repeat(w, S.shape[1]))
     pseudo = np.concatenate(pseudo)
     pseudo[:, 0] = 1.0
@@ -239,30 +247,29 @@ def _plan(n_g, pattern, r, r_v, n):
     return plans[best] if counts[best] <= MIN_REDUCTION * n else None
 
 
-def _centered_moments(U, group, n_g, ids):
-    """(mean (G', r) with column 0 zero, M (G', r, r)) of groups ``ids``: moments about
-    the group means (raw moments of data with a large mean lose digits to
-    cancellation); one bincount per element of the upper triangle for narrow U, one
-    product per group for wide U."""
-    r = U.shape[1]
-    mean = np.column_stack([np.bincount(group, U[:, k], minlength=n_g.size) / n_g
-                            for k in range(r)])
-    mean[:, 0] = 0.0
-    Uc = U - mean[group]
-    mean = mean[ids]
+def _centered_moments(Uc, group, n_g, ids, rows):
+    """(len(ids), len(rows), r) the moments of the groups ``ids`` about their means (Uc:
+    the units' U minus their group's mean), rows ``rows`` of each: one bincount per
+    element for narrow U, one product per group for wide U."""
+    r = Uc.shape[1]
     if r <= 8:
-        M = np.empty((ids.size, r, r))
-        for k in range(r):
-            for j in range(k, r):
-                M[:, k, j] = M[:, j, k] = np.bincount(group, Uc[:, k] * Uc[:, j],
-                                                      minlength=n_g.size)[ids]
-        return mean, M
+        M, done = np.empty((ids.size, rows.size, r)), {}
+        for a, k in enumerate(rows):
+            for j in range(r):
+                pair = (min(k, j), max(k, j))     # a symmetric element once
+                if pair not in done:
+                    done[pair] = np.bincount(group, Uc[:, k] * Uc[:, j],
+                                             minlength=n_g.size)[ids]
+                M[:, a, j] = done[pair]
+        return M
     order = np.argsort(group, kind="stable")
     starts = np.concatenate([[0], np.cumsum(n_g)])
     sorted_rows = Uc[order]
-    M = np.stack([sorted_rows[starts[g]:starts[g + 1]].T @ sorted_rows[starts[g]:starts[g + 1]]
-                  for g in ids])
-    return mean, M
+    out = np.empty((ids.size, rows.size, r))
+    for a, g in enumerate(ids):
+        block = sorted_rows[starts[g]:starts[g + 1]]
+        out[a] = block[:, rows].T @ block
+    return out
 
 
 def _square_roots(M):
@@ -282,16 +289,16 @@ def _square_roots(M):
     return S
 
 
-def _projected_roots(M, shared):
-    """(P (G, r_v, r), E (G, r_x, r_x)): rows P with P'P equal to M in the unshared
-    block v and its cross block with the shared x, and to M_xv M_vv^+ M_vx in the x
-    block; E = M_xx - M_xv M_vv^+ M_vx, the x scatter left over (summed onto a carrier
-    group). P_v is _square_roots(M_vv) and P_x = Lambda^-1/2 V' D^-1 M_vx in M_vv's
-    equilibrated eigen-decomposition (zero rows where Lambda is at rounding)."""
+def _projected_roots(Mv, shared):
+    """(G, r_v, r) rows P from each group's moment rows of the unshared columns v (Mv:
+    (G, r_v, r)): P'P equals M in the v block and its cross block with the shared x,
+    and M_xv M_vv^+ M_vx in the x block (the x scatter left over, M_xx minus that, is
+    summed onto a carrier group). P_v is _square_roots(M_vv) and P_x = Lambda^-1/2 V'
+    D^-1 M_vx in M_vv's equilibrated eigen-decomposition (zero rows where Lambda is at
+    rounding)."""
     v = ~shared
-    Mvv = M[:, v][:, :, v]
-    Mvx = M[:, v][:, :, shared]
-    Mxx = M[:, shared][:, :, shared]
+    Mvv = Mv[:, :, v]
+    Mvx = Mv[:, :, shared]
     d = np.sqrt(np.einsum("gii->gi", Mvv))
     d = np.where(d == 0, 1.0, d)
     lam, V = np.linalg.eigh(Mvv / (d[:, :, None] * d[:, None, :]))
@@ -301,11 +308,10 @@ def _projected_roots(M, shared):
     Vt = V.transpose(0, 2, 1)
     P_v = root[:, :, None] * Vt * d[:, None, :]
     P_x = inv_root[:, :, None] * (Vt @ (Mvx / d[:, :, None]))
-    P = np.zeros((M.shape[0], int(v.sum()), M.shape[1]))
+    P = np.zeros((Mv.shape[0], int(v.sum()), Mv.shape[2]))
     P[:, :, v] = P_v
     P[:, :, shared] = P_x
-    E = Mxx - P_x.transpose(0, 2, 1) @ P_x
-    return P, (E + E.transpose(0, 2, 1)) / 2.0
+    return P
 
 
 def _reflect(S, w):
