@@ -105,6 +105,7 @@ class Objective:
     def __init__(self, problem, transform, x, free, scale, memo=None, evaluate=None):
         self.problem, self.transform = problem, transform
         self.evaluate = evaluate
+        self.linear = mean_parameters(problem)[np.asarray(free, bool)]   # per coordinate
         self.memo = [None] if memo is None else memo
         self.x = np.asarray(x, float).copy()
         self.free, self.scale = np.asarray(free, bool), np.asarray(scale, float)
@@ -142,23 +143,42 @@ class Objective:
         return f, (gx if self.all_free else gx[self.free]) * self.free_scale
 
 
-def hessian_of(fg, x, g0, lower, rel=1e-5, central=True):
+def mean_parameters(problem):
+    """(k,) True for the parameters every element of which is a mean (nu, alpha,
+    kappa, gamma): -2 log L is quadratic in them jointly, whatever the others."""
+    k = problem.params.n
+    mean, seen = np.ones(k, bool), np.zeros(k, bool)
+    for (_, _, kind), emap in problem.params.element_maps.items():
+        seen[emap.free_param] = True
+        if kind not in ("nu", "alpha", "kappa", "gamma"):
+            mean[emap.free_param] = False
+    return mean & seen
+
+
+def hessian_of(fg, x, g0, lower, rel=1e-5, central=True, linear=None):
     """Central differences of the gradient (forward next to a bound or when
-    ``central`` is False: half the cost, for a preconditioner), symmetrised."""
+    ``central`` is False: half the cost, for a preconditioner), symmetrised.
+    linear: (k,) coordinates -2 log L is quadratic in jointly (the means): their
+    columns by forward differences, exact for their rows; their other rows are taken
+    from the other coordinates' (central) columns, so a central Hessian costs
+    2 k_other + k_linear evaluations."""
     k = x.size
     H = np.zeros((k, k))
     h = rel * np.maximum(np.abs(x), 1.0)
+    linear = np.zeros(k, bool) if linear is None else np.asarray(linear, bool)
     for j in range(k):
         up = x.copy()
         up[j] += h[j]
         g_up = fg(up)[1]
         dn = x.copy()
         dn[j] -= h[j]
-        g_dn = fg(dn)[1] if central and dn[j] >= lower[j] else None
+        g_dn = fg(dn)[1] if central and not linear[j] and dn[j] >= lower[j] else None
         if g_dn is not None and np.all(np.isfinite(g_dn)):
             H[:, j] = (g_up - g_dn) / (2 * h[j])
         else:
             H[:, j] = (g_up - g0) / h[j]
+    if central and linear.any():
+        H[np.ix_(~linear, linear)] = H[np.ix_(linear, ~linear)].T
     return (H + H.T) / 2
 
 
@@ -341,7 +361,8 @@ def polish(fg, x, f, g, lower, steps):
         return ff, gg[free]
 
     H = np.full((x.size, x.size), np.nan)
-    Hf = hessian_of(lambda xf: sub(xf, x), x[free], g[free], sub_lower)
+    linear = getattr(fg, "linear", np.zeros(x.size, bool))[free]
+    Hf = hessian_of(lambda xf: sub(xf, x), x[free], g[free], sub_lower, linear=linear)
     at_hessian = x.copy()
     for _ in range(steps):
         if newton_decrement(Hf, g[free]) < POLISH_TOL:
@@ -359,7 +380,7 @@ def polish(fg, x, f, g, lower, steps):
             break
         x, f, g = trial, ft, gt
     if np.max(np.abs(x - at_hessian), initial=0.0) > 1e-4:   # refresh a stale Hessian
-        Hf = hessian_of(lambda xf: sub(xf, x), x[free], g[free], sub_lower)
+        Hf = hessian_of(lambda xf: sub(xf, x), x[free], g[free], sub_lower, linear=linear)
     H[np.ix_(free, free)] = Hf
     return x, f, g, H, at_bound
 
@@ -428,7 +449,7 @@ def _search(fg, lower, transform, free, gtol, verbose, cautious, max_iter, y, f,
             break
         y, f, g = kicked
         y, f, g, more, status, extra = bfgs(fg, y, f, g, lower, _inverse_or_diagonal(
-            hessian_of(fg, y, g, lower)), max_iter, gtol, verbose)
+            hessian_of(fg, y, g, lower, linear=fg.linear)), max_iter, gtol, verbose)
         iters += more
         history += extra
     return y, f, g, iters, status, history
@@ -646,7 +667,7 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
         hy = hessian_in_coordinates(hessian_guess, transform, x0, free, scale)
         ev = np.linalg.eigvalsh(hy) if hy.size else np.ones(1)
         if ev[0] <= 1e-10 * ev[-1]:     # guess unusable here (e.g. a factor diagonal near 0)
-            hy = hessian_of(fg, y, g, lower)
+            hy = hessian_of(fg, y, g, lower, linear=fg.linear)
         H = _inverse_or_diagonal(hy)
     search = functools.partial(_search, fg, lower, transform, free, gtol, verbose,
                                hessian_guess is None)
@@ -691,7 +712,8 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
         if not np.isfinite(fr):
             break
         y, fr, gr, more, status, extra = search(
-            max_iter - iters, y, fr, gr, _preconditioner(hessian_of(fg, y, gr, lower)))
+            max_iter - iters, y, fr, gr, _preconditioner(hessian_of(fg, y, gr, lower,
+                                                                linear=fg.linear)))
         iters += more
         again = finish(fg.full(y), status)
         polish_evaluations += again.evaluations

@@ -32,7 +32,8 @@ from .safety import EVAL_CONTEXT
 from .to_xxm import RESIDUAL, build_model, psi_label
 
 SINGULAR_TOL = 1e-4      # lme4's isSingular: a relative Cholesky diagonal below this
-GLS_FROM_ML = 20         # ML fits with at most this many fixed effects: GLS from the ML form
+GLS_FROM_ML = 200        # ML fits with at most this many fixed effects: GLS from the ML form
+GLS_FROM_ML_SECONDS = 2.0   # unless its p + 1 gradients would take longer than this
 
 
 def values_for(problem, values):
@@ -71,7 +72,11 @@ class LmerResult(InformationCriteria):
 
     def _gls(self):
         names = self.design.fixed_names
-        if not self.reml and 0 < len(names) <= GLS_FROM_ML and self._gls_from_ml(names):
+        rec = self.fit_result.record
+        per_evaluation = rec.seconds / max(rec.n_evaluations, 1)
+        if not self.reml and 0 < len(names) <= GLS_FROM_ML and \
+                (len(names) + 1) * per_evaluation < GLS_FROM_ML_SECONDS and \
+                self._gls_from_ml(names):
             return
         problem = self._form(True)
         theta = values_for(problem, self.variance_parameters)

@@ -104,7 +104,8 @@ def _ols(design):
     """(OLS fixed effects (p,), residuals (n,)); no fixed effects: (empty, y)."""
     if not design.X.shape[1]:
         return np.zeros(0), design.y
-    beta = np.linalg.lstsq(design.X, design.y, rcond=None)[0]
+    from scipy.linalg import lstsq
+    beta = lstsq(design.X, design.y, lapack_driver="gelsy")[0]    # pivoted QR, not SVD
     return beta, design.y - design.X @ beta
 
 
