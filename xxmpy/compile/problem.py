@@ -264,7 +264,11 @@ def unique_rows(cols):
 
 
 def count_components(levels, sizes):
-    """Independent groups of units: connected components of the unit graph."""
+    """Independent groups of units: connected components of the unit graph. When every
+    level has at most one parent the graph is a forest, one tree per unit without a
+    parent; otherwise they are counted on the graph."""
+    if all(len(lev.parents) <= 1 for lev in levels):
+        return int(sum(lev.n for lev in levels if not lev.parents))
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     rows, cols = [], []
     for c, lev in enumerate(levels):
