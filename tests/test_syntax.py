@@ -790,9 +790,8 @@ def test_nested_chains_crossed_with_each_other():
 
 
 def test_cluster_structure_and_covariate_errors_name_the_columns():
-    """Clusters that group the rows alike, a cluster within two crossed clusters, a
-    cluster containing two crossed clusters, and a covariate named at two levels are
-    refused, each naming the columns and the fix."""
+    """Clusters that group the rows alike, a cluster within two crossed clusters and a
+    covariate named at two levels are refused, each naming the columns and the fix."""
     data = nested_and_crossed()
     with pytest.raises(xm.SpecificationError, match="clusters 'school' and 'copy' group the "
                                                     "rows the same way"):
@@ -803,12 +802,22 @@ def test_cluster_structure_and_covariate_errors_name_the_columns():
                                                     "within 'hood', which are crossed"):
         xm.sem("level: 1\n y1 ~~ y1\nlevel: cell\n y1 ~~ y1\nlevel: school\n y1 ~~ y1\n"
                "level: hood\n y1 ~~ y1", cell, cluster=["cell", "school", "hood"])
-    two = data.assign(half=data.school * 2 + data.index % 2,      # two crossed groupings
-                      third=data.school * 3 + data.index % 3)     # within each school
-    with pytest.raises(xm.SpecificationError, match=r"'school' directly contains \['half', "
-                                                    r"'third'\], which are crossed"):
-        xm.sem("level: 1\n y1 ~~ y1\nlevel: half\n y1 ~~ y1\nlevel: third\n y1 ~~ y1\n"
-               "level: school\n y1 ~~ y1", two, cluster=["half", "third", "school"])
     with pytest.raises(xm.SpecificationError, match="'x1' is a covariate at level 1 and is "
                                                     "named at level 2.*write 'x1 ~~ x1'"):
         xm.sem(TUTORIAL.replace("fb ~ w1 + w2", "fb ~ x1 + w1"), demo(), cluster="cluster")
+
+
+def test_two_crossed_clusters_within_one():
+    """Two groupings crossed with each other within schools (like classes and teachers):
+    a y's school part reaches the rows once, through the first of them, and the model is
+    lme4's y ~ 1 + (1|half) + (1|third) + (1|school) ([lme4] through xm.lmer)."""
+    data = nested_and_crossed()
+    two = data.assign(half=data.school * 2 + data.index % 2,      # two crossed groupings
+                      third=data.school * 3 + data.index % 3)     # within each school
+    fit = fitted("level: 1\n y1 ~~ y1\nlevel: half\n y1 ~~ y1\nlevel: third\n y1 ~~ y1\n"
+                 "level: school\n y1 ~~ y1", two, cluster=["half", "third", "school"])
+    lmer = xm.lmer("y1 ~ 1 + (1|half) + (1|third) + (1|school)", two, REML=False)
+    assert fit.converged
+    assert fit.deviance == pytest.approx(lmer.deviance, abs=1e-6)
+    assert "nested and crossed: row in half in school, and in third in school" in \
+        fit.summary()

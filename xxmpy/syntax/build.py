@@ -4,7 +4,9 @@ Levels: one block, or ``level:`` blocks (numbered, or named after their cluster
 columns) with cluster= the cluster columns, the lowest first. From the data the
 clusters are chains of nested clusters (students in classes in schools) crossed
 with each other (ratings in raters and in targets; schools in districts crossed
-with neighbourhoods): the bottom of each chain is a parent of the rows.
+with neighbourhoods; classes and teachers crossed within schools): the bottom of
+each chain is a parent of the rows, and a cluster containing several reaches the
+rows through the first listed.
 
 Roles, per level block:
   latent   the left-hand side of =~
@@ -137,10 +139,11 @@ class SyntaxModel:
     labelled fixed elements (label -> value; := may read them)."""
 
     def __init__(self, model, rows, starts, levels, defined=(), fixed_labels=None,
-                 crossed=False, aliases=None):
+                 crossed=False, aliases=None, containers=None):
         self.model, self.rows, self.starts, self.levels = model, rows, starts, levels
         self.defined, self.fixed_labels = list(defined), dict(fixed_labels or {})
         self.crossed = crossed
+        self.containers = dict(containers or {})  # cluster -> the cluster it is within
         self.aliases = dict(aliases or {})    # a -> (c, b): a == c*b made a a multiple
 
     def label_values(self, labels, theta):
@@ -162,10 +165,9 @@ class SyntaxModel:
             return "one level"
         chains = []
         for bottom in [lev for lev in levels if lev.below is rows]:
-            chain, at = [bottom.name], bottom
-            while any(up.below is at for up in levels):
-                at = next(up for up in levels if up.below is at)
-                chain.append(at.name)
+            chain = [bottom.name]
+            while chain[-1] in self.containers:
+                chain.append(self.containers[chain[-1]])
             chains.append(" in ".join(chain))
         if len(chains) == 1:
             return f"nested: {rows.name} in {chains[0]}"
@@ -282,11 +284,14 @@ class Builder:
     def _check_nesting(self):
         """The clusters' structure from the data: chains of nested clusters (students in
         classes in schools), crossed with each other (ratings in raters and in targets;
-        schools in districts crossed with neighbourhoods). Sets ``below`` (level number
-        -> the level number its carriers reach: the cluster it directly contains, or 1
-        for the rows) and ``crossed`` (more than one chain)."""
+        schools in districts crossed with neighbourhoods; classes and teachers crossed
+        within schools). Sets ``below_of`` (level number -> the level number its
+        carriers reach: the cluster it directly contains, the first listed when it
+        contains several, or 1 for the rows: a part reaches the rows once),
+        ``containers`` (cluster -> the cluster it is directly within) and ``crossed``
+        (more than one chain)."""
         names = self.clusters
-        self.crossed, self.below_of = False, {}
+        self.crossed, self.below_of, self.containers = False, {}, {}
         if not names:
             return
         within = {(a, b): bool(self.data.groupby(a)[b].nunique().max() <= 1)
@@ -320,14 +325,10 @@ class Builder:
         children = {}
         for a, b in container.items():
             children.setdefault(b, []).append(a)
-        for b, inner in children.items():
-            if len(inner) > 1:
-                self.problems.append(f"cluster {b!r} directly contains {inner}, which are "
-                                     f"crossed; each cluster may contain one chain.")
-                return
-        for name in names:
+        for name in names:          # the route down: the first cluster it contains
             inner = children.get(name)
             self.below_of[number[name]] = number[inner[0]] if inner else 1
+        self.containers = dict(container)
         self.crossed = sum(1 for k in self.below_of.values() if k == 1) > 1
 
     # ----------------------------------------------------------------- roles
@@ -740,7 +741,7 @@ def build(parsed, data, cluster):
     if problems:
         raise SpecificationError([f"sem: {p}" for p in problems])
     return SyntaxModel(_model(b, levels), b.rows, b.starts, levels, defined, b.fixed_labels,
-                       b.crossed, b.aliases)
+                       b.crossed, b.aliases, b.containers)
 
 
 def _free_labels(b):
