@@ -66,25 +66,20 @@ def test_crossed_and_flat_models_are_refused_with_the_reason():
         shard_models(reml, 2)
 
 
-def test_shards_on_a_dask_local_cluster_give_the_same_likelihood():
+def test_shards_on_a_dask_local_cluster_give_the_same_likelihood(dask_client):
     """Two worker processes; the compiled shards stay on the workers, an evaluation
     sends theta and adds the returned parts in shard order: the same numbers as the
     in-process shards, bit for bit, and as the whole model to 1e-12; a fit with
     executor= the Client is the in-process fit."""
-    distributed = pytest.importorskip("distributed")
     model = factories.three_level()
     problem = model.compile()
     theta = factories.random_theta(problem, np.random.default_rng(9))
     local = ShardedLikelihood(model, 4)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster, \
-            distributed.Client(cluster) as client:
-        client.wait_for_workers(2)
-        remote = ShardedLikelihood(model, 4, client=client)
-        f, g = remote.deviance_and_gradient(theta)
-        held = client.has_what()
-        assert sum(len(keys) for keys in held.values()) >= 4     # the shards stay there
-        on_workers = factories.three_level_factor(n_top=40).fit(executor=client, shards=4)
+    remote = ShardedLikelihood(model, 4, client=dask_client)
+    f, g = remote.deviance_and_gradient(theta)
+    held = dask_client.has_what()
+    assert sum(len(keys) for keys in held.values()) >= 4     # the shards stay there
+    on_workers = factories.three_level_factor(n_top=40).fit(executor=dask_client, shards=4)
     whole = factories.three_level_factor(n_top=40).fit()
     assert on_workers.converged
     assert on_workers.deviance == pytest.approx(whole.deviance, rel=1e-10)
@@ -111,22 +106,17 @@ def test_a_fit_on_shards_is_the_in_process_fit():
         factories.three_level().fit(executor=object())
 
 
-def test_a_killed_worker_is_recovered_from_with_the_same_numbers():
+def test_a_killed_worker_is_recovered_from_with_the_same_numbers(dask_client):
     """Killing a worker process between evaluations (SIGKILL, as a crash would): dask
     rebuilds the lost shards from their tasks on a live worker, and the next
     evaluation gives the same numbers, bit for bit; nothing hangs."""
     import os
     import signal
-    distributed = pytest.importorskip("distributed")
     model = factories.three_level_factor(n_top=40)
     theta = model.compile().params.start
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster, \
-            distributed.Client(cluster) as client:
-        client.wait_for_workers(2)
-        sharded = ShardedLikelihood(model, 4, client=client)
-        f, g = sharded.deviance_and_gradient(theta)
-        victim = sorted(client.scheduler_info()["workers"])[0]
-        os.kill(client.run(os.getpid, workers=[victim])[victim], signal.SIGKILL)
-        f_after, g_after = sharded.deviance_and_gradient(theta)
+    sharded = ShardedLikelihood(model, 4, client=dask_client)
+    f, g = sharded.deviance_and_gradient(theta)
+    victim = sorted(dask_client.scheduler_info()["workers"])[0]
+    os.kill(dask_client.run(os.getpid, workers=[victim])[victim], signal.SIGKILL)
+    f_after, g_after = sharded.deviance_and_gradient(theta)
     assert f_after == f and np.array_equal(g_after, g)

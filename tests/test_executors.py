@@ -41,23 +41,18 @@ def test_profile_cis_on_a_process_or_thread_pool_equal_the_in_process_ones(sleep
     assert ci.n_jobs == 3
 
 
-def test_profile_cis_on_a_dask_local_cluster_equal_the_in_process_ones(sleep_fit,
-                                                                       in_process):
+def test_profile_cis_on_a_dask_local_cluster_equal_the_in_process_ones(sleep_fit, in_process,
+                                                                       dask_client):
     """Two worker processes, as a user's cluster would run them; the xxM function
     xxmCI takes the Client too."""
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster, \
-            distributed.Client(cluster) as client:
-        client.wait_for_workers(2)
-        ci = sleep_fit.profile_ci(executor=client, progress=False)
-        assert ci.n_jobs == 2
-        same(ci.estimates[COLUMNS], in_process)
-        d = pd.read_csv(ref.DATA / "sleepstudy.csv")
-        model = xm.lmer("Reaction ~ Days + (Days | Subject)", d, REML=False).model
-        xm.xxmRun(model)
-        xm.xxmCI(model, executor=client, progress=False)
-        same(model.result.profile.estimates[COLUMNS], in_process)
+    ci = sleep_fit.profile_ci(executor=dask_client, progress=False)
+    assert ci.n_jobs == 2
+    same(ci.estimates[COLUMNS], in_process)
+    d = pd.read_csv(ref.DATA / "sleepstudy.csv")
+    model = xm.lmer("Reaction ~ Days + (Days | Subject)", d, REML=False).model
+    xm.xxmRun(model)
+    xm.xxmCI(model, executor=dask_client, progress=False)
+    same(model.result.profile.estimates[COLUMNS], in_process)
 
 
 def _fails_on_three(shared, task):
