@@ -254,18 +254,16 @@ def fit_measures(fit, saturated, baseline, c):
         out.update(rmsea=0.0, rmsea_ci_lower=0.0, rmsea_ci_upper=0.0, rmsea_pvalue=np.nan)
     model = joint_covariances(problem, fit.record.estimate)
     sat = joint_covariances(saturated.problem, saturated.record.estimate)
-    total = 0.0
     if not levels_above_in(problem, c) and len(model) == 1:     # one level: Bentler's
-        from .implied import y_means
+        from .implied import y_means          # (implied.py imports this module)
         level = problem.level_names[c]
         gap = y_means(saturated.problem, saturated.record.estimate)[0] - \
             y_means(problem, fit.record.estimate)[c]
-        total = _srmr_bentler(sat[level], model[level], gap)
-    for level in model if not total else ():
-        value = _srmr(sat[level], model[level])
-        out[f"srmr_{level}"] = value
-        total += value
-    out["srmr"] = total
+        out["srmr"] = _srmr_bentler(sat[level], model[level], gap)
+    else:
+        for level in model:
+            out[f"srmr_{level}"] = _srmr(sat[level], model[level])
+        out["srmr"] = sum(out[f"srmr_{level}"] for level in model)
     out.update(aic=D + 2 * npar, bic=D + npar * np.log(N),
                bic2=D + npar * np.log((N + 2) / 24))
     return pd.Series(out, name="fit measures")

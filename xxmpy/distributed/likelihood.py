@@ -17,8 +17,7 @@ DEFAULT_SHARDS = 8
 
 def _compile(model):
     """A worker's task: compile one shard (the Problem stays on the worker)."""
-    problem = model.compile()
-    return problem
+    return model.compile()
 
 
 def _evaluate(problem, theta):

@@ -105,7 +105,6 @@ class Objective:
     def __init__(self, problem, transform, x, free, scale, memo=None, evaluate=None):
         self.problem, self.transform = problem, transform
         self.evaluate = evaluate
-        self.linear = mean_parameters(problem)[np.asarray(free, bool)]   # per coordinate
         self.memo = [None] if memo is None else memo
         self.x = np.asarray(x, float).copy()
         self.free, self.scale = np.asarray(free, bool), np.asarray(scale, float)
@@ -113,6 +112,12 @@ class Objective:
         self.all_free = bool(self.free.all())
         self.count = 0
         self.last_gradient = None
+
+    @functools.cached_property
+    def linear(self):
+        """(F,) the coordinates that are mean parameters (mean_parameters), read only
+        when a Hessian is taken."""
+        return mean_parameters(self.problem)[self.free]
 
     def coordinates(self, y):
         if self.all_free:

@@ -139,25 +139,31 @@ class LmerResult(InformationCriteria):
             out[f.name] = pd.DataFrame(mean, index=f.groups, columns=f.effect_names)
         return out
 
+    def _ml_posterior(self):
+        """(problem, theta, latent posterior) of the ML form at the estimates and the GLS
+        fixed effects: the random effects given y and the fixed effects."""
+        problem = self._form(False)
+        theta = values_for(problem, self._ml_values())
+        return problem, theta, latent_posterior(problem, theta)
+
     def _conditional_modes(self):
-        """Modes, conditional variances (given y and the fixed effects: the ML form's
-        posterior) and deviance; a REML fit has its modes and deviance from _gls and
-        computes the conditional variances when first asked (_condvars)."""
+        """Modes, conditional variances and deviance from the ML form's posterior; a REML
+        fit has its modes and deviance from _gls and computes the conditional variances
+        when first asked (_condvars)."""
         self._condvar = None
         if self.reml:
             return
-        problem = self._form(False)
-        theta = values_for(problem, self._ml_values())
+        problem, theta, post = self._ml_posterior()
         self.deviance = float(xxm_deviance(problem, theta))
-        post = latent_posterior(problem, theta)
         self._modes = self._modes_from(problem, post)
-        self._condvar = {f.name: post[problem.level_names.index(f.name)][1]
-                         for f in self.design.factors}
+        self._condvars(problem, post)
 
-    def _condvars(self):
+    def _condvars(self, problem=None, post=None):
+        """{factor: (n_groups, m, m)} conditional covariances, from the ML form's
+        posterior (given, or computed the first time)."""
         if self._condvar is None:
-            problem = self._form(False)
-            post = latent_posterior(problem, values_for(problem, self._ml_values()))
+            if post is None:
+                problem, _, post = self._ml_posterior()
             self._condvar = {f.name: post[problem.level_names.index(f.name)][1]
                              for f in self.design.factors}
         return self._condvar

@@ -399,15 +399,14 @@ class Builder:
         self.origin = origin
         levels = self._carriers(found, ys1)
         self.all_levels = levels
-        named_above = {}
-        for k, f in enumerate(found, start=1):
-            for name in f[3]:
-                named_above.setdefault(name, k)
+        # the rows' ys with a part above (kept or folded): one intercept, on the part
+        self.with_parts = {y for level in levels[1:] for y in level.parts + level.folded
+                           if y in levels[0].names["y"]}
         for level in levels:
-            self._regressor_ys(level, named_above)
+            self._regressor_ys(level)
         return levels
 
-    def _regressor_ys(self, level, named_above):
+    def _regressor_ys(self, level):
         """The level's observed outcomes and latents regressed on its observed ys: each
         such regressor y gets a copy among the xs (level.copies, y -> x name; a kappa or
         gamma on it). No regressor may depend on what it predicts (the ys minus their
@@ -579,8 +578,7 @@ class Builder:
             else:
                 self.problems.append(f"{where}: {rhs!r} cannot be an indicator here.")
         elif op == "~" and rhs == "1":
-            if lhs in rows.names["y"] and any(lhs in up.parts or lhs in up.folded
-                                              for up in self.all_levels[1:]):
+            if lhs in self.with_parts:
                 self._intercept(rows, lhs, t, level.number)   # its one intercept
             elif lhs in ys:
                 self.put(level, "nu", lhs, "1", t, lhs, "~1", "")
@@ -671,9 +669,9 @@ class Builder:
                                  f"regression on a latent or covariate of this level), not "
                                  f"predict, covary or have a mean.")
 
-    def defaults(self, level, with_parts=()):
-        """lavaan's defaults for the elements the syntax did not set; with_parts: the
-        level-1 ys with parts above (their intercepts are lavaan's level-2 ones)."""
+    def defaults(self, level):
+        """lavaan's defaults for the elements the syntax did not set (a rows' y with a part
+        above has its intercept there: lavaan's level-2 one)."""
         ys, etas = level.names["y"], level.names["eta"]
         latents = [n for n in etas if n not in level.parts]
         statements = self.by_level.get(level.number, [])
@@ -683,7 +681,7 @@ class Builder:
         indicators = {t.name for s in statements if s.op == "=~" for t in s.rhs}
         for y in ys:
             self.put(level, "theta", y, y, None, y, "~~", y, user=False)
-            if y in with_parts:
+            if level.number == 1 and y in self.with_parts:
                 self._intercept(level, y, None, 2, user=False)
             else:
                 self.put(level, "nu", y, "1", None, y, "~1", "", user=False)
@@ -731,9 +729,8 @@ def build(parsed, data, cluster):
     rows = levels[0]
     for level in levels:
         b.statements(level, rows)
-    with_parts = {y for level in levels[1:] for y in level.parts + level.folded}
     for k, level in enumerate(levels):
-        b.defaults(level, with_parts if k == 0 else ())
+        b.defaults(level)
         if k:
             b.link(level)
     _equalities(b, levels)
@@ -764,7 +761,7 @@ def _linear(text):
                                 (rf"({NAME})\*({NUMBER})", lambda m: float(m[2]), 1),
                                 (rf"({NAME})/({NUMBER})", lambda m: 1.0 / float(m[2]), 1)):
         found = re.fullmatch(pattern, t)
-        if found and (not found[name][0].isdigit()):
+        if found:
             return coef(found), found[name]
     return None
 
