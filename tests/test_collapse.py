@@ -243,6 +243,21 @@ def test_moment_collapse_keeps_its_digits_when_the_data_have_a_large_mean():
     assert deviance_and_gradient(problem, theta)[0] == pytest.approx(fit.deviance, abs=1e-7)
 
 
+def test_shared_design_terms_grouped_by_pattern_match_twin(monkeypatch):
+    """The driver forms A' W_k A and the gradient's W_k (E_k + A S_k A') W_k once per
+    missing pattern when every unit shares A (engine/_elimination accumulate_shared_c,
+    term_gradient_shared_c): checked where units of one pattern carry different
+    weights and several patterns interleave."""
+    problem = two_factor_leaf().compile()
+    shared = [t for terms in problem.form.plan.levels.values() for t in terms
+              if t.a_data_pos is None and t.X.shape[0]]
+    assert any(len(t.patterns) >= 4 and len(np.unique(t.wt)) >= 4
+               and np.any(np.diff(t.pat) < 0) for t in shared)
+    for seed in (41, 42, 43):
+        theta = factories.random_theta(problem, np.random.default_rng(seed))
+        assert_compiled_matches_twin(problem, theta, monkeypatch)
+
+
 @pytest.mark.parametrize("factory", COLLAPSIBLE + MOMENT, ids=lambda f: f.__name__)
 def test_collapsed_problems_compiled_match_twin(factory, monkeypatch):
     """The driver's pooled contrasts (latent ones with a beta and missing ys included)

@@ -92,6 +92,35 @@ def test_blocked_dense_inverse_matches_the_twin_across_several_blocks():
     assert_compiled_matches_twin(problem, theta, rtol=1e-9)
 
 
+def _runs_of_equal_clusters(seed=4):
+    """A two-level CFA (3 indicators, a factor at each level) whose clusters come in runs
+    of equal size and missing pattern, broken by other sizes and by a missing value:
+    consecutive units with bit-identical blocks, and neighbours without."""
+    from xxmpy.syntax import build
+    from xxmpy.syntax import parse
+    rng = np.random.default_rng(seed)
+    sizes = [4, 4, 4, 6, 6, 4, 3, 3, 3, 3, 5, 4, 4, 6, 6, 6]
+    g = np.repeat(np.arange(len(sizes)), sizes)
+    f = rng.normal(size=g.size) + rng.normal(0, 0.7, len(sizes))[g]
+    data = pd.DataFrame({f"y{j}": (0.8 + 0.1 * j) * f + rng.normal(0, 0.6, g.size)
+                         for j in range(3)})
+    data["g"] = g
+    data.loc[np.flatnonzero(g == 12)[1], "y1"] = np.nan      # breaks the run 11, 12
+    syntax = "level: 1\n fw =~ y0 + y1 + y2\nlevel: 2\n fb =~ y0 + y1 + y2"
+    return build(parse(syntax), data, "g").model
+
+
+def test_repeated_units_reuse_factors_exactly(monkeypatch):
+    """Units whose blocks equal the previous unit's reuse its factor and posterior blocks
+    (engine/_elimination eliminate_chain_c, posterior_chain_c; the top level's diagonal
+    blocks in eliminate_c / posterior_c): f, g and the posterior equal the numpy
+    reference, which factors every unit, at several parameter values."""
+    problem = _runs_of_equal_clusters().compile()
+    for seed in (1, 2, 3):
+        theta = factories.random_theta(problem, np.random.default_rng(seed))
+        assert_compiled_matches_twin(problem, theta, monkeypatch)
+
+
 def _two_level_factor(data, labels, class_variance=None):
     """A two-level factor model on y1..y3 (students in classes) with the given labels on
     the within loadings of y2 and y3 (free) and the between loading of y3 (y1's fixed at

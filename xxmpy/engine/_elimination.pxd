@@ -47,3 +47,28 @@ cdef void term_gradient_c(const double* A, idx a_step, idx n, idx r, idx M, cons
                           const idx* ld, const idx* tr, const idx* vec, const double* sig,
                           const double* mean, double* gA, double* gd, double* wrw,
                           double* work) noexcept nogil
+
+cdef double accumulate_shared_c(const double* A, idx n, idx r, idx M, const double* d,
+                                const double* W, const idx* order, const idx* starts, idx K,
+                                const double* wt, const idx* seg, idx S, const idx* pair_i,
+                                const idx* pair_j, idx P, const idx* off, const idx* ld,
+                                const idx* tr, const idx* vec, double* buf, double* rhs,
+                                double* work) noexcept nogil
+
+cdef void term_gradient_shared_c(const double* A, idx n, idx r, idx M, const double* d,
+                                 const double* W, const idx* order, const idx* starts, idx K,
+                                 const double* wt, const idx* seg, idx S, const idx* pair_i,
+                                 const idx* pair_j, idx P, const idx* off, const idx* ld,
+                                 const idx* tr, const idx* vec, const double* sig,
+                                 const double* mean, double* gA, double* gd, double* wrw,
+                                 double* work) noexcept nogil
+
+cdef int eliminate_chain_c(double* B, double* R, idx m, idx n, const idx* diag,
+                           const idx* rhs_off, const idx* e_off, const idx* e_mb,
+                           const idx* e_nb, const idx* p_off, const idx* p_ld, const idx* p_tr,
+                           double* work, double* logdet, double* zz) noexcept nogil
+
+cdef void posterior_chain_c(const double* F, double* Sg, idx m, idx n, const idx* diag,
+                            const idx* e_off, const idx* e_mb, const idx* p_off,
+                            const idx* p_ld, const idx* p_tr, idx max_block,
+                            double* work) noexcept nogil

@@ -65,6 +65,36 @@ cdef inline int chol_inverse(double* a, idx m, double* L, double* logdet) noexce
     return 0
 
 
+# ------------------------------------------------------------------ repeated units
+# Units whose blocks are bit for bit those of the unit before them (balanced designs:
+# clusters of one size and missing pattern) reuse its factor and its posterior blocks
+# instead of recomputing them: the same inputs give the same outputs, so the result is
+# unchanged to the last bit, and a balanced level costs one factorisation.
+
+cdef inline bint same_lower(const double* a, const double* b, idx m) noexcept nogil:
+    """The lower triangles of the (m, m) blocks a and b are equal."""
+    cdef idx i, j
+    for i in range(m):
+        for j in range(i + 1):
+            if a[i * m + j] != b[i * m + j]:
+                return False
+    return True
+
+
+cdef inline bint same(const double* a, const double* b, idx size) noexcept nogil:
+    cdef idx i
+    for i in range(size):
+        if a[i] != b[i]:
+            return False
+    return True
+
+
+cdef inline void copy(const double* src, double* dst, idx size) noexcept nogil:
+    cdef idx i
+    for i in range(size):
+        dst[i] = src[i]
+
+
 # ------------------------------------------------------------------ C routines
 cdef double accumulate_c(const double* A, idx a_step, idx n, idx r, idx M, const double* d,
                          const double* W, const idx* pat, const double* wt, const idx* seg,
@@ -111,14 +141,74 @@ cdef double accumulate_c(const double* A, idx a_step, idx n, idx r, idx M, const
     return const
 
 
+cdef double accumulate_shared_c(const double* A, idx n, idx r, idx M, const double* d,
+                                const double* W, const idx* order, const idx* starts, idx K,
+                                const double* wt, const idx* seg, idx S, const idx* pair_i,
+                                const idx* pair_j, idx P, const idx* off, const idx* ld,
+                                const idx* tr, const idx* vec, double* buf, double* rhs,
+                                double* work) noexcept nogil:
+    """accumulate_c for a design A (r, M) shared by every unit, units taken pattern by
+    pattern (order, starts: the units of pattern k are order[starts[k]:starts[k + 1]]):
+    A' W_k A is formed once per pattern and each unit adds wt[u] times its pair blocks.
+    work: 2 r M + M M + r + M doubles."""
+    cdef double* AW = work
+    cdef double* G = AW + r * M
+    cdef double* Wd = G + M * M
+    cdef double* h = Wd + r
+    cdef const double* Wq
+    cdef idx q, t, u, i, j, k, p, s, a0, a1, b0, b1, size
+    cdef double acc, w, const = 0.0
+    for q in range(K):
+        if starts[q] == starts[q + 1]:
+            continue
+        Wq = W + q * r * r
+        matmul(A, Wq, AW, M, r, r, 1, 0, 0)            # A' W_k (M, r)
+        size = 0                                       # each pair's block of A' W_k A
+        for p in range(P):
+            a0, a1 = seg[pair_i[p]], seg[pair_i[p] + 1]
+            b0, b1 = seg[pair_j[p]], seg[pair_j[p] + 1]
+            for i in range(a0, a1):
+                for j in range(b0, b1):
+                    acc = 0.0
+                    for k in range(r):
+                        acc += AW[i * r + k] * A[k * M + j]
+                    G[size] = acc
+                    size = size + 1
+        for t in range(starts[q], starts[q + 1]):
+            u, w = order[t], wt[order[t]]
+            for i in range(r):
+                acc = 0.0
+                for k in range(r):
+                    acc += Wq[i * r + k] * d[u * r + k]
+                Wd[i] = w * acc
+                const += d[u * r + i] * Wd[i]
+            for j in range(M):
+                acc = 0.0
+                for k in range(r):
+                    acc += A[k * M + j] * Wd[k]
+                h[j] = acc
+            size = 0
+            for p in range(P):
+                a0, a1 = seg[pair_i[p]], seg[pair_i[p] + 1]
+                b0, b1 = seg[pair_j[p]], seg[pair_j[p] + 1]
+                add_block(buf, off[u * P + p], ld[u * P + p], tr[u * P + p], G + size,
+                          a1 - a0, b1 - b0, w)
+                size = size + (a1 - a0) * (b1 - b0)
+            for s in range(S):
+                for i in range(seg[s], seg[s + 1]):
+                    rhs[vec[u * S + s] + i - seg[s]] += h[i]
+    return const
+
+
 cdef int eliminate_c(double* B, double* R, idx m, idx n, const idx* diag, const idx* rhs_off,
                      idx E, const idx* e_row, const idx* e_off, const idx* e_mb,
                      const idx* e_nb, idx P, const idx* p_e1, const idx* p_e2,
                      const idx* p_off, const idx* p_ld, const idx* p_tr, double* work,
                      double* logdet, double* zz) noexcept nogil:
     """Eliminate one sparse level's units in place, adding the step's log det and
-    z'z; 1 if a diagonal block is not positive definite, 2 if interrupted (Ctrl-C). work: 3 mb^2 + mb doubles
-    (mb the largest block)."""
+    z'z; 1 if a diagonal block is not positive definite, 2 if interrupted (Ctrl-C). A
+    unit whose diagonal block equals the previous unit's reuses its factor. work:
+    3 mb^2 + mb + m^2 doubles (mb the largest block)."""
     cdef idx mb_max = m
     cdef idx u, e, p, i, j, k, mb, mb2, e1, e2
     cdef double acc
@@ -132,9 +222,17 @@ cdef int eliminate_c(double* B, double* R, idx m, idx n, const idx* diag, const 
     cdef double* T = L + mb_max * mb_max
     cdef double* X = T + mb_max * mb_max
     cdef double* z = X + mb_max * mb_max
+    cdef double* raw_d = z + mb_max
+    cdef double ld_unit = 0.0
     for u in range(n):
-        if chol_inverse(B + diag[u], m, L, logdet):
-            return 1
+        if u > 0 and same_lower(B + diag[u], raw_d, m):     # as the unit before
+            copy(B + diag[u - 1], B + diag[u], m * m)
+        else:
+            copy(B + diag[u], raw_d, m * m)
+            ld_unit = 0.0
+            if chol_inverse(B + diag[u], m, L, &ld_unit):
+                return 1
+        logdet[0] += ld_unit
         if (u + 1) % UNITS_PER_CHECK == 0 and interrupted():
             return 2
         for i in range(m):
@@ -376,6 +474,9 @@ cdef void posterior_c(const double* F, double* Sg, idx m, idx n,
         if e1 != e2:
             matmul(S, F + e_off[e1], &Acc[e2 * stride], mb2, mb, m, 1, 1, 1)     # += S' w1'
     for u in range(n):
+        if u > 0 and same(F + diag[u], F + diag[u - 1], m * m):
+            copy(Sg + diag[u - 1], Sg + diag[u], m * m)
+            continue
         for i in range(m):
             for j in range(m):
                 a = 0.0
@@ -520,3 +621,202 @@ cdef void term_gradient_c(const double* A, idx a_step, idx n, idx r, idx M, cons
                 for k in range(M):
                     acc += WAS[i * M + k] * WA[j * M + k]
                 wrw[i * r + j] += acc / w
+
+
+cdef void term_gradient_shared_c(const double* A, idx n, idx r, idx M, const double* d,
+                                 const double* W, const idx* order, const idx* starts, idx K,
+                                 const double* wt, const idx* seg, idx S, const idx* pair_i,
+                                 const idx* pair_j, idx P, const idx* off, const idx* ld,
+                                 const idx* tr, const idx* vec, const double* sig,
+                                 const double* mean, double* gA, double* gd, double* wrw,
+                                 double* work) noexcept nogil:
+    """term_gradient_c for a design A (r, M) shared by every unit, units taken pattern by
+    pattern (order, starts as in accumulate_shared_c). Per pattern k, with
+    S_k = sum_u wt_u Sigma_u (the units' posterior covariances) and
+    E_k = sum_u wt_u e_u e_u': gA += 2 W_k A S_k - 2 sum_u We_u mu_u',
+    wrw += W_k (E_k + A S_k A') W_k; per unit only O(r^2 + M^2) work (S_k summed on
+    the pairs' blocks and E_k on its lower triangle, both mirrored once per pattern).
+    work: M + M M + 2 r + 2 r r + 2 r M doubles."""
+    cdef double* mu = work
+    cdef double* Ss = mu + M
+    cdef double* e = Ss + M * M
+    cdef double* We = e + r
+    cdef double* Es = We + r
+    cdef double* T = Es + r * r
+    cdef double* AS = T + r * r
+    cdef double* WAS = AS + r * M
+    cdef const double* Wq
+    cdef idx q, t, u, i, j, k, p, a0, a1, b0, b1, o, l
+    cdef double acc, w
+    for i in range(r * M):
+        gA[i] = 0.0
+    for i in range(r * r):
+        wrw[i] = 0.0
+    for q in range(K):
+        if starts[q] == starts[q + 1]:
+            continue
+        Wq = W + q * r * r
+        for i in range(M * M):
+            Ss[i] = 0.0
+        for i in range(r * r):
+            Es[i] = 0.0
+        for t in range(starts[q], starts[q + 1]):
+            u, w = order[t], wt[order[t]]
+            unit_residual(A, d + u * r, r, M, seg, S, vec + u * S, mean, mu, e)
+            for p in range(P):
+                a0, a1 = seg[pair_i[p]], seg[pair_i[p] + 1]
+                b0, b1 = seg[pair_j[p]], seg[pair_j[p] + 1]
+                o, l = off[u * P + p], ld[u * P + p]
+                if tr[u * P + p] == 0:
+                    for i in range(a0, a1):
+                        for j in range(b0, b1):
+                            Ss[i * M + j] += w * sig[o + (i - a0) * l + j - b0]
+                else:
+                    for i in range(a0, a1):
+                        for j in range(b0, b1):
+                            Ss[i * M + j] += w * sig[o + (j - b0) * l + i - a0]
+            for i in range(r):
+                acc = 0.0
+                for k in range(r):
+                    acc += Wq[i * r + k] * e[k]
+                We[i] = w * acc
+                gd[u * r + i] = 2.0 * We[i]
+                for j in range(i + 1):
+                    Es[i * r + j] += w * e[i] * e[j]
+                for j in range(M):
+                    gA[i * M + j] -= 2.0 * We[i] * mu[j]
+        for p in range(P):          # mirror blocks (a diagonal block's lower triangle)
+            a0, a1 = seg[pair_i[p]], seg[pair_i[p] + 1]
+            b0, b1 = seg[pair_j[p]], seg[pair_j[p] + 1]
+            for i in range(a0, a1):
+                for j in range(b0, b1 if a0 != b0 else i):
+                    Ss[j * M + i] = Ss[i * M + j]
+        for i in range(r):
+            for j in range(i):
+                Es[j * r + i] = Es[i * r + j]
+        matmul(A, Ss, AS, r, M, M, 0, 0, 0)             # A S_k (r, M)
+        matmul(Wq, AS, WAS, r, r, M, 0, 0, 0)           # W_k A S_k
+        for i in range(r * M):
+            gA[i] += 2.0 * WAS[i]
+        matmul(AS, A, Es, r, M, r, 0, 1, 1)             # E_k + A S_k A'
+        matmul(Wq, Es, T, r, r, r, 0, 0, 0)
+        matmul(T, Wq, wrw, r, r, r, 0, 0, 1)
+
+
+cdef int eliminate_chain_c(double* B, double* R, idx m, idx n, const idx* diag,
+                           const idx* rhs_off, const idx* e_off, const idx* e_mb,
+                           const idx* e_nb, const idx* p_off, const idx* p_ld, const idx* p_tr,
+                           double* work, double* logdet, double* zz) noexcept nogil:
+    """eliminate_c for a level whose unit u has exactly one parent block, edge u and pair
+    (u, u) (nested designs). A unit whose diagonal and edge blocks equal the previous
+    unit's reuses its inverse factor, w and update w'w. 1 if a diagonal block is not
+    positive definite, 2 if interrupted. work: 4 mb^2 + mb doubles (mb the largest
+    block)."""
+    cdef idx mb_max = m
+    cdef idx u, i, j, k, mb
+    cdef double acc, ld_unit = 0.0
+    for u in range(n):
+        if e_mb[u] > mb_max:
+            mb_max = e_mb[u]
+    cdef double* L = work
+    cdef double* raw_d = L + mb_max * mb_max
+    cdef double* raw_e = raw_d + mb_max * mb_max
+    cdef double* X = raw_e + mb_max * mb_max
+    cdef double* z = X + mb_max * mb_max
+    for u in range(n):
+        mb = e_mb[u]
+        if (u > 0 and mb == e_mb[u - 1] and same_lower(B + diag[u], raw_d, m)
+                and same(B + e_off[u], raw_e, m * mb)):
+            copy(B + diag[u - 1], B + diag[u], m * m)
+            copy(B + e_off[u - 1], B + e_off[u], m * mb)
+        else:
+            copy(B + diag[u], raw_d, m * m)
+            copy(B + e_off[u], raw_e, m * mb)
+            ld_unit = 0.0
+            if chol_inverse(B + diag[u], m, L, &ld_unit):
+                return 1
+            for i in range(m):              # w = L^-1 C_ij
+                for j in range(mb):
+                    acc = 0.0
+                    for k in range(i + 1):
+                        acc += B[diag[u] + i * m + k] * raw_e[k * mb + j]
+                    B[e_off[u] + i * mb + j] = acc
+            for i in range(mb):             # w'w
+                for j in range(mb):
+                    acc = 0.0
+                    for k in range(m):
+                        acc += B[e_off[u] + k * mb + i] * B[e_off[u] + k * mb + j]
+                    X[i * mb + j] = acc
+        logdet[0] += ld_unit
+        if (u + 1) % UNITS_PER_CHECK == 0 and interrupted():
+            return 2
+        for i in range(m):                  # z = L^-1 b
+            acc = 0.0
+            for k in range(i + 1):
+                acc += B[diag[u] + i * m + k] * R[rhs_off[u] + k]
+            z[i] = acc
+        for i in range(m):
+            R[rhs_off[u] + i] = z[i]
+            zz[0] += z[i] * z[i]
+        for j in range(mb):
+            acc = 0.0
+            for i in range(m):
+                acc += B[e_off[u] + i * mb + j] * z[i]
+            R[e_nb[u] + j] -= acc
+        add_block(B, p_off[u], p_ld[u], p_tr[u], X, mb, mb, -1.0)
+    return 0
+
+
+cdef void posterior_chain_c(const double* F, double* Sg, idx m, idx n, const idx* diag,
+                            const idx* e_off, const idx* e_mb, const idx* p_off,
+                            const idx* p_ld, const idx* p_tr, idx max_block,
+                            double* work) noexcept nogil:
+    """posterior_c for a level eliminated by eliminate_chain_c (later levels done). A unit
+    whose factor, w and parent block of Sigma equal the previous unit's copies its
+    blocks. work: 4 max_block^2 + max_block doubles."""
+    cdef double* S = work
+    cdef double* S_prev = S + max_block * max_block
+    cdef double* Acc = S_prev + max_block * max_block
+    cdef double* T = Acc + max_block * max_block
+    cdef idx u, i, j, k, mb
+    cdef double a
+    for u in range(n):
+        mb = e_mb[u]
+        get_block(Sg, p_off[u], p_ld[u], p_tr[u], S, mb, mb)
+        if (u > 0 and mb == e_mb[u - 1] and same(S, S_prev, mb * mb)
+                and same(F + diag[u], F + diag[u - 1], m * m)
+                and same(F + e_off[u], F + e_off[u - 1], m * mb)):
+            copy(Sg + diag[u - 1], Sg + diag[u], m * m)
+            copy(Sg + e_off[u - 1], Sg + e_off[u], m * mb)
+            continue
+        copy(S, S_prev, mb * mb)
+        matmul(S, F + e_off[u], Acc, mb, mb, m, 0, 1, 0)       # Acc (mb, m) = S w'
+        for i in range(m):                  # L^-T L^-1
+            for j in range(m):
+                a = 0.0
+                for k in range(max(i, j), m):
+                    a += F[diag[u] + k * m + i] * F[diag[u] + k * m + j]
+                Sg[diag[u] + i * m + j] = a
+        for i in range(m):                  # Sigma_ij (m, mb) = -(Acc inv_u)'
+            for j in range(mb):
+                a = 0.0
+                for k in range(i, m):
+                    a += Acc[j * m + k] * F[diag[u] + k * m + i]
+                Sg[e_off[u] + i * mb + j] = -a
+        for i in range(mb):                 # T (mb, m) = w' inv_u
+            for j in range(m):
+                a = 0.0
+                for k in range(j, m):
+                    a += F[e_off[u] + k * mb + i] * F[diag[u] + k * m + j]
+                T[i * m + j] = a
+        for i in range(m):
+            for j in range(m):
+                a = 0.0
+                for k in range(mb):
+                    a += Sg[e_off[u] + i * mb + k] * T[k * m + j]
+                Sg[diag[u] + i * m + j] -= a
+        for i in range(m):
+            for j in range(i):
+                a = 0.5 * (Sg[diag[u] + i * m + j] + Sg[diag[u] + j * m + i])
+                Sg[diag[u] + i * m + j] = a
+                Sg[diag[u] + j * m + i] = a

@@ -31,9 +31,10 @@ cimport numpy as cnp
 import numpy as np
 from libc.math cimport INFINITY
 
-from ._elimination cimport (accumulate_c, eliminate_c, factor_dense_c, interrupted, mean_c,
-                            mean_dense_c, posterior_c, posterior_dense_c, residual_c,
-                            take_interruption, term_gradient_c)
+from ._elimination cimport (accumulate_c, accumulate_shared_c, eliminate_c, eliminate_chain_c,
+                            factor_dense_c, interrupted, mean_c, mean_dense_c, posterior_c,
+                            posterior_chain_c, posterior_dense_c, residual_c,
+                            take_interruption, term_gradient_c, term_gradient_shared_c)
 from ._linalg cimport cholesky, idx, inverse, matmul, triangular_inverse
 
 cnp.import_array()
@@ -130,6 +131,8 @@ cdef class _Term:
     cdef idx *c_index
     cdef idx *cov_cells
     cdef idx *pat
+    cdef idx *order
+    cdef idx *starts
     cdef idx *a_data_pos
     cdef idx *seg
     cdef idx *pair_i
@@ -179,6 +182,9 @@ cdef class _Term:
         pats = np.ascontiguousarray(t.patterns, dtype=np.uint8)
         m.keep.append(pats)
         self.patterns = <unsigned char*> cnp.PyArray_DATA(pats)
+        pat = np.asarray(t.pat, np.intp)         # the units pattern by pattern
+        self.order = m.i(np.argsort(pat, kind="stable"))
+        self.starts = m.i(np.searchsorted(np.sort(pat), np.arange(self.K + 1)))
         self.S, self.P = len(scope.seg) - 1, len(scope.pair_i)
         self.seg, self.pair_i, self.pair_j = m.i(scope.seg), m.i(scope.pair_i), m.i(scope.pair_j)
         self.off, self.ld, self.tr = m.i(scope.blk.off), m.i(scope.blk.ld), m.i(scope.blk.tr)
@@ -203,7 +209,8 @@ cdef class _Term:
         """Doubles of shared work the term's routines need."""
         r, M, mb = self.r, self.M, self.m_b
         return max(r * M + r + M * M + M, 2 * M + 2 * M * M + 2 * r + 2 * r * M,
-                   3 * r * r, 2 * mb * mb)
+                   3 * r * r, 2 * mb * mb, 2 * r * M + M * M + r + M,
+                   M + M * M + 2 * r + 2 * r * r + 2 * r * M)
 
     cdef int build(self, const double* vals, double* work, idx* obs, double* logdets) noexcept:
         """A, d, W and the log dets (log|cov| share - 2 log|I - B|, added to logdets)
@@ -392,6 +399,7 @@ cdef class _Step:
     """One sparse level's elimination (compile/lowering.LoweredStep)."""
     cdef Arrays mem
     cdef idx m, n, E, P
+    cdef bint chain
     cdef idx *diag
     cdef idx *rhs
     cdef idx *e_row
@@ -411,6 +419,13 @@ cdef class _Step:
         self.e_row, self.e_off, self.e_mb = mem.i(st.e_row), mem.i(st.e_off), mem.i(st.e_mb)
         self.e_nb, self.p_e1, self.p_e2 = mem.i(st.e_nb), mem.i(st.p_e1), mem.i(st.p_e2)
         self.p_off, self.p_ld, self.p_tr = mem.i(st.p.off), mem.i(st.p.ld), mem.i(st.p.tr)
+        # a nested level: unit u's one parent block is edge u and pair (u, u) (scalar
+        # levels keep eliminate_c's 1 x 1 shortcut)
+        own = np.arange(self.n)
+        self.chain = (self.n > 0 and self.E == self.n and self.P == self.n
+                      and np.array_equal(st.e_row, own) and np.array_equal(st.p_e1, own)
+                      and np.array_equal(st.p_e2, own)
+                      and not (self.m == 1 and np.all(np.asarray(st.e_mb) == 1)))
 
 
 # ------------------------------------------------------------------ the program
@@ -464,7 +479,7 @@ cdef class Program:
         self.buf, self.rhs = mem.zeros(self.size), mem.zeros(self.rhs_size)
         self.sig, self.mean = mem.zeros(self.size), mem.zeros(self.rhs_size)
         mb = self.max_block
-        need = [3 * mb * mb + mb] + [t.work_size() for t in self.terms] + \
+        need = [4 * mb * mb + mb] + [t.work_size() for t in self.terms] + \
                [c.work_size() for c in self.contrasts]
         self.work = mem.zeros(max(need))
         self.acc = mem.zeros(max([max(len(s.e_row), 1) * s.m * mb for s in lowered.steps] + [1]))
@@ -541,14 +556,25 @@ cdef class Program:
         for i in range(self.rhs_size):
             self.rhs[i] = 0.0
         for t in self.terms:
-            if t.n:
+            if t.n and t.a_step == 0:
+                const += accumulate_shared_c(t.A, t.n, t.r, t.M, t.d, t.W, t.order, t.starts,
+                                             t.K, t.wt, t.seg, t.S, t.pair_i, t.pair_j, t.P,
+                                             t.off, t.ld, t.tr, t.vec, self.buf, self.rhs,
+                                             self.work)
+            elif t.n:
                 const += accumulate_c(t.A, t.a_step, t.n, t.r, t.M, t.d, t.W, t.pat, t.wt,
                                       t.seg, t.S, t.pair_i, t.pair_j, t.P, t.off, t.ld, t.tr,
                                       t.vec, self.buf, self.rhs, self.work)
         for st in self.steps:
-            status = eliminate_c(self.buf, self.rhs, st.m, st.n, st.diag, st.rhs, st.E,
-                                 st.e_row, st.e_off, st.e_mb, st.e_nb, st.P, st.p_e1, st.p_e2,
-                                 st.p_off, st.p_ld, st.p_tr, self.work, &logdet, &zz)
+            if st.chain:
+                status = eliminate_chain_c(self.buf, self.rhs, st.m, st.n, st.diag, st.rhs,
+                                           st.e_off, st.e_mb, st.e_nb, st.p_off, st.p_ld,
+                                           st.p_tr, self.work, &logdet, &zz)
+            else:
+                status = eliminate_c(self.buf, self.rhs, st.m, st.n, st.diag, st.rhs, st.E,
+                                     st.e_row, st.e_off, st.e_mb, st.e_nb, st.P, st.p_e1,
+                                     st.p_e2, st.p_off, st.p_ld, st.p_tr, self.work, &logdet,
+                                     &zz)
             if status == 0 and interrupted():
                 status = 2
             if status:
@@ -591,9 +617,13 @@ cdef class Program:
             self.stop = 1
             return
         for st in reversed(self.steps):
-            posterior_c(self.buf, self.sig, st.m, st.n, st.diag, st.E, st.e_row, st.e_off,
-                        st.e_mb, st.P, st.p_e1, st.p_e2, st.p_off, st.p_ld, st.p_tr,
-                        self.max_block, self.work, self.acc)
+            if st.chain:
+                posterior_chain_c(self.buf, self.sig, st.m, st.n, st.diag, st.e_off, st.e_mb,
+                                  st.p_off, st.p_ld, st.p_tr, self.max_block, self.work)
+            else:
+                posterior_c(self.buf, self.sig, st.m, st.n, st.diag, st.E, st.e_row,
+                            st.e_off, st.e_mb, st.P, st.p_e1, st.p_e2, st.p_off, st.p_ld,
+                            st.p_tr, self.max_block, self.work, self.acc)
             if interrupted():
                 self.stop = 1
                 return
@@ -608,7 +638,12 @@ cdef class Program:
         for i in range(self.n_params + 1):
             self.grad[i] = 0.0
         for t in self.terms:
-            if t.n:
+            if t.n and t.a_step == 0:
+                term_gradient_shared_c(t.A, t.n, t.r, t.M, t.d, t.W, t.order, t.starts, t.K,
+                                       t.wt, t.seg, t.S, t.pair_i, t.pair_j, t.P, t.off, t.ld,
+                                       t.tr, t.vec, self.sig, self.mean, t.gA, t.gd, t.wrw,
+                                       self.work)
+            elif t.n:
                 term_gradient_c(t.A, t.a_step, t.n, t.r, t.M, t.d, t.W, t.pat, t.wt, t.seg,
                                 t.S, t.pair_i, t.pair_j, t.P, t.off, t.ld, t.tr, t.vec,
                                 self.sig, self.mean, t.gA, t.gd, t.wrw, self.work)
