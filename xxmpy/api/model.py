@@ -27,7 +27,7 @@ from ..fit.optimize import fit_problem
 from ..fit.starts import auto_start
 from ..results.fit_result import FitResult
 from ..spec import MatrixSpec, ModelSpec, SubmodelSpec, validate
-from ..spec.objects import DATA_LABEL_PREFIX
+from ..spec.objects import DATA_LABEL_PREFIX, partitioned
 
 
 def _names(arg, what, func):
@@ -155,6 +155,11 @@ class Model:
         also in place: the data are copied at compile time, and a changed
         table gives a new compiled problem.
         """
+        dask_levels = partitioned(self.spec)
+        if dask_levels:
+            raise TypeError(f"Model.compile: level(s) {dask_levels} hold Dask DataFrames; they "
+                            f"are compiled shard by shard on a dask cluster's workers: fit "
+                            f"with model.fit(executor=client) (docs/distributed.md).")
         fingerprint = _data_fingerprint(self.spec)
         if self._problem is None or fingerprint != self._fingerprint:
             checked = validate(self.spec)
@@ -212,6 +217,9 @@ class Model:
             Also kept as ``model.result``.
         """
         executor, shards = options.pop("executor", None), options.pop("shards", None)
+        if partitioned(self.spec):
+            self.result = _fit_partitioned(self, executor, shards, **options)
+            return self.result
         problem = self.compile()
         if isinstance(options.get("start"), str):
             if options["start"] != "auto":
@@ -294,6 +302,20 @@ def _positive_definite(mat):
     except np.linalg.LinAlgError:
         return False
     return True
+
+
+def _fit_partitioned(model, executor, shards, **options):
+    """Model.fit on Dask DataFrames (distributed/partitions.py)."""
+    from ..distributed.likelihood import DEFAULT_SHARDS
+    from ..distributed.partitions import fit_partitioned
+    from ..inference.executors import is_dask_client
+    if executor is None or not is_dask_client(executor):
+        raise TypeError(f"Model.fit: level(s) {partitioned(model.spec)} hold Dask DataFrames: "
+                        f"pass executor= a dask.distributed.Client whose workers build and "
+                        f"keep the shards (docs/distributed.md); got "
+                        f"{type(executor).__name__}.")
+    return fit_partitioned(model, executor, DEFAULT_SHARDS if shards is None else shards,
+                           **options)
 
 
 def _sharded(model, executor, shards):

@@ -21,13 +21,16 @@ def _compile(model):
 
 
 def _evaluate(problem, theta):
-    """A worker's task: (-2 log L, gradient) of one shard at theta."""
+    """A worker's task: (-2 log L, gradient) of one shard at theta (an empty shard, None,
+    adds nothing)."""
+    if problem is None:
+        return 0.0, np.zeros(len(theta))
     f, g = deviance_and_gradient(problem, theta)
     return float(f), np.asarray(g, float)
 
 
 def _labels(problem):
-    return list(problem.params.labels)
+    return None if problem is None else list(problem.params.labels)
 
 
 class ShardedLikelihood:
@@ -38,23 +41,37 @@ class ShardedLikelihood:
     """
 
     def __init__(self, model, n_shards=DEFAULT_SHARDS, client=None):
-        self.models = shard_models(model, n_shards)
+        models = shard_models(model, n_shards)
         self.client = client
         if client is None:
-            self.shards = [_compile(m) for m in self.models]
+            self.shards = [_compile(m) for m in models]
             labels = [_labels(p) for p in self.shards]
         else:
-            self.shards = [client.submit(_compile, m, pure=False) for m in self.models]
+            self.shards = [client.submit(_compile, m, pure=False) for m in models]
             labels = client.gather([client.submit(_labels, s, pure=False)
                                     for s in self.shards])
-        self.labels = labels[0]
-        if any(lab != self.labels for lab in labels):
+        self._check_labels(labels[0], labels)
+
+    @classmethod
+    def on_shards(cls, shards, client, labels):
+        """Over shards already compiled on ``client``'s workers (futures of Problems, or
+        of None for an empty shard; distributed/partitions.py), whose parameter tables
+        must all be ``labels``."""
+        self = cls.__new__(cls)
+        self.client, self.shards = client, list(shards)
+        self._check_labels(labels, client.gather([client.submit(_labels, s, pure=False)
+                                                  for s in self.shards]))
+        return self
+
+    def _check_labels(self, labels, found):
+        self.labels = labels
+        if any(lab is not None and lab != labels for lab in found):
             raise ValueError("shards: the shards' parameter tables differ; a label is "
                              "missing from some shard's data (a level with no units).")
 
     @property
     def n_shards(self):
-        return len(self.models)
+        return len(self.shards)
 
     def deviance_and_gradient(self, theta):
         """(-2 log L, (k,) gradient) at theta, summed in shard order."""

@@ -5,9 +5,11 @@ are sums over them.
 The top level is the one level without parents; every unit of the other levels
 reaches one top unit through each of its parents (a chain or a tree of nested
 levels). Crossed designs (parents in different top units) and flat levels (fixed
-effects shared by all units) do not split this way and are refused. Top units go to shards largest first, each to the shard holding the
-fewest rows so far (ties to the lower index), so the split depends only on the data
-and the number of shards, never on the workers.
+effects shared by all units) do not split this way and are refused. Top units go to
+shards largest first, each to the shard holding the fewest rows so far (ties to the
+lower index), so the split depends only on the data and the number of shards, never
+on the workers. (Tables held as Dask DataFrames are split on the workers instead:
+partitions.py.)
 """
 import numpy as np
 import pandas as pd
@@ -78,14 +80,19 @@ def shard_models(model, n_shards):
     shard_of_top = pd.Series(assign(sizes, n_shards), index=top_ids)
     out = []
     for shard in range(n_shards):
-        sub = Model(list(spec.levels), name=f"{model.name} [shard {shard + 1}/{n_shards}]",
-                    memory_limit_gb=model.memory_limit_gb)
-        submodels = {}
-        for name, s in spec.submodels.items():
-            keep = shard_of_top.reindex(ids[name]).to_numpy() == shard
-            submodels[name] = SubmodelSpec(s.level, list(s.parents), list(s.ys), list(s.xs),
-                                           list(s.etas), s.data[keep].reset_index(drop=True),
-                                           s.flat, dict(s.regressor_ys))
-        sub.spec = ModelSpec(list(spec.levels), submodels, list(spec.matrices))
-        out.append(sub)
+        tables = {name: s.data[shard_of_top.reindex(ids[name]).to_numpy() == shard]
+                  .reset_index(drop=True) for name, s in spec.submodels.items()}
+        out.append(with_tables(model, tables, f"{model.name} [shard {shard + 1}/{n_shards}]"))
+    return out
+
+
+def with_tables(model, tables, name):
+    """A Model with ``model``'s levels and matrices and the tables {level: DataFrame or
+    None} (a shard's share, a sample, or none at all for a template)."""
+    spec = model.spec
+    out = Model(list(spec.levels), name=name, memory_limit_gb=model.memory_limit_gb)
+    out.spec = ModelSpec(list(spec.levels), {
+        level: SubmodelSpec(s.level, list(s.parents), list(s.ys), list(s.xs), list(s.etas),
+                            tables[level], s.flat, dict(s.regressor_ys))
+        for level, s in spec.submodels.items()}, list(spec.matrices))
     return out

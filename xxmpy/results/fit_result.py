@@ -414,7 +414,7 @@ class FitResult(InformationCriteria):
                 extra_notes.append(f"Standardised solution, R-squared and modification "
                                    f"indices not available: {exc}")
         problem = self.problem
-        sizes = ", ".join(f"{lev.name} ({lev.n} units)" for lev in problem.levels)
+        sizes = ", ".join(f"{name} ({n} units)" for name, n in self._level_sizes())
         header = [("Levels", f"{sizes}; {problem.structure}"),
                   ("Estimator", "ML" if not problem.n_flat else
                    "REML (flat-prior levels integrated out)"),
@@ -461,6 +461,10 @@ class FitResult(InformationCriteria):
                        _estimate_blocks(est, self.profile is not None, self._forms())
                        + extra_blocks,
                        notes, fit=fit, estimates=est)
+
+    def _level_sizes(self):
+        """[(level name, units)] as the summary states them."""
+        return [(lev.name, lev.n) for lev in self.problem.levels]
 
     def __str__(self) -> str:
         return str(self.summary())

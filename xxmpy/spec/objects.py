@@ -93,3 +93,17 @@ class ModelSpec:
     submodels: dict = field(default_factory=dict)
     matrices: list = field(default_factory=list)
     duplicate_submodels: list = field(default_factory=list)
+
+
+def is_dask_frame(data):
+    """True for a dask.dataframe.DataFrame (dask is imported only for objects of its own
+    modules): a table that stays on a cluster (distributed/partitions.py)."""
+    if not type(data).__module__.startswith("dask"):
+        return False
+    import dask.dataframe as dd
+    return isinstance(data, dd.DataFrame)
+
+
+def partitioned(spec):
+    """The levels of ``spec`` whose table is a Dask DataFrame."""
+    return [name for name, sub in spec.submodels.items() if is_dask_frame(sub.data)]

@@ -1,0 +1,197 @@
+"""Data that need not fit on the client: level tables as Dask DataFrames (read from
+Parquet, say), fitted on a dask.distributed Client's workers.
+
+Every level's table is hashed on the top level's ID into ``n_shards`` partitions
+(dask's shuffle: one top unit's rows of every level land in the same partition
+number), and shard i is built, validated and compiled on a worker from partition i
+of every table. The compiled shard stays there; its rows never reach the client.
+Validation runs per shard and raises the in-memory messages.
+
+The client holds a skeleton: the model compiled on a sample, the first
+SAMPLE_TOP_UNITS top units (by ID) of the first non-empty shard with all their rows.
+It gives the parameter table, the parameters' natural units (floors, step scales:
+moments of a sample rescale with the data as the full data's do) and start='auto'
+values. -2 log L, its gradient, and so the estimates and the Hessian's SEs come from
+the shards; what needs the data themselves (fit measures, the posterior, profile
+CIs) is refused on such a fit (ShardedFitResult), not computed from the sample.
+"""
+import numpy as np
+import pandas as pd
+
+from ..results.fit_result import FitResult
+from ..spec.objects import is_dask_frame
+from .shards import with_tables
+
+SAMPLE_TOP_UNITS = 100
+
+
+def top_level(spec):
+    """The top level, after checking that every level's table has its ID column;
+    raises ValueError listing every problem (crossed or flat levels, missing
+    columns)."""
+    levels = list(spec.levels)
+    tops = [name for name in levels if not spec.submodels[name].parents]
+    flat = [name for name in levels if spec.submodels[name].flat]
+    if flat or len(tops) != 1:
+        why = f"level(s) {flat} are flat (fixed effects shared by every unit)" if flat \
+            else f"the levels without parents are {tops}, not one top level (crossed " \
+            f"levels)"
+        raise ValueError(f"Model.fit: tables given as Dask DataFrames are split by the top "
+                         f"level's ID, which needs a nested design: {why}.")
+    top = tops[0]
+    problems = [f"level {name!r}: its table has no column {top!r} (the top level's ID); "
+                f"add it (merge {top!r} in through the parent IDs) so that its rows can be "
+                f"split by {top}"
+                for name in levels if top not in spec.submodels[name].data.columns]
+    if problems:
+        raise ValueError("Model.fit: the tables cannot be split by the top level:\n  "
+                         + "\n  ".join(problems))
+    return top
+
+
+def shard_tables(spec, top, n_shards, client):
+    """([{level: Delayed pandas DataFrame}] one dict per shard, [persisted frames]):
+    every level's table (a pandas one too) hashed on column ``top`` into n_shards
+    partitions, shuffled once and held on ``client``'s workers while the shards are
+    built (release the frames after)."""
+    import dask.dataframe as dd
+    key_type = spec.submodels[top].data[top].dtype
+    shards, frames = [{} for _ in range(n_shards)], []
+    for name, sub in spec.submodels.items():
+        frame = sub.data if is_dask_frame(sub.data) else dd.from_pandas(sub.data,
+                                                                         npartitions=1)
+        if frame[top].dtype != key_type:
+            frame = frame.assign(**{top: frame[top].astype(key_type)})
+        frame = client.persist(frame.shuffle(on=top, npartitions=n_shards))
+        frames.append(frame)
+        for i, part in enumerate(frame.to_delayed()):
+            shards[i][name] = part
+    return shards, frames
+
+
+def _template(model):
+    """The model without its tables (what each shard task receives)."""
+    return with_tables(model, {name: None for name in model.spec.levels}, model.name)
+
+
+def build_shard(template, tables):
+    """A worker's task: the shard's compiled Problem (None for an empty shard)."""
+    if all(len(t) == 0 for t in tables.values()):
+        return None
+    frames = {name: t.reset_index(drop=True) for name, t in tables.items()}
+    return with_tables(template, frames, template.name).compile()
+
+
+def shard_counts(problem):
+    """A worker's task: (observed values, {level: units}) of one shard."""
+    if problem is None:
+        return 0, {}
+    return int(problem.n_observed), {lev.name: int(lev.n) for lev in problem.levels}
+
+
+def sample_tables(tables, top, n_units=SAMPLE_TOP_UNITS):
+    """A worker's task: every level's rows of the first n_units top units (by ID) of one
+    shard ({level: pandas DataFrame}), or None when the shard is empty."""
+    ids = np.sort(pd.unique(tables[top][top].to_numpy()))[:n_units]
+    if ids.size == 0:
+        return None
+    return {name: t[t[top].isin(ids)].reset_index(drop=True) for name, t in tables.items()}
+
+
+class ShardedFitResult(FitResult):
+    """The FitResult of a fit on partitioned data (module docstring): estimates, SEs,
+    -2 log L, AIC / BIC and the summary as in memory, with the whole data's counts;
+    what needs the data themselves raises NotImplementedError, naming the method."""
+
+    def __init__(self, model, problem, record, checked, n_observed, level_units):
+        self._n_observed, self._level_units = n_observed, level_units
+        super().__init__(model, problem, record, checked)
+
+    @property
+    def n_observations(self):
+        return self._n_observed
+
+    def _level_sizes(self):
+        return [(lev.name, self._level_units.get(lev.name, 0)) for lev in self.problem.levels]
+
+    def summary(self, fit_measures: bool = False, standardized: bool = False,
+                rsquare: bool = False, modindices: bool = False):
+        if fit_measures or standardized or rsquare or modindices:
+            _refuse("summary(fit_measures=, standardized=, rsquare=, modindices=)")
+        return super().summary()
+
+
+def _refuse(what):
+    raise NotImplementedError(
+        f"FitResult.{what}: not available for a fit on partitioned data (Dask DataFrames): "
+        f"it needs the data themselves, which stay on the workers (issue #22). Fit the "
+        f"model on pandas tables for it, or use the estimates, SEs, -2 log L, AIC and BIC.")
+
+
+def _refusing(name):
+    def method(self, *args, **kwargs):
+        _refuse(name + "()")
+    method.__name__ = name
+    method.__doc__ = "Not available on partitioned data (raises NotImplementedError)."
+    return method
+
+
+for _name in ("profile_ci", "correlation_ci", "saturated", "baseline", "fit_measures",
+              "standardized", "network", "r_squared", "variance_components", "implied",
+              "factor_scores", "modification_indices", "report"):
+    setattr(ShardedFitResult, _name, _refusing(_name))
+
+
+class PartitionedModel:
+    """A model whose tables are Dask DataFrames, built on ``client``'s workers (module
+    docstring).
+
+    likelihood: ShardedLikelihood over the shards compiled on the workers; problem /
+    checked: the skeleton compiled here from the sample; n_observed and level_units
+    ({level: units}): the whole data's counts.
+    """
+
+    def __init__(self, model, client, n_shards):
+        from dask import delayed
+
+        from .likelihood import ShardedLikelihood
+        spec = model.spec
+        top = top_level(spec)
+        tables, frames = shard_tables(spec, top, n_shards, client)
+        sample = None
+        for t in tables:
+            sample = client.compute(delayed(sample_tables)(t, top)).result()
+            if sample is not None:
+                break
+        if sample is None:
+            raise ValueError("Model.fit: the Dask DataFrames hold no rows.")
+        template = _template(model)
+        shards = client.compute([delayed(build_shard)(template, t) for t in tables])
+        counts = client.gather([client.submit(shard_counts, s, pure=False) for s in shards])
+        del tables, frames      # the shuffled tables: the compiled shards hold the data
+        skeleton = with_tables(model, sample, model.name)
+        self.problem, self.checked = skeleton.compile(), skeleton._checked
+        self.likelihood = ShardedLikelihood.on_shards(shards, client,
+                                                      list(self.problem.params.labels))
+        self.n_observed = sum(n for n, _ in counts)
+        self.level_units = {}
+        for _, per_level in counts:
+            for name, n in per_level.items():
+                self.level_units[name] = self.level_units.get(name, 0) + n
+
+
+def fit_partitioned(model, client, n_shards, **options):
+    """Model.fit on level tables given as Dask DataFrames: the fit evaluated on the
+    shards of a PartitionedModel. Returns a ShardedFitResult."""
+    from ..fit.optimize import fit_problem
+    from ..fit.starts import auto_start
+    built = PartitionedModel(model, client, n_shards)
+    if isinstance(options.get("start"), str):
+        if options["start"] != "auto":
+            raise ValueError(f"Model.fit: start= must be 'auto' or one value per "
+                             f"parameter, got {options['start']!r}.")
+        options["start"] = auto_start(built.problem, built.checked)
+    record = fit_problem(built.problem, evaluate=built.likelihood.deviance_and_gradient,
+                         **options)
+    return ShardedFitResult(model, built.problem, record, built.checked, built.n_observed,
+                            built.level_units)
