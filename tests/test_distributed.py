@@ -154,8 +154,9 @@ def test_dask_dataframes_are_sharded_on_the_workers_with_the_same_numbers(dask_c
     """Tables as Dask DataFrames: hashed on the top level's ID into shards built and
     compiled on the workers; -2 log L and the gradient equal the in-memory model's to
     1e-12 (two and three levels, missing values, random slopes); the fit equals the
-    in-memory fit (same -2 log L, estimates and SEs to the optimiser's tolerance) with
-    the whole data's counts; what needs the data is refused, naming the method."""
+    in-memory fit (same -2 log L, estimates, SEs and profile CIs to the optimiser's
+    tolerance) with the whole data's counts; what needs the data is refused, naming
+    the method."""
     from xxmpy.distributed.partitions import PartitionedModel, ShardedFitResult
     rng = np.random.default_rng(9)
     for factory, n_shards in ((factories.three_level, 3), (factories.random_slopes, 2),
@@ -179,7 +180,24 @@ def test_dask_dataframes_are_sharded_on_the_workers_with_the_same_numbers(dask_c
     assert fit.n_observations == memory.n_observations and fit.bic == pytest.approx(memory.bic)
     text = str(fit.summary())
     assert "row (" + str(memory.problem.levels[0].n) + " units)" in text
-    for call in (fit.fit_measures, fit.profile_ci, fit.factor_scores,
+    wanted = ["fw=~y1", "fb~~fb.l2"]          # a within loading, a between variance
+    assert set(wanted) <= set(fit.labels)
+    ours = fit.profile_ci(parameters=wanted).estimates.set_index("label").loc[wanted]
+    theirs = memory.profile_ci(parameters=wanted, n_jobs=1).estimates.set_index(
+        "label").loc[wanted]
+    statuses = ["lower_status", "upper_status"]
+    assert ours[statuses].equals(theirs[statuses])
+    assert (ours.loc["fw=~y1", statuses] == "ok").all()
+    np.testing.assert_allclose(ours[["lower", "upper"]], theirs[["lower", "upper"]],
+                               rtol=1e-5, atol=1e-7)
+    brim = ref.brim()                   # a correlation's profile (psi21 / theta21)
+    on_shards = _as_dask(brim).fit(executor=dask_client, shards=2).correlation_ci()
+    in_memory = brim.fit().correlation_ci()
+    assert list(on_shards["label"]) == list(in_memory["label"]) == ["student_theta_2_1",
+                                                                 "teacher_psi_2_1"]
+    np.testing.assert_allclose(on_shards[["estimate", "lower", "upper"]],
+                               in_memory[["estimate", "lower", "upper"]], rtol=1e-5)
+    for call in (fit.fit_measures, fit.factor_scores,
                  lambda: fit.summary(fit_measures=True)):
         with pytest.raises(NotImplementedError, match="partitioned data"):
             call()

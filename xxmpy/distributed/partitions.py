@@ -11,9 +11,9 @@ The client holds a skeleton: the model compiled on a sample, the first
 SAMPLE_TOP_UNITS top units (by ID) of the first non-empty shard with all their rows.
 It gives the parameter table, the parameters' natural units (floors, step scales:
 moments of a sample rescale with the data as the full data's do) and start='auto'
-values. -2 log L, its gradient, and so the estimates and the Hessian's SEs come from
-the shards; what needs the data themselves (fit measures, the posterior, profile
-CIs) is refused on such a fit (ShardedFitResult), not computed from the sample.
+values. -2 log L, its gradient, and so the estimates, the Hessian's SEs and profile
+CIs come from the shards; what needs the data themselves (fit measures, the
+posterior) is refused on such a fit (ShardedFitResult), not computed from the sample.
 """
 import numpy as np
 import pandas as pd
@@ -100,12 +100,25 @@ def sample_tables(tables, top, n_units=SAMPLE_TOP_UNITS):
 
 class ShardedFitResult(FitResult):
     """The FitResult of a fit on partitioned data (module docstring): estimates, SEs,
-    -2 log L, AIC / BIC and the summary as in memory, with the whole data's counts;
-    what needs the data themselves raises NotImplementedError, naming the method."""
+    -2 log L, AIC / BIC, the summary (with the whole data's counts) and profile CIs of
+    parameters and correlations as in memory, every evaluation on the shards (the
+    limits one after another, each spread over the workers); what needs the data
+    themselves raises NotImplementedError, naming the method.
 
-    def __init__(self, model, problem, record, checked, n_observed, level_units):
+    evaluate: theta -> (-2 log L, gradient) on the shards (the Client must stay open
+    for profile CIs).
+    """
+
+    def __init__(self, model, problem, record, checked, n_observed, level_units, evaluate):
         self._n_observed, self._level_units = n_observed, level_units
+        self.evaluate = evaluate
         super().__init__(model, problem, record, checked)
+
+    def profile_ci(self, level: float = 0.95, parameters=None, n_jobs=None, progress=None,
+                   executor=None):
+        """FitResult.profile_ci on the shards: n_jobs and executor are ignored (every
+        evaluation already runs on all workers)."""
+        return super().profile_ci(level, parameters, 1, progress, None)
 
     @property
     def n_observations(self):
@@ -136,7 +149,7 @@ def _refusing(name):
     return method
 
 
-for _name in ("profile_ci", "correlation_ci", "saturated", "baseline", "fit_measures",
+for _name in ("saturated", "baseline", "fit_measures",
               "standardized", "network", "r_squared", "variance_components", "implied",
               "factor_scores", "modification_indices", "report"):
     setattr(ShardedFitResult, _name, _refusing(_name))
@@ -194,4 +207,4 @@ def fit_partitioned(model, client, n_shards, **options):
     record = fit_problem(built.problem, evaluate=built.likelihood.deviance_and_gradient,
                          **options)
     return ShardedFitResult(model, built.problem, record, built.checked, built.n_observed,
-                            built.level_units)
+                            built.level_units, built.likelihood.deviance_and_gradient)

@@ -54,7 +54,8 @@ def _profiled(ctx, j, slots, r, c):
         start[j] = v * np.sqrt(start[vr] * start[vc])
         try:
             rec = fit_problem(problem, start=start, fixed=fixed, hessian=False, gtol=1e-8,
-                              hessian_guess=ctx.guess, correlation=True)
+                              hessian_guess=ctx.guess, correlation=True,
+                              evaluate=ctx.evaluate)
         except ValueError:
             return None, None, None, 1
         x = transform.from_theta(rec.estimate)

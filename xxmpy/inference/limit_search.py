@@ -157,7 +157,8 @@ def search_limit(ctx, j, side, floor=-np.inf, far=np.inf):
     start = _start_for(ctx, j)
     if isinstance(start, GaveUp):
         return start
-    fg = Objective(ctx.problem, start.transform, start.x0, start.free, start.scale)
+    fg = Objective(ctx.problem, start.transform, start.x0, start.free, start.scale,
+                   evaluate=ctx.evaluate)
     coord, lower = start.coord, start.lower
     B, H = start.B.copy(), start.H.copy()      # updated in place; the start serves both sides
     y, f, g = start.y, ctx.dmin, start.g

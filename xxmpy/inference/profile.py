@@ -187,6 +187,9 @@ class _Context:
     def __init__(self, result, cutoff):
         rec = result.record
         self.problem = result.problem
+        # theta -> (-2 log L, gradient): the engine on the problem, or the shards of a
+        # fit on partitioned data (distributed/partitions.py)
+        self.evaluate = getattr(result, "evaluate", None)
         self.theta = rec.estimate.copy()
         self.dmin = rec.deviance
         self.cutoff = cutoff
@@ -203,7 +206,8 @@ class _Context:
                       else np.full_like(rec.hessian, np.nan))
         self.at_bound = rec.at_bound
         self.hessian, self.n_evaluations = _completed_hessian(self.problem, self.theta,
-                                                              rec.hessian, rec.gradient)
+                                                              rec.hessian, rec.gradient,
+                                                              self.evaluate)
         self.tol_rise = TOL_RISE
         self.starts = {}                  # limit_search's set-up per parameter
 
@@ -222,7 +226,7 @@ class _Context:
         slope[j] = 1.0
         return slope
 
-def _completed_hessian(problem, theta, hessian, gradient):
+def _completed_hessian(problem, theta, hessian, gradient, evaluate=None):
     """(Hessian, evaluations): the fit's Hessian (theta units) with the rows and
     columns it leaves NaN (parameters on their bound) filled by forward
     differences of the gradient into the admissible side, and the number of
@@ -233,7 +237,7 @@ def _completed_hessian(problem, theta, hessian, gradient):
         h = 1e-5 * max(abs(theta[j]), 1.0)
         up = theta.copy()
         up[j] += h
-        f, g = deviance_and_gradient(problem, up)
+        f, g = deviance_and_gradient(problem, up) if evaluate is None else evaluate(up)
         count += 1
         if np.isfinite(f) and np.all(np.isfinite(g)):
             col = (g - gradient) / h
@@ -258,7 +262,7 @@ def _fit_at(ctx, j, v, warm, guess=True):
     try:
         # gtol: the predicted further drop of -2 log L; 1e-8 is 4 orders below TOL_RISE
         rec = fit_problem(ctx.problem, start=start, fixed=fixed, hessian=False, gtol=1e-8,
-                          hessian_guess=ctx.guess if guess else None)
+                          hessian_guess=ctx.guess if guess else None, evaluate=ctx.evaluate)
     except ValueError:
         return None, None, None, 1
     return rec.deviance, rec.estimate, rec.gradient[j], rec.n_evaluations
@@ -487,6 +491,8 @@ def profile_ci(result, level=0.95, parameters=None, n_jobs=None, progress=None,
     n_jobs = _default_jobs(result.record, len(tasks)) if n_jobs is None else max(1, int(n_jobs))
     n_jobs = min(n_jobs, len(tasks))
     bar = _Progress(len(tasks), sys.stderr.isatty() if progress is None else progress)
+    if ctx.evaluate is not None:        # each evaluation already runs on every worker
+        n_jobs, executor = 1, None
     if executor is not None:
         found = executors.executor_map(executor, _profile_task, ctx, tasks, bar.tick)
         out = dict(zip(tasks, found))
