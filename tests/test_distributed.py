@@ -155,8 +155,9 @@ def test_dask_dataframes_are_sharded_on_the_workers_with_the_same_numbers(dask_c
     compiled on the workers; -2 log L and the gradient equal the in-memory model's to
     1e-12 (two and three levels, missing values, random slopes); the fit equals the
     in-memory fit (same -2 log L, estimates, SEs and profile CIs to the optimiser's
-    tolerance) with the whole data's counts; what needs the data is refused, naming
-    the method."""
+    tolerance) with the whole data's counts; factor scores, computed on the workers,
+    equal the in-memory posterior at the same estimates; what needs the data is
+    refused, naming the method."""
     from xxmpy.distributed.partitions import PartitionedModel, ShardedFitResult
     rng = np.random.default_rng(9)
     for factory, n_shards in ((factories.three_level, 3), (factories.random_slopes, 2),
@@ -197,7 +198,16 @@ def test_dask_dataframes_are_sharded_on_the_workers_with_the_same_numbers(dask_c
                                                                  "teacher_psi_2_1"]
     np.testing.assert_allclose(on_shards[["estimate", "lower", "upper"]],
                                in_memory[["estimate", "lower", "upper"]], rtol=1e-5)
-    for call in (fit.fit_measures, fit.factor_scores,
+    from xxmpy.assessment.factor_scores import factor_scores
+    scores = fit.factor_scores()
+    assert set(scores) == {"row", "g"}
+    for level, frame in scores.items():        # Dask DataFrames: one partition a shard
+        etas = list(model.spec.submodels[level].etas)
+        got = frame.compute().sort_index()
+        want = factor_scores(memory.problem, fit.record.estimate, etas, level).sort_index()
+        assert frame.npartitions == 3 and got.index.equals(want.index)
+        np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=1e-9, atol=1e-12)
+    for call in (fit.fit_measures,
                  lambda: fit.summary(fit_measures=True)):
         with pytest.raises(NotImplementedError, match="partitioned data"):
             call()

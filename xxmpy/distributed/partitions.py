@@ -12,8 +12,9 @@ SAMPLE_TOP_UNITS top units (by ID) of the first non-empty shard with all their r
 It gives the parameter table, the parameters' natural units (floors, step scales:
 moments of a sample rescale with the data as the full data's do) and start='auto'
 values. -2 log L, its gradient, and so the estimates, the Hessian's SEs and profile
-CIs come from the shards; what needs the data themselves (fit measures, the
-posterior) is refused on such a fit (ShardedFitResult), not computed from the sample.
+CIs come from the shards, and factor scores are computed on them; what needs the
+data themselves otherwise (fit measures, the standardised solution, modification
+indices) is refused on such a fit (ShardedFitResult), not computed from the sample.
 """
 import numpy as np
 import pandas as pd
@@ -109,10 +110,32 @@ class ShardedFitResult(FitResult):
     for profile CIs).
     """
 
-    def __init__(self, model, problem, record, checked, n_observed, level_units, evaluate):
+    def __init__(self, model, problem, record, checked, n_observed, level_units, evaluate,
+                 shards=(), client=None):
         self._n_observed, self._level_units = n_observed, level_units
-        self.evaluate = evaluate
+        self.evaluate, self._shards, self._client = evaluate, list(shards), client
         super().__init__(model, problem, record, checked)
+
+    def factor_scores(self, level: str | None = None):
+        """FitResult.factor_scores as a Dask DataFrame (a dict of them without
+        ``level``), one partition per shard, computed on the workers from the shards at
+        the estimates: exact, since in a nested design a unit's posterior given all
+        the data is its posterior given its top unit's rows. ``.compute()`` brings one
+        to the client; ``.to_parquet(path)`` writes it from the workers."""
+        import dask.dataframe as dd
+
+        from ..assessment.factor_scores import factor_scores
+        spec = self.model.spec
+        with_etas = [name for name in self.problem.level_names if spec.submodels[name].etas]
+        if level is None:
+            return {name: self.factor_scores(name) for name in with_etas}
+        if level not in with_etas:
+            super().factor_scores(level)            # the in-memory message
+        etas, theta = list(spec.submodels[level].etas), self.record.estimate
+        meta = factor_scores(self.problem, theta, etas, level).iloc[:0]
+        parts = [self._client.submit(_shard_scores, s, theta, etas, level, meta, pure=False)
+                 for s in self._shards]
+        return dd.from_delayed(parts, meta=meta)
 
     def profile_ci(self, level: float = 0.95, parameters=None, n_jobs=None, progress=None,
                    executor=None):
@@ -134,6 +157,14 @@ class ShardedFitResult(FitResult):
         return super().summary()
 
 
+def _shard_scores(problem, theta, etas, level, meta):
+    """A worker's task: one shard's factor scores (``meta``, empty, for an empty shard)."""
+    from ..assessment.factor_scores import factor_scores
+    if problem is None:
+        return meta
+    return factor_scores(problem, theta, etas, level)
+
+
 def _refuse(what):
     raise NotImplementedError(
         f"FitResult.{what}: not available for a fit on partitioned data (Dask DataFrames): "
@@ -151,7 +182,7 @@ def _refusing(name):
 
 for _name in ("saturated", "baseline", "fit_measures",
               "standardized", "network", "r_squared", "variance_components", "implied",
-              "factor_scores", "modification_indices", "report"):
+              "modification_indices", "report"):
     setattr(ShardedFitResult, _name, _refusing(_name))
 
 
@@ -207,4 +238,5 @@ def fit_partitioned(model, client, n_shards, **options):
     record = fit_problem(built.problem, evaluate=built.likelihood.deviance_and_gradient,
                          **options)
     return ShardedFitResult(model, built.problem, record, built.checked, built.n_observed,
-                            built.level_units, built.likelihood.deviance_and_gradient)
+                            built.level_units, built.likelihood.deviance_and_gradient,
+                            built.likelihood.shards, client)
