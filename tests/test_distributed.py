@@ -254,3 +254,16 @@ def test_shards_built_from_dask_dataframes_are_rebuilt_after_a_worker_dies(dask_
     os.kill(dask_client.run(os.getpid, workers=[victim])[victim], signal.SIGKILL)
     f_after, g_after = built.likelihood.deviance_and_gradient(theta)
     assert f_after == f and np.array_equal(g_after, g)
+
+
+def test_a_partitioned_fit_says_when_its_client_is_closed():
+    """Profile CIs and factor scores of a fit on Dask DataFrames need the shards: once
+    the Client is closed they raise a RuntimeError saying so (no dask traceback)."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as client:
+        fit = _as_dask(ref.brim()).fit(executor=client, shards=2)
+    for call in (fit.profile_ci, fit.correlation_ci, fit.factor_scores):
+        with pytest.raises(RuntimeError, match="Client the fit ran on, which is closed"):
+            call()

@@ -125,6 +125,7 @@ class ShardedFitResult(FitResult):
         import dask.dataframe as dd
 
         from ..assessment.factor_scores import factor_scores
+        self._need_client("factor_scores")
         spec = self.model.spec
         with_etas = [name for name in self.problem.level_names if spec.submodels[name].etas]
         if level is None:
@@ -141,7 +142,18 @@ class ShardedFitResult(FitResult):
                    executor=None):
         """FitResult.profile_ci on the shards: n_jobs and executor are ignored (every
         evaluation already runs on all workers)."""
+        self._need_client("profile_ci")
         return super().profile_ci(level, parameters, 1, progress, None)
+
+    def correlation_ci(self, parameters=None, level: float = 0.95):
+        self._need_client("correlation_ci")
+        return super().correlation_ci(parameters, level)
+
+    def _need_client(self, what):
+        if self._client is None or self._client.status != "running":
+            raise RuntimeError(f"FitResult.{what}: the shards live on the workers of the "
+                               f"dask Client the fit ran on, which is closed now; call it "
+                               f"while the Client is open (inside its with block).")
 
     @property
     def n_observations(self):
