@@ -121,6 +121,61 @@ def test_repeated_units_reuse_factors_exactly(monkeypatch):
         assert_compiled_matches_twin(problem, theta, monkeypatch)
 
 
+def _constant_design_model(seed=6, groups=25, two_flat=True):
+    """Two ys (missing in 15% each: three patterns), a group intercept and one or two
+    flat levels of fixed effects (REML's form), one of them with a data. loading: a
+    design without parameters whose flat pairs land on one block for every row."""
+    import xxmpy as xm
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(2, 7, groups)
+    g = np.repeat(np.arange(groups), sizes)
+    x = rng.normal(size=g.size)
+    u = rng.normal(0, 0.7, groups)[g]
+    rows = pd.DataFrame({"row": np.arange(g.size), "g": g, "x": x,
+                         "y1": 1 + u + rng.normal(size=g.size),
+                         "y2": 0.5 * x + u + rng.normal(size=g.size)})
+    rows.loc[rng.random(g.size) < 0.15, "y1"] = np.nan
+    rows.loc[rng.random(g.size) < 0.15, "y2"] = np.nan
+    rows = rows.dropna(how="all", subset=["y1", "y2"])
+    flats = ["fa", "fb"] if two_flat else ["fa"]
+    m = xm.Model(["row", "g"] + flats)
+    for f in flats:
+        rows[f] = 0
+    m.level("row", parents=["g"] + flats, ys=["y1", "y2"], data=rows)
+    m.level("g", etas=["u"], data=pd.DataFrame({"g": np.arange(groups)}))
+    m.level("fa", etas=["b0", "b1"], flat=True, data=pd.DataFrame({"fa": [0]}))
+    if two_flat:
+        m.level("fb", etas=["c0"], flat=True, data=pd.DataFrame({"fb": [0]}))
+    m.within("row", "theta", np.ones((2, 2)), [[1.0, 0.2], [0.2, 1.0]])
+    m.within("g", "psi", [[1]], [[0.5]])
+    m.between("g", "row", "lambda", [[0], [0]], [[1.0], [1.0]])
+    m.between("fa", "row", "lambda", np.zeros((2, 2)), [[1.0, 0.0], [0.0, 0.0]],
+              [[None, None], [None, "data.x"]])
+    if two_flat:
+        m.between("fb", "row", "lambda", np.zeros((2, 1)), [[0.0], [1.0]])
+    return m
+
+
+def test_constant_designs_add_shared_blocks_from_moments(monkeypatch):
+    """A factor family whose A holds no parameter adds the pairs every unit shares (the
+    flat levels' blocks, on- and off-diagonal) from moments taken at compile time, and
+    its gradient takes their share of wrw from them (engine/_elimination constant
+    designs): f, g and the posterior equal the numpy reference, which builds every
+    unit's blocks."""
+    from xxmpy.engine._program import _shared_moments
+    for two_flat in (False, True):
+        problem = _constant_design_model(two_flat=two_flat).compile()
+        scope = problem.form.lowered.scopes[0]
+        term = next(t for t in problem.form.plan.levels[0] if t.kind == "y")
+        shared = _shared_moments(term, scope, problem.slots)[0].astype(bool)
+        pairs = np.column_stack([scope.pair_i, scope.pair_j])[shared]
+        assert len(term.patterns) == 3 and term.a_index.shape[0] == 2
+        assert (pairs[:, 0] != pairs[:, 1]).any() == two_flat
+        for seed in (1, 2, 3):
+            theta = factories.random_theta(problem, np.random.default_rng(seed))
+            assert_compiled_matches_twin(problem, theta, monkeypatch)
+
+
 def _two_level_factor(data, labels, class_variance=None):
     """A two-level factor model on y1..y3 (students in classes) with the given labels on
     the within loadings of y2 and y3 (free) and the between loading of y3 (y1's fixed at

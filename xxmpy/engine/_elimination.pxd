@@ -72,3 +72,24 @@ cdef void posterior_chain_c(const double* F, double* Sg, idx m, idx n, const idx
                             const idx* e_off, const idx* e_mb, const idx* p_off,
                             const idx* p_ld, const idx* p_tr, idx max_block,
                             double* work) noexcept nogil
+
+cdef void accumulate_constant_c(const double* A, idx n, idx r, idx M, const double* d,
+                                const double* W, const idx* pat, const double* wt,
+                                const idx* seg, idx S, const idx* pair_i, const idx* pair_j,
+                                idx P, const unsigned char* shared, const idx* off,
+                                const idx* ld, const idx* tr, const idx* vec, double* buf,
+                                double* rhs, double* work, double* const_out) noexcept nogil
+
+cdef void add_moments_c(const double* W, idx K, idx r, const idx* seg, const idx* pair_i,
+                        const idx* pair_j, idx P, const unsigned char* shared,
+                        const idx* mom_off, const double* mom, const idx* off, const idx* ld,
+                        const idx* tr, double* buf, double* work) noexcept nogil
+
+cdef void term_gradient_constant_c(const double* A, idx n, idx r, idx M, const double* d,
+                                   const double* W, idx K, const idx* pat, const double* wt,
+                                   const idx* seg, idx S, const idx* pair_i,
+                                   const idx* pair_j, idx P, const unsigned char* shared,
+                                   const idx* mom_off, const double* mom, const idx* off,
+                                   const idx* ld, const idx* tr, const idx* vec,
+                                   const double* sig, const double* mean, double* gA,
+                                   double* gd, double* wrw, double* work) noexcept nogil

@@ -820,3 +820,168 @@ cdef void posterior_chain_c(const double* F, double* Sg, idx m, idx n, const idx
                 a = 0.5 * (Sg[diag[u] + i * m + j] + Sg[diag[u] + j * m + i])
                 Sg[diag[u] + i * m + j] = a
                 Sg[diag[u] + j * m + i] = a
+
+
+# ------------------------------------------------------------------ constant designs
+# A factor family whose design holds no parameter (data and fixed values only: the ys
+# of a mixed model, its fixed effects' columns) and some of whose pairs of scope
+# segments land on one block for every unit (a flat level's fixed effects, shared by
+# all groups) adds those pairs' sum_u wt_u A_u' W_k A_u from moments taken once at
+# compile time, mom[k, i, j] = sum_u in pattern k wt_u A_u[i, a]' A_u[j, b] (lme4's
+# X'X), instead of unit by unit; its gradient needs no dA.
+
+cdef void accumulate_constant_c(const double* A, idx n, idx r, idx M, const double* d,
+                                const double* W, const idx* pat, const double* wt,
+                                const idx* seg, idx S, const idx* pair_i, const idx* pair_j,
+                                idx P, const unsigned char* shared, const idx* off,
+                                const idx* ld, const idx* tr, const idx* vec, double* buf,
+                                double* rhs, double* work, double* const_out) noexcept nogil:
+    """accumulate_c for a constant design A (n, r, M) without the shared pairs (added by
+    add_moments_c); adds sum_n d_n' W_n d_n to const_out[0]. work: r M + r + M M + M
+    doubles."""
+    cdef double* WA = work
+    cdef double* Wd = WA + r * M
+    cdef double* G = Wd + r
+    cdef double* h = G + M * M
+    cdef const double* Au
+    cdef const double* Wq
+    cdef idx u, i, j, k, p, s, a0, a1, b0, b1
+    cdef double acc
+    for u in range(n):
+        Wq, Au = W + pat[u] * r * r, A + u * r * M
+        weigh_unit(Wq, wt[u], d + u * r, Au, r, M, Wd, WA)
+        for i in range(r):
+            const_out[0] += d[u * r + i] * Wd[i]
+        for j in range(M):
+            acc = 0.0
+            for k in range(r):
+                acc += Au[k * M + j] * Wd[k]
+            h[j] = acc
+        for p in range(P):
+            if shared[p]:
+                continue
+            a0, a1 = seg[pair_i[p]], seg[pair_i[p] + 1]
+            b0, b1 = seg[pair_j[p]], seg[pair_j[p] + 1]
+            for i in range(a0, a1):
+                for j in range(b0, b1):
+                    acc = 0.0
+                    for k in range(r):
+                        acc += Au[k * M + i] * WA[k * M + j]
+                    G[(i - a0) * (b1 - b0) + j - b0] = acc
+            add_block(buf, off[u * P + p], ld[u * P + p], tr[u * P + p], G,
+                      a1 - a0, b1 - b0, 1.0)
+        for s in range(S):
+            for i in range(seg[s], seg[s + 1]):
+                rhs[vec[u * S + s] + i - seg[s]] += h[i]
+
+
+cdef void add_moments_c(const double* W, idx K, idx r, const idx* seg, const idx* pair_i,
+                        const idx* pair_j, idx P, const unsigned char* shared,
+                        const idx* mom_off, const double* mom, const idx* off, const idx* ld,
+                        const idx* tr, double* buf, double* work) noexcept nogil:
+    """The shared pairs' blocks sum_k sum_kl W_k[k, l] mom_p[k, k, l] (unit 0's targets:
+    every unit's). mom_p at mom + mom_off[p], (K, r, r, na, nb). work: M M doubles."""
+    cdef idx p, q, k, l, i, na, nb
+    cdef const double* Mq
+    for p in range(P):
+        if not shared[p]:
+            continue
+        na = seg[pair_i[p] + 1] - seg[pair_i[p]]
+        nb = seg[pair_j[p] + 1] - seg[pair_j[p]]
+        for i in range(na * nb):
+            work[i] = 0.0
+        for q in range(K):
+            for k in range(r):
+                for l in range(r):
+                    Mq = mom + mom_off[p] + ((q * r + k) * r + l) * na * nb
+                    for i in range(na * nb):
+                        work[i] += W[q * r * r + k * r + l] * Mq[i]
+        add_block(buf, off[p], ld[p], tr[p], work, na, nb, 1.0)
+
+
+cdef void term_gradient_constant_c(const double* A, idx n, idx r, idx M, const double* d,
+                                   const double* W, idx K, const idx* pat, const double* wt,
+                                   const idx* seg, idx S, const idx* pair_i,
+                                   const idx* pair_j, idx P, const unsigned char* shared,
+                                   const idx* mom_off, const double* mom, const idx* off,
+                                   const idx* ld, const idx* tr, const idx* vec,
+                                   const double* sig, const double* mean, double* gA,
+                                   double* gd, double* wrw, double* work) noexcept nogil:
+    """term_gradient_c for a constant design: gA is 0 (no parameter in A); the shared
+    pairs' share of wrw, sum_u wt_u W A_u Sigma A_u' W, comes from the moments:
+    W_k Y_k W_k with Y_k[k, l] = sum_ij mom_p[k, k, l][i, j] Sigma_ab[i, j] (and Y_k'
+    for the mirror block). work: M + 2 r + 2 r M + M M + 3 r r doubles."""
+    cdef double* mu = work
+    cdef double* e = mu + M
+    cdef double* We = e + r
+    cdef double* WA = We + r
+    cdef double* WAS = WA + r * M
+    cdef double* blk = WAS + r * M
+    cdef double* Y = blk + M * M
+    cdef double* T = Y + r * r
+    cdef const double* Au
+    cdef const double* Wq
+    cdef const double* Mq
+    cdef idx u, i, j, k, l, p, q, a0, a1, b0, b1, na, nb
+    cdef double acc, w
+    for i in range(r * M):
+        gA[i] = 0.0
+    for i in range(r * r):
+        wrw[i] = 0.0
+    for u in range(n):
+        Wq, w, Au = W + pat[u] * r * r, wt[u], A + u * r * M
+        unit_residual(Au, d + u * r, r, M, seg, S, vec + u * S, mean, mu, e)
+        weigh_unit(Wq, w, e, Au, r, M, We, WA)
+        for i in range(r):
+            gd[u * r + i] = 2.0 * We[i]
+        for i in range(r * M):
+            WAS[i] = 0.0
+        for p in range(P):              # WA Sigma over the pairs that are the unit's own
+            if shared[p]:
+                continue
+            a0, a1 = seg[pair_i[p]], seg[pair_i[p] + 1]
+            b0, b1 = seg[pair_j[p]], seg[pair_j[p] + 1]
+            na, nb = a1 - a0, b1 - b0
+            get_block(sig, off[u * P + p], ld[u * P + p], tr[u * P + p], blk, na, nb)
+            for k in range(r):
+                for j in range(nb):
+                    acc = 0.0
+                    for i in range(na):
+                        acc += WA[k * M + a0 + i] * blk[i * nb + j]
+                    WAS[k * M + b0 + j] += acc
+                if a0 != b0:            # the mirror block Sigma_ba = Sigma_ab'
+                    for i in range(na):
+                        acc = 0.0
+                        for j in range(nb):
+                            acc += WA[k * M + b0 + j] * blk[i * nb + j]
+                        WAS[k * M + a0 + i] += acc
+        for i in range(r):
+            for j in range(r):
+                acc = We[i] * We[j]
+                for k in range(M):
+                    acc += WAS[i * M + k] * WA[j * M + k]
+                wrw[i * r + j] += acc / w
+    for p in range(P):
+        if not shared[p]:
+            continue
+        a0, a1 = seg[pair_i[p]], seg[pair_i[p] + 1]
+        b0, b1 = seg[pair_j[p]], seg[pair_j[p] + 1]
+        na, nb = a1 - a0, b1 - b0
+        get_block(sig, off[p], ld[p], tr[p], blk, na, nb)
+        for q in range(K):
+            Wq = W + q * r * r
+            for k in range(r):
+                for l in range(r):
+                    Mq = mom + mom_off[p] + ((q * r + k) * r + l) * na * nb
+                    acc = 0.0
+                    for i in range(na * nb):
+                        acc += Mq[i] * blk[i]
+                    Y[k * r + l] = acc
+            if a0 != b0:
+                for k in range(r):
+                    for l in range(k + 1):
+                        acc = Y[k * r + l] + Y[l * r + k]
+                        Y[k * r + l] = acc
+                        Y[l * r + k] = acc
+            matmul(Wq, Y, T, r, r, r, 0, 0, 0)
+            matmul(T, Wq, wrw, r, r, r, 0, 0, 1)

@@ -31,10 +31,11 @@ cimport numpy as cnp
 import numpy as np
 from libc.math cimport INFINITY
 
-from ._elimination cimport (accumulate_c, accumulate_shared_c, eliminate_c, eliminate_chain_c,
-                            factor_dense_c, interrupted, mean_c, mean_dense_c, posterior_c,
-                            posterior_chain_c, posterior_dense_c, residual_c,
-                            take_interruption, term_gradient_c, term_gradient_shared_c)
+from ._elimination cimport (accumulate_c, accumulate_constant_c, accumulate_shared_c,
+                            add_moments_c, eliminate_c, eliminate_chain_c, factor_dense_c,
+                            interrupted, mean_c, mean_dense_c, posterior_c, posterior_chain_c,
+                            posterior_dense_c, residual_c, take_interruption, term_gradient_c,
+                            term_gradient_constant_c, term_gradient_shared_c)
 from ._linalg cimport cholesky, idx, inverse, matmul, triangular_inverse
 
 cnp.import_array()
@@ -120,6 +121,58 @@ cdef int pattern_inverses_c(const double* cov, idx r, const unsigned char* patte
     return 0
 
 
+# ------------------------------------------------------------------ constant designs
+MOMENTS_MAX = 1 << 22       # doubles of moments a term may keep (32 MB)
+MOMENTS_CHUNK = 4096        # units per step of the moments' sum
+
+
+def _shared_moments(t, scope, slots):
+    """(shared (P,) uint8, offsets (P,), moments) of a factor family whose design holds
+    no parameter and some of whose pairs land on one block for every unit (see
+    _elimination's constant designs): for each such pair p (segments a, b) the moments
+    mom_p (K, r, r, na, nb) = sum_u in pattern k wt_u A_u[k, a]' A_u[l, b]; None when
+    no pair is shared, A holds a parameter, or they would take over MOMENTS_MAX."""
+    r, M = t.a_index.shape
+    n, P = t.X.shape[0], len(scope.pair_i)
+    cells = np.asarray(t.a_index).ravel()
+    signs = np.asarray(t.a_sign).ravel()
+    if n < 2 or P == 0 or np.isin(cells[signs != 0], np.asarray(slots.free_pos)).any():
+        return None
+    off = np.asarray(scope.blk.off).reshape(n, P)
+    ld = np.asarray(scope.blk.ld).reshape(n, P)
+    tr = np.asarray(scope.blk.tr).reshape(n, P)
+    shared = np.array([np.all(off[:, p] == off[0, p]) and np.all(ld[:, p] == ld[0, p])
+                       and np.all(tr[:, p] == tr[0, p]) for p in range(P)])
+    if not shared.any():
+        return None
+    seg, K = np.asarray(scope.seg), t.patterns.shape[0]
+    sizes = [(seg[scope.pair_i[p] + 1] - seg[scope.pair_i[p]],
+              seg[scope.pair_j[p] + 1] - seg[scope.pair_j[p]]) for p in range(P)]
+    if sum(K * r * r * na * nb for (na, nb), s in zip(sizes, shared) if s) > MOMENTS_MAX:
+        return None
+    base = np.asarray(t.a_const, float).ravel() + signs * np.asarray(slots.base)[cells]
+    pos, data = np.asarray(t.a_data_pos), np.asarray(t.a_data, float).reshape(n, -1)
+    pat, wt = np.asarray(t.pat), np.asarray(t.wt, float)
+    mom_off, parts, at = np.zeros(P, np.intp), [], 0
+    for p in np.flatnonzero(shared):
+        a = np.arange(seg[scope.pair_i[p]], seg[scope.pair_i[p] + 1])
+        b = np.arange(seg[scope.pair_j[p]], seg[scope.pair_j[p] + 1])
+        mom = np.zeros((K, r, r, len(a), len(b)))
+        for start in range(0, n, MOMENTS_CHUNK):
+            stop = min(n, start + MOMENTS_CHUNK)
+            A = np.tile(base, (stop - start, 1))
+            A[:, pos] += data[start:stop]
+            A = A.reshape(-1, r, M)
+            for k in np.unique(pat[start:stop]):
+                rows = pat[start:stop] == k
+                Aa, Ab = A[rows][:, :, a], A[rows][:, :, b]
+                mom[k] += np.einsum("u,uki,ulj->klij", wt[start:stop][rows], Aa, Ab)
+        mom_off[p] = at
+        parts.append(mom.ravel())
+        at += mom.size
+    return shared.astype(np.uint8), mom_off, np.concatenate(parts)
+
+
 # ------------------------------------------------------------------ one factor family
 cdef class _Term:
     """One factor family d_i = A_i eta_scope + e_i (compile/plan.TermPlan) and where its
@@ -133,6 +186,10 @@ cdef class _Term:
     cdef idx *pat
     cdef idx *order
     cdef idx *starts
+    cdef bint constant
+    cdef unsigned char *shared
+    cdef idx *mom_off
+    cdef double *mom
     cdef idx *a_data_pos
     cdef idx *seg
     cdef idx *pair_i
@@ -164,8 +221,9 @@ cdef class _Term:
     cdef double *wrw
     cdef double *ib_inv
 
-    def __init__(self, t, scope, double max_condition):
-        """t: compile/plan.TermPlan; scope: compile/lowering.LoweredScope of its level."""
+    def __init__(self, t, scope, double max_condition, slots=None):
+        """t: compile/plan.TermPlan; scope: compile/lowering.LoweredScope of its level;
+        slots: compile/slots.MatrixSlots (which cells of A hold parameters)."""
         m = self.mem = Arrays()
         self.r, self.M = t.a_index.shape
         self.n, self.ncol = t.X.shape
@@ -186,6 +244,16 @@ cdef class _Term:
         self.order = m.i(np.argsort(pat, kind="stable"))
         self.starts = m.i(np.searchsorted(np.sort(pat), np.arange(self.K + 1)))
         self.S, self.P = len(scope.seg) - 1, len(scope.pair_i)
+        self.constant = False
+        moments = _shared_moments(t, scope, slots) if self.kd and slots is not None \
+            else None
+        if moments is not None:
+            shared, mom_off, mom = moments
+            self.constant = True
+            self.mom_off, self.mom = m.i(mom_off), m.f(mom)
+            arr = np.ascontiguousarray(shared, dtype=np.uint8)
+            m.keep.append(arr)
+            self.shared = <unsigned char*> cnp.PyArray_DATA(arr)
         self.seg, self.pair_i, self.pair_j = m.i(scope.seg), m.i(scope.pair_i), m.i(scope.pair_j)
         self.off, self.ld, self.tr = m.i(scope.blk.off), m.i(scope.blk.ld), m.i(scope.blk.tr)
         self.vec = m.i(scope.vec)
@@ -210,7 +278,8 @@ cdef class _Term:
         r, M, mb = self.r, self.M, self.m_b
         return max(r * M + r + M * M + M, 2 * M + 2 * M * M + 2 * r + 2 * r * M,
                    3 * r * r, 2 * mb * mb, 2 * r * M + M * M + r + M,
-                   M + M * M + 2 * r + 2 * r * r + 2 * r * M)
+                   M + M * M + 2 * r + 2 * r * r + 2 * r * M,
+                   M + 2 * r + 2 * r * M + M * M + 3 * r * r)
 
     cdef int build(self, const double* vals, double* work, idx* obs, double* logdets) noexcept:
         """A, d, W and the log dets (log|cov| share - 2 log|I - B|, added to logdets)
@@ -469,7 +538,8 @@ cdef class Program:
         self.free_pos, self.free_par = mem.i(slots.free_pos), mem.i(slots.free_par)
         self.cell_param = mem.i(slots.cell_param)
         self.grad = mem.zeros(self.n_params + 1)
-        self.terms = [_Term(t, scope, max_condition) for t, scope, max_condition in terms]
+        self.terms = [_Term(t, scope, max_condition, slots)
+                      for t, scope, max_condition in terms]
         self.contrasts = [_Contrast(pooled, pooled.cells) for pooled in contrasts]
         self.steps = [_Step(st) for st in lowered.steps]
         self.size, self.rhs_size = lowered.size, lowered.rhs_size
@@ -561,6 +631,12 @@ cdef class Program:
                                              t.K, t.wt, t.seg, t.S, t.pair_i, t.pair_j, t.P,
                                              t.off, t.ld, t.tr, t.vec, self.buf, self.rhs,
                                              self.work)
+            elif t.n and t.constant:
+                accumulate_constant_c(t.A, t.n, t.r, t.M, t.d, t.W, t.pat, t.wt, t.seg, t.S,
+                                      t.pair_i, t.pair_j, t.P, t.shared, t.off, t.ld, t.tr,
+                                      t.vec, self.buf, self.rhs, self.work, &const)
+                add_moments_c(t.W, t.K, t.r, t.seg, t.pair_i, t.pair_j, t.P, t.shared,
+                              t.mom_off, t.mom, t.off, t.ld, t.tr, self.buf, self.work)
             elif t.n:
                 const += accumulate_c(t.A, t.a_step, t.n, t.r, t.M, t.d, t.W, t.pat, t.wt,
                                       t.seg, t.S, t.pair_i, t.pair_j, t.P, t.off, t.ld, t.tr,
@@ -643,6 +719,11 @@ cdef class Program:
                                        t.wt, t.seg, t.S, t.pair_i, t.pair_j, t.P, t.off, t.ld,
                                        t.tr, t.vec, self.sig, self.mean, t.gA, t.gd, t.wrw,
                                        self.work)
+            elif t.n and t.constant:
+                term_gradient_constant_c(t.A, t.n, t.r, t.M, t.d, t.W, t.K, t.pat, t.wt,
+                                         t.seg, t.S, t.pair_i, t.pair_j, t.P, t.shared,
+                                         t.mom_off, t.mom, t.off, t.ld, t.tr, t.vec,
+                                         self.sig, self.mean, t.gA, t.gd, t.wrw, self.work)
             elif t.n:
                 term_gradient_c(t.A, t.a_step, t.n, t.r, t.M, t.d, t.W, t.pat, t.wt, t.seg,
                                 t.S, t.pair_i, t.pair_j, t.P, t.off, t.ld, t.tr, t.vec,
