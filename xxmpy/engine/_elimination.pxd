@@ -66,12 +66,13 @@ cdef void term_gradient_shared_c(const double* A, idx n, idx r, idx M, const dou
 cdef int eliminate_chain_c(double* B, double* R, idx m, idx n, const idx* diag,
                            const idx* rhs_off, const idx* e_off, const idx* e_mb,
                            const idx* e_nb, const idx* p_off, const idx* p_ld, const idx* p_tr,
-                           double* work, double* logdet, double* zz) noexcept nogil
+                           bint stacked, double* work, double* logdet,
+                           double* zz) noexcept nogil
 
 cdef void posterior_chain_c(const double* F, double* Sg, idx m, idx n, const idx* diag,
                             const idx* e_off, const idx* e_mb, const idx* p_off,
-                            const idx* p_ld, const idx* p_tr, idx max_block,
-                            double* work) noexcept nogil
+                            const idx* p_ld, const idx* p_tr, bint stacked, idx max_block,
+                            double* work, double* acc_all) noexcept nogil
 
 cdef void accumulate_constant_c(const double* A, idx n, idx r, idx M, const double* d,
                                 const double* W, const idx* pat, const double* wt,

@@ -706,12 +706,16 @@ cdef void term_gradient_shared_c(const double* A, idx n, idx r, idx M, const dou
 cdef int eliminate_chain_c(double* B, double* R, idx m, idx n, const idx* diag,
                            const idx* rhs_off, const idx* e_off, const idx* e_mb,
                            const idx* e_nb, const idx* p_off, const idx* p_ld, const idx* p_tr,
-                           double* work, double* logdet, double* zz) noexcept nogil:
+                           bint stacked, double* work, double* logdet,
+                           double* zz) noexcept nogil:
     """eliminate_c for a level whose unit u has exactly one parent block, edge u and pair
     (u, u) (nested designs). A unit whose diagonal and edge blocks equal the previous
-    unit's reuses its inverse factor, w and update w'w. 1 if a diagonal block is not
-    positive definite, 2 if interrupted. work: 4 mb^2 + mb doubles (mb the largest
-    block)."""
+    unit's reuses its inverse factor, w and update w'w. stacked: every unit updates one
+    block (p_off[0], untransposed) and the w blocks lie one after another from
+    e_off[0] (a flat level's fixed effects shared by every group): the updates are
+    one rank-(n m) product W'W of the stacked w's (level-3 BLAS, lme4's RX'RX = X'X -
+    RZX'RZX), its lower triangle mirrored. 1 if a diagonal block is not positive
+    definite, 2 if interrupted. work: 4 mb^2 + mb doubles (mb the largest block)."""
     cdef idx mb_max = m
     cdef idx u, i, j, k, mb
     cdef double acc, ld_unit = 0.0
@@ -741,7 +745,7 @@ cdef int eliminate_chain_c(double* B, double* R, idx m, idx n, const idx* diag,
                     for k in range(i + 1):
                         acc += B[diag[u] + i * m + k] * raw_e[k * mb + j]
                     B[e_off[u] + i * mb + j] = acc
-            for i in range(mb):             # w'w
+            for i in range(mb if not stacked else 0):       # w'w
                 for j in range(mb):
                     acc = 0.0
                     for k in range(m):
@@ -763,34 +767,61 @@ cdef int eliminate_chain_c(double* B, double* R, idx m, idx n, const idx* diag,
             for i in range(m):
                 acc += B[e_off[u] + i * mb + j] * z[i]
             R[e_nb[u] + j] -= acc
-        add_block(B, p_off[u], p_ld[u], p_tr[u], X, mb, mb, -1.0)
+        if not stacked:
+            add_block(B, p_off[u], p_ld[u], p_tr[u], X, mb, mb, -1.0)
+    cdef char up = b'U', nt = b'N'
+    cdef int nb_, kk, ldw, ldc
+    cdef double one = 1.0, minus = -1.0
+    if stacked and n:
+        # row-major W (n m, mb) is column-major W' (mb, n m): C -= W'W in C's
+        # column-major upper = row-major lower triangle
+        nb_, kk, ldw, ldc = <int> e_mb[0], <int> (n * m), <int> e_mb[0], <int> p_ld[0]
+        dsyrk(&up, &nt, &nb_, &kk, &minus, &B[e_off[0]], &ldw, &one, &B[p_off[0]], &ldc)
+        for i in range(e_mb[0]):
+            for j in range(i):
+                B[p_off[0] + j * p_ld[0] + i] = B[p_off[0] + i * p_ld[0] + j]
     return 0
 
 
 cdef void posterior_chain_c(const double* F, double* Sg, idx m, idx n, const idx* diag,
                             const idx* e_off, const idx* e_mb, const idx* p_off,
-                            const idx* p_ld, const idx* p_tr, idx max_block,
-                            double* work) noexcept nogil:
+                            const idx* p_ld, const idx* p_tr, bint stacked, idx max_block,
+                            double* work, double* acc_all) noexcept nogil:
     """posterior_c for a level eliminated by eliminate_chain_c (later levels done). A unit
     whose factor, w and parent block of Sigma equal the previous unit's copies its
-    blocks. work: 4 max_block^2 + max_block doubles."""
+    blocks. stacked (eliminate_chain_c): every unit's S w' from one product of the
+    stacked w's with the shared block S into acc_all (n m mb doubles). work:
+    4 max_block^2 + max_block doubles."""
     cdef double* S = work
     cdef double* S_prev = S + max_block * max_block
     cdef double* Acc = S_prev + max_block * max_block
     cdef double* T = Acc + max_block * max_block
     cdef idx u, i, j, k, mb
     cdef double a
+    cdef char nt = b'N'
+    cdef int nb_, kk
+    cdef double one = 1.0, zero = 0.0
+    if stacked and n:           # row-major (n m, mb) W S = column-major S W' (S symmetric)
+        nb_, kk = <int> e_mb[0], <int> (n * m)
+        get_block(Sg, p_off[0], p_ld[0], p_tr[0], S, e_mb[0], e_mb[0])
+        dgemm(&nt, &nt, &nb_, &kk, &nb_, &one, S, &nb_, &F[e_off[0]], &nb_, &zero,
+              acc_all, &nb_)
     for u in range(n):
         mb = e_mb[u]
-        get_block(Sg, p_off[u], p_ld[u], p_tr[u], S, mb, mb)
-        if (u > 0 and mb == e_mb[u - 1] and same(S, S_prev, mb * mb)
-                and same(F + diag[u], F + diag[u - 1], m * m)
-                and same(F + e_off[u], F + e_off[u - 1], m * mb)):
-            copy(Sg + diag[u - 1], Sg + diag[u], m * m)
-            copy(Sg + e_off[u - 1], Sg + e_off[u], m * mb)
-            continue
-        copy(S, S_prev, mb * mb)
-        matmul(S, F + e_off[u], Acc, mb, mb, m, 0, 1, 0)       # Acc (mb, m) = S w'
+        if stacked:
+            for i in range(m):
+                for j in range(mb):
+                    Acc[j * m + i] = acc_all[(u * m + i) * mb + j]
+        else:
+            get_block(Sg, p_off[u], p_ld[u], p_tr[u], S, mb, mb)
+            if (u > 0 and mb == e_mb[u - 1] and same(S, S_prev, mb * mb)
+                    and same(F + diag[u], F + diag[u - 1], m * m)
+                    and same(F + e_off[u], F + e_off[u - 1], m * mb)):
+                copy(Sg + diag[u - 1], Sg + diag[u], m * m)
+                copy(Sg + e_off[u - 1], Sg + e_off[u], m * mb)
+                continue
+            copy(S, S_prev, mb * mb)
+            matmul(S, F + e_off[u], Acc, mb, mb, m, 0, 1, 0)       # Acc (mb, m) = S w'
         for i in range(m):                  # L^-T L^-1
             for j in range(m):
                 a = 0.0

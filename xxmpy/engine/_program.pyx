@@ -468,7 +468,7 @@ cdef class _Step:
     """One sparse level's elimination (compile/lowering.LoweredStep)."""
     cdef Arrays mem
     cdef idx m, n, E, P
-    cdef bint chain
+    cdef bint chain, stacked
     cdef idx *diag
     cdef idx *rhs
     cdef idx *e_row
@@ -495,6 +495,13 @@ cdef class _Step:
                       and np.array_equal(st.e_row, own) and np.array_equal(st.p_e1, own)
                       and np.array_equal(st.p_e2, own)
                       and not (self.m == 1 and np.all(np.asarray(st.e_mb) == 1)))
+        # ... all of them updating one block, their w blocks one after another
+        mb, e_off = np.asarray(st.e_mb), np.asarray(st.e_off)
+        p_off, p_ld, p_tr = np.asarray(st.p.off), np.asarray(st.p.ld), np.asarray(st.p.tr)
+        self.stacked = bool(self.chain and self.n > 1 and np.all(mb == mb[0])
+                            and np.all(p_off == p_off[0]) and np.all(p_ld == p_ld[0])
+                            and np.all(p_tr == 0)
+                            and np.all(np.diff(e_off) == self.m * mb[0]))
 
 
 # ------------------------------------------------------------------ the program
@@ -645,7 +652,7 @@ cdef class Program:
             if st.chain:
                 status = eliminate_chain_c(self.buf, self.rhs, st.m, st.n, st.diag, st.rhs,
                                            st.e_off, st.e_mb, st.e_nb, st.p_off, st.p_ld,
-                                           st.p_tr, self.work, &logdet, &zz)
+                                           st.p_tr, st.stacked, self.work, &logdet, &zz)
             else:
                 status = eliminate_c(self.buf, self.rhs, st.m, st.n, st.diag, st.rhs, st.E,
                                      st.e_row, st.e_off, st.e_mb, st.e_nb, st.P, st.p_e1,
@@ -695,7 +702,8 @@ cdef class Program:
         for st in reversed(self.steps):
             if st.chain:
                 posterior_chain_c(self.buf, self.sig, st.m, st.n, st.diag, st.e_off, st.e_mb,
-                                  st.p_off, st.p_ld, st.p_tr, self.max_block, self.work)
+                                  st.p_off, st.p_ld, st.p_tr, st.stacked, self.max_block,
+                                  self.work, self.acc)
             else:
                 posterior_c(self.buf, self.sig, st.m, st.n, st.diag, st.E, st.e_row,
                             st.e_off, st.e_mb, st.P, st.p_e1, st.p_e2, st.p_off, st.p_ld,
