@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..results.fit_result import FitResult
 from ..spec.objects import is_dask_frame
-from .shards import with_tables
+from .shards import single_top, with_tables
 
 SAMPLE_TOP_UNITS = 100
 
@@ -31,15 +31,8 @@ def top_level(spec):
     raises ValueError listing every problem (crossed or flat levels, missing
     columns)."""
     levels = list(spec.levels)
-    tops = [name for name in levels if not spec.submodels[name].parents]
-    flat = [name for name in levels if spec.submodels[name].flat]
-    if flat or len(tops) != 1:
-        why = f"level(s) {flat} are flat (fixed effects shared by every unit)" if flat \
-            else f"the levels without parents are {tops}, not one top level (crossed " \
-            f"levels)"
-        raise ValueError(f"Model.fit: tables given as Dask DataFrames are split by the top "
-                         f"level's ID, which needs a nested design: {why}.")
-    top = tops[0]
+    top = single_top(spec, "Model.fit: tables given as Dask DataFrames are split by the "
+                           "top level's ID, which needs a nested design")
     problems = [f"level {name!r}: its table has no column {top!r} (the top level's ID); "
                 f"add it (merge {top!r} in through the parent IDs) so that its rows can be "
                 f"split by {top}"

@@ -18,11 +18,9 @@ from ..api.model import Model
 from ..spec.objects import ModelSpec, SubmodelSpec
 
 
-def top_of(spec):
-    """(top level, {level: (n,) top unit id of each unit of the level's table}); raises
-    ValueError naming what prevents a split. A level may have several parents when they
-    are nested (a student linked to its teacher and to its school): all of them must
-    lead every unit to the same top unit."""
+def single_top(spec, refusal):
+    """The one level without parents; raises ValueError(refusal + the reason) for flat
+    levels or several top levels (crossed levels)."""
     levels = list(spec.levels)
     tops = [name for name in levels if not spec.submodels[name].parents]
     flat = [name for name in levels if spec.submodels[name].flat]
@@ -30,9 +28,17 @@ def top_of(spec):
         why = f"level(s) {flat} are flat (fixed effects shared by every unit)" if flat \
             else f"the levels without parents are {tops}, not one top level (crossed " \
             f"levels)"
-        raise ValueError(f"shards: the model cannot be split into independent shards: "
-                         f"{why}.")
-    top = tops[0]
+        raise ValueError(f"{refusal}: {why}.")
+    return tops[0]
+
+
+def top_of(spec):
+    """(top level, {level: (n,) top unit id of each unit of the level's table}); raises
+    ValueError naming what prevents a split. A level may have several parents when they
+    are nested (a student linked to its teacher and to its school): all of them must
+    lead every unit to the same top unit."""
+    levels = list(spec.levels)
+    top = single_top(spec, "shards: the model cannot be split into independent shards")
     ids = {top: spec.submodels[top].data[top].to_numpy()}
     pending = [name for name in levels if name != top]
     while pending:

@@ -5,9 +5,10 @@ from ._linalg cimport idx
 
 cdef double accumulate_c(const double* A, idx a_step, idx n, idx r, idx M, const double* d,
                          const double* W, const idx* pat, const double* wt, const idx* seg,
-                         idx S, const idx* pair_i, const idx* pair_j, idx P, const idx* off,
-                         const idx* ld, const idx* tr, const idx* vec, double* buf,
-                         double* rhs, double* work) noexcept nogil
+                         idx S, const idx* pair_i, const idx* pair_j, idx P,
+                         const unsigned char* shared, const idx* off, const idx* ld,
+                         const idx* tr, const idx* vec, double* buf, double* rhs,
+                         double* work) noexcept nogil
 
 cdef int eliminate_c(double* B, double* R, idx m, idx n, const idx* diag, const idx* rhs_off,
                      idx E, const idx* e_row, const idx* e_off, const idx* e_mb,
@@ -73,13 +74,6 @@ cdef void posterior_chain_c(const double* F, double* Sg, idx m, idx n, const idx
                             const idx* e_off, const idx* e_mb, const idx* p_off,
                             const idx* p_ld, const idx* p_tr, bint stacked, idx max_block,
                             double* work, double* acc_all) noexcept nogil
-
-cdef void accumulate_constant_c(const double* A, idx n, idx r, idx M, const double* d,
-                                const double* W, const idx* pat, const double* wt,
-                                const idx* seg, idx S, const idx* pair_i, const idx* pair_j,
-                                idx P, const unsigned char* shared, const idx* off,
-                                const idx* ld, const idx* tr, const idx* vec, double* buf,
-                                double* rhs, double* work, double* const_out) noexcept nogil
 
 cdef void add_moments_c(const double* W, idx K, idx r, const idx* seg, const idx* pair_i,
                         const idx* pair_j, idx P, const unsigned char* shared,

@@ -95,15 +95,55 @@ cdef inline void copy(const double* src, double* dst, idx size) noexcept nogil:
         dst[i] = src[i]
 
 
+cdef inline void edge_posterior(const double* F, double* Sg, idx d, idx eo, idx m, idx mb,
+                                const double* Acc, double* T) noexcept nogil:
+    """One edge of the selected inverse: Sigma_ij (m, mb) = -(Acc inv_u)' into Sg[eo],
+    then Sg[d] (m, m) -= Sigma_ij w' inv_u. F holds inv_u at d and w at eo; Acc (mb, m)
+    the sum of Sigma_JJ w' over the unit's parent blocks; T: mb m doubles."""
+    cdef idx i, j, k
+    cdef double a
+    for i in range(m):
+        for j in range(mb):
+            a = 0.0
+            for k in range(i, m):
+                a += Acc[j * m + k] * F[d + k * m + i]
+            Sg[eo + i * mb + j] = -a
+    for i in range(mb):                 # T (mb, m) = w' inv_u
+        for j in range(m):
+            a = 0.0
+            for k in range(j, m):
+                a += F[eo + k * mb + i] * F[d + k * m + j]
+            T[i * m + j] = a
+    for i in range(m):
+        for j in range(m):
+            a = 0.0
+            for k in range(mb):
+                a += Sg[eo + i * mb + k] * T[k * m + j]
+            Sg[d + i * m + j] -= a
+
+
+cdef inline void symmetrize(double* X, idx m) noexcept nogil:
+    """X (m, m) <- (X + X') / 2."""
+    cdef idx i, j
+    cdef double a
+    for i in range(m):
+        for j in range(i):
+            a = 0.5 * (X[i * m + j] + X[j * m + i])
+            X[i * m + j] = a
+            X[j * m + i] = a
+
+
 # ------------------------------------------------------------------ C routines
 cdef double accumulate_c(const double* A, idx a_step, idx n, idx r, idx M, const double* d,
                          const double* W, const idx* pat, const double* wt, const idx* seg,
-                         idx S, const idx* pair_i, const idx* pair_j, idx P, const idx* off,
-                         const idx* ld, const idx* tr, const idx* vec, double* buf,
-                         double* rhs, double* work) noexcept nogil:
+                         idx S, const idx* pair_i, const idx* pair_j, idx P,
+                         const unsigned char* shared, const idx* off, const idx* ld,
+                         const idx* tr, const idx* vec, double* buf, double* rhs,
+                         double* work) noexcept nogil:
     """Add sum_n A_n' W_n A_n, A_n' W_n d_n into C and b; return sum_n d_n' W_n d_n.
 
     A (n, r, M), or (1, r, M) shared (a_step 0); W_n = wt[n] W[pat[n]], W (n_pat, r, r);
+    shared: NULL, or (P,) pairs left out (a constant design's, added by add_moments_c).
     work: r M + r + M M + M doubles.
     """
     cdef double* WA = work
@@ -125,6 +165,8 @@ cdef double accumulate_c(const double* A, idx a_step, idx n, idx r, idx M, const
                 acc += Au[k * M + j] * Wd[k]
             h[j] = acc
         for p in range(P):
+            if shared != NULL and shared[p]:
+                continue
             a0, a1 = seg[pair_i[p]], seg[pair_i[p] + 1]
             b0, b1 = seg[pair_j[p]], seg[pair_j[p] + 1]
             for i in range(a0, a1):
@@ -484,33 +526,9 @@ cdef void posterior_c(const double* F, double* Sg, idx m, idx n,
                     a += F[diag[u] + k * m + i] * F[diag[u] + k * m + j]
                 Sg[diag[u] + i * m + j] = a
     for e in range(E):
-        u, mb = e_row[e], e_mb[e]
-        # Sigma_ij (m, mb) = -(Acc[e] inv_u)'
-        for i in range(m):
-            for j in range(mb):
-                a = 0.0
-                for k in range(i, m):
-                    a += Acc[e * stride + j * m + k] * F[diag[u] + k * m + i]
-                Sg[e_off[e] + i * mb + j] = -a
-        # T (mb, m) = w' inv_u
-        for i in range(mb):
-            for j in range(m):
-                a = 0.0
-                for k in range(j, m):
-                    a += F[e_off[e] + k * mb + i] * F[diag[u] + k * m + j]
-                T[i * m + j] = a
-        for i in range(m):
-            for j in range(m):
-                a = 0.0
-                for k in range(mb):
-                    a += Sg[e_off[e] + i * mb + k] * T[k * m + j]
-                Sg[diag[u] + i * m + j] -= a
+        edge_posterior(F, Sg, diag[e_row[e]], e_off[e], m, e_mb[e], &Acc[e * stride], T)
     for u in range(n):
-        for i in range(m):
-            for j in range(i):
-                a = 0.5 * (Sg[diag[u] + i * m + j] + Sg[diag[u] + j * m + i])
-                Sg[diag[u] + i * m + j] = a
-                Sg[diag[u] + j * m + i] = a
+        symmetrize(Sg + diag[u], m)
 
 
 cdef inline void weigh_unit(const double* Wq, double w, const double* v, const double* Au,
@@ -828,29 +846,8 @@ cdef void posterior_chain_c(const double* F, double* Sg, idx m, idx n, const idx
                 for k in range(max(i, j), m):
                     a += F[diag[u] + k * m + i] * F[diag[u] + k * m + j]
                 Sg[diag[u] + i * m + j] = a
-        for i in range(m):                  # Sigma_ij (m, mb) = -(Acc inv_u)'
-            for j in range(mb):
-                a = 0.0
-                for k in range(i, m):
-                    a += Acc[j * m + k] * F[diag[u] + k * m + i]
-                Sg[e_off[u] + i * mb + j] = -a
-        for i in range(mb):                 # T (mb, m) = w' inv_u
-            for j in range(m):
-                a = 0.0
-                for k in range(j, m):
-                    a += F[e_off[u] + k * mb + i] * F[diag[u] + k * m + j]
-                T[i * m + j] = a
-        for i in range(m):
-            for j in range(m):
-                a = 0.0
-                for k in range(mb):
-                    a += Sg[e_off[u] + i * mb + k] * T[k * m + j]
-                Sg[diag[u] + i * m + j] -= a
-        for i in range(m):
-            for j in range(i):
-                a = 0.5 * (Sg[diag[u] + i * m + j] + Sg[diag[u] + j * m + i])
-                Sg[diag[u] + i * m + j] = a
-                Sg[diag[u] + j * m + i] = a
+        edge_posterior(F, Sg, diag[u], e_off[u], m, mb, Acc, T)
+        symmetrize(Sg + diag[u], m)
 
 
 # ------------------------------------------------------------------ constant designs
@@ -860,51 +857,6 @@ cdef void posterior_chain_c(const double* F, double* Sg, idx m, idx n, const idx
 # all groups) adds those pairs' sum_u wt_u A_u' W_k A_u from moments taken once at
 # compile time, mom[k, i, j] = sum_u in pattern k wt_u A_u[i, a]' A_u[j, b] (lme4's
 # X'X), instead of unit by unit; its gradient needs no dA.
-
-cdef void accumulate_constant_c(const double* A, idx n, idx r, idx M, const double* d,
-                                const double* W, const idx* pat, const double* wt,
-                                const idx* seg, idx S, const idx* pair_i, const idx* pair_j,
-                                idx P, const unsigned char* shared, const idx* off,
-                                const idx* ld, const idx* tr, const idx* vec, double* buf,
-                                double* rhs, double* work, double* const_out) noexcept nogil:
-    """accumulate_c for a constant design A (n, r, M) without the shared pairs (added by
-    add_moments_c); adds sum_n d_n' W_n d_n to const_out[0]. work: r M + r + M M + M
-    doubles."""
-    cdef double* WA = work
-    cdef double* Wd = WA + r * M
-    cdef double* G = Wd + r
-    cdef double* h = G + M * M
-    cdef const double* Au
-    cdef const double* Wq
-    cdef idx u, i, j, k, p, s, a0, a1, b0, b1
-    cdef double acc
-    for u in range(n):
-        Wq, Au = W + pat[u] * r * r, A + u * r * M
-        weigh_unit(Wq, wt[u], d + u * r, Au, r, M, Wd, WA)
-        for i in range(r):
-            const_out[0] += d[u * r + i] * Wd[i]
-        for j in range(M):
-            acc = 0.0
-            for k in range(r):
-                acc += Au[k * M + j] * Wd[k]
-            h[j] = acc
-        for p in range(P):
-            if shared[p]:
-                continue
-            a0, a1 = seg[pair_i[p]], seg[pair_i[p] + 1]
-            b0, b1 = seg[pair_j[p]], seg[pair_j[p] + 1]
-            for i in range(a0, a1):
-                for j in range(b0, b1):
-                    acc = 0.0
-                    for k in range(r):
-                        acc += Au[k * M + i] * WA[k * M + j]
-                    G[(i - a0) * (b1 - b0) + j - b0] = acc
-            add_block(buf, off[u * P + p], ld[u * P + p], tr[u * P + p], G,
-                      a1 - a0, b1 - b0, 1.0)
-        for s in range(S):
-            for i in range(seg[s], seg[s + 1]):
-                rhs[vec[u * S + s] + i - seg[s]] += h[i]
-
 
 cdef void add_moments_c(const double* W, idx K, idx r, const idx* seg, const idx* pair_i,
                         const idx* pair_j, idx P, const unsigned char* shared,

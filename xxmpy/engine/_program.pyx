@@ -31,7 +31,7 @@ cimport numpy as cnp
 import numpy as np
 from libc.math cimport INFINITY
 
-from ._elimination cimport (accumulate_c, accumulate_constant_c, accumulate_shared_c,
+from ._elimination cimport (accumulate_c, accumulate_shared_c,
                             add_moments_c, eliminate_c, eliminate_chain_c, factor_dense_c,
                             interrupted, mean_c, mean_dense_c, posterior_c, posterior_chain_c,
                             posterior_dense_c, residual_c, take_interruption, term_gradient_c,
@@ -638,16 +638,14 @@ cdef class Program:
                                              t.K, t.wt, t.seg, t.S, t.pair_i, t.pair_j, t.P,
                                              t.off, t.ld, t.tr, t.vec, self.buf, self.rhs,
                                              self.work)
-            elif t.n and t.constant:
-                accumulate_constant_c(t.A, t.n, t.r, t.M, t.d, t.W, t.pat, t.wt, t.seg, t.S,
-                                      t.pair_i, t.pair_j, t.P, t.shared, t.off, t.ld, t.tr,
-                                      t.vec, self.buf, self.rhs, self.work, &const)
-                add_moments_c(t.W, t.K, t.r, t.seg, t.pair_i, t.pair_j, t.P, t.shared,
-                              t.mom_off, t.mom, t.off, t.ld, t.tr, self.buf, self.work)
             elif t.n:
                 const += accumulate_c(t.A, t.a_step, t.n, t.r, t.M, t.d, t.W, t.pat, t.wt,
-                                      t.seg, t.S, t.pair_i, t.pair_j, t.P, t.off, t.ld, t.tr,
+                                      t.seg, t.S, t.pair_i, t.pair_j, t.P,
+                                      t.shared if t.constant else NULL, t.off, t.ld, t.tr,
                                       t.vec, self.buf, self.rhs, self.work)
+                if t.constant:
+                    add_moments_c(t.W, t.K, t.r, t.seg, t.pair_i, t.pair_j, t.P, t.shared,
+                                  t.mom_off, t.mom, t.off, t.ld, t.tr, self.buf, self.work)
         for st in self.steps:
             if st.chain:
                 status = eliminate_chain_c(self.buf, self.rhs, st.m, st.n, st.diag, st.rhs,
