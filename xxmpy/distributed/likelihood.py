@@ -3,9 +3,9 @@
 Each shard is compiled once where it is evaluated and kept there: in this process,
 or (client= a dask.distributed.Client) on a worker, where the compiled shard stays
 in memory as the result of a task and its data never return to the client. An
-evaluation sends the parameter vector to every shard and adds the returned
-(-2 log L, gradient) in shard order, so the sum does not depend on the number of
-workers or on where the shards run.
+evaluation sends the parameter vector to every worker (one task for the shards it
+holds) and adds the returned (-2 log L, gradient) in shard order, so the sum does not
+depend on the number of workers or on where the shards run.
 """
 import numpy as np
 
@@ -27,6 +27,11 @@ def _evaluate(problem, theta):
         return 0.0, np.zeros(len(theta))
     f, g = deviance_and_gradient(problem, theta)
     return float(f), np.asarray(g, float)
+
+
+def _evaluate_many(problems, theta):
+    """A worker's task: [(f, g)] of several shards at theta."""
+    return [_evaluate(p, theta) for p in problems]
 
 
 def _labels(problem):
@@ -79,14 +84,38 @@ class ShardedLikelihood:
         if self.client is None:
             parts = [_evaluate(p, theta) for p in self.shards]
         else:
-            parts = self.client.gather([self.client.submit(_evaluate, s, theta, pure=False)
-                                        for s in self.shards])
+            parts = self._on_workers(theta)
         f = 0.0
         g = np.zeros(len(self.labels))
         for fs, gs in parts:
             f += fs
             g += gs
         return f, g
+
+    def _on_workers(self, theta):
+        """[(f, g)] in shard order: one task per worker with the shards it holds (fewer
+        round trips than a task a shard). The placement is read from the scheduler
+        when the set of workers changes; a task whose worker is gone may run elsewhere
+        (the shards it needs are rebuilt or moved there), so nothing waits on a dead
+        worker."""
+        client = self.client
+        workers = tuple(sorted(client.scheduler_info()["workers"]))
+        if getattr(self, "_placed_on", None) != workers:
+            held = client.who_has(self.shards)
+            self._groups = {}
+            for i, s in enumerate(self.shards):
+                where = sorted(held.get(s.key, ()))
+                self._groups.setdefault(where[0] if where else None, []).append(i)
+            self._placed_on = workers
+        tasks = [(idx, client.submit(_evaluate_many, [self.shards[i] for i in idx], theta,
+                                     workers=None if worker is None else [worker],
+                                     allow_other_workers=True, pure=False))
+                 for worker, idx in self._groups.items()]
+        parts = [None] * len(self.shards)
+        for idx, got in zip([i for i, _ in tasks], client.gather([t for _, t in tasks])):
+            for i, part in zip(idx, got):
+                parts[i] = part
+        return parts
 
     def deviance(self, theta):
         return self.deviance_and_gradient(theta)[0]
