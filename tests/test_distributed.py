@@ -227,6 +227,11 @@ def test_dask_dataframes_are_refused_with_the_reason(dask_client):
     message = str(info.value)
     assert "level 'student'" in message and "level 'teacher'" in message
     assert "no column 'school'" in message
+    no_table = _as_dask(model)
+    no_table.spec.submodels["teacher"] = no_table.spec.submodels["teacher"].__class__(
+        **{**vars(no_table.spec.submodels["teacher"]), "data": None})
+    with pytest.raises(ValueError, match="level 'teacher': no table"):
+        no_table.fit(executor=dask_client)
     bad = factories.three_level()
     bad.spec.submodels["student"] = bad.spec.submodels["student"].__class__(
         **{**vars(bad.spec.submodels["student"]), "ys": ["y0", "y1", "missing_y"]})

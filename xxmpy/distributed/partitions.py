@@ -33,10 +33,16 @@ def top_level(spec):
     levels = list(spec.levels)
     top = single_top(spec, "Model.fit: tables given as Dask DataFrames are split by the "
                            "top level's ID, which needs a nested design")
-    problems = [f"level {name!r}: its table has no column {top!r} (the top level's ID); "
-                f"add it (merge {top!r} in through the parent IDs) so that its rows can be "
-                f"split by {top}"
-                for name in levels if top not in spec.submodels[name].data.columns]
+    problems = []
+    for name in levels:
+        data = spec.submodels[name].data
+        if not hasattr(data, "columns"):
+            problems.append(f"level {name!r}: no table (got {type(data).__name__}); give "
+                            f"data= a pandas or Dask DataFrame")
+        elif top not in data.columns:
+            problems.append(f"level {name!r}: its table has no column {top!r} (the top "
+                            f"level's ID); add it (merge {top!r} in through the parent IDs) "
+                            f"so that its rows can be split by {top}")
     if problems:
         raise ValueError("Model.fit: the tables cannot be split by the top level:\n  "
                          + "\n  ".join(problems))
