@@ -24,7 +24,7 @@ from ..compile import Problem, compile_problem
 from ..engine import deviance as engine_deviance
 from ..errors import ProblemCollector
 from ..fit.optimize import fit_problem
-from ..fit.starts import auto_start
+from ..fit.starts import resolve_start
 from ..results.fit_result import FitResult
 from ..spec import MatrixSpec, ModelSpec, SubmodelSpec, validate
 from ..spec.objects import DATA_LABEL_PREFIX, partitioned
@@ -221,11 +221,7 @@ class Model:
             self.result = _fit_partitioned(self, executor, shards, **options)
             return self.result
         problem = self.compile()
-        if isinstance(options.get("start"), str):
-            if options["start"] != "auto":
-                raise ValueError(f"Model.fit: start= must be 'auto' or one value per "
-                                 f"parameter, got {options['start']!r}.")
-            options["start"] = auto_start(problem, self._checked)
+        options = resolve_start(options, problem, self._checked)
         if executor is not None or shards is not None:
             options["evaluate"] = _sharded(self, executor, shards).deviance_and_gradient
         record = fit_problem(problem, **options)

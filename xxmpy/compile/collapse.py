@@ -272,6 +272,18 @@ def _centered_moments(Uc, group, n_g, ids, rows):
     return out
 
 
+def _equilibrated_eigh(M):
+    """(d, constant, lam, V, keep) for each group's M (G, t, t): d the roots of its
+    diagonal (1 where it is 0, ``constant`` marking those), lam and V the
+    eigen-decomposition of M / (d d'), and keep the eigenvalues above rounding
+    (ROUNDING_EIGENVALUE of the largest)."""
+    d = np.sqrt(np.einsum("gii->gi", M))
+    constant = d == 0
+    d = np.where(constant, 1.0, d)
+    lam, V = np.linalg.eigh(M / (d[:, :, None] * d[:, None, :]))
+    return d, constant, lam, V, lam > ROUNDING_EIGENVALUE * lam[:, -1:]
+
+
 def _square_roots(M):
     """(G, r, r) S with S'S = M, from the eigen-decomposition of M equilibrated to unit
     diagonal: the columns' scales differ by many orders (a y in the millions beside a
@@ -279,11 +291,8 @@ def _square_roots(M):
     eigenvalues at rounding level (constant or duplicated columns) are dropped, since
     their square roots (~1e-8) would put noise into every pseudo-unit, and columns
     with no spread (a constant covariate) get exact zeros."""
-    d = np.sqrt(np.einsum("gii->gi", M))
-    constant = d == 0
-    d = np.where(constant, 1.0, d)
-    lam, V = np.linalg.eigh(M / (d[:, :, None] * d[:, None, :]))
-    lam = np.where(lam > ROUNDING_EIGENVALUE * lam[:, -1:], lam, 0.0)
+    d, constant, lam, V, keep = _equilibrated_eigh(M)
+    lam = np.where(keep, lam, 0.0)
     S = np.sqrt(lam)[:, :, None] * V.transpose(0, 2, 1) * d[:, None, :]
     S[np.broadcast_to(constant[:, None, :], S.shape)] = 0.0
     return S
@@ -299,10 +308,7 @@ def _projected_roots(Mv, shared):
     v = ~shared
     Mvv = Mv[:, :, v]
     Mvx = Mv[:, :, shared]
-    d = np.sqrt(np.einsum("gii->gi", Mvv))
-    d = np.where(d == 0, 1.0, d)
-    lam, V = np.linalg.eigh(Mvv / (d[:, :, None] * d[:, None, :]))
-    keep = lam > ROUNDING_EIGENVALUE * lam[:, -1:]
+    d, _, lam, V, keep = _equilibrated_eigh(Mvv)
     root = np.where(keep, np.sqrt(np.where(keep, lam, 1.0)), 0.0)
     inv_root = np.where(keep, 1.0 / np.where(keep, root, 1.0), 0.0)
     Vt = V.transpose(0, 2, 1)

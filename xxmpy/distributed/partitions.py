@@ -105,14 +105,16 @@ class ShardedFitResult(FitResult):
     limits one after another, each spread over the workers); what needs the data
     themselves raises NotImplementedError, naming the method.
 
-    evaluate: theta -> (-2 log L, gradient) on the shards (the Client must stay open
-    for profile CIs).
+    likelihood: the ShardedLikelihood on the workers (the Client must stay open for
+    profile CIs and factor scores); evaluate: its theta -> (-2 log L, gradient), which
+    the profile CIs evaluate.
     """
 
-    def __init__(self, model, problem, record, checked, n_observed, level_units, evaluate,
-                 shards=(), client=None):
+    def __init__(self, model, problem, record, checked, n_observed, level_units,
+                 likelihood):
         self._n_observed, self._level_units = n_observed, level_units
-        self.evaluate, self._shards, self._client = evaluate, list(shards), client
+        self.likelihood = likelihood
+        self.evaluate = likelihood.deviance_and_gradient
         super().__init__(model, problem, record, checked)
 
     def factor_scores(self, level: str | None = None):
@@ -133,8 +135,9 @@ class ShardedFitResult(FitResult):
             super().factor_scores(level)            # the in-memory message
         etas, theta = list(spec.submodels[level].etas), self.record.estimate
         meta = factor_scores(self.problem, theta, etas, level).iloc[:0]
-        parts = [self._client.submit(_shard_scores, s, theta, etas, level, meta, pure=False)
-                 for s in self._shards]
+        client = self.likelihood.client
+        parts = [client.submit(_shard_scores, s, theta, etas, level, meta, pure=False)
+                 for s in self.likelihood.shards]
         return dd.from_delayed(parts, meta=meta)
 
     def profile_ci(self, level: float = 0.95, parameters=None, n_jobs=None, progress=None,
@@ -149,7 +152,8 @@ class ShardedFitResult(FitResult):
         return super().correlation_ci(parameters, level)
 
     def _need_client(self, what):
-        if self._client is None or self._client.status != "running":
+        client = self.likelihood.client
+        if client is None or client.status != "running":
             raise RuntimeError(f"FitResult.{what}: the shards live on the workers of the "
                                f"dask Client the fit ran on, which is closed now; call it "
                                f"while the Client is open (inside its with block).")
@@ -239,15 +243,10 @@ def fit_partitioned(model, client, n_shards, **options):
     """Model.fit on level tables given as Dask DataFrames: the fit evaluated on the
     shards of a PartitionedModel. Returns a ShardedFitResult."""
     from ..fit.optimize import fit_problem
-    from ..fit.starts import auto_start
+    from ..fit.starts import resolve_start
     built = PartitionedModel(model, client, n_shards)
-    if isinstance(options.get("start"), str):
-        if options["start"] != "auto":
-            raise ValueError(f"Model.fit: start= must be 'auto' or one value per "
-                             f"parameter, got {options['start']!r}.")
-        options["start"] = auto_start(built.problem, built.checked)
+    options = resolve_start(options, built.problem, built.checked)
     record = fit_problem(built.problem, evaluate=built.likelihood.deviance_and_gradient,
                          **options)
     return ShardedFitResult(model, built.problem, record, built.checked, built.n_observed,
-                            built.level_units, built.likelihood.deviance_and_gradient,
-                            built.likelihood.shards, client)
+                            built.level_units, built.likelihood)

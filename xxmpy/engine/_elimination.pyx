@@ -122,6 +122,19 @@ cdef inline void edge_posterior(const double* F, double* Sg, idx d, idx eo, idx 
             Sg[d + i * m + j] -= a
 
 
+cdef inline void inverse_from_factor(const double* Li, double* Sg, idx m) noexcept nogil:
+    """Sg (m, m) = Li' Li: a unit's block of C^-1 from its inverse Cholesky factor Li
+    (lower)."""
+    cdef idx i, j, k
+    cdef double a
+    for i in range(m):
+        for j in range(m):
+            a = 0.0
+            for k in range(max(i, j), m):
+                a += Li[k * m + i] * Li[k * m + j]
+            Sg[i * m + j] = a
+
+
 cdef inline void symmetrize(double* X, idx m) noexcept nogil:
     """X (m, m) <- (X + X') / 2."""
     cdef idx i, j
@@ -519,12 +532,7 @@ cdef void posterior_c(const double* F, double* Sg, idx m, idx n,
         if u > 0 and same(F + diag[u], F + diag[u - 1], m * m):
             copy(Sg + diag[u - 1], Sg + diag[u], m * m)
             continue
-        for i in range(m):
-            for j in range(m):
-                a = 0.0
-                for k in range(max(i, j), m):
-                    a += F[diag[u] + k * m + i] * F[diag[u] + k * m + j]
-                Sg[diag[u] + i * m + j] = a
+        inverse_from_factor(F + diag[u], Sg + diag[u], m)
     for e in range(E):
         edge_posterior(F, Sg, diag[e_row[e]], e_off[e], m, e_mb[e], &Acc[e * stride], T)
     for u in range(n):
@@ -840,12 +848,7 @@ cdef void posterior_chain_c(const double* F, double* Sg, idx m, idx n, const idx
                 continue
             copy(S, S_prev, mb * mb)
             matmul(S, F + e_off[u], Acc, mb, mb, m, 0, 1, 0)       # Acc (mb, m) = S w'
-        for i in range(m):                  # L^-T L^-1
-            for j in range(m):
-                a = 0.0
-                for k in range(max(i, j), m):
-                    a += F[diag[u] + k * m + i] * F[diag[u] + k * m + j]
-                Sg[diag[u] + i * m + j] = a
+        inverse_from_factor(F + diag[u], Sg + diag[u], m)
         edge_posterior(F, Sg, diag[u], e_off[u], m, mb, Acc, T)
         symmetrize(Sg + diag[u], m)
 

@@ -153,24 +153,25 @@ def _shared_moments(t, scope, slots):
     base = np.asarray(t.a_const, float).ravel() + signs * np.asarray(slots.base)[cells]
     pos, data = np.asarray(t.a_data_pos), np.asarray(t.a_data, float).reshape(n, -1)
     pat, wt = np.asarray(t.pat), np.asarray(t.wt, float)
-    mom_off, parts, at = np.zeros(P, np.intp), [], 0
-    for p in np.flatnonzero(shared):
-        a = np.arange(seg[scope.pair_i[p]], seg[scope.pair_i[p] + 1])
-        b = np.arange(seg[scope.pair_j[p]], seg[scope.pair_j[p] + 1])
-        mom = np.zeros((K, r, r, len(a), len(b)))
-        for start in range(0, n, MOMENTS_CHUNK):
-            stop = min(n, start + MOMENTS_CHUNK)
-            A = np.tile(base, (stop - start, 1))
-            A[:, pos] += data[start:stop]
-            A = A.reshape(-1, r, M)
-            for k in np.unique(pat[start:stop]):
-                rows = pat[start:stop] == k
-                Aa, Ab = A[rows][:, :, a], A[rows][:, :, b]
-                mom[k] += np.einsum("u,uki,ulj->klij", wt[start:stop][rows], Aa, Ab)
+    pairs = np.flatnonzero(shared)
+    cols = {p: (np.arange(seg[scope.pair_i[p]], seg[scope.pair_i[p] + 1]),
+                np.arange(seg[scope.pair_j[p]], seg[scope.pair_j[p] + 1])) for p in pairs}
+    moms = {p: np.zeros((K, r, r, len(a), len(b))) for p, (a, b) in cols.items()}
+    for start in range(0, n, MOMENTS_CHUNK):        # each chunk's A built once
+        stop = min(n, start + MOMENTS_CHUNK)
+        A = np.tile(base, (stop - start, 1))
+        A[:, pos] += data[start:stop]
+        A = A.reshape(-1, r, M)
+        for k in np.unique(pat[start:stop]):
+            rows = pat[start:stop] == k
+            Ak, wk = A[rows], wt[start:stop][rows]
+            for p, (a, b) in cols.items():
+                moms[p][k] += np.einsum("u,uki,ulj->klij", wk, Ak[:, :, a], Ak[:, :, b])
+    mom_off, at = np.zeros(P, np.intp), 0
+    for p in pairs:
         mom_off[p] = at
-        parts.append(mom.ravel())
-        at += mom.size
-    return shared.astype(np.uint8), mom_off, np.concatenate(parts)
+        at += moms[p].size
+    return shared.astype(np.uint8), mom_off, np.concatenate([moms[p].ravel() for p in pairs])
 
 
 # ------------------------------------------------------------------ one factor family

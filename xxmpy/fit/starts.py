@@ -31,6 +31,17 @@ from ..compile.scales import DataMoments
 from ..spec.objects import variable_forms
 
 
+def resolve_start(options, problem, checked):
+    """Model.fit's options with start='auto' replaced by auto_start's values (any other
+    string is refused; a vector or no start= passes unchanged)."""
+    if isinstance(options.get("start"), str):
+        if options["start"] != "auto":
+            raise ValueError(f"Model.fit: start= must be 'auto' or one value per "
+                             f"parameter, got {options['start']!r}.")
+        options = {**options, "start": auto_start(problem, checked)}
+    return options
+
+
 def auto_start(problem, checked):
     """(k,) start values from the data for every parameter (see the module docstring)."""
     data = DataMoments(checked, problem.levels, problem.level_names)

@@ -80,7 +80,6 @@ class LmerResult(InformationCriteria):
             return
         problem = self._form(True)
         theta = values_for(problem, self.variance_parameters)
-        names = self.design.fixed_names
         flat = [k for k, lev in enumerate(problem.levels) if lev.flat]
         post = latent_posterior(problem, theta)
         if flat:

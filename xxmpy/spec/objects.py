@@ -28,7 +28,8 @@ BETWEEN_ROLES = {
     "kappa": ("y", "x"), "gamma": ("eta", "x"),
 }
 DATA_LABEL_PREFIX = "data."
-SCALED_LABEL = re.compile(r"^(?:(-)|([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\*)(\S.*)$")
+SIGNED_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"   # 2, -0.5, 1e-3
+SCALED_LABEL = re.compile(rf"^(?:(-)|({SIGNED_NUMBER})\*)(\S.*)$")
 SCALED_TYPES = ("nu", "alpha", "lambda", "beta", "gamma", "kappa")
 
 

@@ -54,7 +54,7 @@ import pandas as pd
 
 from ..api.model import Model
 from ..errors import SpecificationError
-from ..spec.objects import BETWEEN_ROLES, SCALED_TYPES, scaled_label
+from ..spec.objects import BETWEEN_ROLES, SCALED_TYPES, SIGNED_NUMBER, scaled_label
 
 SHAPES = {"lambda": ("y", "eta"), "beta": ("eta", "eta"), "gamma": ("eta", "x"),
           "kappa": ("y", "x"), "theta": ("y", "y"), "psi": ("eta", "eta"),
@@ -746,20 +746,19 @@ def _free_labels(b):
 
 
 NAME = r"[A-Za-z_.][A-Za-z0-9_.]*"
-NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 
 
 def _linear(text):
     """(c, name) of 'name', '-name', 'c*name', 'name*c' or 'name/c'; (v, None) of a
     number v; None for anything else."""
     t = text.replace(" ", "")
-    if re.fullmatch(NUMBER, t):
+    if re.fullmatch(SIGNED_NUMBER, t):
         return float(t), None
     for pattern, coef, name in ((rf"({NAME})", lambda m: 1.0, 1),
                                 (rf"-({NAME})", lambda m: -1.0, 1),
-                                (rf"({NUMBER})\*({NAME})", lambda m: float(m[1]), 2),
-                                (rf"({NAME})\*({NUMBER})", lambda m: float(m[2]), 1),
-                                (rf"({NAME})/({NUMBER})", lambda m: 1.0 / float(m[2]), 1)):
+                                (rf"({SIGNED_NUMBER})\*({NAME})", lambda m: float(m[1]), 2),
+                                (rf"({NAME})\*({SIGNED_NUMBER})", lambda m: float(m[2]), 1),
+                                (rf"({NAME})/({SIGNED_NUMBER})", lambda m: 1.0 / float(m[2]), 1)):
         found = re.fullmatch(pattern, t)
         if found:
             return coef(found), found[name]
