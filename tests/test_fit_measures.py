@@ -15,6 +15,8 @@ import pytest
 
 import reference_models as ref
 import xxmpy as xm
+from xxmpy.lmm.design import build_design
+from xxmpy.lmm.to_xxm import build_model
 
 # [lavaan] fitMeasures(fit), tests/data/r/lavaan_twolevel_cfa.out
 LAVAAN = {"npar": 32, "logl": -23968.69711, "unrestricted_logl": -23962.38289,
@@ -123,10 +125,16 @@ def test_a_model_whose_saturated_model_cannot_be_formed_says_why():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", xm.XxmWarning)
         slopes = ref.sleepstudy().fit()                # random slopes through data.
-        three = xm.lmer("strength ~ 1 + (1 | sample_id) + (1 | batch_id)",
-                        pd.read_csv(ref.DATA / "Pastes.csv"), REML=False).fit_result
+        pastes = build_design("strength ~ 1 + (1 | sample_id) + (1 | batch_id)",
+                              pd.read_csv(ref.DATA / "Pastes.csv"), False)
+        # the ML form with the fixed effects as kappa (covariates); xm.lmer profiles
+        # them out as a flat level, which the saturated model refuses
+        three = build_model(pastes, False, profiled=False).fit()
+        profiled = build_model(pastes, False).fit()
     with pytest.raises(ValueError, match="data. elements"):
         slopes.fit_measures()
+    with pytest.raises(ValueError, match="flat prior .* kappa"):
+        profiled.fit_measures()
     # lme4's Pastes model (its intercept a constant covariate, left out of the
     # saturated model) has as many parameters as its saturated model: df 0, chisq 0
     fm = three.fit_measures()

@@ -274,20 +274,30 @@ def test_reml_fixef_vcov_and_sparse_v_equal_the_dense_computation(formula, name)
     ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin"),
     (THREE, "three_level_sim"),
 ])
-def test_ml_fixef_and_vcov_equal_the_dense_gls_either_way(formula, name, monkeypatch):
-    """An ML fit's fixef and vcov come from its own (ML) form: one Newton step in beta
-    and the Hessian block by forward differences of the analytic gradient (exact:
-    -2 log L is quadratic in beta). They equal the dense GLS at the ML variance
-    estimates, and the REML-form posterior the other way computes."""
-    import xxmpy.lmm.result as lmer_result
+def test_ml_fixef_and_vcov_equal_the_dense_gls_and_the_kappa_form(formula, name):
+    """An ML fit profiles the fixed effects out (a flat level with flat="ml"): its fixef
+    and vcov, the flat level's posterior, equal the dense GLS at the ML variance
+    estimates; and the ML form with the fixed effects as kappa parameters, fitted from
+    there, stays at the same optimum: the same -2 log L, fixed effects and variance
+    parameters, and the same variance SEs (the profiled Hessian's inverse is the
+    variance block of the full inverse Hessian)."""
     res = xm.lmer(formula, load(name), REML=False)
+    assert res.model.compile().n_profiled == len(res.design.fixed_names)
+    assert set(res.fit_result.labels) == set(res.variance_parameters)
     _, beta, cov, _ = dense_reml(res)                                            # [dense]
     assert res.fixef.to_numpy() == pytest.approx(beta, rel=1e-8, abs=1e-10)
     assert res.vcov.to_numpy() == pytest.approx(cov, rel=1e-8, abs=1e-12)
-    monkeypatch.setattr(lmer_result, "GLS_FROM_ML", 0)       # the REML form's posterior
-    other = xm.lmer(formula, load(name), REML=False)
-    assert other.fixef.to_numpy() == pytest.approx(res.fixef.to_numpy(), rel=1e-10)
-    assert other.vcov.to_numpy() == pytest.approx(res.vcov.to_numpy(), rel=1e-10)
+    kappa = res._kappa_fit()
+    assert kappa.deviance == pytest.approx(res.deviance, abs=1e-6)
+    est = kappa.estimates.set_index("label")
+    assert est.loc[res.design.fixed_names, "estimate"].to_numpy() == \
+        pytest.approx(res.fixef.to_numpy(), rel=1e-4, abs=1e-5 * res.sigma)
+    ours = res.fit_result.estimates.set_index("label")
+    labels = list(res.variance_parameters)
+    assert est.loc[labels, "estimate"].to_numpy() == \
+        pytest.approx(ours.loc[labels, "estimate"].to_numpy(), rel=1e-4)
+    assert est.loc[labels, "se"].to_numpy() == \
+        pytest.approx(ours.loc[labels, "se"].to_numpy(), rel=2e-3)
 
 
 @pytest.mark.parametrize("formula, name", [

@@ -82,16 +82,22 @@ class Model:
     def level(self, level: str, parents: Sequence[str] | None = None,
               ys: Sequence[str] | None = None, xs: Sequence[str] | None = None,
               etas: Sequence[str] | None = None, data: pd.DataFrame | None = None,
-              flat: bool = False, regressor_ys: dict | None = None,
+              flat: bool | str = False, regressor_ys: dict | None = None,
               _origin: str = "Model.level") -> Model:
         """Add the submodel of ``level``: its parents, variables and data table
         (see :func:`xxmpy.xxmSubmodel` for the parameters); returns the model.
 
-        ``flat=True`` gives the level's etas a flat (improper) prior instead of
-        N(alpha, psi): they are fixed effects integrated out of the likelihood,
-        which turns -2 log L into the REML criterion; their posterior mean and
-        covariance are the GLS estimates and (X'V^-1X)^-1. Such a level holds
-        only etas, has no parents and no within matrices.
+        ``flat=True`` (or ``"reml"``) gives the level's etas a flat (improper) prior
+        instead of N(alpha, psi): they are fixed effects integrated out of the
+        likelihood, which turns -2 log L into the REML criterion; their posterior
+        mean and covariance are the GLS estimates and (X'V^-1X)^-1. Such a level
+        holds only etas, has no parents and no within matrices.
+        ``flat="ml"`` makes them fixed effects estimated by maximum likelihood and
+        profiled out: -2 log L is the ML deviance at their GLS values (which
+        maximise it for given variance parameters), so the optimiser searches the
+        variance parameters only. The posterior then gives the GLS estimates with
+        (X'V^-1X)^-1 for this level and, for the other levels, the posterior given
+        the fixed effects (lme4's condVar). It must be the model's only flat level.
 
         ``regressor_ys`` {x: y}: xs whose column holds the values of the level's y
         (observed where any y regressed on it is). A kappa on such an x regresses an
@@ -102,7 +108,8 @@ class Model:
         """
         sub = SubmodelSpec(level, _names(parents, "parents", _origin), _names(ys, "ys", _origin),
                            _names(xs, "xs", _origin), _names(etas, "etas", _origin), data,
-                           bool(flat), dict(regressor_ys or {}))
+                           flat if isinstance(flat, str) else bool(flat),
+                           dict(regressor_ys or {}))
         if level in self.spec.submodels:
             self.spec.duplicate_submodels.append(level)
         self.spec.submodels[level] = sub

@@ -40,7 +40,7 @@ def xxmModel(levels: Sequence[str], name: str = "xxmpy model") -> Model:
 def xxmSubmodel(model: Model, level: str, parents: Sequence[str] | None = None,
                 ys: Sequence[str] | None = None, xs: Sequence[str] | None = None,
                 etas: Sequence[str] | None = None, data: pd.DataFrame | None = None,
-                flat: bool = False) -> Model:
+                flat: bool | str = False) -> Model:
     """Declare a level's parents, variables and data table.
 
     Parameters
@@ -55,9 +55,10 @@ def xxmSubmodel(model: Model, level: str, parents: Sequence[str] | None = None,
         and latent variables of the level.
     data : pandas.DataFrame
         One row per unit; the ID column is named as the level.
-    flat : bool
-        The level's etas are fixed effects with a flat prior (REML); see
-        ``Model.level``.
+    flat : bool or str
+        The level's etas are fixed effects with a flat prior: True or "reml"
+        integrates them out (REML), "ml" maximises over them (ML, profiled out);
+        see ``Model.level``.
 
     Returns
     -------

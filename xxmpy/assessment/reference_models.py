@@ -64,7 +64,9 @@ def _components(model):
         ancestors = _ancestors(spec, c)
         flat = [p for p in ancestors if spec.submodels[p].flat]
         if flat:
-            why.append(f"level(s) {flat} hold fixed effects with a flat prior (REML)")
+            why.append(f"level(s) {flat} hold fixed effects with a flat prior (integrated "
+                       f"out or profiled out); declare them as a kappa on the level's "
+                       f"covariates instead (Model.within(level, 'kappa', ...))")
         others = [name for name in spec.levels if name != c and name not in ancestors]
         if others:
             why.append(f"level(s) {others} are not above '{c}' (the lowest level of ys); "

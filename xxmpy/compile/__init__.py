@@ -68,7 +68,8 @@ def compile_problem(checked, collapse_units=True, memory_limit_gb=None):
     slots = MatrixSlots(units.matrices, n_engine)
     n_observed = int(sum(lev.observed.sum() for lev in levels))
     n_flat = int(sum(lev.n * lev.n_etas for lev in levels if lev.flat))
-    base = normal_constant(n_observed, n_flat)
+    n_profiled = int(sum(lev.n * lev.n_etas for lev in levels if lev.profiled))
+    base = normal_constant(n_observed, n_flat - n_profiled)
     reduced = collapse(units, descendants, slots, limit) if collapse_units else None
     if reduced is None:
         form = build_form(units, (), base, slots)
@@ -78,7 +79,8 @@ def compile_problem(checked, collapse_units=True, memory_limit_gb=None):
     sizes = np.array([lev.n for lev in levels])
     return Problem(names, params, slots, units, form, n_observed, n_flat,
                    count_components(levels, sizes), checked.graph.structure, descendants,
-                   _cholesky_blocks(units.matrices, n_engine, params.n), param_units, forms)
+                   _cholesky_blocks(units.matrices, n_engine, params.n), param_units, forms,
+                   n_profiled)
 
 
 def _tril(m):

@@ -149,8 +149,7 @@ def _moment_collapse_level(units, c):
     if r_t is None:
         return None
     ids = np.flatnonzero(r_t)
-    mean = np.column_stack([np.bincount(group, U[:, k], minlength=n_g.size) / n_g
-                            for k in range(r)])
+    mean = _group_sums(U, group, n_g.size) / n_g[:, None]
     mean[:, 0] = 0.0                  # moments about the group means (module docstring)
     Uc = U - mean[group]
     split_ids, whole_ids = ids[r_t[ids] < r], ids[r_t[ids] == r]
@@ -162,9 +161,9 @@ def _moment_collapse_level(units, c):
         in_split = np.isin(group, split_ids)
         for k in np.unique(pattern[split_ids]):
             carrier = np.flatnonzero(pattern[whole_ids] == k)[0]
-            x = Uc[in_split & (pattern[group] == k)][:, shared]
             Px = P[pattern[split_ids] == k][:, :, shared]
-            E = x.T @ x - np.einsum("gti,gtj->ij", Px, Px)
+            E = _scatter(Uc, in_split & (pattern[group] == k))[np.ix_(shared, shared)] - \
+                np.einsum("gti,gtj->ij", Px, Px)
             M[carrier][np.ix_(shared, shared)] += (E + E.T) / 2.0
         roots.append((split_ids, P))
     if whole_ids.size:
@@ -245,6 +244,23 @@ def _plan(n_g, pattern, r, r_v, n):
     counts = [int(np.sum(np.where(p > 0, p, n_g))) for p in plans]
     best = int(np.argmin(counts))
     return plans[best] if counts[best] <= MIN_REDUCTION * n else None
+
+
+def _group_sums(U, group, n_groups):
+    """(n_groups, r) column sums of U (n, r) over each group's rows: one sparse product."""
+    from scipy import sparse
+    n = U.shape[0]
+    indicator = sparse.csr_matrix((np.ones(n), (group, np.arange(n))), shape=(n_groups, n))
+    return np.asarray(indicator @ U)
+
+
+def _scatter(U, rows):
+    """U[rows]' U[rows] (r, r) for a boolean row mask: one symmetric rank-k update (dsyrk),
+    no copy when every row is in."""
+    from scipy.linalg.blas import dsyrk
+    part = np.ascontiguousarray(U if rows.all() else U[rows])
+    upper = dsyrk(1.0, part.T, trans=0)      # part.T: Fortran order, read in place
+    return np.triu(upper) + np.triu(upper, 1).T
 
 
 def _centered_moments(Uc, group, n_g, ids, rows):

@@ -71,6 +71,10 @@ class Lowered:
     max_block: int
     steps: list                # LoweredStep in elimination order
     scopes: dict               # level -> LoweredScope
+    # a profiled flat level (ML's fixed effects; eliminated last): the last sparse step
+    # (profiled_step) or the dense remainder's last profiled_rows rows
+    profiled_step: bool = False
+    profiled_rows: int = 0
 
 
 class _Layout:
@@ -180,4 +184,22 @@ def lower(units):
                                  BlockTargets(stack("off"), stack("ld"), stack("tr")),
                                  vec)
     return Lowered(lay.size, lay.rhs_size, lay.dense_base, lay.rhs_dense_base, sched.n_dense,
-                   int(max(sched.block.max(initial=0), 1)), steps, scopes)
+                   int(max(sched.block.max(initial=0), 1)), steps, scopes,
+                   *_profiled(units))
+
+
+def _profiled(units):
+    """(profiled_step, profiled_rows) of Lowered: where the profiled flat level's block
+    is, which the schedule puts last (at most one such level, spec/validate.py)."""
+    sched = units.schedule
+    for c, lev in enumerate(units.levels):
+        if not lev.profiled:
+            continue
+        if c in sched.dense_levels:
+            if sched.dense_levels[-1] != c:
+                raise AssertionError("the profiled flat level is not eliminated last")
+            return False, int(sched.sizes[c] * sched.block[c])
+        if sched.sparse_order[-1] != c or sched.sizes[c] != 1:
+            raise AssertionError("the profiled flat level is not eliminated last")
+        return True, 0
+    return False, 0

@@ -33,7 +33,8 @@ class LevelData:
     name -> (n,) values (for ``data.`` elements). patterns: (n_pat, p) bool
     observed patterns, pattern_of: (n,) the pattern of each unit. weight: (n,)
     unit weights of a collapsed level (compile/collapse.py), else None. flat:
-    etas with a flat prior (no eta factor, no log|psi|).
+    etas with a flat prior (no eta factor, no log|psi|); profiled: a flat level
+    maximised over (ML) instead of integrated out (REML).
     """
     name: str
     ids: pd.Index
@@ -49,6 +50,7 @@ class LevelData:
     weight: np.ndarray = None
     flat: bool = False
     regressor_ys: tuple = ()    # ((x index, y index), ...): xs holding ys' values
+    profiled: bool = False
 
     @property
     def covariates(self):
@@ -112,7 +114,8 @@ def build_units(levels, matrices, descendants, memory_limit=None):
         offsets.append(_frozen(offs.astype(np.intp)))
     sizes = np.array([lev.n for lev in levels])
     block = np.array([lev.n_etas for lev in levels])
-    order = elimination_order(range(len(levels)), descendants, sizes, block)
+    order = elimination_order(range(len(levels)), descendants, sizes, block,
+                              {c for c, lev in enumerate(levels) if lev.flat})
     return Units(tuple(levels), dict(matrices), scopes,
                  tuple(offsets), build_schedule(sizes, block, scopes, order, memory_limit,
                                                 [lev.name for lev in levels]))
@@ -124,7 +127,8 @@ class Problem:
 
     level_names: level names (user order, lowest first); params: ParameterTable;
     slots: MatrixSlots; units: the row-by-row Units; form: the evaluated Form;
-    n_observed: observed values; n_flat: flat-prior etas (REML when > 0);
+    n_observed: observed values; n_flat: flat-prior etas (REML when > 0, unless
+    they are profiled: n_profiled, the flat etas maximised over, ML);
     n_components: independent groups of units; structure: 'nested' or
     'cross-classified'; descendants: level -> levels below it; cholesky_blocks:
     (child, parent, type) -> (m, m) parameter indices of the covariance matrices
@@ -149,6 +153,17 @@ class Problem:
     cholesky_blocks: dict
     param_units: np.ndarray
     forms: object = None
+    n_profiled: int = 0
+
+    @property
+    def estimator(self):
+        """'REML' when flat etas are integrated out, else 'ML'."""
+        return "REML" if self.n_flat > self.n_profiled else "ML"
+
+    @property
+    def n_integrated(self):
+        """Flat etas integrated out: the rows the normal constant leaves out."""
+        return self.n_flat - self.n_profiled
 
     @property
     def n_engine(self):
@@ -189,7 +204,7 @@ class Problem:
         """The Form over the row-by-row units (the evaluated form when nothing collapses)."""
         if not self.form.collapsed:
             return self.form
-        return build_form(self.units, (), normal_constant(self.n_observed, self.n_flat),
+        return build_form(self.units, (), normal_constant(self.n_observed, self.n_integrated),
                           self.slots)
 
     def matrix(self, theta, key, shape, per_unit=False):
@@ -236,7 +251,7 @@ def level_data(sub, ids, index, read=None):
     return LevelData(sub.level, ids[sub.level], _frozen(np.where(observed, y, 0.0)),
                      _frozen(observed), _frozen(x), parents, parent_units, columns,
                      _frozen(patterns), _frozen(pattern_of.ravel()), len(sub.etas),
-                     flat=sub.flat,
+                     flat=bool(sub.flat), profiled=sub.profiled,
                      regressor_ys=tuple((sub.xs.index(x), sub.ys.index(y))
                                         for x, y in sub.regressor_ys.items()))
 

@@ -80,12 +80,15 @@ class Schedule:
                 "relations": {k: len(v[0]) for k, v in self.relations.items()}}
 
 
-def elimination_order(graph_levels, descendants, sizes, block):
-    """Levels with etas, children first; among available levels the largest first."""
+def elimination_order(graph_levels, descendants, sizes, block, last=()):
+    """Levels with etas, children first; among available levels the largest first;
+    the levels in ``last`` (flat levels: fixed effects) after all others, so that
+    their block of the factor is the Schur complement X'V^-1X."""
     todo = [l for l in range(len(graph_levels)) if block[l] > 0]
     order = []
     while todo:
         ready = [l for l in todo if all(d in order or block[d] == 0 for d in descendants[l])]
+        ready = [l for l in ready if l not in last] or ready
         best = max(ready, key=lambda l: (sizes[l] * block[l], -l))
         order.append(best)
         todo.remove(best)

@@ -26,7 +26,8 @@ cdef int factor_dense_c(double* buf, double* rhs, idx base, idx rbase, int n,
 cdef void mean_dense_c(const double* fac, const double* z, double* mean, idx base,
                        idx rbase, int n) noexcept nogil
 
-cdef int posterior_dense_c(const double* fac, double* sig, idx base, int n) noexcept nogil
+cdef int posterior_dense_c(const double* fac, double* sig, idx base, int n, int keep,
+                           bint last) noexcept nogil
 
 cdef void mean_c(const double* F, const double* z, double* Mn, idx m, idx n,
                  const idx* diag, const idx* rhs_off, idx E, const idx* e_row,

@@ -411,20 +411,22 @@ cdef void mean_dense_c(const double* fac, const double* z, double* mean, idx bas
     dtrsv(&up, &nd, &nd, &n, <double*>&fac[base], &n, &mean[rbase], &one)
 
 
-cdef int dense_inverse(double* A, int n) noexcept nogil:
-    """A (n, n) column-major upper U of C = U'U (dense_cholesky's) -> the upper triangle
-    of C^-1 = U^-1 U^-T in place, by blocks of DENSE_BLOCK columns (LAPACK's dpotri
-    unrolled: dtrtri's then dlauum's blocked upper variants), looking for a pending
-    signal between blocks. 0, 1 if U is singular, 2 if interrupted."""
+cdef int dense_inverse(double* A, int n, int lda) noexcept nogil:
+    """A (n, n) of leading dimension lda, column-major upper U of C = U'U (dense_cholesky's)
+    -> the upper triangle of C^-1 = U^-1 U^-T in place, by blocks of DENSE_BLOCK
+    columns (LAPACK's dpotri unrolled: dtrtri's then dlauum's blocked upper variants),
+    looking for a pending signal between blocks. 0, 1 if U is singular, 2 if
+    interrupted."""
     cdef int j = 0, jb, rest, info = 0
     cdef double one = 1.0, minus = -1.0
     cdef char up = b'U', tr = b'T', nt = b'N', left = b'L', right = b'R'
     while j < n:                          # W = U^-1, block column by block column
         jb = min(<int> DENSE_BLOCK, n - j)
         if j:
-            dtrmm(&left, &up, &nt, &nt, &j, &jb, &one, A, &n, &A[j * n], &n)
-            dtrsm(&right, &up, &nt, &nt, &j, &jb, &minus, &A[j + j * n], &n, &A[j * n], &n)
-        dtrtri(&up, &nt, &jb, &A[j + j * n], &n, &info)
+            dtrmm(&left, &up, &nt, &nt, &j, &jb, &one, A, &lda, &A[j * lda], &lda)
+            dtrsm(&right, &up, &nt, &nt, &j, &jb, &minus, &A[j + j * lda], &lda, &A[j * lda],
+                  &lda)
+        dtrtri(&up, &nt, &jb, &A[j + j * lda], &lda, &info)
         if info != 0:
             return 1
         if interrupted():
@@ -435,34 +437,49 @@ cdef int dense_inverse(double* A, int n) noexcept nogil:
         jb = min(<int> DENSE_BLOCK, n - j)
         rest = n - j - jb
         if j:
-            dtrmm(&right, &up, &tr, &nt, &j, &jb, &one, &A[j + j * n], &n, &A[j * n], &n)
-        dlauum(&up, &jb, &A[j + j * n], &n, &info)
+            dtrmm(&right, &up, &tr, &nt, &j, &jb, &one, &A[j + j * lda], &lda, &A[j * lda],
+                  &lda)
+        dlauum(&up, &jb, &A[j + j * lda], &lda, &info)
         if rest:
             if j:
-                dgemm(&nt, &tr, &j, &jb, &rest, &one, &A[(j + jb) * n], &n,
-                      &A[j + (j + jb) * n], &n, &one, &A[j * n], &n)
-            dsyrk(&up, &nt, &jb, &rest, &one, &A[j + (j + jb) * n], &n, &one, &A[j + j * n], &n)
+                dgemm(&nt, &tr, &j, &jb, &rest, &one, &A[(j + jb) * lda], &lda,
+                      &A[j + (j + jb) * lda], &lda, &one, &A[j * lda], &lda)
+            dsyrk(&up, &nt, &jb, &rest, &one, &A[j + (j + jb) * lda], &lda, &one,
+                  &A[j + j * lda], &lda)
         if interrupted():
             return 2
         j += jb
     return 0
 
 
-cdef int posterior_dense_c(const double* fac, double* sig, idx base, int n) noexcept nogil:
-    """Dense remainder: its full covariance block (C^-1, both triangles); 1 on failure,
-    2 if interrupted (Ctrl-C)."""
+cdef int _inverse_block(const double* fac, double* sig, idx base, int n, int first,
+                        int size) noexcept nogil:
+    """sig's diagonal block of rows first..first+size (both triangles) = the inverse of
+    the factor's block there, read as the Cholesky factor of a matrix of its own."""
     cdef int status
-    cdef idx i, j
-    for i in range(n):
+    cdef idx i, j, at = base + first * n + first
+    for i in range(size):
         for j in range(i + 1):
-            sig[base + i * n + j] = fac[base + i * n + j]
-    status = dense_inverse(&sig[base], n)
+            sig[at + i * n + j] = fac[at + i * n + j]
+    status = dense_inverse(&sig[at], size, n)
     if status:
         return status
-    for i in range(n):
+    for i in range(size):
         for j in range(i):
-            sig[base + j * n + i] = sig[base + i * n + j]
+            sig[at + j * n + i] = sig[at + i * n + j]
     return 0
+
+
+cdef int posterior_dense_c(const double* fac, double* sig, idx base, int n, int keep,
+                           bint last) noexcept nogil:
+    """Dense remainder: a covariance block (both triangles) into sig. Without ``last``,
+    rows 0..keep: keep == n gives C^-1; keep < n (the last n - keep rows are a profiled
+    flat level's) the inverse of the leading keep x keep block of C, the covariance of
+    those rows given the last ones. With ``last``, rows keep..n: the inverse of their
+    Schur complement, (X'V^-1X)^-1. 1 on failure, 2 if interrupted (Ctrl-C)."""
+    if last:
+        return _inverse_block(fac, sig, base, n, keep, n - keep) if keep < n else 0
+    return _inverse_block(fac, sig, base, n, 0, keep) if keep else 0
 
 
 cdef void mean_c(const double* F, const double* z, double* Mn, idx m, idx n,

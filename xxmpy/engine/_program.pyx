@@ -29,7 +29,7 @@ Invariants (read before touching):
 """
 cimport numpy as cnp
 import numpy as np
-from libc.math cimport INFINITY
+from libc.math cimport INFINITY, log
 
 from ._elimination cimport (accumulate_c, accumulate_shared_c,
                             add_moments_c, eliminate_c, eliminate_chain_c, factor_dense_c,
@@ -519,7 +519,8 @@ cdef class Program:
     cdef tuple args
     cdef list terms, contrasts, steps
     cdef idx n_vals, n_free, n_params, size, rhs_size, dense_base, rhs_dense_base, max_block
-    cdef int n_dense, stop
+    cdef int n_dense, stop, profiled_rows
+    cdef bint profiled_step
     cdef double constant
     cdef double *base
     cdef double *vals
@@ -553,6 +554,7 @@ cdef class Program:
         self.size, self.rhs_size = lowered.size, lowered.rhs_size
         self.dense_base, self.rhs_dense_base = lowered.dense_base, lowered.rhs_dense_base
         self.n_dense, self.max_block = lowered.n_dense, lowered.max_block
+        self.profiled_step, self.profiled_rows = lowered.profiled_step, lowered.profiled_rows
         self.constant = constant
         self.buf, self.rhs = mem.zeros(self.size), mem.zeros(self.rhs_size)
         self.sig, self.mean = mem.zeros(self.size), mem.zeros(self.rhs_size)
@@ -596,7 +598,7 @@ cdef class Program:
         self._raise_if_interrupted()
         if value == INFINITY:
             return None
-        self._posterior()
+        self._posterior(True)
         self._raise_if_interrupted()
         sig = np.empty(self.size)
         mean = np.empty(self.rhs_size)
@@ -668,6 +670,7 @@ cdef class Program:
             if status:
                 self.stop = status == 2
                 return INFINITY
+        logdet -= self._profiled_logdet()
         r2 = const - zz
         cheap = r2 > 0 and const <= CANCELLATION * r2
         if means or not cheap:
@@ -685,20 +688,40 @@ cdef class Program:
                                      t.seg, t.S, t.vec, self.mean, self.work)
         return total + logdet + r2
 
-    cdef void _posterior(self) noexcept:
-        """The selected inverse into sig (after _value, which left the means)."""
-        cdef idx i
+    cdef double _profiled_logdet(self) noexcept:
+        """log|X'V^-1X| of a profiled flat level (ML's fixed effects, eliminated last),
+        from its block of the factor: what turns the REML criterion into the ML
+        deviance at the GLS fixed effects (0 without such a level)."""
+        cdef idx i, at, n = self.n_dense
+        cdef double s = 0.0
+        cdef _Step st
+        if self.profiled_step:
+            st = self.steps[len(self.steps) - 1]         # the inverse factor Li of the one unit: -2 log|Li|
+            for i in range(st.m):
+                s -= 2.0 * log(self.buf[st.diag[0] + i * st.m + i])
+        for i in range(n - self.profiled_rows, n):
+            at = self.dense_base + i * n + i
+            s += 2.0 * log(self.buf[at])
+        return s
+
+    cdef void _posterior(self, bint flat_block) noexcept:
+        """The selected inverse into sig (after _value, which left the means). With a
+        profiled flat level the other levels' blocks are their covariances given the
+        fixed effects (the flat level's block 0 while they are computed: what the ML
+        gradient needs); ``flat_block`` then fills its block with (X'V^-1X)^-1."""
+        cdef idx i, n_sparse = len(self.steps) - self.profiled_step
         cdef _Step st
         for i in range(self.size):
             self.sig[i] = 0.0
         if self.n_dense and posterior_dense_c(self.buf, self.sig, self.dense_base,
-                                              self.n_dense) == 2:
+                                              self.n_dense, self.n_dense - self.profiled_rows,
+                                              False) == 2:
             self.stop = 1
             return
         if interrupted():
             self.stop = 1
             return
-        for st in reversed(self.steps):
+        for st in reversed(self.steps[:n_sparse]):
             if st.chain:
                 posterior_chain_c(self.buf, self.sig, st.m, st.n, st.diag, st.e_off, st.e_mb,
                                   st.p_off, st.p_ld, st.p_tr, st.stacked, self.max_block,
@@ -710,12 +733,24 @@ cdef class Program:
             if interrupted():
                 self.stop = 1
                 return
+        if not flat_block:
+            return
+        if self.profiled_step:                  # one unit, no later blocks: Li'Li
+            st = self.steps[len(self.steps) - 1]
+            posterior_c(self.buf, self.sig, st.m, st.n, st.diag, st.E, st.e_row, st.e_off,
+                        st.e_mb, st.P, st.p_e1, st.p_e2, st.p_off, st.p_ld, st.p_tr,
+                        self.max_block, self.work, self.acc)
+        if self.profiled_rows and posterior_dense_c(self.buf, self.sig, self.dense_base,
+                                                    self.n_dense,
+                                                    self.n_dense - self.profiled_rows,
+                                                    True) == 2:
+            self.stop = 1
 
     cdef void _gradient(self, double* out):
         cdef idx i
         cdef _Term t
         cdef _Contrast c
-        self._posterior()
+        self._posterior(False)
         if self.stop:
             return
         for i in range(self.n_params + 1):

@@ -104,6 +104,7 @@ class MixedDesign:
     factors: list                        # Factor, formula order of first appearance
     rows: pd.Index                       # rows of the user's data that were used
     n_dropped: int
+    ols: np.ndarray = None               # (p,) OLS fixed effects (start values), if known
 
     @property
     def n(self):
@@ -175,15 +176,38 @@ def build_design(formula, data, trusted=False):
         problems.add(f"lmer: the response '{parsed.response}' is constant ({y[0]:g} in "
                      f"every used row): there is no variance to split into random effects "
                      f"and residual.")
-    if X.shape[1] and np.all(np.isfinite(X)) and np.linalg.matrix_rank(X) < X.shape[1]:
-        problems.add(f"lmer: the fixed-effects design of '{parsed.fixed}' is rank deficient "
-                     f"({np.linalg.matrix_rank(X)} of {X.shape[1]} columns independent); "
-                     f"drop redundant terms.")
+    ols = None
+    if X.shape[1] and y is not None and np.all(np.isfinite(X)) and np.all(np.isfinite(y)):
+        rank, ols = _least_squares(X, y)
+        if rank < X.shape[1]:
+            problems.add(f"lmer: the fixed-effects design of '{parsed.fixed}' is rank "
+                         f"deficient ({rank} of {X.shape[1]} columns independent); drop "
+                         f"redundant terms.")
     factors = _factors(parsed, used, exprs, problems)
     problems.raise_if_any()
     return MixedDesign(formula, parsed.response, y, X,
                        _names(whole.rhs.columns), whole.rhs.model_spec, factors,
-                       data.index[keep], int((~keep).sum()))
+                       data.index[keep], int((~keep).sum()), ols)
+
+
+def _least_squares(X, y):
+    """(rank of X (n, p) by numpy's matrix_rank rule, OLS coefficients (p,) or None when
+    rank deficient). The normal equations first: when the eigenvalues of X'X (the
+    squared singular values, accurate to ~p eps of the largest) span less than 1e10,
+    X's singular values span less than 1e5, far inside the rule's tolerance, and X has
+    full rank; only otherwise the singular values of X itself decide."""
+    from scipy.linalg import cho_factor, cho_solve
+    from scipy.linalg.blas import dsyrk
+    n, p = X.shape
+    Xc = np.ascontiguousarray(X, dtype=float)
+    upper = dsyrk(1.0, Xc.T, trans=0)           # X'X (upper triangle); Xc.T: Fortran order
+    gram = np.triu(upper) + np.triu(upper, 1).T
+    lam = np.linalg.eigvalsh(gram)
+    if lam[0] > 1e-10 * lam[-1] > 0:
+        return p, cho_solve(cho_factor(gram), Xc.T @ y)
+    rank = int(np.linalg.matrix_rank(Xc))
+    beta = np.linalg.lstsq(Xc, y, rcond=None)[0] if rank == p else None
+    return rank, beta
 
 
 def _check_finite(parsed, y, X, names, problems):

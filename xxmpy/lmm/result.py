@@ -5,18 +5,19 @@ Every number is computed from the fitted xxM model(s):
 * variance components: the fit's estimates (theta, psi);
 * fixed effects and their covariance: GLS, i.e. the posterior mean and
   covariance of the flat fixed-effects level, (X'V^-1X)^-1 X'V^-1 y and
-  (X'V^-1X)^-1 at the variance estimates (lme4's fixef and vcov). For an ML
-  fit with few fixed effects they come from the fitted ML form instead: -2 log L
-  is quadratic in beta with Hessian 2 X'V^-1X, which forward differences of the
-  analytic gradient give exactly (up to rounding), and one Newton step from the
-  fit's beta is the GLS estimate (no second model is compiled);
+  (X'V^-1X)^-1 at the variance estimates (lme4's fixef and vcov), in both
+  forms: the REML form integrates the level out, the ML form profiles it out
+  (flat="ml": -2 log L at the GLS fixed effects, which maximise it);
 * conditional modes and variances of the random effects: the posterior of
-  the etas given y and the fixed effects (lme4's ranef and condVar); a REML
-  fit takes its modes from the REML form's posterior means (Henderson's BLUPs
-  at the GLS fixed effects, the same numbers) and computes the conditional
-  variances from the ML form only when they are asked for;
+  the etas given y and the fixed effects (lme4's ranef and condVar), which the
+  ML form's posterior is; a REML fit takes its modes from the REML form's
+  posterior means (Henderson's BLUPs at the GLS fixed effects, the same
+  numbers) and computes the conditional variances from the ML form only when
+  they are asked for;
 * deviance (-2 log L of the ML form) and REML criterion at the estimates; a
-  REML fit's deviance is REML criterion - log|X'V^-1X| + p log 2 pi.
+  REML fit's deviance is REML criterion - log|X'V^-1X| + p log 2 pi;
+* profile CIs of the fixed effects need them as parameters: the ML form with
+  the fixed effects as kappa, fitted from the ML estimates (``kappa_fit``).
 """
 import warnings
 
@@ -25,15 +26,14 @@ import pandas as pd
 from scipy import sparse
 from scipy.stats import norm
 
-from ..engine import deviance as xxm_deviance, deviance_and_gradient, latent_posterior
+from ..engine import deviance as xxm_deviance, latent_posterior
+from ..errors import BoundaryWarning
 from ..results.fit_result import InformationCriteria
 from ..results.summary import Summary
 from .safety import EVAL_CONTEXT
 from .to_xxm import RESIDUAL, build_model, psi_label
 
 SINGULAR_TOL = 1e-4      # lme4's isSingular: a relative Cholesky diagonal below this
-GLS_FROM_ML = 200        # ML fits with at most this many fixed effects: GLS from the ML form
-GLS_FROM_ML_SECONDS = 2.0   # unless its p + 1 gradients would take longer than this
 
 
 def values_for(problem, values):
@@ -60,8 +60,8 @@ class LmerResult(InformationCriteria):
         self.variance_parameters = {k: float(v) for k, v in est.items() if k not in fixed}
         self.on_bound = [lab for lab, b in zip(fit_result.labels, fit_result.record.at_bound)
                          if b]
+        self._kappa = None
         self._gls()
-        self._conditional_modes()
 
     # ----------------------------------------------------------------- computing
     def _form(self, reml):
@@ -71,14 +71,10 @@ class LmerResult(InformationCriteria):
         return build_model(self.design, reml).compile()
 
     def _gls(self):
+        """Fixed effects, vcov, criteria (and a REML fit's modes) from the fitted form's
+        posterior: its flat level's block is the GLS estimate and (X'V^-1X)^-1."""
         names = self.design.fixed_names
-        rec = self.fit_result.record
-        per_evaluation = rec.seconds / max(rec.n_evaluations, 1)
-        if not self.reml and 0 < len(names) <= GLS_FROM_ML and \
-                (len(names) + 1) * per_evaluation < GLS_FROM_ML_SECONDS and \
-                self._gls_from_ml(names):
-            return
-        problem = self._form(True)
+        problem = self.model.compile()
         theta = values_for(problem, self.variance_parameters)
         flat = [k for k, lev in enumerate(problem.levels) if lev.flat]
         post = latent_posterior(problem, theta)
@@ -89,46 +85,38 @@ class LmerResult(InformationCriteria):
             mean, cov = np.zeros(0), np.zeros((0, 0))
         self._fixef = pd.Series(mean, index=names, name="Estimate", dtype=float)
         self._vcov = pd.DataFrame(cov, index=names, columns=names)
-        self.reml_criterion = float(xxm_deviance(problem, theta)) if self.reml else None
+        value = float(xxm_deviance(problem, theta))
+        self._modes = self._modes_from(problem, post)
+        self._condvar = None
         if self.reml:
             # the REML form gives the rest without the ML form: the random effects'
             # posterior means are their modes at the GLS fixed effects (Henderson), and
             # -2 log L = REML criterion - log|X'V^-1X| + p log 2 pi
-            self._modes = self._modes_from(problem, post)
-            self.deviance = self.reml_criterion + float(np.linalg.slogdet(cov)[1]) + \
-                len(names) * np.log(2.0 * np.pi) if len(names) else self.reml_criterion
+            self.reml_criterion = value
+            self.deviance = value + float(np.linalg.slogdet(cov)[1]) + \
+                len(names) * np.log(2.0 * np.pi) if len(names) else value
+        else:
+            # the ML form's posterior is given the fixed effects: lme4's condVar
+            self.reml_criterion, self.deviance = None, value
+            self._condvars(problem, post)
 
-    def _gls_from_ml(self, names):
-        """GLS fixed effects and (X'V^-1X)^-1 from the ML form (module docstring); False
-        when the Hessian block is not positive definite (then the REML form is used)."""
-        problem = self.model.compile()
-        labels = list(problem.params.labels)
-        theta = values_for(problem, {**self.variance_parameters,
-                                     **self.fit_result.params[names].to_dict()})
-        at = [labels.index(n) for n in names]
-        _, g = deviance_and_gradient(problem, theta)
-        units = np.asarray(problem.param_units, float)
-        H = np.empty((len(at), len(at)))
-        for j, a in enumerate(at):
-            step = theta.copy()
-            h = max(abs(theta[a]), units[a])
-            step[a] += h
-            H[:, j] = (deviance_and_gradient(problem, step)[1][at] - g[at]) / h
-        H = (H + H.T) / 2.0
-        try:
-            chol = np.linalg.cholesky(H)
-        except np.linalg.LinAlgError:
-            return False
-        inv = np.linalg.inv(chol)
-        H_inv = inv.T @ inv
-        beta = theta[at] - H_inv @ g[at]
-        self._fixef = pd.Series(beta, index=names, name="Estimate", dtype=float)
-        self._vcov = pd.DataFrame(2.0 * H_inv, index=names, columns=names)
-        self.reml_criterion = None
-        return True
-
-    def _ml_values(self):
-        return {**self.variance_parameters, **self._fixef.to_dict()}
+    def _kappa_fit(self):
+        """FitResult of the ML form with the fixed effects as kappa parameters, fitted
+        from the ML estimates (a REML fit's ML refit's): the fixed effects' profile CIs
+        need them as parameters. Computed once."""
+        if self.reml:
+            return self.refit_ml()._kappa_fit()
+        if self._kappa is None:
+            if not self.design.fixed_names:         # nothing profiled: the same model
+                self._kappa = self.fit_result
+            else:
+                model = build_model(self.design, False, profiled=False,
+                                    start={**self.variance_parameters,
+                                           **self._fixef.to_dict()})
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", BoundaryWarning)
+                    self._kappa = model.fit()
+        return self._kappa
 
     def _modes_from(self, problem, post):
         """{factor: DataFrame of the posterior means} from latent_posterior's output."""
@@ -139,23 +127,11 @@ class LmerResult(InformationCriteria):
         return out
 
     def _ml_posterior(self):
-        """(problem, theta, latent posterior) of the ML form at the estimates and the GLS
-        fixed effects: the random effects given y and the fixed effects."""
+        """(problem, theta, latent posterior) of the ML form at the estimates: the random
+        effects given y and the GLS fixed effects."""
         problem = self._form(False)
-        theta = values_for(problem, self._ml_values())
+        theta = values_for(problem, self.variance_parameters)
         return problem, theta, latent_posterior(problem, theta)
-
-    def _conditional_modes(self):
-        """Modes, conditional variances and deviance from the ML form's posterior; a REML
-        fit has its modes and deviance from _gls and computes the conditional variances
-        when first asked (_condvars)."""
-        self._condvar = None
-        if self.reml:
-            return
-        problem, theta, post = self._ml_posterior()
-        self.deviance = float(xxm_deviance(problem, theta))
-        self._modes = self._modes_from(problem, post)
-        self._condvars(problem, post)
 
     def _condvars(self, problem=None, post=None):
         """{factor: (n_groups, m, m)} conditional covariances, from the ML form's
@@ -420,8 +396,7 @@ class LmerResult(InformationCriteria):
                              f"{criterion!r}.")
         if criterion == "reml" and not self.reml:
             raise ValueError("profile_ci: criterion='reml' needs a REML fit; this fit is ML.")
-        source = self.fit_result if (criterion == "reml" or not self.reml) else \
-            self.refit_ml().fit_result
+        source = self.fit_result if criterion == "reml" else self._kappa_fit()
         self.profile = source.profile_ci(level, parameters, n_jobs, progress, executor)
         return self.profile
 
@@ -459,7 +434,7 @@ class LmerResult(InformationCriteria):
         if method != "profile":
             raise ValueError(f"confint: method= must be 'profile' or 'Wald', got {method!r}.")
         ml = self.refit_ml()
-        prof = ml.fit_result.profile_ci(level, None, n_jobs, progress)
+        prof = ml._kappa_fit().profile_ci(level, None, n_jobs, progress)
         if not self.reml:
             self.profile = prof
         table = prof.estimates.set_index("label")

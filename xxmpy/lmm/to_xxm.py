@@ -4,9 +4,12 @@ Levels: one unit per observation (the response, residual variance theta),
 one level per grouping factor (its random effects are the level's etas,
 psi their covariance, loaded onto the observations by a between lambda whose
 elements are the Z columns: ``data.`` labels, or a fixed 1 for intercepts),
-and for REML one flat level holding the fixed effects as etas loaded by the
-X columns. For ML the fixed effects are instead kappa (observation-level
-covariates X) and are free parameters.
+and one flat level holding the fixed effects as etas loaded by the X columns:
+integrated out for REML (flat=True), profiled out for ML (flat="ml": the
+optimiser searches the variance parameters only, as lme4 does). The ML form
+with the fixed effects as kappa (observation-level covariates X, free
+parameters) is built with ``profiled=False``: the fixed effects' profile CIs
+need them as parameters.
 """
 import numpy as np
 import pandas as pd
@@ -35,8 +38,9 @@ def psi_label(factor, names, r, c):
     return variance_label(factor, names[min(r, c)], names[max(r, c)])
 
 
-def build_model(design, reml, start=None):
-    """The xxM Model of ``design`` (REML: fixed effects as a flat level; ML: as kappa).
+def build_model(design, reml, start=None, profiled=True):
+    """The xxM Model of ``design``: the fixed effects as a flat level, integrated out
+    (REML) or profiled out (ML); as kappa parameters for ML with ``profiled=False``.
 
     start: optional {label: value} start values (e.g. a previous fit's estimates).
     """
@@ -45,8 +49,9 @@ def build_model(design, reml, start=None):
     fixed = unique_name(FIXED_LEVEL, taken | {obs})
     n, p = design.X.shape
     label = f"lmer({design.formula}){' REML' if reml else ''}"
-    reml = reml and p > 0          # without fixed effects REML is ML: no flat level
-    levels = [obs] + [f.name for f in _bottom_up(design.factors)] + ([fixed] if reml else [])
+    # the fixed effects as a flat level (none without fixed effects: REML is ML then)
+    flat = (True if reml else "ml") if p and (reml or profiled) else False
+    levels = [obs] + [f.name for f in _bottom_up(design.factors)] + ([fixed] if flat else [])
     m = Model(levels, name=label)
     # the observation table's working columns: named apart from every level (ID
     # column) name, whatever the user's variables and factors are called
@@ -60,17 +65,17 @@ def build_model(design, reml, start=None):
     for f, cols in zip(design.factors, z_cols):
         data[f.name] = f.codes
         data.update({col: f.Z[:, k] for k, col in enumerate(cols)})
-    obs_parents = [f.name for f in design.factors] + ([fixed] if reml else [])
-    if reml:
+    obs_parents = [f.name for f in design.factors] + ([fixed] if flat else [])
+    if flat:
         data[fixed] = np.zeros(n, dtype=int)
-    m.level(obs, parents=obs_parents, ys=[y_col], xs=[] if reml else x_cols,
+    m.level(obs, parents=obs_parents, ys=[y_col], xs=[] if flat else x_cols,
             data=pd.DataFrame(data))
     beta, resid = _ols(design)
     s2, tau2 = _moment_starts(design, resid)
     start = start or {}
     m.within(obs, "theta", [[1]], [[start.get(RESIDUAL, s2)]], [[RESIDUAL]])
-    if reml:
-        m.level(fixed, etas=design.fixed_names, data=pd.DataFrame({fixed: [0]}), flat=True)
+    if flat:
+        m.level(fixed, etas=design.fixed_names, data=pd.DataFrame({fixed: [0]}), flat=flat)
         m.between(fixed, obs, "lambda", np.zeros((1, p)), *_loadings(design.X, x_cols))
     elif p:
         m.within(obs, "kappa", np.ones((1, p)),
@@ -104,8 +109,10 @@ def _ols(design):
     """(OLS fixed effects (p,), residuals (n,)); no fixed effects: (empty, y)."""
     if not design.X.shape[1]:
         return np.zeros(0), design.y
-    from scipy.linalg import lstsq
-    beta = lstsq(design.X, design.y, lapack_driver="gelsy")[0]    # pivoted QR, not SVD
+    beta = design.ols
+    if beta is None:
+        from scipy.linalg import lstsq
+        beta = lstsq(design.X, design.y, lapack_driver="gelsy")[0]    # pivoted QR
     return beta, design.y - design.X @ beta
 
 

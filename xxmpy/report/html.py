@@ -243,7 +243,9 @@ def render_report(result, title=None, front=None):
                               bic=front.bic)
     title = title or model.name
     method = ("REML: the flat-prior level's etas are integrated out, so -2 log L is the "
-              "REML criterion" if problem.n_flat else "maximum likelihood")
+              "REML criterion" if problem.estimator == "REML" else
+              "maximum likelihood, the flat-prior level's etas (fixed effects) profiled out"
+              if problem.n_profiled else "maximum likelihood")
     body = [f"<h1>{escape(title)}</h1>",
             f'<p class="note">xxmpy {escape(__version__)} &middot; {method} &middot; '
             f"-2 log L counts the 2&pi; constant</p>",

@@ -329,7 +329,9 @@ class FitResult(InformationCriteria):
 
     @property
     def n_parameters(self):
-        return len(self.labels)
+        """The free parameters, with fixed effects profiled out (flat='ml') counted:
+        the ML fit maximised over them too."""
+        return len(self.labels) + self.problem.n_profiled
 
     @property
     def n_observations(self):
@@ -416,8 +418,10 @@ class FitResult(InformationCriteria):
         problem = self.problem
         sizes = ", ".join(f"{name} ({n} units)" for name, n in self._level_sizes())
         header = [("Levels", f"{sizes}; {problem.structure}"),
-                  ("Estimator", "ML" if not problem.n_flat else
-                   "REML (flat-prior levels integrated out)"),
+                  ("Estimator", "REML (flat-prior levels integrated out)"
+                   if problem.estimator == "REML" else
+                   "ML (flat-prior level's fixed effects profiled out)"
+                   if problem.n_profiled else "ML"),
                   ("Optimisation", ("converged" if fit["converged"] else
                                     f"NOT converged ({fit['status']})")
                    + f" after {fit['n_evaluations']} evaluations, max |gradient| "

@@ -52,10 +52,17 @@ class SubmodelSpec:
     xs: list
     etas: list
     data: object  # pandas.DataFrame, checked by validate
-    flat: bool = False  # etas with a flat (improper) prior: fixed effects integrated out
+    # etas with a flat (improper) prior, fixed effects: True or "reml" integrates them out
+    # (REML), "ml" maximises over them (ML, profiled out at their GLS values)
+    flat: object = False
     # xs that hold the values of this level's ys ({x: y}): an observed outcome regressed
     # on another (a kappa on the copy, exact for recursive paths); not covariates
     regressor_ys: dict = field(default_factory=dict)
+
+    @property
+    def profiled(self):
+        """A flat level whose etas are maximised over (ML), not integrated out (REML)."""
+        return isinstance(self.flat, str) and self.flat == "ml"
 
     def variables(self, role):
         """Variable names for a role: 'y', 'x', 'eta' or '1' (a constant)."""

@@ -93,10 +93,20 @@ def _check_submodels(spec, problems):
 
 def _check_flat_levels(spec, problems):
     """A flat level (fixed effects integrated out) holds only etas and no matrices of its own."""
-    for level, sub in spec.submodels.items():
-        if not sub.flat:
+    flat = [level for level, sub in spec.submodels.items() if sub.flat is not False]
+    for level in flat:
+        sub = spec.submodels[level]
+        if not (sub.flat is True or sub.flat in ("reml", "ml")):
+            problems.add(f"xxmSubmodel: level '{level}' has flat={sub.flat!r}; expected False, "
+                         f"True or 'reml' (fixed effects integrated out: REML) or 'ml' (fixed "
+                         f"effects maximised over: ML).")
             continue
-        where = f"xxmSubmodel: level '{level}' has flat=True (fixed effects with a flat prior)"
+        if sub.profiled and len(flat) > 1:
+            problems.add(f"xxmSubmodel: level '{level}' has flat='ml' but the model has "
+                         f"{len(flat)} flat levels {flat}; fixed effects maximised over (ML) "
+                         f"must all be etas of one flat level. Merge them into '{level}'.")
+        where = f"xxmSubmodel: level '{level}' has flat={sub.flat!r} (fixed effects with a " \
+                f"flat prior)"
         if not sub.etas:
             problems.add(f"{where} but no etas=; list the fixed effects as its etas.")
         for role, names in (("ys", sub.ys), ("xs", sub.xs), ("parents", sub.parents)):

@@ -90,10 +90,13 @@ class NumpyEngine:
 
     def __init__(self, units):
         self.units = units
+        # a profiled flat level (ML's fixed effects), or None (elimination.py)
+        self.profiled = next((c for c, lev in enumerate(units.levels) if lev.profiled), None)
 
     def level_posterior(self):
         """{level: (mean (n, m), covariance (n, m, m))} of every level with etas."""
-        sched, post = self.units.schedule, posterior(self.units.schedule, self.fac)
+        sched = self.units.schedule
+        post = posterior(sched, self.fac, self.profiled)
         out = {lvl: (post.mean[lvl], post.cov.diag[lvl]) for lvl in sched.sparse_order}
         n = sched.n_dense
         for lvl in sched.dense_levels:
@@ -105,7 +108,7 @@ class NumpyEngine:
     def factor(self, terms):
         """Assemble and factor C; returns log|C|."""
         factors = {c: level_factors(self.units, lt, c) for c, lt in terms.items()}
-        self.fac = factor(assemble(self.units, factors))
+        self.fac = factor(assemble(self.units, factors), self.profiled)
         return self.fac.logdet
 
     def residual(self, terms):
@@ -123,7 +126,7 @@ class NumpyEngine:
         return total
 
     def posterior_moments(self):
-        post = posterior(self.units.schedule, self.fac)
+        post = posterior(self.units.schedule, self.fac, self.profiled, flat_block=False)
         cache = {}
 
         def moments(c, term):

@@ -6,7 +6,11 @@ Invariants (read before touching):
     for sparse levels, rel[(a, b)] (nnz, m_a, m_b) for a eliminated before b,
     and the dense remainder (n_dense, n_dense), full (both triangles);
   * factor() overwrites the state; its Factor holds log|C| and z'z where
-    C = L L' and z = L^-1 b, so that b' C^-1 b = z'z.
+    C = L L' and z = L^-1 b, so that b' C^-1 b = z'z;
+  * a profiled flat level (ML's fixed effects; ``profiled``, its index, or None) is
+    eliminated last: its block of the factor is that of X'V^-1X, whose log det
+    factor() leaves out of log|C| and whose covariance posterior() sets to 0 while
+    the other levels' are computed (they are then given the fixed effects).
 This module is the numpy reference that the compiled driver is tested against.
 """
 from dataclasses import dataclass
@@ -80,8 +84,9 @@ class Factor:
     z_dense: np.ndarray
 
 
-def factor(state):
-    """Factor C in place along the schedule; return the Factor."""
+def factor(state, profiled=None):
+    """Factor C in place along the schedule; return the Factor, whose log det leaves
+    out the profiled flat level's log|X'V^-1X|."""
     sched = state.sched
     logdet, zz, kept = 0.0, 0.0, []
     for step in sched.steps:
@@ -90,7 +95,7 @@ def factor(state):
             inv, ld = blocks.chol_inverse_logdet(state.diag[a])
         except ArithmeticError as exc:
             raise NotPositiveDefinite("posterior precision") from exc
-        logdet += ld
+        logdet += 0.0 if a == profiled else ld
         z = np.einsum("nij,nj->ni", inv, state.rhs[a])
         zz += np.einsum("ni,ni->", z, z)
         w = {}
@@ -105,10 +110,18 @@ def factor(state):
     if sched.n_dense:
         dense = state.dense.reshape(sched.n_dense, sched.n_dense)
         chol = _cholesky(dense, "posterior precision (dense remainder)")
-        logdet += 2.0 * np.log(np.diagonal(chol)).sum()
+        keep = sched.n_dense - profiled_rows(sched, profiled)
+        logdet += 2.0 * np.log(np.diagonal(chol)[:keep]).sum()
         z_dense = solve_triangular(chol, state.dense_rhs, lower=True)
         zz += z_dense @ z_dense
     return Factor(logdet, zz, kept, chol, z_dense)
+
+
+def profiled_rows(sched, profiled):
+    """Rows of the dense remainder that are the profiled flat level's (its last)."""
+    if profiled is None or profiled not in sched.dense_levels:
+        return 0
+    return int(sched.sizes[profiled] * sched.block[profiled])
 
 
 class Posterior:
@@ -159,21 +172,28 @@ def posterior_mean(sched, fac):
     return post
 
 
-def posterior(sched, fac):
+def posterior(sched, fac, profiled=None, flat_block=True):
     """Back substitution and selected inversion (Takahashi) over a Factor.
 
     Walks the steps in reverse: for unit block i with later neighbours J,
     Sigma_Ji = -Sigma_JJ L_Ji L_ii^-1 and
     Sigma_ii = L_ii^-T L_ii^-1 - Sigma_iJ L_Ji L_ii^-1; every Sigma_JJ block
     needed is a fill pair of the forward step, so nothing outside the
-    factor's pattern is computed.
+    factor's pattern is computed. With a profiled flat level the others' blocks
+    are computed with its block 0 (given the fixed effects), and its block is then
+    (X'V^-1X)^-1 when ``flat_block``, else 0.
     """
     post = posterior_mean(sched, fac)
     cov = post.cov = BlockState(sched)
-    if sched.n_dense:
-        linv = solve_triangular(fac.chol, np.eye(sched.n_dense), lower=True)
-        cov.dense = (linv.T @ linv).ravel()
+    n = sched.n_dense
+    keep = n - profiled_rows(sched, profiled)
+    dense = np.zeros((n, n))
+    if keep:
+        dense[:keep, :keep] = _inverse_of_factor(fac.chol[:keep, :keep])
+    cov.dense = dense.ravel()
     for step, (inv, z, w) in zip(reversed(sched.steps), reversed(fac.steps)):
+        if step.level == profiled:              # one unit, no later blocks: later
+            continue
         # T[key] = (Sigma_JJ L_Ji) for each relation entry: (nnz, m_b, m_a)
         acc = {key: np.zeros(w[key].shape[:1] + w[key].shape[:0:-1]) for key in step.relations}
         for k1, k2, i, j, target in step.pairs:
@@ -192,4 +212,16 @@ def posterior(sched, fac):
                                                  np.matmul(w[key].transpose(0, 2, 1),
                                                            inv[rows])))
         cov.diag[step.level] = (diag + diag.transpose(0, 2, 1)) / 2
+    if flat_block and profiled in sched.sparse_order:
+        inv = fac.steps[sched.sparse_order.index(profiled)][0]
+        cov.diag[profiled] = np.matmul(inv.transpose(0, 2, 1), inv)
+    if flat_block and keep < n:
+        dense[keep:, keep:] = _inverse_of_factor(fac.chol[keep:, keep:])
+        cov.dense = dense.ravel()
     return post
+
+
+def _inverse_of_factor(chol):
+    """(L L')^-1 from a lower Cholesky factor L."""
+    linv = solve_triangular(chol, np.eye(len(chol)), lower=True)
+    return linv.T @ linv
