@@ -263,9 +263,14 @@ def _data_fingerprint(spec):
             parts.append((level, id(data), None))
             continue
         cols = [c for c in dict.fromkeys(used) if c in data.columns]
-        parts.append((level, id(data), len(data), tuple(
-            (c, str(data[c].dtype), _array_hash(data[c].to_numpy())) for c in cols)))
+        parts.append((level, id(data), len(data),
+                      tuple(_column_hash(c, data[c]) for c in cols)))
     return tuple(parts)
+
+
+def _column_hash(name, column):
+    """(name, dtype, hash of the values) of one column (a pandas Series)."""
+    return name, str(column.dtype), _array_hash(column.to_numpy())
 
 
 def _array_hash(arr):

@@ -74,7 +74,7 @@ class LmerResult(InformationCriteria):
         """Fixed effects, vcov, criteria (and a REML fit's modes) from the fitted form's
         posterior: its flat level's block is the GLS estimate and (X'V^-1X)^-1."""
         names = self.design.fixed_names
-        problem = self.model.compile()
+        problem = self.fit_result.problem
         theta = values_for(problem, self.variance_parameters)
         flat = [k for k, lev in enumerate(problem.levels) if lev.flat]
         post = latent_posterior(problem, theta)

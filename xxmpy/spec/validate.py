@@ -356,6 +356,12 @@ def _check_form(m, pattern, value, names, what, problems):
     return form
 
 
+def _finite_numbers(column):
+    """A real numeric column without missing values (pandas Series)."""
+    return pd.api.types.is_numeric_dtype(column) and \
+        not pd.api.types.is_complex_dtype(column) and not column.isna().any()
+
+
 def _check_data_labels(spec, m, pattern, label, what, problems):
     data = spec.submodels[m.child].data
     for (r, c), lab in np.ndenumerate(label):
@@ -379,8 +385,7 @@ def _check_data_labels(spec, m, pattern, label, what, problems):
         elif not isinstance(data, pd.DataFrame) or column not in data.columns:
             problems.add(f"{what}: element [{r}, {c}] is labelled '{lab}' but level "
                          f"'{m.child}' has no data column '{column}'.")
-        elif not pd.api.types.is_numeric_dtype(data[column]) or \
-                pd.api.types.is_complex_dtype(data[column]) or data[column].isna().any():
+        elif not _finite_numbers(data[column]):
             problems.add(f"{what}: element [{r}, {c}] is labelled '{lab}' but column "
                          f"'{column}' of level '{m.child}' is not numeric or has missing "
                          f"values (complex numbers are not numeric here).")
