@@ -20,7 +20,7 @@ from .collapse import collapse
 from .form import build_form
 from .forms import add_scaled_elements, build_form_map
 from .params import build_parameter_table
-from .problem import (CompiledMatrix, Problem, build_units, count_components, level_data,
+from .problem import (CompiledMatrix, Problem, build_units, level_data,
                       normal_constant)
 from .scales import parameter_units
 from .slots import MatrixSlots
@@ -76,9 +76,8 @@ def compile_problem(checked, collapse_units=True, memory_limit_gb=None):
     else:
         red_units, contrasts, jacobian = reduced
         form = build_form(red_units, contrasts, base + jacobian, slots)
-    sizes = np.array([lev.n for lev in levels])
     return Problem(names, params, slots, units, form, n_observed, n_flat,
-                   count_components(levels, sizes), checked.graph.structure, descendants,
+                   checked.graph.structure, descendants,
                    _cholesky_blocks(units.matrices, n_engine, params.n), param_units, forms,
                    n_profiled)
 

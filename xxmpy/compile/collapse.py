@@ -151,7 +151,10 @@ def _moment_collapse_level(units, c):
     ids = np.flatnonzero(r_t)
     mean = _group_sums(U, group, n_g.size) / n_g[:, None]
     mean[:, 0] = 0.0                  # moments about the group means (module docstring)
-    Uc = U - mean[group]
+    Uc = U                            # centred in place, a column at a time (U is large)
+    for k in range(1, r):
+        Uc[:, k] -= mean[group, k]
+    del U
     split_ids, whole_ids = ids[r_t[ids] < r], ids[r_t[ids] == r]
     M = _centered_moments(Uc, group, n_g, whole_ids, np.arange(r))
     roots = []                        # (group ids, (G', t, r) square roots)
@@ -179,7 +182,7 @@ def _moment_collapse_level(units, c):
     pseudo[:, 0] = 1.0
     keep = np.flatnonzero(r_t[group] == 0)        # units of the groups that stay
     unit_group = np.concatenate(units_of + [group[keep]])
-    data_rows = np.concatenate([pseudo, U[keep]])
+    data_rows = np.concatenate([pseudo, Uc[keep] + mean[group[keep]]])
     weight = np.concatenate(weights + [np.ones(keep.size)])
     pattern_of = uniq[unit_group, -1].astype(np.intp)
     cols, out_data, at = {}, {}, 1
@@ -255,11 +258,23 @@ def _group_sums(U, group, n_groups):
 
 
 def _scatter(U, rows):
-    """U[rows]' U[rows] (r, r) for a boolean row mask: one symmetric rank-k update (dsyrk),
-    no copy when every row is in."""
+    """U[rows]' U[rows] (r, r) for a boolean row mask of U (n, r, C order): symmetric
+    rank-k updates (dsyrk); when most rows are in, the scatter of all rows (read in
+    place) less that of the rows left out (copied), else that of the rows in."""
     from scipy.linalg.blas import dsyrk
-    part = np.ascontiguousarray(U if rows.all() else U[rows])
-    upper = dsyrk(1.0, part.T, trans=0)      # part.T: Fortran order, read in place
+
+    def syrk(part, alpha=1.0, c=None):
+        part = np.ascontiguousarray(part)
+        if c is None:
+            return dsyrk(alpha, part.T, trans=0)     # part.T: Fortran order, in place
+        return dsyrk(alpha, part.T, trans=0, beta=1.0, c=c, overwrite_c=True)
+    out = rows.sum()
+    if 2 * out >= rows.size:
+        upper = syrk(U)
+        if out < rows.size:
+            upper = syrk(U[~rows], -1.0, upper)
+    else:
+        upper = syrk(U[rows])
     return np.triu(upper) + np.triu(upper, 1).T
 
 
@@ -268,6 +283,12 @@ def _centered_moments(Uc, group, n_g, ids, rows):
     the units' U minus their group's mean), rows ``rows`` of each: one bincount per
     element for narrow U, one product per group for wide U."""
     r = Uc.shape[1]
+    if 4 * ids.size < n_g.size:       # a few groups (a carrier): their rows only
+        local = np.full(n_g.size, -1)
+        local[ids] = np.arange(ids.size)
+        mine = np.flatnonzero(local[group] >= 0)
+        return _centered_moments(Uc[mine], local[group[mine]], n_g[ids],
+                                 np.arange(ids.size), rows)
     if r <= 8:
         M, done = np.empty((ids.size, rows.size, r)), {}
         for a, k in enumerate(rows):

@@ -147,13 +147,17 @@ class Problem:
     form: Form
     n_observed: int
     n_flat: int
-    n_components: int
     structure: str
     descendants: tuple
     cholesky_blocks: dict
     param_units: np.ndarray
     forms: object = None
     n_profiled: int = 0
+
+    @functools.cached_property
+    def n_components(self):
+        """Independent groups of units (count_components; computed when first asked)."""
+        return count_components(self.levels, np.array([lev.n for lev in self.levels]))
 
     @property
     def estimator(self):

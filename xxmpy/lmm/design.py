@@ -120,8 +120,9 @@ def group_factor(name, data, columns):
         values.append(pd.Index(uniques))
         per.append(codes.astype(np.intp))
     keys, codes = unique_rows(per)
-    parts = [[str(values[j][k]) for k in keys[:, j]] for j in range(len(columns))]
-    labels = [":".join(t) for t in zip(*parts)]
+    parts = [np.array([str(v) for v in values[j].tolist()], dtype=object)[keys[:, j]]
+             for j in range(len(columns))]
+    labels = parts[0].tolist() if len(parts) == 1 else [":".join(t) for t in zip(*parts)]
     if len(set(labels)) < len(labels):      # joined strings would merge distinct groups
         labels = [str(t) for t in zip(*([values[j][k] for k in keys[:, j]]
                                           for j in range(len(columns))))]

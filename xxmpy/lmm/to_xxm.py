@@ -69,7 +69,7 @@ def build_model(design, reml, start=None, profiled=True):
     if flat:
         data[fixed] = np.zeros(n, dtype=int)
     m.level(obs, parents=obs_parents, ys=[y_col], xs=[] if flat else x_cols,
-            data=pd.DataFrame(data))
+            data=pd.DataFrame(data, copy=False))   # columns of the design, not copied
     beta, resid = _ols(design)
     s2, tau2 = _moment_starts(design, resid)
     start = start or {}
