@@ -342,14 +342,20 @@ def _line_search(fg, x, f, g, d, lower, c1=1e-4, to_boundary=False):
     and a variance whose optimum is 0 gets there."""
     t = 1.0
     toward = (d < 0) & np.isfinite(lower) & (x > lower)
-    if to_boundary and toward.any():
-        t = min(1.0, TO_BOUNDARY * float(np.min((x[toward] - lower[toward]) / -d[toward])))
+    reach = TO_BOUNDARY * float(np.min((x[toward] - lower[toward]) / -d[toward])) \
+        if toward.any() else np.inf
+    if to_boundary:
+        t = min(1.0, reach)
+    jumped = to_boundary
     for _ in range(40):
         trial = np.maximum(x + t * d, lower)
         ft, gt = fg(trial)
         if np.isfinite(ft) and ft <= f + c1 * g @ (trial - x):
             return trial, ft, gt
-        t *= 0.5
+        if not jumped and reach < 0.5 * t and np.isfinite(ft) and ft > f:
+            t, jumped = reach, True
+        else:
+            t *= 0.5
     return None
 
 
