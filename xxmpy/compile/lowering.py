@@ -36,6 +36,9 @@ class LoweredStep:
     relation entries: e_row (E,) unit of the level, e_off (E,) block offset,
     e_mb (E,) neighbour block size, e_nb (E,) neighbour's rhs offset;
     pairs: p_e1, p_e2 (P,) entry indices, p (BlockTargets) where w1' w2 goes.
+    fill: when every neighbour block is in the dense remainder, (u_ptr (n_a + 1,),
+    u_ent (E,), row (E,)): each unit's entries and the dense row of each entry's
+    block; the pairs (all pairs of a unit's entries) are then not stored (P = 0).
     """
     m: int
     diag: np.ndarray
@@ -47,6 +50,7 @@ class LoweredStep:
     p_e1: np.ndarray
     p_e2: np.ndarray
     p: BlockTargets
+    fill: tuple = None
 
 
 @dataclass
@@ -153,12 +157,19 @@ def lower(units):
             e_parts["mb"].append(np.full(len(rows), mb))
             e_parts["nb"].append(lay.vector(target))
         p_e1, p_e2, p_targets = [], [], []
-        for k1, k2, i, j, target in step.pairs:
+        cat = (lambda xs: np.ascontiguousarray(np.concatenate(xs), dtype=INT)
+               if xs else np.zeros(0, INT))
+        fill = None
+        if step.relations and all(k[1] in sched.dense_offset for k in step.relations):
+            e_row, e_nb = cat(e_parts["row"]), cat(e_parts["nb"])
+            u_ent = np.argsort(e_row, kind="stable").astype(INT)
+            counts = np.bincount(e_row, minlength=len(unit_ids))
+            u_ptr = np.concatenate([[0], np.cumsum(counts)])
+            fill = (u_ptr.astype(INT), u_ent, (e_nb - lay.rhs_dense_base).astype(INT))
+        for k1, k2, i, j, target in ([] if fill else step.pairs):
             p_e1.append(base[k1] + i)
             p_e2.append(base[k2] + j)
             p_targets.append(lay.block(target, len(i)))
-        cat = (lambda xs: np.ascontiguousarray(np.concatenate(xs), dtype=INT)
-               if xs else np.zeros(0, INT))
         p_e1, p_e2, p_t = cat(p_e1), cat(p_e2), _concat(p_targets)
         # visit the fill targets in memory order: the scattered writes become streams
         order = np.argsort(p_t.off, kind="stable")
@@ -168,7 +179,7 @@ def lower(units):
         steps.append(LoweredStep(
             m, (lay.diag_base[a] + unit_ids * m * m).astype(INT), (lay.rhs_base[a] + unit_ids * m).astype(INT),
             cat(e_parts["row"]), cat(e_parts["off"]), cat(e_parts["mb"]), cat(e_parts["nb"]),
-            p_e1, p_e2, p_t))
+            p_e1, p_e2, p_t, fill))
     scopes = {}
     for c, scope in units.scopes.items():
         seg = units.scope_offsets[c].astype(INT)

@@ -3,6 +3,16 @@
 # compile/lowering.py; (n, P) and (n, S) index arrays row major.
 from ._linalg cimport idx
 
+
+cdef struct DenseFill:
+    # a level whose every neighbour block is in the dense remainder: its fill pairs are
+    # all pairs of each unit's entries (compile/lowering.LoweredStep.fill)
+    const idx* u_ptr        # (n + 1,) each unit's entries are u_ent[u_ptr[u]:u_ptr[u + 1]]
+    const idx* u_ent        # (E,) entry indices grouped by unit
+    const idx* row          # (E,) the dense row of each entry's neighbour block
+    idx base                # the dense remainder's offset in the block buffer
+    idx nd                  # its size (leading dimension)
+
 cdef double accumulate_c(const double* A, idx a_step, idx n, idx r, idx M, const double* d,
                          const double* W, const idx* pat, const double* wt, const idx* seg,
                          idx S, const idx* pair_i, const idx* pair_j, idx P,
@@ -13,8 +23,9 @@ cdef double accumulate_c(const double* A, idx a_step, idx n, idx r, idx M, const
 cdef int eliminate_c(double* B, double* R, idx m, idx n, const idx* diag, const idx* rhs_off,
                      idx E, const idx* e_row, const idx* e_off, const idx* e_mb,
                      const idx* e_nb, idx P, const idx* p_e1, const idx* p_e2,
-                     const idx* p_off, const idx* p_ld, const idx* p_tr, double* work,
-                     double* logdet, double* zz) noexcept nogil
+                     const idx* p_off, const idx* p_ld, const idx* p_tr,
+                     const DenseFill* fill, double* work, double* logdet,
+                     double* zz) noexcept nogil
 
 cdef int interrupted() noexcept nogil
 
@@ -37,7 +48,8 @@ cdef void posterior_c(const double* F, double* Sg, idx m, idx n,
                       const idx* diag, idx E, const idx* e_row,
                       const idx* e_off, const idx* e_mb, idx P,
                       const idx* p_e1, const idx* p_e2, const idx* p_off, const idx* p_ld,
-                      const idx* p_tr, idx max_block, double* work, double* Acc) noexcept nogil
+                      const idx* p_tr, const DenseFill* fill, idx max_block, double* work,
+                      double* Acc) noexcept nogil
 
 cdef double residual_c(const double* A, idx a_step, idx n, idx r, idx M, const double* d,
                        const double* W, const idx* pat, const double* wt, const idx* seg,

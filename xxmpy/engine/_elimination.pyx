@@ -57,6 +57,16 @@ cdef inline void get_block(const double* buf, idx off, idx ld, idx tr,
                 X[i * c + j] = buf[off + j * ld + i]
 
 
+cdef inline idx dense_target(idx ra, idx rb, idx base, idx nd, idx* tr) noexcept nogil:
+    """Offset of the dense remainder's block at rows ra, columns rb (its lower triangle is
+    kept: a block above the diagonal is stored transposed at its mirror, tr = 1)."""
+    if ra >= rb:
+        tr[0] = 0
+        return base + ra * nd + rb
+    tr[0] = 1
+    return base + rb * nd + ra
+
+
 cdef inline int chol_inverse(double* a, idx m, double* L, double* logdet) noexcept nogil:
     """Replace the SPD block a (m, m) by its inverse lower Cholesky factor; 1 if not PD."""
     if cholesky(a, m, L, logdet):
@@ -258,11 +268,14 @@ cdef double accumulate_shared_c(const double* A, idx n, idx r, idx M, const doub
 cdef int eliminate_c(double* B, double* R, idx m, idx n, const idx* diag, const idx* rhs_off,
                      idx E, const idx* e_row, const idx* e_off, const idx* e_mb,
                      const idx* e_nb, idx P, const idx* p_e1, const idx* p_e2,
-                     const idx* p_off, const idx* p_ld, const idx* p_tr, double* work,
-                     double* logdet, double* zz) noexcept nogil:
+                     const idx* p_off, const idx* p_ld, const idx* p_tr,
+                     const DenseFill* fill, double* work, double* logdet,
+                     double* zz) noexcept nogil:
     """Eliminate one sparse level's units in place, adding the step's log det and
     z'z; 1 if a diagonal block is not positive definite, 2 if interrupted (Ctrl-C). A
-    unit whose diagonal block equals the previous unit's reuses its factor. work:
+    unit whose diagonal block equals the previous unit's reuses its factor. The fill
+    w1'w2 goes to the pairs' targets (p_*), or, with ``fill`` (every neighbour in the
+    dense remainder), to the dense blocks of all pairs of each unit's entries. work:
     3 mb^2 + mb + m^2 doubles (mb the largest block)."""
     cdef idx mb_max = m
     cdef idx u, e, p, i, j, k, mb, mb2, e1, e2
@@ -313,6 +326,9 @@ cdef int eliminate_c(double* B, double* R, idx m, idx n, const idx* diag, const 
             for i in range(m):
                 acc += T[i * mb + j] * R[rhs_off[u] + i]
             R[e_nb[e] + j] -= acc
+    if fill != NULL:
+        _dense_fill(B, m, n, e_off, e_mb, fill, scalar, X)
+        return 0
     if m == 1 and scalar:       # scalar random effects: 1 x 1 blocks throughout
         for p in range(P):
             B[p_off[p]] -= B[e_off[p_e1[p]]] * B[e_off[p_e2[p]]]
@@ -328,6 +344,35 @@ cdef int eliminate_c(double* B, double* R, idx m, idx n, const idx* diag, const 
                 X[i * mb2 + j] = acc
         add_block(B, p_off[p], p_ld[p], p_tr[p], X, mb, mb2, -1.0)
     return 0
+
+
+cdef void _dense_fill(double* B, idx m, idx n, const idx* e_off, const idx* e_mb,
+                      const DenseFill* fill, int scalar, double* X) noexcept nogil:
+    """B's dense remainder -= w_a' w_b for every pair a <= b of each unit's entries (no
+    per-pair arrays: the targets follow from the entries' dense rows)."""
+    cdef idx u, ia, ib, a, b, i, j, k, mb, mb2, off, tr
+    cdef double acc, wa
+    for u in range(n):
+        for ia in range(fill.u_ptr[u], fill.u_ptr[u + 1]):
+            a = fill.u_ent[ia]
+            if m == 1 and scalar:
+                wa = B[e_off[a]]
+                for ib in range(ia, fill.u_ptr[u + 1]):
+                    b = fill.u_ent[ib]
+                    off = dense_target(fill.row[a], fill.row[b], fill.base, fill.nd, &tr)
+                    B[off] -= wa * B[e_off[b]]
+                continue
+            for ib in range(ia, fill.u_ptr[u + 1]):
+                b = fill.u_ent[ib]
+                off = dense_target(fill.row[a], fill.row[b], fill.base, fill.nd, &tr)
+                mb, mb2 = e_mb[a], e_mb[b]
+                for i in range(mb):
+                    for j in range(mb2):
+                        acc = 0.0
+                        for k in range(m):
+                            acc += B[e_off[a] + k * mb + i] * B[e_off[b] + k * mb2 + j]
+                        X[i * mb2 + j] = acc
+                add_block(B, off, fill.nd, tr, X, mb, mb2, -1.0)
 
 
 cdef object _pending = None       # the exception a signal handler raised in a kernel
@@ -513,15 +558,17 @@ cdef void posterior_c(const double* F, double* Sg, idx m, idx n,
                       const idx* diag, idx E, const idx* e_row,
                       const idx* e_off, const idx* e_mb, idx P,
                       const idx* p_e1, const idx* p_e2, const idx* p_off, const idx* p_ld,
-                      const idx* p_tr, idx max_block, double* work, double* Acc) noexcept nogil:
+                      const idx* p_tr, const DenseFill* fill, idx max_block, double* work,
+                      double* Acc) noexcept nogil:
     """Selected inversion for one sparse level (later levels done): the blocks of C^-1
-    on the factor's pattern into Sg. work: 3 max_block^2 + max_block doubles; Acc:
-    max(E, 1) m max_block (zeroed here)."""
+    on the factor's pattern into Sg (the pairs as in eliminate_c). work: 3 max_block^2
+    + max_block doubles; Acc: max(E, 1) m max_block (zeroed here)."""
     cdef double* S = work
     cdef double* T = S + max_block * max_block
     cdef double* D = T + max_block * max_block
     cdef double* t = D + max_block * max_block
     cdef idx u, e, p, i, j, k, mb, mb2, e1, e2, stride = m * max_block
+    cdef idx ia, ib, off, tr
     cdef double a
     cdef int scalar = 1
     for i in range(max(E, 1) * stride):
@@ -530,6 +577,25 @@ cdef void posterior_c(const double* F, double* Sg, idx m, idx n,
         if e_mb[e] != 1:
             scalar = 0
     # Acc[e] (mb, m) = sum over pairs of Sigma_JJ w'
+    if fill != NULL:
+        for u in range(n):
+            for ia in range(fill.u_ptr[u], fill.u_ptr[u + 1]):
+                e1 = fill.u_ent[ia]
+                for ib in range(ia, fill.u_ptr[u + 1]):
+                    e2 = fill.u_ent[ib]
+                    off = dense_target(fill.row[e1], fill.row[e2], fill.base, fill.nd, &tr)
+                    if m == 1 and scalar:
+                        a = Sg[off]
+                        Acc[e1 * stride] += a * F[e_off[e2]]
+                        if e1 != e2:
+                            Acc[e2 * stride] += a * F[e_off[e1]]
+                        continue
+                    mb, mb2 = e_mb[e1], e_mb[e2]
+                    get_block(Sg, off, fill.nd, tr, S, mb, mb2)
+                    matmul(S, F + e_off[e2], &Acc[e1 * stride], mb, mb2, m, 0, 1, 1)
+                    if e1 != e2:
+                        matmul(S, F + e_off[e1], &Acc[e2 * stride], mb2, mb, m, 1, 1, 1)
+        P = 0
     if m == 1 and scalar:
         for p in range(P):
             e1, e2 = p_e1[p], p_e2[p]

@@ -31,7 +31,7 @@ cimport numpy as cnp
 import numpy as np
 from libc.math cimport INFINITY, log
 
-from ._elimination cimport (accumulate_c, accumulate_shared_c,
+from ._elimination cimport (DenseFill, accumulate_c, accumulate_shared_c,
                             add_moments_c, eliminate_c, eliminate_chain_c, factor_dense_c,
                             interrupted, mean_c, mean_dense_c, posterior_c, posterior_chain_c,
                             posterior_dense_c, residual_c, take_interruption, term_gradient_c,
@@ -481,14 +481,21 @@ cdef class _Step:
     cdef idx *p_off
     cdef idx *p_ld
     cdef idx *p_tr
+    cdef DenseFill dense
+    cdef DenseFill* fill
 
-    def __init__(self, st):
+    def __init__(self, st, idx dense_base=0, idx n_dense=0):
         mem = self.mem = Arrays()
         self.m, self.n, self.E, self.P = st.m, len(st.diag), len(st.e_row), len(st.p_e1)
         self.diag, self.rhs = mem.i(st.diag), mem.i(st.rhs)
         self.e_row, self.e_off, self.e_mb = mem.i(st.e_row), mem.i(st.e_off), mem.i(st.e_mb)
         self.e_nb, self.p_e1, self.p_e2 = mem.i(st.e_nb), mem.i(st.p_e1), mem.i(st.p_e2)
         self.p_off, self.p_ld, self.p_tr = mem.i(st.p.off), mem.i(st.p.ld), mem.i(st.p.tr)
+        self.fill = NULL
+        if st.fill is not None:         # pairs of each unit's entries into the dense block
+            self.dense.u_ptr, self.dense.u_ent = mem.i(st.fill[0]), mem.i(st.fill[1])
+            self.dense.row, self.dense.base, self.dense.nd = mem.i(st.fill[2]), dense_base, n_dense
+            self.fill = &self.dense
         # a nested level: unit u's one parent block is edge u and pair (u, u) (scalar
         # levels keep eliminate_c's 1 x 1 shortcut)
         own = np.arange(self.n)
@@ -550,7 +557,7 @@ cdef class Program:
         self.terms = [_Term(t, scope, max_condition, slots)
                       for t, scope, max_condition in terms]
         self.contrasts = [_Contrast(pooled, pooled.cells) for pooled in contrasts]
-        self.steps = [_Step(st) for st in lowered.steps]
+        self.steps = [_Step(st, lowered.dense_base, lowered.n_dense) for st in lowered.steps]
         self.size, self.rhs_size = lowered.size, lowered.rhs_size
         self.dense_base, self.rhs_dense_base = lowered.dense_base, lowered.rhs_dense_base
         self.n_dense, self.max_block = lowered.n_dense, lowered.max_block
@@ -657,8 +664,8 @@ cdef class Program:
             else:
                 status = eliminate_c(self.buf, self.rhs, st.m, st.n, st.diag, st.rhs, st.E,
                                      st.e_row, st.e_off, st.e_mb, st.e_nb, st.P, st.p_e1,
-                                     st.p_e2, st.p_off, st.p_ld, st.p_tr, self.work, &logdet,
-                                     &zz)
+                                     st.p_e2, st.p_off, st.p_ld, st.p_tr, st.fill, self.work,
+                                     &logdet, &zz)
             if status == 0 and interrupted():
                 status = 2
             if status:
@@ -696,7 +703,7 @@ cdef class Program:
         cdef double s = 0.0
         cdef _Step st
         if self.profiled_step:
-            st = self.steps[len(self.steps) - 1]         # the inverse factor Li of the one unit: -2 log|Li|
+            st = self.steps[len(self.steps) - 1]    # the one unit's inverse factor Li: -2 log|Li|
             for i in range(st.m):
                 s -= 2.0 * log(self.buf[st.diag[0] + i * st.m + i])
         for i in range(n - self.profiled_rows, n):
@@ -729,7 +736,7 @@ cdef class Program:
             else:
                 posterior_c(self.buf, self.sig, st.m, st.n, st.diag, st.E, st.e_row,
                             st.e_off, st.e_mb, st.P, st.p_e1, st.p_e2, st.p_off, st.p_ld,
-                            st.p_tr, self.max_block, self.work, self.acc)
+                            st.p_tr, st.fill, self.max_block, self.work, self.acc)
             if interrupted():
                 self.stop = 1
                 return
@@ -738,7 +745,7 @@ cdef class Program:
         if self.profiled_step:                  # one unit, no later blocks: Li'Li
             st = self.steps[len(self.steps) - 1]
             posterior_c(self.buf, self.sig, st.m, st.n, st.diag, st.E, st.e_row, st.e_off,
-                        st.e_mb, st.P, st.p_e1, st.p_e2, st.p_off, st.p_ld, st.p_tr,
+                        st.e_mb, st.P, st.p_e1, st.p_e2, st.p_off, st.p_ld, st.p_tr, st.fill,
                         self.max_block, self.work, self.acc)
         if self.profiled_rows and posterior_dense_c(self.buf, self.sig, self.dense_base,
                                                     self.n_dense,
