@@ -17,14 +17,16 @@ from xxmpy.engine import deviance, deviance_and_gradient, latent_posterior
 REFERENCE = [ref.one_way, ref.pastes, ref.penicillin, ref.sleepstudy, ref.brim]
 
 
-def central_differences(problem, theta, rel=1e-5):
+def central_differences(problem, theta, rel=1e-5, value=None):
+    """Central differences of -2 log L (or of ``value``, theta -> float) at theta."""
+    value = value or (lambda t: deviance(problem, t))
     out = np.zeros_like(theta)
     for k in range(theta.size):
         h = rel * max(1.0, abs(theta[k]))
         up, dn = theta.copy(), theta.copy()
         up[k] += h
         dn[k] -= h
-        out[k] = (deviance(problem, up) - deviance(problem, dn)) / (2 * h)
+        out[k] = (value(up) - value(dn)) / (2 * h)
     return out
 
 

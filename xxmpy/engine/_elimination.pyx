@@ -334,24 +334,30 @@ cdef int eliminate_c(double* B, double* R, idx m, idx n, const idx* diag, const 
             B[p_off[p]] -= B[e_off[p_e1[p]]] * B[e_off[p_e2[p]]]
         return 0
     for p in range(P):
-        e1, e2 = p_e1[p], p_e2[p]
-        mb, mb2 = e_mb[e1], e_mb[e2]
-        for i in range(mb):
-            for j in range(mb2):
-                acc = 0.0
-                for k in range(m):
-                    acc += B[e_off[e1] + k * mb + i] * B[e_off[e2] + k * mb2 + j]
-                X[i * mb2 + j] = acc
-        add_block(B, p_off[p], p_ld[p], p_tr[p], X, mb, mb2, -1.0)
+        fill_pair(B, e_off, e_mb, p_e1[p], p_e2[p], m, p_off[p], p_ld[p], p_tr[p], X)
     return 0
+
+
+cdef inline void fill_pair(double* B, const idx* e_off, const idx* e_mb, idx a, idx b, idx m,
+                           idx off, idx ld, idx tr, double* X) noexcept nogil:
+    """The fill of one pair of a unit's entries: B at (off, ld, tr) -= w_a' w_b."""
+    cdef idx i, j, k, mb = e_mb[a], mb2 = e_mb[b]
+    cdef double acc
+    for i in range(mb):
+        for j in range(mb2):
+            acc = 0.0
+            for k in range(m):
+                acc += B[e_off[a] + k * mb + i] * B[e_off[b] + k * mb2 + j]
+            X[i * mb2 + j] = acc
+    add_block(B, off, ld, tr, X, mb, mb2, -1.0)
 
 
 cdef void _dense_fill(double* B, idx m, idx n, const idx* e_off, const idx* e_mb,
                       const DenseFill* fill, int scalar, double* X) noexcept nogil:
     """B's dense remainder -= w_a' w_b for every pair a <= b of each unit's entries (no
     per-pair arrays: the targets follow from the entries' dense rows)."""
-    cdef idx u, ia, ib, a, b, i, j, k, mb, mb2, off, tr
-    cdef double acc, wa
+    cdef idx u, ia, ib, a, b, off, tr
+    cdef double wa
     for u in range(n):
         for ia in range(fill.u_ptr[u], fill.u_ptr[u + 1]):
             a = fill.u_ent[ia]
@@ -365,14 +371,7 @@ cdef void _dense_fill(double* B, idx m, idx n, const idx* e_off, const idx* e_mb
             for ib in range(ia, fill.u_ptr[u + 1]):
                 b = fill.u_ent[ib]
                 off = dense_target(fill.row[a], fill.row[b], fill.base, fill.nd, &tr)
-                mb, mb2 = e_mb[a], e_mb[b]
-                for i in range(mb):
-                    for j in range(mb2):
-                        acc = 0.0
-                        for k in range(m):
-                            acc += B[e_off[a] + k * mb + i] * B[e_off[b] + k * mb2 + j]
-                        X[i * mb2 + j] = acc
-                add_block(B, off, fill.nd, tr, X, mb, mb2, -1.0)
+                fill_pair(B, e_off, e_mb, a, b, m, off, fill.nd, tr, X)
 
 
 cdef object _pending = None       # the exception a signal handler raised in a kernel
