@@ -226,8 +226,9 @@ def _matrices(parsed, data, problems):
     """The fixed-effects ModelMatrices and {expr: random-effects matrix} on ``data``."""
     whole = _model_matrix(f"{parsed.response} ~ {parsed.fixed}", data, "fixed-effects design",
                           problems)
-    exprs = {t.expr: _model_matrix(t.expr, data, f"random-effects design of '({t.expr} | "
-                                   f"{t.factor_name})'", problems) for t in parsed.random}
+    terms = {t.expr: t for t in reversed(parsed.random)}    # one matrix per expression
+    exprs = {expr: _model_matrix(expr, data, f"random-effects design of '({expr} | "
+                                 f"{t.factor_name})'", problems) for expr, t in terms.items()}
     return whole, exprs
 
 
