@@ -224,12 +224,14 @@ class PartitionedModel:
                 break
         if sample is None:
             raise ValueError("Model.fit: the Dask DataFrames hold no rows.")
+        # the skeleton first: a problem of the specification is reported here, before any
+        # worker compiles (and logs) it; problems of other rows come from the workers
+        skeleton = with_tables(model, sample, model.name)
+        self.problem, self.checked = skeleton.compile(), skeleton._checked
         template = _template(model)
         shards = client.compute([delayed(build_shard)(template, t) for t in tables])
         counts = client.gather([client.submit(shard_counts, s, pure=False) for s in shards])
         del tables, frames      # the shuffled tables: the compiled shards hold the data
-        skeleton = with_tables(model, sample, model.name)
-        self.problem, self.checked = skeleton.compile(), skeleton._checked
         self.likelihood = ShardedLikelihood.on_shards(shards, client,
                                                       list(self.problem.params.labels))
         self.n_observed = sum(n for n, _ in counts)
