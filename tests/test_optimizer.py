@@ -134,3 +134,36 @@ def test_small_reference_fits_on_another_cpus_arithmetic(tmp_path):
     assert set(seen) == set(SMALL)
     for name, value in seen.items():
         assert value == pytest.approx(native[name], rel=1e-6), name
+
+
+def test_line_search_steps_back_from_a_bound_that_is_worse():
+    """A step that puts a coordinate on its bound, where -2 log L is worse than at the
+    current point, is followed by one that keeps 10% of the distance to the bound; a
+    bound that is better is kept (a variance whose optimum is 0 gets there)."""
+    from xxmpy.fit.optimize import TO_BOUNDARY, _line_search
+
+    def quadratic(optimum):
+        def fg(v):
+            calls.append(v.copy())
+            r = v - optimum
+            return float(r @ r), 2.0 * r
+        return fg
+    x, lower = np.array([1.0, 1.0]), np.array([0.0, -np.inf])
+    d = np.array([-10.0, 0.0])                  # the first coordinate overshoots 0 tenfold
+    calls = []
+    # optimum 0.52: the bound (0) is worse than x, 10% of the way to it (0.1) better;
+    # halving would try 0.5, 0.25, 0.125 (all on the bound) before 0.0625
+    fg = quadratic(np.array([0.52, 0.5]))
+    f, g = fg(x)
+    calls.clear()
+    new, f_new, _ = _line_search(fg, x, f, g, d, lower)
+    assert len(calls) == 2 and calls[0][0] == 0.0                      # on the bound, then
+    reach = TO_BOUNDARY * (x[0] - lower[0]) / -d[0]                    # 10% of the distance
+    np.testing.assert_allclose(new, x + reach * d)
+    assert f_new < f
+    calls = []
+    fg = quadratic(np.array([-1.0, 0.5]))       # the optimum is beyond the bound: on it
+    f, g = fg(x)
+    calls.clear()
+    new, _, _ = _line_search(fg, x, f, g, d, lower)
+    assert new[0] == 0.0
