@@ -30,6 +30,8 @@ class Case:
     statsmodels: Optional[Callable] = None  # DataFrame -> statsmodels MixedLM (unfitted)
     note: str = ""
     big: bool = False                # one fit instead of --repeat
+    on_request: bool = False         # run only when named in --cases
+    timeout: int = 0                 # seconds per fit in its subprocess (0: run.py's default)
 
 
 def _sm(fixed, group, re_formula="1", vc=None):
@@ -161,6 +163,56 @@ def many_fixed():
     return build_model(build_design(MANY_FIXED, many_fixed_frame()), reml=False)
 
 
+# ---------------------------------------------------------------- grade-point design
+GRADES = "gr_pt ~ 1 + (1|id) + (1|instr) + (1|dept)"
+GRADES_TRUTH = dict(mean=3.0, id=0.31, instr=0.08, dept=0.09, residual=0.40)
+
+
+def grades_frame(scale=1.0, seed=17):
+    """Issue #24 target 2: the structure of the grade points in Bates' lme4 talks (the
+    data are not public). At scale 1: 54,711 students, 7,964 instructors, 106
+    departments, about 1.72 million enrolments; students and instructors (and so rows)
+    scale, the departments stay. Each student takes Poisson(31.46) courses, 85% of them
+    in three home departments (drawn by department size), the rest anywhere; an
+    instructor belongs to one department and a course's instructor is one of its
+    department's at random. Variances as the published fit (GRADES_TRUTH)."""
+    rng = np.random.default_rng(seed)
+    t = GRADES_TRUTH
+    n_dept, n_instr, n_stud = 106, max(round(7964 * scale), 106), round(54711 * scale)
+    weight = rng.lognormal(0.0, 1.0, n_dept)
+    weight /= weight.sum()
+    instr_dept = rng.choice(n_dept, n_instr, p=weight)
+    instr_dept[:n_dept] = np.arange(n_dept)          # every department teaches
+    courses = np.maximum(1, rng.poisson(1721024 / 54711, n_stud))
+    stud = np.repeat(np.arange(n_stud), courses)
+    home = rng.choice(n_dept, (n_stud, 3), p=weight)
+    n = stud.size
+    dept = np.where(rng.random(n) < 0.85, home[stud, rng.integers(0, 3, n)],
+                    rng.choice(n_dept, n, p=weight))
+    by_dept = np.argsort(instr_dept, kind="stable")
+    size = np.bincount(instr_dept, minlength=n_dept)
+    first = np.concatenate([[0], np.cumsum(size)[:-1]])
+    instr = by_dept[first[dept] + (rng.random(n) * size[dept]).astype(np.intp)]
+    y = t["mean"] + np.sqrt(t["id"]) * rng.normal(size=n_stud)[stud] \
+        + np.sqrt(t["instr"]) * rng.normal(size=n_instr)[instr] \
+        + np.sqrt(t["dept"]) * rng.normal(size=n_dept)[dept] \
+        + np.sqrt(t["residual"]) * rng.normal(size=n)
+    return pd.DataFrame({"obs": np.arange(n), "id": stud, "instr": instr, "dept": dept,
+                         "gr_pt": y})
+
+
+def grades(scale):
+    """The xxM model xm.lmer fits (ML: the fixed effect profiled out)."""
+    from xxmpy.lmm.design import build_design
+    from xxmpy.lmm.to_xxm import build_model
+    return build_model(build_design(GRADES, grades_frame(scale)), reml=False)
+
+
+def _grades_case(name, scale):
+    return Case(name, lambda: grades(scale), GRADES, lambda: grades_frame(scale),
+                note="grade-point design", big=True, on_request=True, timeout=1800)
+
+
 CASES = [
     Case("Dyestuff", ref.one_way, "Yield ~ 1 + (1|Batch_id)", _csv("Dyestuff.csv"),
          _sm("Yield ~ 1", "Batch_id")),
@@ -181,4 +233,9 @@ CASES = [
          _sm("y ~ x", "g", "~x"), big=True),
     Case("many_fixed", many_fixed, MANY_FIXED, many_fixed_frame,
          note="the xxM API tool: xm.lmer's ML model", big=True),
+    # on request only (--cases grades_8th,...): minutes to an hour at full size
+    _grades_case("grades_8th", 1 / 8),
+    _grades_case("grades_quarter", 1 / 4),
+    _grades_case("grades_half", 1 / 2),
+    _grades_case("grades_full", 1.0),
 ]

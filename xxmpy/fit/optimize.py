@@ -339,7 +339,12 @@ def _line_search(fg, x, f, g, d, lower, c1=1e-4, to_boundary=False):
     keeps every coordinate above its bound by TO_BOUNDARY of its distance:
     a step on a guessed curvature never throws a variance onto its floor (where
     -2 log L is huge and the precision form near its condition cap); later steps may,
-    and a variance whose optimum is 0 gets there."""
+    and a variance whose optimum is 0 gets there. The first trial that put a coordinate
+    on its bound and came out worse than x is followed by one keeping TO_BOUNDARY of
+    the distance, when halving would leave the coordinate on the bound (while the
+    others' steps shrink); halving goes on from there. The search stops when the change
+    of -2 log L that the last (projected) step predicts is below its rounding
+    (ROUNDING): no shorter trial could show a decrease."""
     t = 1.0
     toward = (d < 0) & np.isfinite(lower) & (x > lower)
     reach = TO_BOUNDARY * float(np.min((x[toward] - lower[toward]) / -d[toward])) \
@@ -356,6 +361,8 @@ def _line_search(fg, x, f, g, d, lower, c1=1e-4, to_boundary=False):
             t, jumped = reach, True
         else:
             t *= 0.5
+        if np.isfinite(ft) and abs(g @ (trial - x)) < ROUNDING * abs(f):
+            break       # a shorter step's predicted change is below f's rounding
     return None
 
 

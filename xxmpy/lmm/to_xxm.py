@@ -17,6 +17,7 @@ import pandas as pd
 from ..api.model import Model
 
 RESIDUAL = "Residual"
+TAU2_FLOOR = 0.01       # a factor's start variance: at least this share of the total
 FIXED_LEVEL = "(fixed)"
 
 
@@ -116,22 +117,34 @@ def _ols(design):
     return beta, design.y - design.X @ beta
 
 
-def _moment_starts(design, r):
+def _moment_starts(design, r, sweeps=3):
     """Start values by moments of the OLS residuals: (residual variance, per factor tau^2).
 
     tau^2 of a factor: variance of its group means of the residuals minus the
-    part the residual variance explains (s^2 mean(1/n_g)), floored at 5% of
-    the total; the residual variance is what the factors leave, floored at 10%.
+    part the residual variance explains (s^2 mean(1/n_g)), floored at TAU2_FLOOR
+    of the total. With several factors the means are taken by backfitting: each
+    factor's means are of the residuals less the other factors' shrunken means
+    (n_g tau^2 / (n_g tau^2 + s^2) of their group means), a few sweeps, so that a
+    nested or crossed factor's means do not count the others' variance (an
+    instructor's mean holds its department's effect). The residual variance is
+    what the factors leave, floored at 10% of the total.
     """
     total = max(float(np.mean(r ** 2)), 1e-8 * float(np.var(design.y)))
-    tau2 = []
-    for f in design.factors:
-        n_g = np.bincount(f.codes, minlength=len(f.groups)).astype(float)
-        means = np.bincount(f.codes, weights=r, minlength=len(f.groups)) / n_g
-        between = float(np.mean(means ** 2)) - total * float(np.mean(1.0 / n_g))
-        tau2.append(max(between, 0.05 * total))
-    resid = max(total - sum(tau2), 0.1 * total)
-    return resid, tau2
+    factors = design.factors
+    counts = [np.bincount(f.codes, minlength=len(f.groups)).astype(float) for f in factors]
+    effects = [np.zeros(len(r)) for _ in factors]
+    tau2, s2 = [0.0] * len(factors), total
+    for _ in range(sweeps if len(factors) > 1 else 1):
+        rest = r - sum(effects)
+        for j, (f, n_g) in enumerate(zip(factors, counts)):
+            own = rest + effects[j]
+            means = np.bincount(f.codes, weights=own, minlength=len(f.groups)) / n_g
+            between = float(np.mean(means ** 2)) - s2 * float(np.mean(1.0 / n_g))
+            tau2[j] = max(between, TAU2_FLOOR * total)
+            effects[j] = (n_g * tau2[j] / (n_g * tau2[j] + s2) * means)[f.codes]
+            rest = own - effects[j]
+        s2 = max(total - sum(tau2), 0.1 * total)
+    return s2, tau2
 
 
 def _loadings(Z, columns):
