@@ -124,9 +124,9 @@ def _moment_starts(design, r, sweeps=3):
     part the residual variance explains (s^2 mean(1/n_g)), floored at TAU2_FLOOR
     of the total. With several factors the means are taken by backfitting: each
     factor's means are of the residuals less the other factors' shrunken means
-    (n_g tau^2 / (n_g tau^2 + s^2) of their group means), a few sweeps, so that a
-    nested or crossed factor's means do not count the others' variance (an
-    instructor's mean holds its department's effect). The residual variance is
+    (n_g tau^2 / (n_g tau^2 + s^2) of their group means), a few sweeps, coarsest
+    factor first, so that a nested or crossed factor's means do not count the
+    others' variance (an instructor's mean holds its department's effect). The residual variance is
     what the factors leave, floored at 10% of the total.
     """
     total = max(float(np.mean(r ** 2)), 1e-8 * float(np.var(design.y)))
@@ -134,9 +134,11 @@ def _moment_starts(design, r, sweeps=3):
     counts = [np.bincount(f.codes, minlength=len(f.groups)).astype(float) for f in factors]
     effects = [np.zeros(len(r)) for _ in factors]
     tau2, s2 = [0.0] * len(factors), total
+    coarse_first = sorted(range(len(factors)), key=lambda j: len(factors[j].groups))
     for _ in range(sweeps if len(factors) > 1 else 1):
         rest = r - sum(effects)
-        for j, (f, n_g) in enumerate(zip(factors, counts)):
+        for j in coarse_first:
+            f, n_g = factors[j], counts[j]
             own = rest + effects[j]
             means = np.bincount(f.codes, weights=own, minlength=len(f.groups)) / n_g
             between = float(np.mean(means ** 2)) - s2 * float(np.mean(1.0 / n_g))
