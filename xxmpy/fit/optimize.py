@@ -28,6 +28,7 @@ MAX_STEP = 2.0         # the longest move of one coordinate per iteration, in na
 CAPPED_ITERATIONS = 5  # over the first iterations (the curvature still a guess)
 TO_BOUNDARY = 0.9      # the first step keeps 10% of each coordinate's distance to its bound
 ROUNDING = 1e-12       # relative rounding of -2 log L (a sum over units): drops below are noise
+UNRESOLVED = 1e-14     # relative changes of -2 log L too small to show in its float at all
 DECREMENT_TOL = 1e-6   # predicted further drop of -2 log L that counts as converged
 POLISH_TOL = 1e-12     # the Newton polish goes on to here: the estimates to ~1e-6 of their SE
 FLAT_CANDIDATE = 1e-5  # unit-diagonal Hessian eigenvalue (relative) worth re-measuring
@@ -342,9 +343,9 @@ def _line_search(fg, x, f, g, d, lower, c1=1e-4, to_boundary=False):
     and a variance whose optimum is 0 gets there. The first trial that put a coordinate
     on its bound and came out worse than x is followed by one keeping TO_BOUNDARY of
     the distance, when halving would leave the coordinate on the bound (while the
-    others' steps shrink); halving goes on from there. The search stops when the change
-    of -2 log L that the last (projected) step predicts is below its rounding
-    (ROUNDING): no shorter trial could show a decrease."""
+    others' steps shrink); halving goes on from there. It stops when the change the
+    last (projected) step predicts is within a few units of f's last digit
+    (UNRESOLVED): a shorter trial could not show a decrease."""
     t = 1.0
     toward = (d < 0) & np.isfinite(lower) & (x > lower)
     reach = TO_BOUNDARY * float(np.min((x[toward] - lower[toward]) / -d[toward])) \
@@ -361,8 +362,8 @@ def _line_search(fg, x, f, g, d, lower, c1=1e-4, to_boundary=False):
             t, jumped = reach, True
         else:
             t *= 0.5
-        if np.isfinite(ft) and abs(g @ (trial - x)) < ROUNDING * abs(f):
-            break       # a shorter step's predicted change is below f's rounding
+        if np.isfinite(ft) and abs(g @ (trial - x)) < UNRESOLVED * abs(f):
+            break       # a shorter step's change would not show in f's last digits
     return None
 
 
