@@ -113,6 +113,8 @@ class Objective:
         self.all_free = bool(self.free.all())
         self.count = 0
         self.last_gradient = None
+        # relative rounding of -2 log L, a sum over the observed values: n eps at worst
+        self.noise = float(np.finfo(float).eps) * max(int(problem.n_observed), 1)
 
     @functools.cached_property
     def linear(self):
@@ -344,8 +346,9 @@ def _line_search(fg, x, f, g, d, lower, c1=1e-4, to_boundary=False):
     on its bound and came out worse than x is followed by one keeping TO_BOUNDARY of
     the distance, when halving would leave the coordinate on the bound (while the
     others' steps shrink); halving goes on from there. It stops when the change the
-    last (projected) step predicts is within a few units of f's last digit
-    (UNRESOLVED): a shorter trial could not show a decrease."""
+    last (projected) step predicts is below the rounding of f, a sum over the
+    problem's observed values (Objective.noise, at least UNRESOLVED): a shorter trial
+    could not show a decrease."""
     t = 1.0
     toward = (d < 0) & np.isfinite(lower) & (x > lower)
     reach = TO_BOUNDARY * float(np.min((x[toward] - lower[toward]) / -d[toward])) \
@@ -353,6 +356,7 @@ def _line_search(fg, x, f, g, d, lower, c1=1e-4, to_boundary=False):
     if to_boundary:
         t = min(1.0, reach)
     jumped = to_boundary
+    noise = max(UNRESOLVED, getattr(fg, "noise", 0.0))
     for _ in range(40):
         trial = np.maximum(x + t * d, lower)
         ft, gt = fg(trial)
@@ -362,8 +366,8 @@ def _line_search(fg, x, f, g, d, lower, c1=1e-4, to_boundary=False):
             t, jumped = reach, True
         else:
             t *= 0.5
-        if np.isfinite(ft) and abs(g @ (trial - x)) < UNRESOLVED * abs(f):
-            break       # a shorter step's change would not show in f's last digits
+        if np.isfinite(ft) and abs(g @ (trial - x)) < noise * abs(f):
+            break       # a shorter step's change would drown in f's rounding
     return None
 
 
