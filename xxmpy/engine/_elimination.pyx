@@ -326,23 +326,26 @@ cdef int eliminate_c(double* B, double* R, idx m, idx n, const idx* diag, const 
             for i in range(m):
                 acc += T[i * mb + j] * R[rhs_off[u] + i]
             R[e_nb[e] + j] -= acc
+    scalar = scalar and m == 1      # scalar random effects: 1 x 1 blocks throughout
     if fill != NULL:
-        _dense_fill(B, m, n, e_off, e_mb, fill, scalar, X)
-        return 0
-    if m == 1 and scalar:       # scalar random effects: 1 x 1 blocks throughout
-        for p in range(P):
-            B[p_off[p]] -= B[e_off[p_e1[p]]] * B[e_off[p_e2[p]]]
+        _dense_fill(B, n, e_off, e_mb, fill, m, scalar, X)
         return 0
     for p in range(P):
-        fill_pair(B, e_off, e_mb, p_e1[p], p_e2[p], m, p_off[p], p_ld[p], p_tr[p], X)
+        fill_pair(B, e_off, e_mb, p_e1[p], p_e2[p], m, p_off[p], p_ld[p], p_tr[p], scalar,
+                  X)
     return 0
 
 
 cdef inline void fill_pair(double* B, const idx* e_off, const idx* e_mb, idx a, idx b, idx m,
-                           idx off, idx ld, idx tr, double* X) noexcept nogil:
-    """The fill of one pair of a unit's entries: B at (off, ld, tr) -= w_a' w_b."""
-    cdef idx i, j, k, mb = e_mb[a], mb2 = e_mb[b]
+                           idx off, idx ld, idx tr, bint scalar, double* X) noexcept nogil:
+    """The fill of one pair of a unit's entries: B at (off, ld, tr) -= w_a' w_b (scalar:
+    1 x 1 blocks)."""
+    cdef idx i, j, k, mb, mb2
     cdef double acc
+    if scalar:
+        B[off] -= B[e_off[a]] * B[e_off[b]]
+        return
+    mb, mb2 = e_mb[a], e_mb[b]
     for i in range(mb):
         for j in range(mb2):
             acc = 0.0
@@ -352,26 +355,18 @@ cdef inline void fill_pair(double* B, const idx* e_off, const idx* e_mb, idx a, 
     add_block(B, off, ld, tr, X, mb, mb2, -1.0)
 
 
-cdef void _dense_fill(double* B, idx m, idx n, const idx* e_off, const idx* e_mb,
-                      const DenseFill* fill, int scalar, double* X) noexcept nogil:
-    """B's dense remainder -= w_a' w_b for every pair a <= b of each unit's entries (no
-    per-pair arrays: the targets follow from the entries' dense rows)."""
+cdef void _dense_fill(double* B, idx n, const idx* e_off, const idx* e_mb,
+                      const DenseFill* fill, idx m, bint scalar, double* X) noexcept nogil:
+    """fill_pair for every pair a <= b of each unit's entries, into the dense remainder
+    (no per-pair arrays: the targets follow from the entries' dense rows)."""
     cdef idx u, ia, ib, a, b, off, tr
-    cdef double wa
     for u in range(n):
         for ia in range(fill.u_ptr[u], fill.u_ptr[u + 1]):
             a = fill.u_ent[ia]
-            if m == 1 and scalar:
-                wa = B[e_off[a]]
-                for ib in range(ia, fill.u_ptr[u + 1]):
-                    b = fill.u_ent[ib]
-                    off = dense_target(fill.row[a], fill.row[b], fill.base, fill.nd, &tr)
-                    B[off] -= wa * B[e_off[b]]
-                continue
             for ib in range(ia, fill.u_ptr[u + 1]):
                 b = fill.u_ent[ib]
                 off = dense_target(fill.row[a], fill.row[b], fill.base, fill.nd, &tr)
-                fill_pair(B, e_off, e_mb, a, b, m, off, fill.nd, tr, X)
+                fill_pair(B, e_off, e_mb, a, b, m, off, fill.nd, tr, scalar, X)
 
 
 cdef object _pending = None       # the exception a signal handler raised in a kernel
@@ -553,6 +548,28 @@ cdef void mean_c(const double* F, const double* z, double* Mn, idx m, idx n,
             Mn[rhs_off[u] + i] = t[i]
 
 
+cdef inline void posterior_pair(const double* F, const double* Sg, const idx* e_off,
+                                const idx* e_mb, idx e1, idx e2, idx m, idx off, idx ld,
+                                idx tr, bint scalar, double* S, double* Acc,
+                                idx stride) noexcept nogil:
+    """One pair's share of the selected inversion (the adjoint of fill_pair): with S
+    the pair's block of Sigma at (off, ld, tr), Acc[e1] += S w2' and, off the
+    diagonal, Acc[e2] += S' w1' (scalar: 1 x 1 blocks)."""
+    cdef double a
+    cdef idx mb, mb2
+    if scalar:
+        a = Sg[off]
+        Acc[e1 * stride] += a * F[e_off[e2]]
+        if e1 != e2:
+            Acc[e2 * stride] += a * F[e_off[e1]]
+        return
+    mb, mb2 = e_mb[e1], e_mb[e2]
+    get_block(Sg, off, ld, tr, S, mb, mb2)
+    matmul(S, F + e_off[e2], &Acc[e1 * stride], mb, mb2, m, 0, 1, 1)     # += S w2'
+    if e1 != e2:
+        matmul(S, F + e_off[e1], &Acc[e2 * stride], mb2, mb, m, 1, 1, 1)     # += S' w1'
+
+
 cdef void posterior_c(const double* F, double* Sg, idx m, idx n,
                       const idx* diag, idx E, const idx* e_row,
                       const idx* e_off, const idx* e_mb, idx P,
@@ -566,15 +583,14 @@ cdef void posterior_c(const double* F, double* Sg, idx m, idx n,
     cdef double* T = S + max_block * max_block
     cdef double* D = T + max_block * max_block
     cdef double* t = D + max_block * max_block
-    cdef idx u, e, p, i, j, k, mb, mb2, e1, e2, stride = m * max_block
-    cdef idx ia, ib, off, tr
-    cdef double a
+    cdef idx u, e, p, i, e1, e2, ia, ib, off, tr, stride = m * max_block
     cdef int scalar = 1
     for i in range(max(E, 1) * stride):
         Acc[i] = 0.0
     for e in range(E):
         if e_mb[e] != 1:
             scalar = 0
+    scalar = scalar and m == 1
     # Acc[e] (mb, m) = sum over pairs of Sigma_JJ w'
     if fill != NULL:
         for u in range(n):
@@ -583,33 +599,12 @@ cdef void posterior_c(const double* F, double* Sg, idx m, idx n,
                 for ib in range(ia, fill.u_ptr[u + 1]):
                     e2 = fill.u_ent[ib]
                     off = dense_target(fill.row[e1], fill.row[e2], fill.base, fill.nd, &tr)
-                    if m == 1 and scalar:
-                        a = Sg[off]
-                        Acc[e1 * stride] += a * F[e_off[e2]]
-                        if e1 != e2:
-                            Acc[e2 * stride] += a * F[e_off[e1]]
-                        continue
-                    mb, mb2 = e_mb[e1], e_mb[e2]
-                    get_block(Sg, off, fill.nd, tr, S, mb, mb2)
-                    matmul(S, F + e_off[e2], &Acc[e1 * stride], mb, mb2, m, 0, 1, 1)
-                    if e1 != e2:
-                        matmul(S, F + e_off[e1], &Acc[e2 * stride], mb2, mb, m, 1, 1, 1)
-        P = 0
-    if m == 1 and scalar:
+                    posterior_pair(F, Sg, e_off, e_mb, e1, e2, m, off, fill.nd, tr, scalar,
+                                   S, Acc, stride)
+    else:
         for p in range(P):
-            e1, e2 = p_e1[p], p_e2[p]
-            a = Sg[p_off[p]]
-            Acc[e1 * stride] += a * F[e_off[e2]]
-            if e1 != e2:
-                Acc[e2 * stride] += a * F[e_off[e1]]
-        P = 0
-    for p in range(P):
-        e1, e2 = p_e1[p], p_e2[p]
-        mb, mb2 = e_mb[e1], e_mb[e2]
-        get_block(Sg, p_off[p], p_ld[p], p_tr[p], S, mb, mb2)
-        matmul(S, F + e_off[e2], &Acc[e1 * stride], mb, mb2, m, 0, 1, 1)     # += S w2'
-        if e1 != e2:
-            matmul(S, F + e_off[e1], &Acc[e2 * stride], mb2, mb, m, 1, 1, 1)     # += S' w1'
+            posterior_pair(F, Sg, e_off, e_mb, p_e1[p], p_e2[p], m, p_off[p], p_ld[p],
+                           p_tr[p], scalar, S, Acc, stride)
     for u in range(n):
         if u > 0 and same(F + diag[u], F + diag[u - 1], m * m):
             copy(Sg + diag[u - 1], Sg + diag[u], m * m)

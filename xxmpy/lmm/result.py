@@ -17,7 +17,7 @@ Every number is computed from the fitted xxM model(s):
 * deviance (-2 log L of the ML form) and REML criterion at the estimates; a
   REML fit's deviance is REML criterion - log|X'V^-1X| + p log 2 pi;
 * profile CIs of the fixed effects need them as parameters: the ML form with
-  the fixed effects as kappa, fitted from the ML estimates (``kappa_fit``).
+  the fixed effects as kappa, fitted from the ML estimates (``_kappa_fit``).
 """
 import warnings
 
@@ -26,7 +26,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.stats import norm
 
-from ..engine import deviance as xxm_deviance, latent_posterior
+from ..engine import latent_posterior
 from ..errors import BoundaryWarning
 from ..results.fit_result import InformationCriteria
 from ..results.summary import Summary
@@ -85,7 +85,7 @@ class LmerResult(InformationCriteria):
             mean, cov = np.zeros(0), np.zeros((0, 0))
         self._fixef = pd.Series(mean, index=names, name="Estimate", dtype=float)
         self._vcov = pd.DataFrame(cov, index=names, columns=names)
-        value = float(xxm_deviance(problem, theta))
+        value = float(self.fit_result.deviance)        # -2 log L at these estimates
         self._modes = self._modes_from(problem, post)
         self._condvar = None
         if self.reml:
