@@ -24,7 +24,9 @@ def extension(name, opt="-O3"):
 # is shared through xxmpy/engine/_linalg.pxd
 extensions = [
     extension("engine._elimination"),     # assemble, eliminate, posterior on flat buffers
+    extension("engine._supernodal"),      # the dense remainder a supernode at a time
     extension("engine._program"),         # one call per evaluation of -2 log L + gradient
+    extension("compile._ordering"),       # minimum degree on the dense remainder's units
     extension("fit._cholesky_map", "-O2"),          # optimiser coordinates
     extension("inference._quasi_newton", "-O2"),    # the limit search's BFGS bookkeeping
 ]

@@ -79,6 +79,8 @@ class Lowered:
     # (profiled_step) or the dense remainder's last profiled_rows rows
     profiled_step: bool = False
     profiled_rows: int = 0
+    # the remainder's factor a supernode at a time (compile/ordering.Supernodes), or None
+    supernodes: object = None
 
 
 class _Layout:
@@ -160,9 +162,11 @@ def lower(units):
         cat = (lambda xs: np.ascontiguousarray(np.concatenate(xs), dtype=INT)
                if xs else np.zeros(0, INT))
         fill = None
-        if step.relations and all(k[1] in sched.dense_offset for k in step.relations):
+        if step.relations and all(k[1] in sched.dense_start for k in step.relations):
             e_row, e_nb = cat(e_parts["row"]), cat(e_parts["nb"])
-            u_ent = np.argsort(e_row, kind="stable").astype(INT)
+            # each unit's entries by decreasing dense row: a pair's targets then run
+            # along one row of the remainder (its lower triangle), not across rows
+            u_ent = np.lexsort((-e_nb, e_row)).astype(INT)
             counts = np.bincount(e_row, minlength=len(unit_ids))
             u_ptr = np.concatenate([[0], np.cumsum(counts)])
             fill = (u_ptr.astype(INT), u_ent, (e_nb - lay.rhs_dense_base).astype(INT))
@@ -196,7 +200,7 @@ def lower(units):
                                  vec)
     return Lowered(lay.size, lay.rhs_size, lay.dense_base, lay.rhs_dense_base, sched.n_dense,
                    int(max(sched.block.max(initial=0), 1)), steps, scopes,
-                   *_profiled(units))
+                   *_profiled(units), sched.supernodes)
 
 
 def _profiled(units):

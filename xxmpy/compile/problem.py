@@ -114,11 +114,11 @@ def build_units(levels, matrices, descendants, memory_limit=None):
         offsets.append(_frozen(offs.astype(np.intp)))
     sizes = np.array([lev.n for lev in levels])
     block = np.array([lev.n_etas for lev in levels])
-    order = elimination_order(range(len(levels)), descendants, sizes, block,
-                              {c for c, lev in enumerate(levels) if lev.flat})
+    flat = {c for c, lev in enumerate(levels) if lev.flat}
+    order = elimination_order(range(len(levels)), descendants, sizes, block, flat)
     return Units(tuple(levels), dict(matrices), scopes,
                  tuple(offsets), build_schedule(sizes, block, scopes, order, memory_limit,
-                                                [lev.name for lev in levels]))
+                                                [lev.name for lev in levels], flat))
 
 
 @dataclass(frozen=True)

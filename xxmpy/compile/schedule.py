@@ -15,13 +15,17 @@ model and reused by every evaluation.
 Layouts (all 0-based, C order):
   diag block of sparse level l:  diag[l][unit]            (m_l, m_l)
   relation (a, b), a before b:   rel[(a, b)][slot]         (m_a, m_b)
-  dense remainder:               dense[offset[b] + unit * m_b + r, ...]
+  dense remainder:               dense[dense_start[b][unit] + r, ...]
+
+The remainder's units are placed in a fill-reducing order (compile/ordering.py),
+which also gives the supernodes of its factor when that is sparse enough to pay.
 """
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .budget import check_budget
+from .ordering import order_remainder
 
 
 @dataclass
@@ -67,12 +71,18 @@ class Schedule:
     block: np.ndarray               # (n_levels,) etas per level
     sparse_order: list              # levels eliminated block by block
     dense_levels: list              # levels in the dense remainder, in order
-    dense_offset: dict              # level -> first row in the dense matrix
+    dense_start: dict               # level -> (n_l,) each unit's first row in the remainder
     n_dense: int
     relations: dict                 # key -> (rows, cols)
     assembly: dict                  # level c -> list of (i, j, Target) over scope pairs
     assembly_rhs: dict              # level c -> list of VectorTarget per scope slot
     steps: list = field(default_factory=list)
+    supernodes: object = None       # ordering.Supernodes of the remainder's factor, or None
+
+    def dense_rows(self, level, units=None):
+        """(n, m) rows of the remainder that hold ``units`` (default all) of ``level``."""
+        start = self.dense_start[level] if units is None else self.dense_start[level][units]
+        return start[:, None] + np.arange(self.block[level])[None, :]
 
     def describe(self):
         return {"sparse_order": self.sparse_order, "dense_levels": self.dense_levels,
@@ -126,14 +136,14 @@ class _Builder:
         return codes // n_b, codes % n_b, codes
 
 
-def build_schedule(sizes, block, scopes, order, memory_limit=None, names=None):
+def build_schedule(sizes, block, scopes, order, memory_limit=None, names=None, last=()):
     """Plan the elimination.
 
     sizes, block: (n_levels,) unit counts and eta counts. scopes: for each level
     c, a list of (level, units (n_c,)) — the unit itself (if it has etas) and its
     parents with etas. order: elimination order from :func:`elimination_order`.
     memory_limit: bytes the plan may need (budget.py); names: level names, for
-    its error.
+    its error; last: flat levels, kept at the end of the remainder.
     """
     sizes = np.asarray(sizes)
     block = np.asarray(block)
@@ -152,20 +162,22 @@ def build_schedule(sizes, block, scopes, order, memory_limit=None, names=None):
         crossed = any(len(np.unique(relations[k][0])) < len(relations[k][0]) for k in keys)
         if crossed:
             dense_levels = order[pos + 1:]
+            crossed_keys = keys
             break
         for x in range(len(keys)):
             for y in range(x + 1, len(keys)):
                 (r1, c1), (r2, c2) = relations[keys[x]], relations[keys[y]]
                 i, j = _join_on_rows(r1, r2)
                 b.add_pairs(keys[x][1], c1[i], keys[y][1], c2[j])
-    offset, n_dense = {}, 0
-    for lvl in dense_levels:
-        offset[lvl] = n_dense
-        n_dense += int(sizes[lvl] * block[lvl])
+    n_dense = int(sum(sizes[lvl] * block[lvl] for lvl in dense_levels))
     check_budget(sizes, block, sparse_order, dense_levels, relations, n_dense, memory_limit,
                  names)
-    sched = Schedule(sizes, block, sparse_order, dense_levels, offset, n_dense,
-                     relations, {}, {})
+    start, supernodes = {}, None
+    if dense_levels:
+        start, supernodes = _place_remainder(sizes, block, dense_levels, relations,
+                                             crossed_keys, b.pending, last)
+    sched = Schedule(sizes, block, sparse_order, dense_levels, start, n_dense,
+                     relations, {}, {}, supernodes=supernodes)
     lookup = _TargetLookup(sched, b.rank, codes)
     for c, scope in scopes.items():
         sched.assembly[c] = [(i, j, lookup.block_target(scope[i][0], scope[i][1],
@@ -175,6 +187,34 @@ def build_schedule(sizes, block, scopes, order, memory_limit=None, names=None):
     for a in sparse_order:
         sched.steps.append(_elimination_step(sched, lookup, a, b.rank))
     return sched
+
+
+def _place_remainder(sizes, block, dense_levels, relations, crossed_keys, pending, last):
+    """({level: (n_l,) first row of each unit}, Supernodes or None): the remainder's
+    units in ordering.order_remainder's order. Its graph: the pairs already coupled
+    (scopes, earlier fill) and, per unit of the crossed level, a clique of its
+    neighbours (the fill its elimination makes)."""
+    node0, N = {}, 0
+    for lvl in dense_levels:
+        node0[lvl], N = N, N + int(sizes[lvl])
+    weight = np.concatenate([np.full(sizes[lvl], block[lvl]) for lvl in dense_levels])
+    pair_u, pair_v = [np.zeros(0, np.intp)], [np.zeros(0, np.intp)]
+    for (s, t), parts in pending.items():
+        if s in node0 and t in node0:
+            codes = np.unique(np.concatenate(parts))
+            pair_u.append(node0[s] + codes // sizes[t])
+            pair_v.append(node0[t] + codes % sizes[t])
+    rows = np.concatenate([relations[k][0] for k in crossed_keys])
+    nodes = np.concatenate([node0[k[1]] + relations[k][1] for k in crossed_keys])
+    by_unit = np.argsort(rows, kind="stable")
+    ptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=sizes[crossed_keys[0][0]]))])
+    n_last = int(sum(sizes[lvl] for lvl in dense_levels if lvl in last))
+    position, supernodes = order_remainder(weight, np.concatenate(pair_u),
+                                           np.concatenate(pair_v), ptr, nodes[by_unit], n_last)
+    by_place = np.argsort(position)
+    row0 = np.empty(N, np.intp)
+    row0[by_place] = np.concatenate([[0], np.cumsum(weight[by_place])[:-1]])
+    return {lvl: row0[node0[lvl]:node0[lvl] + sizes[lvl]] for lvl in dense_levels}, supernodes
 
 
 def _elimination_step(sched, lookup, a, rank):
@@ -197,19 +237,15 @@ class _TargetLookup:
     def __init__(self, sched, rank, codes):
         self.s, self.rank, self.codes = sched, rank, codes
 
-    def _dense_rows(self, level, units):
-        m = self.s.block[level]
-        return self.s.dense_offset[level] + units[:, None] * m + np.arange(m)[None, :]
-
     def vector_target(self, level, units):
-        if level in self.s.dense_offset:
-            return VectorTarget("dense", flat=self._dense_rows(level, units))
+        if level in self.s.dense_start:
+            return VectorTarget("dense", flat=self.s.dense_rows(level, units))
         return VectorTarget("sparse", level=level, units=units)
 
     def block_target(self, s, u, t, v):
-        dense = self.s.dense_offset
+        dense = self.s.dense_start
         if s in dense and t in dense:
-            rows, cols = self._dense_rows(s, u), self._dense_rows(t, v)
+            rows, cols = self.s.dense_rows(s, u), self.s.dense_rows(t, v)
             n = self.s.n_dense
             flat = rows[:, :, None] * n + cols[:, None, :]
             if s == t and np.array_equal(u, v):

@@ -29,10 +29,14 @@ cdef int eliminate_c(double* B, double* R, idx m, idx n, const idx* diag, const 
 
 cdef int interrupted() noexcept nogil
 
+cdef int dense_cholesky(double* A, int n, int lda) noexcept nogil
+
+cdef int dense_inverse(double* A, int n, int lda) noexcept nogil
+
 cdef object take_interruption()
 
 cdef int factor_dense_c(double* buf, double* rhs, idx base, idx rbase, int n,
-                        double* logdet, double* zz) noexcept nogil
+                        double* logdet, double* zz, bint factored) noexcept nogil
 
 cdef void mean_dense_c(const double* fac, const double* z, double* mean, idx base,
                        idx rbase, int n) noexcept nogil

@@ -393,11 +393,12 @@ cdef object take_interruption():
     return exc
 
 
-cdef int dense_cholesky(double* A, int n) noexcept nogil:
-    """A (n, n), row-major lower triangle = column-major upper: A = U'U in place, by
-    block rows of DENSE_BLOCK (LAPACK's left-looking upper variant: syrk, potrf,
-    gemm, trsm), looking for a pending signal between blocks so that Ctrl-C acts
-    within a block's time. 0, 1 if not positive definite, 2 if interrupted."""
+cdef int dense_cholesky(double* A, int n, int lda) noexcept nogil:
+    """A (n, n) of leading dimension lda, row-major lower triangle = column-major
+    upper: A = U'U in place, by block rows of DENSE_BLOCK (LAPACK's left-looking upper
+    variant: syrk, potrf, gemm, trsm), looking for a pending signal between blocks so
+    that Ctrl-C acts within a block's time. 0, 1 if not positive definite, 2 if
+    interrupted."""
     cdef int k = 0, kb, rest, info = 0
     cdef double one = 1.0, minus = -1.0
     cdef char up = b'U', tr = b'T', nt = b'N', left = b'L'
@@ -405,16 +406,16 @@ cdef int dense_cholesky(double* A, int n) noexcept nogil:
         kb = min(<int> DENSE_BLOCK, n - k)
         rest = n - k - kb
         if k:
-            dsyrk(&up, &tr, &kb, &k, &minus, &A[k * n], &n, &one, &A[k + k * n], &n)
-        dpotrf(&up, &kb, &A[k + k * n], &n, &info)
+            dsyrk(&up, &tr, &kb, &k, &minus, &A[k * lda], &lda, &one, &A[k + k * lda], &lda)
+        dpotrf(&up, &kb, &A[k + k * lda], &lda, &info)
         if info != 0:
             return 1
         if rest:
             if k:
-                dgemm(&tr, &nt, &kb, &rest, &k, &minus, &A[k * n], &n, &A[(k + kb) * n], &n,
-                      &one, &A[k + (k + kb) * n], &n)
-            dtrsm(&left, &up, &tr, &nt, &kb, &rest, &one, &A[k + k * n], &n,
-                  &A[k + (k + kb) * n], &n)
+                dgemm(&tr, &nt, &kb, &rest, &k, &minus, &A[k * lda], &lda, &A[(k + kb) * lda],
+                      &lda, &one, &A[k + (k + kb) * lda], &lda)
+            dtrsm(&left, &up, &tr, &nt, &kb, &rest, &one, &A[k + k * lda], &lda,
+                  &A[k + (k + kb) * lda], &lda)
             if interrupted():
                 return 2
         k += kb
@@ -422,15 +423,16 @@ cdef int dense_cholesky(double* A, int n) noexcept nogil:
 
 
 cdef int factor_dense_c(double* buf, double* rhs, idx base, idx rbase, int n,
-                        double* logdet, double* zz) noexcept nogil:
-    """Cholesky of the dense remainder in place, z = L^-1 b in place; 1 if not PD,
-    2 if interrupted (Ctrl-C)."""
+                        double* logdet, double* zz, bint factored) noexcept nogil:
+    """Cholesky of the dense remainder in place (unless ``factored``: the supernodal
+    one did it), z = L^-1 b in place; 1 if not PD, 2 if interrupted (Ctrl-C)."""
     cdef int one = 1, status
     cdef char up = b'U', tr = b'T', nd = b'N'
     cdef idx i
-    status = dense_cholesky(&buf[base], n)
-    if status:
-        return status
+    if not factored:
+        status = dense_cholesky(&buf[base], n, n)
+        if status:
+            return status
     for i in range(n):
         logdet[0] += 2.0 * log(buf[base + i * n + i])
     dtrsv(&up, &tr, &nd, &n, &buf[base], &n, &rhs[rbase], &one)

@@ -37,6 +37,7 @@ from ._elimination cimport (DenseFill, accumulate_c, accumulate_shared_c,
                             posterior_dense_c, residual_c, take_interruption, term_gradient_c,
                             term_gradient_constant_c, term_gradient_shared_c)
 from ._linalg cimport cholesky, idx, inverse, matmul, triangular_inverse
+from ._supernodal cimport Supernodal, supernodal_cholesky, supernodal_inverse
 
 cnp.import_array()
 
@@ -528,6 +529,7 @@ cdef class Program:
     cdef idx n_vals, n_free, n_params, size, rhs_size, dense_base, rhs_dense_base, max_block
     cdef int n_dense, stop, profiled_rows
     cdef bint profiled_step
+    cdef Supernodal sn
     cdef double constant
     cdef double *base
     cdef double *vals
@@ -572,6 +574,20 @@ cdef class Program:
         self.acc = mem.zeros(max([max(len(s.e_row), 1) * s.m * mb for s in lowered.steps] + [1]))
         widest = max([t.a_index.shape[0] for t, _, _ in terms] + [c.p for c in contrasts] + [1])
         self.obs = mem.i(np.zeros(widest, np.intp))
+        self.sn.ns = 0
+        if lowered.supernodes is not None:
+            self._supernodes(lowered.supernodes)
+
+    def _supernodes(self, sn):
+        """The remainder's factor a supernode at a time (compile/ordering.py)."""
+        mem = self.mem
+        rows = int(np.diff(sn.start).max())
+        reach = int(np.diff(sn.r_ptr).max())
+        self.sn.ns = len(sn.start) - 1
+        self.sn.start, self.sn.r_ptr = mem.i(sn.start), mem.i(sn.r_ptr)
+        self.sn.r_idx = mem.i(sn.r_idx)
+        self.sn.panel, self.sn.other = mem.zeros(rows * reach + 1), mem.zeros(rows * reach + 1)
+        self.sn.square = mem.zeros(reach * reach + 1)
 
     def __reduce__(self):
         """Pickled as its construction arguments (the buffers are rebuilt)."""
@@ -672,8 +688,13 @@ cdef class Program:
                 self.stop = status == 2
                 return INFINITY
         if self.n_dense:
-            status = factor_dense_c(self.buf, self.rhs, self.dense_base, self.rhs_dense_base,
-                                    self.n_dense, &logdet, &zz)
+            status = 0
+            if self.sn.ns:
+                status = supernodal_cholesky(&self.buf[self.dense_base], self.n_dense, &self.sn)
+            if status == 0:
+                status = factor_dense_c(self.buf, self.rhs, self.dense_base,
+                                        self.rhs_dense_base, self.n_dense, &logdet, &zz,
+                                        self.sn.ns > 0)
             if status:
                 self.stop = status == 2
                 return INFINITY
@@ -717,12 +738,18 @@ cdef class Program:
         fixed effects (the flat level's block 0 while they are computed: what the ML
         gradient needs); ``flat_block`` then fills its block with (X'V^-1X)^-1."""
         cdef idx i, n_sparse = len(self.steps) - self.profiled_step
+        cdef int status = 0
         cdef _Step st
         for i in range(self.size):
             self.sig[i] = 0.0
-        if self.n_dense and posterior_dense_c(self.buf, self.sig, self.dense_base,
-                                              self.n_dense, self.n_dense - self.profiled_rows,
-                                              False) == 2:
+        if self.sn.ns:
+            status = supernodal_inverse(&self.buf[self.dense_base], &self.sig[self.dense_base],
+                                        self.n_dense, self.n_dense - self.profiled_rows,
+                                        &self.sn)
+        elif self.n_dense:
+            status = posterior_dense_c(self.buf, self.sig, self.dense_base, self.n_dense,
+                                       self.n_dense - self.profiled_rows, False)
+        if status == 2:
             self.stop = 1
             return
         if interrupted():

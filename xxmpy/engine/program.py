@@ -38,7 +38,6 @@ def level_posterior(form, theta):
     n = sched.n_dense
     dense = sig[low.dense_base:low.dense_base + n * n].reshape(n, n)
     for lvl in sched.dense_levels:
-        mb, size = sched.block[lvl], sched.sizes[lvl]
-        rows = sched.dense_offset[lvl] + np.arange(size * mb).reshape(size, mb)
+        rows = sched.dense_rows(lvl)
         out[lvl] = (mean[low.rhs_dense_base + rows], dense[rows[:, :, None], rows[:, None, :]])
     return out

@@ -55,11 +55,6 @@ def assemble(units, factors):
     return state
 
 
-def _dense_rows(sched, lvl):
-    m, size = sched.block[lvl], sched.sizes[lvl]
-    return sched.dense_offset[lvl] + np.arange(size * m).reshape(size, m)
-
-
 def scope_means(units, post, c):
     """Posterior mean (n, M) of level c's scope etas."""
     offs = units.scope_offsets[c]
@@ -100,7 +95,7 @@ class NumpyEngine:
         out = {lvl: (post.mean[lvl], post.cov.diag[lvl]) for lvl in sched.sparse_order}
         n = sched.n_dense
         for lvl in sched.dense_levels:
-            rows = _dense_rows(sched, lvl)
+            rows = sched.dense_rows(lvl)
             out[lvl] = (post.mean_dense[rows],
                         post.cov.dense.reshape(n, n)[rows[:, :, None], rows[:, None, :]])
         return out
