@@ -20,6 +20,7 @@ Layouts (all 0-based, C order):
 The remainder's units are placed in a fill-reducing order (compile/ordering.py),
 which also gives the supernodes of its factor when that is sparse enough to pay.
 """
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,13 +57,22 @@ class VectorTarget:
     flat: np.ndarray = None
 
 
-@dataclass
 class EliminationStep:
-    """Eliminating sparse level ``level``: its relations and the pair updates they cause."""
-    level: int
-    relations: list                 # keys (level, b)
-    rhs_targets: list               # VectorTarget per relation
-    pairs: list                     # (key1, key2, idx1, idx2, Target)
+    """Eliminating sparse level ``level``: its relations (keys (level, b)), a
+    VectorTarget per relation and the pair updates they cause, ``pairs``: (key1, key2,
+    idx1, idx2, Target). The pairs are built on first use: a level whose neighbours
+    are all in the dense remainder is walked unit by unit by the compiled kernel
+    (lowering.LoweredStep.fill), and only the numpy reference reads its pairs."""
+
+    def __init__(self, level, relations, rhs_targets, pairs_of):
+        self.level, self.relations, self.rhs_targets = level, relations, rhs_targets
+        self._pairs_of, self._pairs = pairs_of, None
+
+    @property
+    def pairs(self):
+        if self._pairs is None:
+            self._pairs = self._pairs_of()
+        return self._pairs
 
 
 @dataclass
@@ -220,6 +230,10 @@ def _place_remainder(sizes, block, dense_levels, relations, crossed_keys, pendin
 def _elimination_step(sched, lookup, a, rank):
     keys = sorted((k for k in sched.relations if k[0] == a), key=lambda k: rank[k[1]])
     rhs = [lookup.vector_target(k[1], sched.relations[k][1]) for k in keys]
+    return EliminationStep(a, keys, rhs, functools.partial(_step_pairs, sched, lookup, keys))
+
+
+def _step_pairs(sched, lookup, keys):
     pairs = []
     for x, k1 in enumerate(keys):
         for k2 in keys[x:]:
@@ -230,7 +244,7 @@ def _elimination_step(sched, lookup, a, rank):
                 i, j = i[keep], j[keep]
             target = lookup.block_target(k1[1], c1[i], k2[1], c2[j])
             pairs.append((k1, k2, i, j, target))
-    return EliminationStep(a, keys, rhs, pairs)
+    return pairs
 
 
 class _TargetLookup:

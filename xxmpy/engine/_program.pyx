@@ -625,10 +625,11 @@ cdef class Program:
         self._raise_if_interrupted()
         sig = np.empty(self.size)
         mean = np.empty(self.rhs_size)
+        cdef double[::1] sig_v = sig, mean_v = mean
         for i in range(self.size):
-            sig[i] = self.sig[i]
+            sig_v[i] = self.sig[i]
         for i in range(self.rhs_size):
-            mean[i] = self.mean[i]
+            mean_v[i] = self.mean[i]
         return sig, mean
 
     cdef double _value(self, const double* theta, bint means):
