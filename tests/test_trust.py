@@ -222,6 +222,19 @@ def test_a_plan_above_the_memory_limit_is_refused_before_allocating():
     assert "memory_limit_gb" in text and "XXMPY_MEMORY_LIMIT_GB" in text
 
 
+def test_a_level_walked_unit_by_unit_is_not_charged_for_fill_pairs():
+    """Raters with 40 responses each over 60 targets: 1.6 million fill pairs, 130 MB at
+    PAIR_BYTES, but the kernel walks each rater's entries (all its neighbours are in
+    the dense block) and stores no pairs, so 0.05 GB is enough, and the plan says so."""
+    m = _crossed(n_r=2000, n_t=60, n=80000, seed=13, memory_limit_gb=0.05)
+    problem = m.compile()
+    step = problem.form.lowered.steps[0]
+    assert step.fill is not None and len(step.p_e1) == 0
+    assert np.isfinite(problem.params.start).all()
+    from xxmpy.engine import deviance
+    assert np.isfinite(deviance(problem, problem.params.start))
+
+
 # ------------------------------------------------------------- 16: lmer report and anova
 def test_lmer_report_counts_the_fixed_effects_as_lme4_does():
     fit = xm.lmer("Reaction ~ Days + (Days | Subject)", sleep())

@@ -3,7 +3,9 @@
 A crossed design leaves a dense block over the later crossed level(s): its
 factor and its inverse take 2 x 8 n_dense^2 bytes and one evaluation about
 n_dense^3 flops (Cholesky and inverse); the fill pairs of the eliminated
-levels take about PAIR_BYTES each in index arrays. Above the memory limit the
+levels take about PAIR_BYTES each in index arrays, except a level whose every
+neighbour is in the dense block: the kernel walks its units' entries (ENTRY_BYTES
+each) and stores no pairs (lowering.LoweredStep.fill). Above the memory limit the
 compilation stops with ProblemTooLarge, naming the sizes and the levels,
 instead of growing until the operating system kills the process.
 
@@ -17,6 +19,7 @@ import numpy as np
 from ..errors import ProblemTooLarge
 
 PAIR_BYTES = 80          # index arrays per fill pair: entries, targets, block offsets
+ENTRY_BYTES = 56         # index arrays per entry of a level walked unit by unit
 FLOPS_PER_SECOND = 5e9   # one core, dense BLAS-3 (order of magnitude, for the message)
 
 
@@ -35,13 +38,16 @@ def check_budget(sizes, block, sparse_order, dense_levels, relations, n_dense, l
     """Raise ProblemTooLarge when the plan needs more than ``limit`` bytes (None: the
     default limit)."""
     limit = default_limit() if limit is None else float(limit)
-    pairs = 0
+    pairs = entries = 0
     for a in sparse_order:          # fill pairs of eliminating level a: sum over its units
-        counts = sum((np.bincount(rows, minlength=int(sizes[a])).astype(np.int64)
-                      for (s, _), (rows, _) in relations.items() if s == a),
-                     np.zeros(int(sizes[a]), np.int64))
+        keys = [k for k in relations if k[0] == a]
+        if keys and all(k[1] in dense_levels for k in keys):
+            entries += sum(len(relations[k][0]) for k in keys)
+            continue
+        counts = sum((np.bincount(relations[k][0], minlength=int(sizes[a])).astype(np.int64)
+                      for k in keys), np.zeros(int(sizes[a]), np.int64))
         pairs += int(np.sum(counts * (counts + 1) // 2))
-    need = 16.0 * n_dense ** 2 + PAIR_BYTES * pairs
+    need = 16.0 * n_dense ** 2 + PAIR_BYTES * pairs + ENTRY_BYTES * entries
     if need <= limit:
         return
     names = names or [str(k) for k in range(len(sizes))]
