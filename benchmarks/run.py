@@ -47,20 +47,23 @@ def _median_time(fn, reps, budget=3.0):
     return float(np.median(times))
 
 
-def run_xxmpy(case, repeat, reml=False):
-    if reml:
-        raise NotImplementedError("the xxM API fits ML (REML: xm.lmer)")
+def _evaluation_times(case):
+    """(objective, objective + gradient) seconds at the start values, medians."""
     from xxmpy.engine import deviance, deviance_and_gradient
-    base = _rss_mb()
-    model = case.build()
-    problem = model.compile()
+    problem = case.build().compile()
     theta = problem.params.start
     deviance_and_gradient(problem, theta)          # lowering and collapse happen once
     _median_time(lambda: deviance(problem, theta), 5)      # warm caches
-    f_time = _median_time(lambda: deviance(problem, theta), 50)
-    fg_time = _median_time(lambda: deviance_and_gradient(problem, theta), 50)
-    del model, problem          # the fit's peak memory is its own, not two problems'
-    gc.collect()
+    return (_median_time(lambda: deviance(problem, theta), 50),
+            _median_time(lambda: deviance_and_gradient(problem, theta), 50))
+
+
+def run_xxmpy(case, repeat, reml=False):
+    if reml:
+        raise NotImplementedError("the xxM API fits ML (REML: xm.lmer)")
+    base = _rss_mb()
+    f_time, fg_time = _evaluation_times(case)
+    gc.collect()                # the fit's peak memory is its own, not two problems'
     fits = []
     for _ in range(repeat):
         model = case.build()
