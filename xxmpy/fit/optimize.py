@@ -654,7 +654,8 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
     Hessian; hessian: compute that Hessian at all (False for profile fits,
     which then skip the polish and judge convergence by BFGS); hessian_guess:
     (k, k) Hessian of -2 log L in theta units to start the search from, NaN
-    where unknown (default: central differences at the start); correlation: a held
+    where unknown, or a function of the problem giving one or None (default:
+    forward differences at the start); correlation: a held
     covariance is held at the correlation it has in ``start`` (its variances free);
     evaluate: theta -> (-2 log L, gradient) instead of the engine on ``problem`` (the
     shards of a fit on workers; problem still gives the parameters and their units).
@@ -684,6 +685,8 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
     f0, g = fg(y)
     if not np.isfinite(f0):
         raise not_finite
+    if callable(hessian_guess):
+        hessian_guess = hessian_guess(problem)
     if hessian_guess is None:     # only a preconditioner: forward differences suffice
         H = _preconditioner(hessian_of(fg, y, g, lower, central=False))
     else:
