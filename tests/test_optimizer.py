@@ -167,3 +167,44 @@ def test_line_search_steps_back_from_a_bound_that_is_worse():
     calls.clear()
     new, _, _ = _line_search(fg, x, f, g, d, lower)
     assert new[0] == 0.0
+
+
+class _RoundedQuadratic:
+    """-2 log L = 3.5e6 + (x - m)' A (x - m) read with rounding: every value but the
+    first comes out ``bump`` high (as the full-size grade design's 1.7 million observed
+    values round it by ~1e-3), while the gradient is exact; noise: the relative
+    rounding Objective.noise would assign to n_observed values."""
+
+    def __init__(self, n_observed, bump):
+        self.A = np.array([[4.0e6, 1.0e5], [1.0e5, 1.0e4]])
+        self.m = np.array([0.4, 0.1])
+        self.noise = float(np.finfo(float).eps) * n_observed
+        self.bump, self.calls = bump, 0
+
+    def __call__(self, x):
+        r = x - self.m
+        self.calls += 1
+        return 3.5e6 + r @ self.A @ r + (self.bump if self.calls > 1 else 0.0), \
+            2.0 * self.A @ r
+
+
+def test_polish_takes_a_newton_step_whose_drop_is_below_the_rounding_of_f():
+    """Full-size grade design (benchmarks/README): the polish's Newton step landed on a
+    zero gradient but -2 log L read 1.06e-3 higher, its rounding; the step was refused,
+    the fit ended 'not converged' and two restarts repeated 16 evaluations of 10 s.
+    When the drop a step predicts is below the rounding of f (n_observed eps |f|) and
+    the trial is within it, the gradient judges the step."""
+    from xxmpy.fit.optimize import DECREMENT_TOL, newton_decrement, polish
+    lower = np.full(2, -np.inf)
+    for n_observed, taken in ((1_719_147, True), (1_000, False)):
+        fg = _RoundedQuadratic(n_observed, bump=1.06e-3)
+        x = fg.m + np.array([1e-6, -1e-6])            # a decrement of ~1e-8 from the optimum
+        f, g = fg(x)
+        x_end, _, g_end, H, _ = polish(fg, x, f, g, lower, steps=3)
+        below = newton_decrement(H, g) < fg.noise * abs(f)
+        assert below == taken
+        if taken:          # f cannot resolve the step's drop: the gradient's word is taken
+            np.testing.assert_allclose(x_end, fg.m, atol=1e-12)
+            assert newton_decrement(H, g_end) < DECREMENT_TOL * 1e-6
+        else:              # 1,000 values resolve f to ~1e-9: the rise is real, refused
+            np.testing.assert_array_equal(x_end, x)

@@ -17,7 +17,7 @@ from xxmpy.engine import deviance_and_gradient, latent_posterior
 
 from factories import crossed_bivariate, crossed_with_etas_at_bottom, random_theta, three_crossed
 from test_profiled import _penicillin
-from twin_check import assert_compiled_matches_twin
+from twin_check import assert_compiled_matches_twin, assert_posteriors_match
 
 
 def _random_graph(rng, N, n_cliques, size, n_pairs):
@@ -132,11 +132,8 @@ def test_supernodal_remainder_matches_dense_remainder_and_numpy_twin(name, monke
         f_d, g_d = deviance_and_gradient(dense, theta)
         assert np.isfinite(f_d) and f_s == pytest.approx(f_d, rel=1e-12)
         np.testing.assert_allclose(g_s, g_d, rtol=1e-10, atol=1e-10 * np.abs(g_d).max())
-        post_s, post_d = latent_posterior(sparse, theta), latent_posterior(dense, theta)
-        for lvl in post_d:
-            for got, want in zip(post_s[lvl], post_d[lvl]):
-                np.testing.assert_allclose(got, want, rtol=1e-10,
-                                           atol=1e-10 * np.abs(want).max())
+        assert_posteriors_match(latent_posterior(sparse, theta),
+                                latent_posterior(dense, theta), 1e-10)
         assert_compiled_matches_twin(sparse, theta)
 
 

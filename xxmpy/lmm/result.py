@@ -31,7 +31,7 @@ from ..errors import BoundaryWarning
 from ..results.fit_result import InformationCriteria
 from ..results.summary import Summary
 from .safety import EVAL_CONTEXT
-from .to_xxm import RESIDUAL, build_model, psi_label
+from .to_xxm import RESIDUAL, build_model, psi_label, response_offset
 
 SINGULAR_TOL = 1e-4      # lme4's isSingular: a relative Cholesky diagonal below this
 
@@ -80,7 +80,7 @@ class LmerResult(InformationCriteria):
         post = latent_posterior(problem, theta)
         if flat:
             mean, cov = post[flat[0]]
-            mean, cov = mean[0], cov[0]
+            mean, cov = mean[0] + response_offset(self.design), cov[0]
         else:                   # no fixed effects (y ~ 0 + ...): REML is ML
             mean, cov = np.zeros(0), np.zeros((0, 0))
         self._fixef = pd.Series(mean, index=names, name="Estimate", dtype=float)

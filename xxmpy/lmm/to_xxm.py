@@ -9,7 +9,9 @@ integrated out for REML (flat=True), profiled out for ML (flat="ml": the
 optimiser searches the variance parameters only, as lme4 does). The ML form
 with the fixed effects as kappa (observation-level covariates X, free
 parameters) is built with ``profiled=False``: the fixed effects' profile CIs
-need them as parameters.
+need them as parameters. The flat forms fit the OLS residual y - X b_OLS instead
+of y (the same REML and profiled ML criteria, with their digits kept); their
+flat level's posterior mean is then the fixed effects minus b_OLS.
 """
 import numpy as np
 import pandas as pd
@@ -61,7 +63,12 @@ def build_model(design, reml, start=None, profiled=True):
     x_cols = [_fresh(f"x{k}", names) for k in range(p)]
     z_cols = [[_fresh(f"z{j}_{k}", names) for k in range(f.Z.shape[1])]
               for j, f in enumerate(design.factors)]
-    data = {obs: np.arange(n), y_col: design.y}
+    beta, resid = _ols(design)
+    # a flat level's criterion (REML, profiled ML) is unchanged by y -> y - X c: fitted to
+    # the OLS residual, -2 log L keeps its digits (of y itself, sums of squares of the
+    # order n mean^2 cancel down to it: the full grade design lost 1e-3), and the flat
+    # level's posterior mean is the fixed effects minus beta (LmerResult adds it back)
+    data = {obs: np.arange(n), y_col: resid if flat else design.y}
     data.update({col: design.X[:, k] for k, col in enumerate(x_cols)})
     for f, cols in zip(design.factors, z_cols):
         data[f.name] = f.codes
@@ -71,7 +78,6 @@ def build_model(design, reml, start=None, profiled=True):
         data[fixed] = np.zeros(n, dtype=int)
     m.level(obs, parents=obs_parents, ys=[y_col], xs=[] if flat else x_cols,
             data=pd.DataFrame(data, copy=False))   # columns of the design, not copied
-    beta, resid = _ols(design)
     s2, tau2 = _moment_starts(design, resid)
     start = start or {}
     m.within(obs, "theta", [[1]], [[start.get(RESIDUAL, s2)]], [[RESIDUAL]])
@@ -104,6 +110,12 @@ def _bottom_up(factors):
                 out.append(f)
                 placed.add(f.name)
     return out
+
+
+def response_offset(design):
+    """(p,) what the flat (fixed-effects) level's posterior mean lacks of the fixed
+    effects: the OLS estimates, whose fit build_model subtracts from y."""
+    return _ols(design)[0]
 
 
 def _ols(design):
