@@ -208,3 +208,20 @@ def test_polish_takes_a_newton_step_whose_drop_is_below_the_rounding_of_f():
             assert newton_decrement(H, g_end) < DECREMENT_TOL * 1e-6
         else:              # 1,000 values resolve f to ~1e-9: the rise is real, refused
             np.testing.assert_array_equal(x_end, x)
+
+
+def test_polished_hessian_is_remeasured_when_a_coordinate_moved_by_its_size():
+    """The polish keeps the Hessian it measured unless a Newton step moved some
+    coordinate by more than STALE_HESSIAN of its size: its magnitude, or its standard
+    error near 0 (full-size grade design: a step of 1.1e-5 in a variance of 0.096 no
+    longer costs 8 evaluations of 10 s; a variance at 0 is judged on its SE)."""
+    from xxmpy.fit.optimize import STALE_HESSIAN, _stale
+    se = np.array([0.1, 1e-3])
+    H = np.diag(2.0 / se ** 2)                       # standard errors 0.1 and 1e-3
+    at = np.array([1.0, 0.0])
+    assert not _stale(H, at, at.copy())
+    assert not _stale(H, at, at + [0.5 * STALE_HESSIAN, 0.0])
+    assert _stale(H, at, at + [2.0 * STALE_HESSIAN, 0.0])
+    assert not _stale(H, at, at + [0.0, 0.5 * STALE_HESSIAN * 1e-3])
+    assert _stale(H, at, at + [0.0, 2.0 * STALE_HESSIAN * 1e-3])
+    assert _stale(np.zeros((2, 2)), at, at + [1e-9, 0.0])     # no curvature to trust

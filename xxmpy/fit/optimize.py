@@ -31,6 +31,7 @@ TO_BOUNDARY = 0.9      # the first step keeps 10% of each coordinate's distance 
 ROUNDING = 1e-12       # relative rounding of -2 log L (a sum over units): drops below are noise
 UNRESOLVED = 1e-14     # relative changes of -2 log L too small to show in its float at all
 DECREMENT_TOL = 1e-6   # predicted further drop of -2 log L that counts as converged
+STALE_HESSIAN = 2e-4   # a polished coordinate's move, of its size, that re-measures H
 POLISH_TOL = 1e-12     # the Newton polish goes on to here: the estimates to ~1e-6 of their SE
 FLAT_CANDIDATE = 1e-5  # unit-diagonal Hessian eigenvalue (relative) worth re-measuring
 FLAT_TOL = 1e-11       # ... and, re-measured, below which the direction is flat
@@ -384,6 +385,23 @@ def _closer_below_rounding(fg, H, f, g, ft, gt):
                 and newton_decrement(H, gt) < newton_decrement(H, g))
 
 
+def _stale(H, at, x):
+    """True when the Newton steps moved some coordinate from ``at`` (where H, the
+    Hessian of -2 log L, was measured) to ``x`` by more than STALE_HESSIAN of its size
+    (its magnitude, or its standard error sqrt(2 (H^-1)_ii) when larger, near 0): the
+    curvature of a variance changes like 2 dtau2 / tau2, so the standard errors from
+    the kept H are off by at most about that fraction."""
+    step = np.abs(x - at)
+    if not step.size or not np.any(step):
+        return False
+    try:
+        se = np.sqrt(np.maximum(2.0 * np.diag(np.linalg.inv(H)), 0.0))
+    except np.linalg.LinAlgError:
+        return True
+    size = np.maximum(np.abs(at), se)
+    return not bool(np.all(np.isfinite(size)) and np.all(step <= STALE_HESSIAN * size))
+
+
 def polish(fg, x, f, g, lower, steps):
     """Newton steps on the coordinates off their bounds; returns (x, f, g, H, at_bound)."""
     at_bound = _at_bound(x, g, lower)
@@ -417,7 +435,7 @@ def polish(fg, x, f, g, lower, steps):
                                                             gt[free]))):
             break
         x, f, g = trial, ft, gt
-    if np.max(np.abs(x - at_hessian), initial=0.0) > 1e-4:   # refresh a stale Hessian
+    if _stale(Hf, at_hessian[free], x[free]):
         Hf = hessian_of(lambda xf: sub(xf, x), x[free], g[free], sub_lower, linear=linear)
     H[np.ix_(free, free)] = Hf
     return x, f, g, H, at_bound
