@@ -220,3 +220,44 @@ def test_lmer_criteria_keep_their_digits_far_from_zero(reml):
         values = np.array([deviance(problem, theta * (1 + k * 1e-14)) for k in range(6)])
         assert values == pytest.approx(base.objective, rel=2e-13), shift
         assert np.ptp(values) < 2e-13 * abs(base.objective), shift
+
+
+def _flat_crossed_model(y, s, i, flat):
+    """y with crossed random intercepts s and i and its mean as a flat level (REML:
+    flat=True, ML profiled: 'ml'): the xxM API's form of lmer's flat forms."""
+    df = pd.DataFrame({"obs": np.arange(len(y)), "s": s, "i": i, "y": y, "fixed": 0})
+    m = xm.Model(["obs", "s", "i", "fixed"])
+    m.level("obs", parents=["s", "i", "fixed"], ys=["y"], data=df)
+    for g in ("s", "i"):
+        m.level(g, etas=[f"u_{g}"], data=pd.DataFrame({g: np.unique(df[g])}))
+        m.within(g, "psi", [[1]], [[0.2]], [[f"var_{g}"]])
+        m.between(g, "obs", "lambda", [[0]], [[1.0]])
+    m.level("fixed", etas=["b0"], data=pd.DataFrame({"fixed": [0]}), flat=flat)
+    m.between("fixed", "obs", "lambda", [[0]], [[1.0]])
+    m.within("obs", "theta", [[1]], [[0.4]], [["residual"]])
+    return m
+
+
+@pytest.mark.parametrize("flat", [True, "ml"], ids=["REML", "ML"])
+def test_flat_level_criteria_keep_their_digits_on_many_rows(flat):
+    """An xxM model whose mean is a flat level, 100,000 rows near 3 (1e4 x 200 crossed
+    units), moved by 0, 10 and 30: -2 log L at the same variances agrees to 1e-13
+    relative and nudging them by 1e-14 moves it by less. The kernel forms the
+    penalised residual sum of squares as c - b'C^-1 b only while its rounding,
+    eps sqrt(rows) c, is below 1e-12 of it; here c is 27 times it and is summed from
+    the residuals (before: the rule was c <= 1e4 r2; moved by 30 the value was 7e-10
+    off and jittered by 2e-11, and the full-size grade design's by 1e-3)."""
+    from xxmpy.engine import deviance
+    rng = np.random.default_rng(5)
+    n, n_s, n_i = 100_000, 10_000, 200
+    s, i = rng.integers(0, n_s, n), rng.integers(0, n_i, n)
+    y = 3 + rng.normal(0, 0.5, n_s)[s] + rng.normal(0, 0.3, n_i)[i] + rng.normal(0, 0.6, n)
+    at = {"var_s": 0.25, "var_i": 0.09, "residual": 0.36}
+    values = []
+    for shift in (0.0, 10.0, 30.0):
+        problem = _flat_crossed_model(y + shift, s, i, flat).compile()
+        theta = np.array([at[lab] for lab in problem.params.labels])
+        got = np.array([deviance(problem, theta * (1 + k * 1e-14)) for k in range(6)])
+        assert np.ptp(got) < 1e-13 * abs(got[0]), shift
+        values.append(float(got[0]))
+    np.testing.assert_allclose(values, values[0], rtol=1e-13, atol=0)

@@ -20,16 +20,17 @@ Invariants (read before touching):
     (``_keep``) for its lifetime; the pointers below point into them;
   * an inadmissible point (a block not positive definite, an ill-conditioned
     theta / psi, a singular I - B) gives +inf and leaves the gradient undefined;
-  * the penalised residual sum of squares is c - b'C^-1 b only while c is within
-    CANCELLATION of it; else it is summed from the residuals at the posterior mean
-    (residual_c), so no result is a difference of large numbers;
+  * the penalised residual sum of squares is c - b'C^-1 b only while that
+    difference's rounding (eps sqrt(rows) c) is below CANCELLATION of it; else it
+    is summed from the residuals at the posterior mean (residual_c), so no result
+    is a difference of large numbers;
   * nothing here knows about levels or pandas; the arrays come from
     engine/program.py. Twin: the numpy reference (engine/reference/),
     compared in tests/twin_check.py.
 """
 cimport numpy as cnp
 import numpy as np
-from libc.math cimport INFINITY, log
+from libc.math cimport INFINITY, log, sqrt
 
 from ._elimination cimport (DenseFill, accumulate_c, accumulate_shared_c,
                             add_moments_c, eliminate_c, eliminate_chain_c, factor_dense_c,
@@ -41,9 +42,12 @@ from ._supernodal cimport Supernodal, supernodal_cholesky, supernodal_inverse
 
 cnp.import_array()
 
-# c - b'C^-1 b loses about log10(c / r2) of its digits: within this factor (4 of 16
-# lost) it is kept, beyond it the residuals are summed (engine/_elimination.residual_c)
-cdef double CANCELLATION = 1e4
+# c - b'C^-1 b carries the rounding of sums of order c over the rows: about
+# eps sqrt(rows) c (1.7 million rows with y near 3 and c / r2 = 22: 1e-3 of -2 log L).
+# Kept while that is below this fraction of r2 (-2 log L's last reliable digits, as
+# the optimiser's ROUNDING), else the residuals are summed (_elimination.residual_c)
+cdef double CANCELLATION = 1e-12
+cdef double EPS = 2.220446049250313e-16
 
 
 cdef inline double* _d(cnp.ndarray a) noexcept:
@@ -528,6 +532,7 @@ cdef class Program:
     cdef list terms, contrasts, steps
     cdef idx n_vals, n_free, n_params, size, rhs_size, dense_base, rhs_dense_base, max_block
     cdef int n_dense, stop, profiled_rows
+    cdef double root_rows
     cdef bint profiled_step
     cdef Supernodal sn
     cdef double constant
@@ -565,6 +570,7 @@ cdef class Program:
         self.n_dense, self.max_block = lowered.n_dense, lowered.max_block
         self.profiled_step, self.profiled_rows = lowered.profiled_step, lowered.profiled_rows
         self.constant = constant
+        self.root_rows = sqrt(max(sum(t.X.shape[0] for t, _, _ in terms), 1))
         self.buf, self.rhs = mem.zeros(self.size), mem.zeros(self.rhs_size)
         self.sig, self.mean = mem.zeros(self.size), mem.zeros(self.rhs_size)
         mb = self.max_block
@@ -636,8 +642,8 @@ cdef class Program:
         """-2 log L at theta; leaves the factor in buf / rhs, and the posterior means in
         mean when ``means`` (the gradient and the posterior need them). The penalised
         residual sum of squares r2 = c - b'C^-1 b is a difference of large numbers when
-        the data sit far from 0: unless c is within CANCELLATION of r2 (few digits
-        lost), r2 is summed from the residuals at the posterior mean instead."""
+        the data sit far from 0: unless its rounding, eps sqrt(rows) c, is within
+        CANCELLATION of r2, r2 is summed from the residuals at the posterior mean."""
         cdef idx i
         cdef int status
         cdef double total = self.constant, logdet = 0.0, zz = 0.0, const = 0.0, r2
@@ -701,7 +707,7 @@ cdef class Program:
                 return INFINITY
         logdet -= self._profiled_logdet()
         r2 = const - zz
-        cheap = r2 > 0 and const <= CANCELLATION * r2
+        cheap = r2 > 0 and EPS * self.root_rows * const <= CANCELLATION * r2
         if means or not cheap:
             if self.n_dense:
                 mean_dense_c(self.buf, self.rhs, self.mean, self.dense_base,
