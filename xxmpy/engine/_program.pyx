@@ -617,23 +617,40 @@ cdef class Program:
             self.stop = 0
             raise take_interruption()
 
-    def posterior(self, const double[::1] theta):
-        """(sig (size,), mean (rhs_size,)) at theta: the selected blocks of C^-1 and the
-        posterior mean C^-1 b in the Lowered layouts; None if theta is inadmissible."""
-        cdef idx i
+    def posterior(self, const double[::1] theta, const idx[::1] dense_entries=None):
+        """(sig, mean (rhs_size,)) at theta: the selected blocks of C^-1 and the posterior
+        mean C^-1 b in the Lowered layouts; None if theta is inadmissible. sig is
+        (size,), or, given dense_entries (flat indices into the n_dense x n_dense
+        block), (dense_base + len(dense_entries),): the sparse blocks, then only those
+        entries of the dense block (a full copy of which is 520 MB on the full-size
+        grade design)."""
+        cdef idx i, base = self.dense_base
         if theta.shape[0] != self.n_params:
             raise ValueError(f"theta must have {self.n_params} entries")
+        if dense_entries is not None:
+            for i in range(dense_entries.shape[0]):
+                if dense_entries[i] < 0 or dense_entries[i] >= self.n_dense * self.n_dense:
+                    raise ValueError("dense_entries must index the dense block")
         value = self._value(&theta[0] if self.n_params else NULL, True)
         self._raise_if_interrupted()
         if value == INFINITY:
             return None
         self._posterior(True)
         self._raise_if_interrupted()
-        sig = np.empty(self.size)
+        if dense_entries is None:
+            sig = np.empty(self.size)
+        else:
+            sig = np.empty(base + dense_entries.shape[0])
         mean = np.empty(self.rhs_size)
         cdef double[::1] sig_v = sig, mean_v = mean
-        for i in range(self.size):
-            sig_v[i] = self.sig[i]
+        if dense_entries is None:
+            for i in range(self.size):
+                sig_v[i] = self.sig[i]
+        else:
+            for i in range(base):
+                sig_v[i] = self.sig[i]
+            for i in range(dense_entries.shape[0]):
+                sig_v[base + i] = self.sig[base + dense_entries[i]]
         for i in range(self.rhs_size):
             mean_v[i] = self.mean[i]
         return sig, mean

@@ -26,18 +26,24 @@ def build_program(plan, lowered, contrasts, constant):
 def level_posterior(form, theta):
     """{level: (mean (n, m), covariance (n, m, m))} of every level with etas in the
     Form's units, from its Program; None if theta is inadmissible."""
-    got = form.program.posterior(np.ascontiguousarray(theta, float))
+    low, sched = form.lowered, form.units.schedule
+    n = sched.n_dense
+    # only each dense unit's own block of the dense inverse is copied out
+    blocks = {lvl: sched.dense_rows(lvl) for lvl in sched.dense_levels}
+    cells = [(rows[:, :, None] * n + rows[:, None, :]).ravel() for rows in blocks.values()]
+    entries = np.concatenate(cells).astype(np.intp) if cells else np.zeros(0, np.intp)
+    got = form.program.posterior(np.ascontiguousarray(theta, float), entries)
     if got is None:
         return None
     sig, mean = got
-    low, sched, out = form.lowered, form.units.schedule, {}
+    out = {}
     for lvl, st in zip(sched.sparse_order, low.steps):
         m = np.arange(st.m)
         out[lvl] = (mean[st.rhs[:, None] + m],
                     sig[st.diag[:, None, None] + m[:, None] * st.m + m[None, :]])
-    n = sched.n_dense
-    dense = sig[low.dense_base:low.dense_base + n * n].reshape(n, n)
-    for lvl in sched.dense_levels:
-        rows = sched.dense_rows(lvl)
-        out[lvl] = (mean[low.rhs_dense_base + rows], dense[rows[:, :, None], rows[:, None, :]])
+    at = low.dense_base
+    for (lvl, rows), cell in zip(blocks.items(), cells):
+        out[lvl] = (mean[low.rhs_dense_base + rows],
+                    sig[at:at + cell.size].reshape(rows.shape + rows.shape[1:]))
+        at += cell.size
     return out
