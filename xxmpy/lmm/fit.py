@@ -6,7 +6,7 @@ import warnings
 import pandas as pd
 
 from ..errors import BoundaryWarning
-from .curvature import intercept_curvature
+from .curvature import lmer_curvature
 from .design import MixedDesign, build_design
 from .result import LmerResult
 from .to_xxm import build_model
@@ -52,7 +52,7 @@ def lmer(formula: str, data: pd.DataFrame, REML: bool = True, start: dict | None
 def fit_design(design, reml, start=None, **options):
     model = build_model(design, reml, start)
     options.setdefault("hessian_guess",
-                       lambda problem: intercept_curvature(design, problem))
+                       lambda problem: lmer_curvature(design, problem, problem.params.start))
     with warnings.catch_warnings():
         # a variance on its bound is reported by the singular-fit check instead
         warnings.simplefilter("ignore", BoundaryWarning)
