@@ -28,13 +28,13 @@ import numpy as np
 from .to_xxm import RESIDUAL, psi_label
 
 
-def _moments(f):
-    """(G, q, q) M_g = Z_g'Z_g of factor f."""
-    G, q = len(f.groups), f.Z.shape[1]
+def _moments(f, Z):
+    """(G, q, q) M_g = Z_g'Z_g of factor f, whose columns are Z (n, q)."""
+    G, q = len(f.groups), Z.shape[1]
     M = np.empty((G, q, q))
     for a in range(q):
         for b in range(a, q):
-            M[:, a, b] = M[:, b, a] = np.bincount(f.codes, weights=f.Z[:, a] * f.Z[:, b],
+            M[:, a, b] = M[:, b, a] = np.bincount(f.codes, weights=Z[:, a] * Z[:, b],
                                                   minlength=G)
     return M
 
@@ -67,11 +67,12 @@ def lmer_curvature(design, problem, theta):
     res = at[RESIDUAL]
     H[res, res] = len(design.y) / s2 ** 2
     for f, fl in zip(design.factors, per_factor):
-        q = f.Z.shape[1]
+        Z = f.Z                     # (n, q), stacked from the blocks at each access
+        q = Z.shape[1]
         psi = np.zeros((q, q))
         for lab, r, c in fl:
             psi[r, c] = psi[c, r] = theta[at[lab]]
-        M = _moments(f)
+        M = _moments(f, Z)
         try:
             np.linalg.cholesky(psi)
             C = np.linalg.inv(s2 * np.linalg.inv(psi) + M)
