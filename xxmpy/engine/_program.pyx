@@ -30,6 +30,7 @@ Invariants (read before touching):
 """
 cimport numpy as cnp
 import numpy as np
+from libc.float cimport DBL_EPSILON
 from libc.math cimport INFINITY, log, sqrt
 
 from ._elimination cimport (DenseFill, accumulate_c, accumulate_shared_c,
@@ -47,7 +48,6 @@ cnp.import_array()
 # Kept while that is below this fraction of r2 (-2 log L's last reliable digits, as
 # the optimiser's ROUNDING), else the residuals are summed (_elimination.residual_c)
 cdef double CANCELLATION = 1e-12
-cdef double EPS = 2.220446049250313e-16
 
 
 cdef inline double* _d(cnp.ndarray a) noexcept:
@@ -737,7 +737,7 @@ cdef class Program:
                 return INFINITY
         logdet -= self._profiled_logdet()
         r2 = const - zz
-        cheap = r2 > 0 and EPS * self.root_rows * const <= CANCELLATION * r2
+        cheap = r2 > 0 and DBL_EPSILON * self.root_rows * const <= CANCELLATION * r2
         if means or not cheap:
             if self.n_dense:
                 mean_dense_c(self.buf, self.rhs, self.mean, self.dense_base,

@@ -381,8 +381,9 @@ def _closer_below_rounding(fg, H, f, g, ft, gt):
     Newton decrement on the same curvature). Then f cannot judge the step; the
     gradient can."""
     rounding = getattr(fg, "noise", 0.0) * abs(f)
-    return bool(newton_decrement(H, g) < rounding and ft <= f + 2.0 * rounding
-                and newton_decrement(H, gt) < newton_decrement(H, g))
+    before = newton_decrement(H, g)
+    return bool(before < rounding and ft <= f + 2.0 * rounding
+                and newton_decrement(H, gt) < before)
 
 
 def _stale(H, at, x):

@@ -115,18 +115,18 @@ def _bottom_up(factors):
 def response_offset(design):
     """(p,) what the flat (fixed-effects) level's posterior mean lacks of the fixed
     effects: the OLS estimates, whose fit build_model subtracts from y."""
-    return _ols(design)[0]
+    if not design.X.shape[1]:
+        return np.zeros(0)
+    if design.ols is not None:
+        return design.ols
+    from scipy.linalg import lstsq
+    return lstsq(design.X, design.y, lapack_driver="gelsy")[0]    # pivoted QR
 
 
 def _ols(design):
     """(OLS fixed effects (p,), residuals (n,)); no fixed effects: (empty, y)."""
-    if not design.X.shape[1]:
-        return np.zeros(0), design.y
-    beta = design.ols
-    if beta is None:
-        from scipy.linalg import lstsq
-        beta = lstsq(design.X, design.y, lapack_driver="gelsy")[0]    # pivoted QR
-    return beta, design.y - design.X @ beta
+    beta = response_offset(design)
+    return (beta, design.y - design.X @ beta) if beta.size else (beta, design.y)
 
 
 def _moment_starts(design, r, sweeps=3):
