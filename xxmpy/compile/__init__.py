@@ -12,6 +12,8 @@ lowering.py  the schedule lowered to the flat buffers the compiled kernel walks
 form.py      what one evaluation walks (collapsed units, plan, lowering, Program)
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
@@ -26,13 +28,16 @@ from .scales import parameter_units
 from .slots import MatrixSlots
 
 
-def compile_problem(checked, collapse_units=True, memory_limit_gb=None):
+def compile_problem(checked, collapse_units=True, memory_limit_gb=None, shared_levels=()):
     """spec.CheckedModel -> Problem, frozen and complete.
 
     The data are copied; nothing later adds to the Problem. collapse_units=False
     evaluates row by row (tests compare the two). memory_limit_gb: what the
     elimination plan may need (budget.py; default XXMPY_MEMORY_LIMIT_GB or half
     the machine's memory): above it, ProblemTooLarge before anything is allocated.
+    shared_levels: names of the levels a crossed shard holds whole
+    (distributed/crossed.py): kept in the dense remainder in level order, never
+    collapsed.
     """
     limit = None if memory_limit_gb is None else float(memory_limit_gb) * 2 ** 30
     spec = checked.spec
@@ -45,6 +50,8 @@ def compile_problem(checked, collapse_units=True, memory_limit_gb=None):
     for m in checked.matrices:
         read[m.child].update(params.element_maps[(m.child, m.parent, m.type)].data_columns)
     levels = [level_data(spec.submodels[name], ids, index, read[name]) for name in names]
+    levels = [replace(lev, shared=True) if lev.name in shared_levels else lev
+              for lev in levels]
     for arr in (params.start, params.is_variance):
         arr.flags.writeable = False
     param_units = parameter_units(checked, levels, params)

@@ -85,7 +85,7 @@ class PooledContrasts:
 def collapsible(units, c):
     """Whether leaf level c of ``units`` qualifies (see the module docstring)."""
     lev = units.levels[c]
-    if lev.p == 0 or lev.q or lev.weight is not None:
+    if lev.p == 0 or lev.q or lev.weight is not None or lev.shared:
         return False
     if any(c in lv.parents for lv in units.levels):
         return False
@@ -95,7 +95,7 @@ def collapsible(units, c):
 def moment_collapsible(units, c):
     """Whether leaf level c qualifies for the moment collapse (module docstring)."""
     lev = units.levels[c]
-    if lev.p == 0 or lev.n_etas or lev.weight is not None or lev.flat:
+    if lev.p == 0 or lev.n_etas or lev.weight is not None or lev.flat or lev.shared:
         return False
     if any(c in lv.parents for lv in units.levels):
         return False

@@ -34,7 +34,9 @@ class LevelData:
     observed patterns, pattern_of: (n,) the pattern of each unit. weight: (n,)
     unit weights of a collapsed level (compile/collapse.py), else None. flat:
     etas with a flat prior (no eta factor, no log|psi|); profiled: a flat level
-    maximised over (ML) instead of integrated out (REML).
+    maximised over (ML) instead of integrated out (REML); shared: kept in the dense
+    remainder, never eliminated block by block (a crossed shard's levels that every
+    shard holds whole: distributed/crossed.py).
     """
     name: str
     ids: pd.Index
@@ -51,6 +53,7 @@ class LevelData:
     flat: bool = False
     regressor_ys: tuple = ()    # ((x index, y index), ...): xs holding ys' values
     profiled: bool = False
+    shared: bool = False
 
     @property
     def covariates(self):
@@ -115,10 +118,13 @@ def build_units(levels, matrices, descendants, memory_limit=None):
     sizes = np.array([lev.n for lev in levels])
     block = np.array([lev.n_etas for lev in levels])
     flat = {c for c, lev in enumerate(levels) if lev.flat}
-    order = elimination_order(range(len(levels)), descendants, sizes, block, flat)
+    # a crossed shard's shared levels (flat ones among them) stay in the remainder
+    shared = {c for c, lev in enumerate(levels) if lev.shared and lev.n_etas}
+    order = elimination_order(range(len(levels)), descendants, sizes, block, flat, shared)
     return Units(tuple(levels), dict(matrices), scopes,
                  tuple(offsets), build_schedule(sizes, block, scopes, order, memory_limit,
-                                                [lev.name for lev in levels], flat))
+                                                [lev.name for lev in levels], flat,
+                                                shared or None))
 
 
 @dataclass(frozen=True)

@@ -100,15 +100,17 @@ class Schedule:
                 "relations": {k: len(v[0]) for k, v in self.relations.items()}}
 
 
-def elimination_order(graph_levels, descendants, sizes, block, last=()):
+def elimination_order(graph_levels, descendants, sizes, block, last=(), shared=()):
     """Levels with etas, children first; among available levels the largest first;
     the levels in ``last`` (flat levels: fixed effects) after all others, so that
-    their block of the factor is the Schur complement X'V^-1X."""
+    their block of the factor is the Schur complement X'V^-1X; the ``shared`` levels
+    (kept in the dense remainder) just before them."""
     todo = [l for l in range(len(graph_levels)) if block[l] > 0]
     order = []
     while todo:
         ready = [l for l in todo if all(d in order or block[d] == 0 for d in descendants[l])]
-        ready = [l for l in ready if l not in last] or ready
+        ready = [l for l in ready if l not in last and l not in shared] \
+            or [l for l in ready if l not in last] or ready
         best = max(ready, key=lambda l: (sizes[l] * block[l], -l))
         order.append(best)
         todo.remove(best)
@@ -146,14 +148,19 @@ class _Builder:
         return codes // n_b, codes % n_b, codes
 
 
-def build_schedule(sizes, block, scopes, order, memory_limit=None, names=None, last=()):
+def build_schedule(sizes, block, scopes, order, memory_limit=None, names=None, last=(),
+                   dense=None):
     """Plan the elimination.
 
     sizes, block: (n_levels,) unit counts and eta counts. scopes: for each level
     c, a list of (level, units (n_c,)) — the unit itself (if it has etas) and its
     parents with etas. order: elimination order from :func:`elimination_order`.
     memory_limit: bytes the plan may need (budget.py); names: level names, for
-    its error; last: flat levels, kept at the end of the remainder.
+    its error; last: flat levels, kept at the end of the remainder. dense: None, or
+    the levels the remainder must hold (a crossed shard's, which every shard lays out
+    alike): they are never eliminated block by block and the remainder keeps its
+    units in level order (no fill-reducing order: a shard never factors it); a
+    crossed elimination before them raises ValueError.
     """
     sizes = np.asarray(sizes)
     block = np.asarray(block)
@@ -163,19 +170,34 @@ def build_schedule(sizes, block, scopes, order, memory_limit=None, names=None, l
             for j in range(i + 1, len(scope)):
                 b.add_pairs(scope[i][0], scope[i][1], scope[j][0], scope[j][1])
     relations, codes, sparse_order, dense_levels = {}, {}, [], []
+    crossed_keys = []
     for pos, a in enumerate(order):
+        if dense is not None and a in dense:
+            dense_levels = order[pos:]
+            break
         sparse_order.append(a)
         keys = sorted((k for k in b.pending if k[0] == a), key=lambda k: b.rank[k[1]])
         for k in keys:
             rows, cols, cd = b.finalize(k)
             relations[k], codes[k] = (rows, cols), cd
-        crossed = any(len(np.unique(relations[k][0])) < len(relations[k][0]) for k in keys)
+        # a unit coupling several units of one later level: that level fills in. With
+        # the remainder forced (dense), only the remainder's levels may fill.
+        watched = [k for k in keys if dense is None or k[1] not in dense]
+        crossed = [k for k in watched if len(np.unique(relations[k][0])) < len(relations[k][0])]
+        if crossed and dense is not None:
+            label = (lambda l: names[l] if names else l)
+            raise ValueError(f"eliminating level {label(a)!r} couples units of level "
+                             f"{label(crossed[0][1])!r}, which is not among the shared "
+                             f"levels {[label(l) for l in sorted(dense)]} (crossed within "
+                             f"a shard)")
         if crossed:
             dense_levels = order[pos + 1:]
             crossed_keys = keys
             break
         for x in range(len(keys)):
             for y in range(x + 1, len(keys)):
+                if dense is not None and keys[x][1] in dense and keys[y][1] in dense:
+                    continue            # fill inside the remainder: the step's own pairs
                 (r1, c1), (r2, c2) = relations[keys[x]], relations[keys[y]]
                 i, j = _join_on_rows(r1, r2)
                 b.add_pairs(keys[x][1], c1[i], keys[y][1], c2[j])
@@ -183,7 +205,9 @@ def build_schedule(sizes, block, scopes, order, memory_limit=None, names=None, l
     check_budget(sizes, block, sparse_order, dense_levels, relations, n_dense, memory_limit,
                  names)
     start, supernodes = {}, None
-    if dense_levels:
+    if dense_levels and dense is not None:
+        start = _level_order_remainder(sizes, block, dense_levels)
+    elif dense_levels:
         start, supernodes = _place_remainder(sizes, block, dense_levels, relations,
                                              crossed_keys, b.pending, last)
     sched = Schedule(sizes, block, sparse_order, dense_levels, start, n_dense,
@@ -197,6 +221,16 @@ def build_schedule(sizes, block, scopes, order, memory_limit=None, names=None, l
     for a in sparse_order:
         sched.steps.append(_elimination_step(sched, lookup, a, b.rank))
     return sched
+
+
+def _level_order_remainder(sizes, block, dense_levels):
+    """{level: (n_l,) first row of each unit}: the remainder's units level by level in
+    ``dense_levels`` order, each level's units in table order."""
+    start, row = {}, 0
+    for lvl in dense_levels:
+        start[lvl] = row + block[lvl] * np.arange(sizes[lvl], dtype=np.intp)
+        row += int(sizes[lvl] * block[lvl])
+    return start
 
 
 def _place_remainder(sizes, block, dense_levels, relations, crossed_keys, pending, last):

@@ -1,16 +1,20 @@
-"""-2 log L and its gradient of a nested model as sums over shards (shards.py).
+"""-2 log L and its gradient as sums over shards: of a nested model's top-level units
+(shards.py), or of a crossed design's sharded level with the shared levels' remainder
+factored here (crossed.py).
 
 Each shard is compiled once where it is evaluated and kept there: in this process,
 or (client= a dask.distributed.Client) on a worker, where the compiled shard stays
 in memory as the result of a task and its data never return to the client. An
 evaluation sends the parameter vector to every worker (one task for the shards it
 holds) and adds the returned (-2 log L, gradient) in shard order, so the sum does not
-depend on the number of workers or on where the shards run.
+depend on the number of workers or on where the shards run. A crossed evaluation
+takes two such rounds (crossed.py).
 """
 import numpy as np
 
 from ..engine import deviance_and_gradient
-from .shards import shard_models
+from .crossed import CrossedShard, combine, crossed_shard_models
+from .shards import shard_models, top_of
 
 DEFAULT_SHARDS = 8
 
@@ -38,24 +42,60 @@ def _labels(problem):
     return None if problem is None else list(problem.params.labels)
 
 
+def _describe(shard):
+    return shard.describe()
+
+
+def _to_dense_many(shards, theta):
+    """A worker's task: round 1 of a crossed evaluation for several shards."""
+    return [s.to_dense(theta) for s in shards]
+
+
+def _finish_many(shards, theta, mean, sigma):
+    """A worker's task: round 2 of a crossed evaluation for several shards."""
+    return [s.finish(theta, mean, sigma) for s in shards]
+
+
+def _is_nested(spec):
+    try:
+        top_of(spec)
+    except ValueError:
+        return False
+    return True
+
+
 class ShardedLikelihood:
     """The model's -2 log L and gradient as a sum over ``n_shards`` shards.
 
     labels: the parameters, in the order of the model's own parameter table (every
-    shard has the same one; checked); deviance_and_gradient(theta) -> (f, (k,) g).
+    shard has the same one; checked); crossed: whether the design is evaluated in two
+    rounds (crossed.py: crossed levels or flat levels) rather than as independent
+    top-level units; deviance_and_gradient(theta) -> (f, (k,) g).
     """
 
     def __init__(self, model, n_shards=DEFAULT_SHARDS, client=None):
-        models = shard_models(model, n_shards)
         self.client = client
-        if client is None:
-            self.shards = [_compile(m) for m in models]
-            labels = [_labels(p) for p in self.shards]
+        self.crossed = not _is_nested(model.spec)
+        if self.crossed:
+            models, shared = crossed_shard_models(model, n_shards)
+            tasks = [(CrossedShard, m, shared, i == 0) for i, m in enumerate(models)]
+            probe = _describe
         else:
-            self.shards = [client.submit(_compile, m, pure=False) for m in models]
-            labels = client.gather([client.submit(_labels, s, pure=False)
-                                    for s in self.shards])
-        self._check_labels(labels[0], labels)
+            tasks = [(_compile, m) for m in shard_models(model, n_shards)]
+            probe = _labels
+        if client is None:
+            self.shards = [fn(*args) for fn, *args in tasks]
+            found = [probe(p) for p in self.shards]
+        else:
+            self.shards = [client.submit(fn, *args, pure=False) for fn, *args in tasks]
+            found = client.gather([client.submit(probe, s, pure=False) for s in self.shards])
+        if self.crossed:
+            if any(f[1:] != found[0][1:] for f in found):
+                raise ValueError("shards: the shards' shared levels differ (their units "
+                                 "or etas); every shard must hold the same shared tables.")
+            self.profiled_rows = found[0][2]
+            found = [f[0] for f in found]
+        self._check_labels(found[0], found)
 
     @classmethod
     def on_shards(cls, shards, client, labels):
@@ -63,7 +103,7 @@ class ShardedLikelihood:
         of None for an empty shard; distributed/partitions.py), whose parameter tables
         must all be ``labels``."""
         self = cls.__new__(cls)
-        self.client, self.shards = client, list(shards)
+        self.client, self.shards, self.crossed = client, list(shards), False
         self._check_labels(labels, client.gather([client.submit(_labels, s, pure=False)
                                                   for s in self.shards]))
         return self
@@ -81,10 +121,9 @@ class ShardedLikelihood:
     def deviance_and_gradient(self, theta):
         """(-2 log L, (k,) gradient) at theta, summed in shard order."""
         theta = np.asarray(theta, float)
-        if self.client is None:
-            parts = [_evaluate(p, theta) for p in self.shards]
-        else:
-            parts = self._on_workers(theta)
+        if self.crossed:
+            return self._crossed(theta, True)
+        parts = self._run(_evaluate_many, theta)
         f = 0.0
         g = np.zeros(len(self.labels))
         for fs, gs in parts:
@@ -92,7 +131,33 @@ class ShardedLikelihood:
             g += gs
         return f, g
 
-    def _on_workers(self, theta):
+    def _crossed(self, theta, gradient):
+        """(-2 log L, gradient or None) of a crossed design in two rounds (crossed.py);
+        (+inf, NaNs) where inadmissible."""
+        inadmissible = np.inf, (np.full(len(self.labels), np.nan) if gradient else None)
+        parts = self._run(_to_dense_many, theta)
+        if any(p is None for p in parts):
+            return inadmissible
+        got = combine(parts, self.profiled_rows, gradient)
+        if got is None:
+            return inadmissible
+        total, mean, sigma = got
+        del parts
+        f = total
+        g = np.zeros(len(self.labels)) if gradient else None
+        for r2, gs in self._run(_finish_many, theta, mean, sigma):
+            f += r2
+            if gradient:
+                g += gs
+        return f, g
+
+    def _run(self, task, *args):
+        """[task's result per shard] in shard order: here, or on the workers."""
+        if self.client is None:
+            return task(self.shards, *args)
+        return self._on_workers(task, *args)
+
+    def _on_workers(self, task, *args):
         """[(f, g)] in shard order: one task per worker with the shards it holds (fewer
         round trips than a task a shard). The placement is read from the scheduler
         when the set of workers changes; a task whose worker is gone may run elsewhere
@@ -107,7 +172,7 @@ class ShardedLikelihood:
                 where = sorted(held.get(s.key, ()))
                 self._groups.setdefault(where[0] if where else None, []).append(i)
             self._placed_on = workers
-        tasks = [(idx, client.submit(_evaluate_many, [self.shards[i] for i in idx], theta,
+        tasks = [(idx, client.submit(task, [self.shards[i] for i in idx], *args,
                                      workers=None if worker is None else [worker],
                                      allow_other_workers=True, pure=False))
                  for worker, idx in self._groups.items()]
@@ -118,4 +183,7 @@ class ShardedLikelihood:
         return parts
 
     def deviance(self, theta):
+        theta = np.asarray(theta, float)
+        if self.crossed:
+            return self._crossed(theta, False)[0]
         return self.deviance_and_gradient(theta)[0]

@@ -667,15 +667,74 @@ cdef class Program:
             mean_v[i] = self.mean[i]
         return sig, mean
 
-    cdef double _value(self, const double* theta, bint means):
-        """-2 log L at theta; leaves the factor in buf / rhs, and the posterior means in
-        mean when ``means`` (the gradient and the posterior need them). The penalised
-        residual sum of squares r2 = c - b'C^-1 b is a difference of large numbers when
-        the data sit far from 0: unless its rounding, eps sqrt(rows) c, is within
-        CANCELLATION of r2, r2 is summed from the residuals at the posterior mean."""
+    def to_dense(self, const double[::1] theta):
+        """Phase 1 of a crossed shard's evaluation (distributed/crossed.py): everything
+        up to the dense remainder's factor. None if theta is inadmissible, else (parts
+        (4,): total (the constant and the terms' log-determinants), the sparse
+        eliminations' log-determinant and z'z, c (the data's weighted squares); C
+        (n_dense, n_dense), the remainder's lower triangle (the rest 0); b (n_dense,),
+        its right-hand side). The shard keeps its sparse factor for finish()."""
+        cdef double sums[4]
+        cdef idx i, j, n = self.n_dense
+        if theta.shape[0] != self.n_params:
+            raise ValueError(f"theta must have {self.n_params} entries")
+        if self.profiled_step:
+            raise ValueError("Program.to_dense: a profiled flat level eliminated block by "
+                             "block; compile the shard with it shared")
+        status = self._sparse_part(&theta[0] if self.n_params else NULL, sums)
+        self._raise_if_interrupted()
+        if status:
+            return None
+        parts = np.array([sums[0], sums[1], sums[2], sums[3]])
+        dense = np.zeros((n, n))
+        rhs = np.empty(n)
+        cdef double[:, ::1] d = dense
+        cdef double[::1] r = rhs
+        for i in range(n):
+            for j in range(i + 1):
+                d[i, j] = self.buf[self.dense_base + i * n + j]
+            r[i] = self.rhs[self.rhs_dense_base + i]
+        return parts, dense, rhs
+
+    def finish(self, const double[::1] mean, const double[:, ::1] sigma=None,
+               bint residuals=True, double[::1] grad=None):
+        """Phase 2, after to_dense at the same theta: with the remainder's posterior mean
+        (n_dense,) (and its covariance sigma (n_dense, n_dense), both triangles, for the
+        gradient) computed from every shard's sum, back-substitute this shard's sparse
+        means. Returns the penalised residual sum of squares of this shard's terms
+        (NaN unless ``residuals``); ``grad`` (n_params,) receives this shard's gradient
+        terms when sigma is given."""
+        cdef idx i, j, n = self.n_dense
+        if mean.shape[0] != n or (sigma is not None and (sigma.shape[0] != n
+                                                         or sigma.shape[1] != n)):
+            raise ValueError(f"mean and sigma must have {n} rows")
+        if sigma is not None and (grad is None or grad.shape[0] != self.n_params):
+            raise ValueError(f"grad must have {self.n_params} entries")
+        for i in range(n):
+            self.mean[self.rhs_dense_base + i] = mean[i]
+        self._sparse_means()
+        r2 = self._residual_r2() if residuals else np.nan
+        if sigma is not None:
+            for i in range(self.size):
+                self.sig[i] = 0.0
+            for i in range(n):
+                for j in range(n):
+                    self.sig[self.dense_base + i * n + j] = sigma[i, j]
+            self._sparse_posterior(len(self.steps))
+            if not self.stop:
+                self._term_gradients(&grad[0] if self.n_params else NULL)
+        self._raise_if_interrupted()
+        return r2
+
+    cdef int _sparse_part(self, const double* theta, double* sums):
+        """Everything before the dense remainder's factor: the factors' terms, the
+        accumulation and the sparse eliminations. sums (4,) receives total (the
+        constant and the terms' log-determinants), the eliminations' logdet and z'z,
+        and c (the weighted squares of the data); buf / rhs hold the dense block and
+        its right-hand side, not yet factored. 1 if inadmissible or interrupted."""
         cdef idx i
         cdef int status
-        cdef double total = self.constant, logdet = 0.0, zz = 0.0, const = 0.0, r2
+        cdef double total = self.constant, logdet = 0.0, zz = 0.0, const = 0.0
         cdef _Term t
         cdef _Contrast c
         cdef _Step st
@@ -687,10 +746,10 @@ cdef class Program:
             self.vals[self.free_pos[i]] = theta[self.free_par[i]]
         for t in self.terms:
             if t.build(self.vals, self.work, self.obs, &total):
-                return INFINITY
+                return 1
         for c in self.contrasts:
             if c.value(self.vals, self.work, self.obs, &total):
-                return INFINITY
+                return 1
         for i in range(self.size):
             self.buf[i] = 0.0
         for i in range(self.rhs_size):
@@ -723,7 +782,22 @@ cdef class Program:
                 status = 2
             if status:
                 self.stop = status == 2
-                return INFINITY
+                return 1
+        sums[0], sums[1], sums[2], sums[3] = total, logdet, zz, const
+        return 0
+
+    cdef double _value(self, const double* theta, bint means):
+        """-2 log L at theta; leaves the factor in buf / rhs, and the posterior means in
+        mean when ``means`` (the gradient and the posterior need them). The penalised
+        residual sum of squares r2 = c - b'C^-1 b is a difference of large numbers when
+        the data sit far from 0: unless its rounding, eps sqrt(rows) c, is within
+        CANCELLATION of r2, r2 is summed from the residuals at the posterior mean."""
+        cdef int status
+        cdef double sums[4]
+        cdef double total, logdet, zz, const, r2
+        if self._sparse_part(theta, sums):
+            return INFINITY
+        total, logdet, zz, const = sums[0], sums[1], sums[2], sums[3]
         if self.n_dense:
             status = 0
             if self.sn.ns:
@@ -742,16 +816,27 @@ cdef class Program:
             if self.n_dense:
                 mean_dense_c(self.buf, self.rhs, self.mean, self.dense_base,
                              self.rhs_dense_base, self.n_dense)
-            for st in reversed(self.steps):
-                mean_c(self.buf, self.rhs, self.mean, st.m, st.n, st.diag, st.rhs, st.E,
-                       st.e_row, st.e_off, st.e_mb, st.e_nb, self.work)
+            self._sparse_means()
         if not cheap:
-            r2 = 0.0
-            for t in self.terms:
-                if t.n:
-                    r2 += residual_c(t.A, t.a_step, t.n, t.r, t.M, t.d, t.W, t.pat, t.wt,
-                                     t.seg, t.S, t.vec, self.mean, self.work)
+            r2 = self._residual_r2()
         return total + logdet + r2
+
+    cdef void _sparse_means(self):
+        """The sparse levels' posterior means, back-substituted (the dense ones set)."""
+        cdef _Step st
+        for st in reversed(self.steps):
+            mean_c(self.buf, self.rhs, self.mean, st.m, st.n, st.diag, st.rhs, st.E,
+                   st.e_row, st.e_off, st.e_mb, st.e_nb, self.work)
+
+    cdef double _residual_r2(self):
+        """The penalised residual sum of squares, summed term by term at the mean."""
+        cdef double r2 = 0.0
+        cdef _Term t
+        for t in self.terms:
+            if t.n:
+                r2 += residual_c(t.A, t.a_step, t.n, t.r, t.M, t.d, t.W, t.pat, t.wt,
+                                 t.seg, t.S, t.vec, self.mean, self.work)
+        return r2
 
     cdef double _profiled_logdet(self) noexcept:
         """log|X'V^-1X| of a profiled flat level (ML's fixed effects, eliminated last),
@@ -776,7 +861,6 @@ cdef class Program:
         gradient needs); ``flat_block`` then fills its block with (X'V^-1X)^-1."""
         cdef idx i, n_sparse = len(self.steps) - self.profiled_step
         cdef int status = 0
-        cdef _Step st
         for i in range(self.size):
             self.sig[i] = 0.0
         if self.sn.ns:
@@ -792,6 +876,14 @@ cdef class Program:
         if interrupted():
             self.stop = 1
             return
+        self._sparse_posterior(n_sparse)
+        if flat_block and not self.stop:
+            self._flat_block()
+
+    cdef void _sparse_posterior(self, idx n_sparse) noexcept:
+        """The selected inverse of the first n_sparse sparse levels' blocks, from the
+        later blocks of sig (the dense remainder's written)."""
+        cdef _Step st
         for st in reversed(self.steps[:n_sparse]):
             if st.chain:
                 posterior_chain_c(self.buf, self.sig, st.m, st.n, st.diag, st.e_off, st.e_mb,
@@ -804,8 +896,6 @@ cdef class Program:
             if interrupted():
                 self.stop = 1
                 return
-        if flat_block:
-            self._flat_block()
 
     cdef void _flat_block(self) noexcept:
         """A profiled flat level's block of sig, (X'V^-1X)^-1, after _posterior(False)."""
@@ -822,12 +912,16 @@ cdef class Program:
             self.stop = 1
 
     cdef void _gradient(self, double* out):
-        cdef idx i
-        cdef _Term t
-        cdef _Contrast c
         self._posterior(False)
         if self.stop:
             return
+        self._term_gradients(out)
+
+    cdef void _term_gradients(self, double* out):
+        """The gradient (n_params,) from sig and mean (the posterior at theta)."""
+        cdef idx i
+        cdef _Term t
+        cdef _Contrast c
         for i in range(self.n_params + 1):
             self.grad[i] = 0.0
         for t in self.terms:

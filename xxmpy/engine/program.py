@@ -13,13 +13,15 @@ from ..compile.plan import MAX_CONDITION
 from . import backend
 
 
-def build_program(plan, lowered, contrasts, constant):
+def build_program(plan, lowered, contrasts, constant, levels=None):
     """A Program over (EvaluationPlan, Lowered, pooled contrasts, the theta-free
-    constant), or None when the numpy reference backend is selected."""
+    constant), or None when the numpy reference backend is selected. levels: None, or
+    the level indices whose factors it evaluates (a crossed shard's own levels: the
+    shared levels' factors are counted by one shard only, distributed/crossed.py)."""
     if backend.program is None:
         return None
     terms = [(tp, lowered.scopes[c], MAX_CONDITION) for c, plans in plan.levels.items()
-             for tp in plans]
+             if levels is None or c in levels for tp in plans]
     return backend.program.Program(plan.slots, terms, list(contrasts), lowered, constant)
 
 

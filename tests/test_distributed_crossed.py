@@ -1,0 +1,175 @@
+"""Distributed evaluation of crossed designs and of flat levels (issue #22,
+xxmpy/distributed/crossed.py): shards of one level's units, every other level shared;
+each shard eliminates its own units and returns its part of the shared levels' dense
+remainder, which is added up and factored once, and the shards finish their gradient
+terms from its posterior.
+
+Reference: the whole model compiled and evaluated in this process (the engine, itself
+checked against the dense oracle in test_oracle.py): equal to 1e-12 relative.
+"""
+import numpy as np
+import pandas as pd
+import pytest
+
+import factories
+import reference_models as ref
+import xxmpy as xm
+from xxmpy.compile import compile_problem
+from xxmpy.distributed import ShardedLikelihood
+from xxmpy.distributed.crossed import crossed_shard_models, crossed_split
+from xxmpy.engine import deviance_and_gradient
+from xxmpy.spec.validate import validate
+
+PENICILLIN = "diameter ~ 1 + (1 | plate) + (1 | sample)"
+
+
+def penicillin():
+    return pd.read_csv(ref.DATA / "Penicillin.csv")
+
+
+def sleepstudy():
+    return pd.read_csv(ref.DATA / "sleepstudy.csv")
+
+
+def penicillin_model():
+    """Penicillin through the Pythonic API (models/penicillin): plates crossed with
+    samples, a mean parameter."""
+    obs = penicillin().assign(obs=lambda d: np.arange(len(d)))
+    return (xm.Model(["obs", "plate", "sample"], name="Penicillin")
+            .level("obs", parents=["plate", "sample"], ys=["diameter"], data=obs)
+            .level("plate", etas=["p"], data=pd.DataFrame({"plate": obs.plate.unique()}))
+            .level("sample", etas=["s"], data=pd.DataFrame({"sample": obs["sample"].unique()}))
+            .within("obs", "nu", [[1]], [[20.0]], [["mean"]])
+            .within("obs", "theta", [[1]], [[1.0]], [["residual"]])
+            .within("plate", "psi", [[1]], [[1.0]], [["plate_var"]])
+            .within("sample", "psi", [[1]], [[1.0]], [["sample_var"]])
+            .between("plate", "obs", "lambda", [[0]], [[1.0]])
+            .between("sample", "obs", "lambda", [[0]], [[1.0]]))
+
+
+def lmer_models():
+    """lmer's models: flat fixed effects (REML integrates them out, ML profiles them),
+    crossed (Penicillin) and nested (sleepstudy's random slopes)."""
+    return {"penicillin REML": xm.lmer(PENICILLIN, penicillin()).model,
+            "penicillin ML": xm.lmer(PENICILLIN, penicillin(), REML=False).model,
+            "sleepstudy REML": xm.lmer("Reaction ~ Days + (Days | Subject)",
+                                       sleepstudy()).model,
+            "sleepstudy ML": xm.lmer("Reaction ~ Days + (Days | Subject)", sleepstudy(),
+                                     REML=False).model}
+
+
+def assert_same(sharded, problem, theta):
+    f, g = sharded.deviance_and_gradient(theta)
+    f0, g0 = deviance_and_gradient(problem, theta)
+    assert f == pytest.approx(f0, rel=1e-12)
+    np.testing.assert_allclose(g, g0, rtol=1e-12, atol=1e-12 * np.abs(g0).max())
+    assert sharded.deviance(theta) == pytest.approx(f0, rel=1e-12)
+
+
+CROSSED = [factories.crossed_bivariate, factories.crossed_with_etas_at_bottom,
+           factories.three_crossed]
+
+
+@pytest.mark.parametrize("factory", CROSSED, ids=lambda f: f.__name__)
+def test_crossed_shards_sum_to_the_whole_models_likelihood_and_gradient(factory):
+    """Crossed raters and targets with missing values and two etas each; responses with
+    their own factor, crossed, targets in groups (sharded by group: responses and
+    targets local, raters shared); InstEval's shape with a covariate (sharded by
+    student): at the start values and at random parameters, for 1, 2, 3 and 8
+    shards."""
+    model = factory()
+    problem = model.compile()
+    rng = np.random.default_rng(4)
+    for n_shards in (1, 2, 3, 8):
+        sharded = ShardedLikelihood(model, n_shards)
+        assert sharded.crossed and sharded.labels == list(problem.params.labels)
+        assert_same(sharded, problem, problem.params.start)
+        assert_same(sharded, problem, factories.random_theta(problem, rng))
+
+
+@pytest.mark.parametrize("name", ["penicillin REML", "penicillin ML", "sleepstudy REML",
+                                  "sleepstudy ML"])
+def test_flat_levels_are_shared_by_every_shard(name):
+    """The fixed effects: a flat level shared by all shards, integrated out (REML) or
+    profiled (ML: log|X'V^-1X| taken off the summed remainder's factor, and the
+    gradient from the other etas' covariance given the fixed effects)."""
+    model = lmer_models()[name]
+    problem = model.compile()
+    rng = np.random.default_rng(7)
+    for n_shards in (1, 3, 8):
+        sharded = ShardedLikelihood(model, n_shards)
+        assert "(fixed)" in crossed_split(model.spec)[2]
+        assert_same(sharded, problem, problem.params.start)
+        assert_same(sharded, problem, factories.random_theta(problem, rng))
+
+
+def test_the_split_shares_the_fewest_etas_and_keeps_every_row_once():
+    """InstEval's shape is split by student (lecturers and departments shared), a
+    grouped crossed design by its groups (raters shared); every local row in exactly
+    one shard, every shared table whole in each; the same split again."""
+    top, local, shared, _ = crossed_split(factories.three_crossed().spec)
+    assert (top, shared) == ("s", ["d", "dept"])
+    model = factories.crossed_with_etas_at_bottom()
+    top, local, shared, reach = crossed_split(model.spec)
+    assert top == "group" and shared == ["rater"] and set(local) == {"group", "target",
+                                                                      "response"}
+    shards, shared = crossed_shard_models(model, 3)
+    again, _ = crossed_shard_models(model, 3)
+    for level, sub in model.spec.submodels.items():
+        sizes = [len(s.spec.submodels[level].data) for s in shards]
+        if level in shared:
+            assert sizes == [len(sub.data)] * 3
+        else:
+            assert sum(sizes) == len(sub.data)
+        for a, b in zip(shards, again):
+            assert a.spec.submodels[level].data.equals(b.spec.submodels[level].data)
+
+
+def test_a_level_crossed_inside_a_shard_is_refused_at_compile():
+    """Forcing a remainder that a local level's elimination would fill elsewhere: the
+    schedule names the levels instead of laying out a wrong remainder."""
+    model = factories.crossed_with_etas_at_bottom()
+    with pytest.raises(ValueError, match="couples units of level 'rater', which is not "
+                                         r"among the shared levels \['group'\]"):
+        compile_problem(validate(model.spec), shared_levels=("group",))
+
+
+def test_a_crossed_fit_on_shards_is_the_in_process_fit():
+    """Model.fit(shards=...) and xm.lmer(..., shards=...) on crossed designs and flat
+    levels: the in-process estimates, -2 log L and SEs."""
+    fit_whole = xm.lmer(PENICILLIN, penicillin(), REML=False)
+    fit_shards = xm.lmer(PENICILLIN, penicillin(), REML=False, shards=3)
+    assert fit_shards.deviance == pytest.approx(fit_whole.deviance, rel=1e-10)
+    np.testing.assert_allclose(fit_shards.fit_result.record.estimate,
+                               fit_whole.fit_result.record.estimate, rtol=1e-5, atol=1e-6)
+    whole = penicillin_model().fit()
+    sharded = penicillin_model().fit(shards=3)
+    assert sharded.converged and whole.converged
+    assert sharded.deviance == pytest.approx(whole.deviance, rel=1e-10)
+    np.testing.assert_allclose(sharded.estimates.se.to_numpy(),
+                               whole.estimates.se.to_numpy(), rtol=1e-4)
+
+
+def test_crossed_shards_on_a_dask_local_cluster(dask_client):
+    """Two worker processes hold the shards; the two rounds give the in-process shards'
+    numbers bit for bit (sums in shard order); after a worker is killed between
+    evaluations the lost shards are rebuilt and the numbers repeat; a REML lmer fit
+    with executor= the Client is the in-process fit."""
+    import os
+    import signal
+    model = factories.three_crossed()
+    problem = model.compile()
+    theta = factories.random_theta(problem, np.random.default_rng(9))
+    local = ShardedLikelihood(model, 4)
+    remote = ShardedLikelihood(model, 4, client=dask_client)
+    f, g = remote.deviance_and_gradient(theta)
+    f_local, g_local = local.deviance_and_gradient(theta)
+    assert f == f_local and np.array_equal(g, g_local)
+    assert_same(remote, problem, theta)
+    victim = sorted(dask_client.scheduler_info()["workers"])[0]
+    os.kill(dask_client.run(os.getpid, workers=[victim])[victim], signal.SIGKILL)
+    f_after, g_after = remote.deviance_and_gradient(theta)
+    assert f_after == f and np.array_equal(g_after, g)
+    on_workers = xm.lmer(PENICILLIN, penicillin(), executor=dask_client, shards=3)
+    whole = xm.lmer(PENICILLIN, penicillin())
+    assert on_workers.deviance == pytest.approx(whole.deviance, rel=1e-10)

@@ -1,0 +1,254 @@
+"""-2 log L and its gradient of a crossed design (or one with flat levels) over shards.
+
+The split. One level, the *sharded* level, is cut into shards of whole units; its
+*local* levels are it and every level with a local parent (the rows below it), each
+unit of which reaches one unit of the sharded level. Every other level is *shared*:
+every shard holds all of its units (InstEval sharded by student: each shard has its
+students with their ratings, and every lecturer and department). Flat levels (fixed
+effects) are always shared. The sharded level is the one that leaves the fewest
+shared etas (the smallest dense remainder), then the one with most units.
+
+Each shard is compiled with its shared levels kept in the dense remainder, laid out
+level by level in table order (compile/schedule.py), so the remainders of all shards
+add up entry by entry. The shared levels' own factors (their etas' covariance, their
+own ys) are counted by shard 0 only; the other shards evaluate their local levels'.
+
+An evaluation at theta, in two rounds:
+  1. every shard eliminates its local units and returns its part of the remainder:
+     C_s (n_dense, n_dense), b_s, and its scalar parts (Program.to_dense);
+  2. the client adds them in shard order, factors C = sum C_s, and gets log|C|, the
+     remainder's posterior mean C^-1 b and, for the gradient, its covariance C^-1
+     (for ML with profiled fixed effects: log|X'V^-1X| is taken off, and the
+     covariance is that of the other shared etas given the fixed effects, as
+     in-process); it sends them back; every shard back-substitutes its local means
+     and returns its residual sum of squares and gradient terms (Program.finish).
+The sums run in shard order, so the result does not depend on the number of workers.
+Over the wire per evaluation: theta out; 2 n_dense^2 + n_dense + 4 numbers per shard
+back; the mean and the covariance to every worker; k + 1 numbers per shard back.
+"""
+import numpy as np
+import pandas as pd
+from scipy.linalg import lapack
+
+from ..compile import compile_problem
+from ..compile.problem import normal_constant
+from ..engine.program import build_program
+from ..spec.validate import validate
+from .shards import assign, with_tables
+
+
+def crossed_split(spec):
+    """(sharded level, [local levels], [shared levels], {local level: (n,) unit of the
+    sharded level each of its units reaches}); raises ValueError naming the level
+    whose units reach several of the sharded level's units."""
+    levels = list(spec.levels)
+    subs = spec.submodels
+    etas = {name: len(subs[name].data) * len(subs[name].etas) for name in levels}
+
+    def local_of(top):
+        local = [top]
+        grew = True
+        while grew:
+            grew = False
+            for name in levels:
+                if name not in local and any(p in local for p in subs[name].parents):
+                    local.append(name)
+                    grew = True
+        return local
+
+    best = None
+    for top in levels:
+        if subs[top].flat:
+            continue
+        local = local_of(top)
+        shared = [name for name in levels if name not in local]
+        key = (sum(etas[name] for name in shared), -len(subs[top].data), levels.index(top))
+        if best is None or key < best[0]:
+            best = key, top, local, shared
+    _, top, local, shared = best
+    reach = {top: subs[top].data[top].to_numpy()}
+    pending = [name for name in local if name != top]
+    while pending:
+        ready = [name for name in pending
+                 if all(p in reach for p in subs[name].parents if p in local)]
+        for name in ready:
+            table = subs[name].data
+            found = []
+            for parent in subs[name].parents:
+                if parent in local:
+                    lookup = pd.Series(reach[parent], index=subs[parent].data[parent])
+                    found.append(lookup.reindex(table[parent].to_numpy()).to_numpy())
+            if any(not np.array_equal(found[0], other) for other in found[1:]):
+                raise ValueError(f"shards: level {name!r} has parents in different units "
+                                 f"of level {top!r}, the level the shards split; the model "
+                                 f"cannot be split into shards.")
+            reach[name] = found[0]
+            pending.remove(name)
+    return top, [n for n in levels if n in local], shared, reach
+
+
+def crossed_shard_models(model, n_shards):
+    """([Model] of at most n_shards shards, [shared level names]): each shard holds
+    whole units of the sharded level with every local unit below them, and every
+    shared level's whole table."""
+    spec = model.spec
+    top, local, shared, reach = crossed_split(spec)
+    top_ids = spec.submodels[top].data[top].to_numpy()
+    position = pd.Series(np.arange(len(top_ids)), index=top_ids)
+    sizes = np.zeros(len(top_ids))
+    for name in local:
+        sizes += np.bincount(position.reindex(reach[name]).to_numpy(), minlength=len(top_ids))
+    n_shards = max(1, min(int(n_shards), len(top_ids)))
+    shard_of = pd.Series(assign(sizes, n_shards), index=top_ids)
+    out = []
+    for shard in range(n_shards):
+        tables = {name: (s.data[shard_of.reindex(reach[name]).to_numpy() == shard]
+                         .reset_index(drop=True) if name in local else s.data)
+                  for name, s in spec.submodels.items()}
+        out.append(with_tables(model, tables, f"{model.name} [shard {shard + 1}/{n_shards}]"))
+    return out, shared
+
+
+class CrossedShard:
+    """One shard, compiled where it is evaluated, with the state between the rounds.
+
+    where: (n_dense,) the place of each of its remainder's rows in the common layout
+    (shared non-flat levels in the model's order, then the flat ones; units in table
+    order); first: whether it counts the shared levels' own factors.
+    """
+
+    def __init__(self, model, shared, first):
+        problem = compile_problem(validate(model.spec), memory_limit_gb=model.memory_limit_gb,
+                                  shared_levels=tuple(shared))
+        form = problem.form
+        if form.program is None:
+            raise ValueError("shards: a crossed design's shards need the compiled kernel; "
+                             "unset XXMPY_KERNEL=numpy.")
+        self.problem, self.first = problem, first
+        names = list(problem.level_names)
+        self.program = form.program if first else _local_program(problem, shared)
+        sched = form.units.schedule
+        layout = [names.index(s) for s in shared if not problem.levels[names.index(s)].flat] + \
+                 [names.index(s) for s in shared if problem.levels[names.index(s)].flat]
+        start, at = {}, 0
+        for lvl in layout:
+            start[lvl] = at
+            at += int(sched.sizes[lvl] * sched.block[lvl])
+        where = np.empty(sched.n_dense, np.intp)
+        for lvl in sched.dense_levels:
+            where[sched.dense_rows(lvl).ravel()] = start[lvl] + np.arange(
+                sched.sizes[lvl] * sched.block[lvl])
+        self.where = None if np.array_equal(where, np.arange(len(where))) else where
+        self.n_dense = sched.n_dense
+        self.profiled_rows = int(problem.n_profiled)
+        self.layout = [(names[lvl], int(sched.sizes[lvl]), int(sched.block[lvl]),
+                        _digest(problem.levels[lvl].ids)) for lvl in layout]
+        self._at = None
+
+    def describe(self):
+        """(parameter labels, the remainder's layout, its profiled rows): the same in
+        every shard, or the shards do not add up."""
+        return list(self.problem.params.labels), self.layout, self.profiled_rows
+
+    def to_dense(self, theta):
+        """Round 1 at theta (k,): None if inadmissible, else (parts (4,), C (n_dense,
+        n_dense) symmetric, b (n_dense,)) in the common layout."""
+        self._at = None
+        engine = self.problem.engine_theta(theta)
+        if engine is None:
+            return None
+        got = self.program.to_dense(np.ascontiguousarray(engine, float))
+        if got is None:
+            return None
+        self._at = np.array(theta, copy=True)
+        parts, low, rhs = got
+        dense = low + low.T
+        dense[np.diag_indices_from(dense)] = np.diag(low)
+        if self.where is not None:
+            common = np.empty_like(dense)
+            common[np.ix_(self.where, self.where)] = dense
+            dense, rhs = common, _scatter(rhs, self.where)
+        return parts, dense, rhs
+
+    def finish(self, theta, mean, sigma):
+        """Round 2: (residual sum of squares, (k,) gradient terms or None) given the
+        remainder's posterior mean (n_dense,) and covariance (or None), common layout.
+        Round 1 is repeated here when this object did not run it at theta (a shard
+        rebuilt or moved to another worker since)."""
+        if self._at is None or not np.array_equal(self._at, theta):
+            if self.to_dense(theta) is None:
+                raise ValueError("shards: round 2 at a theta where this shard is "
+                                 "inadmissible")
+        if self.where is not None:
+            mean = mean[self.where]
+            sigma = None if sigma is None else np.ascontiguousarray(
+                sigma[np.ix_(self.where, self.where)])
+        engine = np.ascontiguousarray(self.problem.engine_theta(theta), float)
+        if sigma is None:
+            return float(self.program.finish(np.ascontiguousarray(mean))), None
+        grad = np.empty(len(engine))
+        r2 = self.program.finish(np.ascontiguousarray(mean), sigma, True, grad)
+        return float(r2), np.asarray(self.problem.engine_gradient(theta, grad), float)
+
+
+def _scatter(values, where):
+    out = np.empty_like(values)
+    out[where] = values
+    return out
+
+
+def _digest(ids):
+    return int(pd.util.hash_pandas_object(pd.Series(np.asarray(ids, dtype=object)),
+                                          index=False).sum() % (2 ** 61))
+
+
+def _local_program(problem, shared):
+    """The Program of a shard other than the first: the local levels' factors only, and
+    the constant without the shared levels' observed values."""
+    form = problem.form
+    names = list(problem.level_names)
+    shared_idx = {names.index(s) for s in shared}
+    local = {c for c in range(len(names)) if c not in shared_idx}
+    n_shared = int(sum(problem.levels[c].observed.sum() for c in shared_idx))
+    flat_rows = problem.n_flat - problem.n_profiled
+    constant = form.constant - normal_constant(n_shared, flat_rows)
+    if any(pooled.level in shared_idx for pooled in form.contrasts):
+        raise AssertionError("a shared level was collapsed")
+    return build_program(form.plan, form.lowered, form.contrasts, constant, local)
+
+
+def combine(parts, profiled_rows, gradient):
+    """The client's step between the rounds. parts: [(parts (4,), C, b)] in shard
+    order. Returns None if the summed remainder is not positive definite, else (the
+    shards' total and log-determinants plus log|C| (less log|X'V^-1X| for profiled
+    rows), mean C^-1 b, covariance or None)."""
+    total = 0.0
+    dense, rhs = None, None
+    for p, c, b in parts:
+        total += p[0] + p[1]
+        if dense is None:
+            dense, rhs = c.copy(), b.copy()
+        else:
+            dense += c
+            rhs += b
+    n = len(rhs)
+    if n == 0:
+        return total, rhs, (np.zeros((0, 0)) if gradient else None)
+    factor, info = lapack.dpotrf(dense, lower=1, clean=1, overwrite_a=1)
+    if info != 0:
+        return None
+    diag = np.diag(factor)
+    total += 2.0 * np.log(diag).sum() - 2.0 * np.log(diag[n - profiled_rows:]).sum()
+    z, _ = lapack.dtrtrs(factor, rhs, lower=1)
+    mean, _ = lapack.dtrtrs(factor, z, lower=1, trans=1)
+    sigma = None
+    if gradient:
+        keep = n - profiled_rows
+        sigma = np.zeros((n, n))
+        if keep:
+            inv, info = lapack.dpotri(factor[:keep, :keep], lower=1)
+            if info != 0:
+                return None
+            low = np.tril(inv)
+            sigma[:keep, :keep] = low + low.T - np.diag(np.diag(low))
+    return total, mean, sigma
