@@ -173,3 +173,47 @@ def test_crossed_shards_on_a_dask_local_cluster(dask_client):
     on_workers = xm.lmer(PENICILLIN, penicillin(), executor=dask_client, shards=3)
     whole = xm.lmer(PENICILLIN, penicillin())
     assert on_workers.deviance == pytest.approx(whole.deviance, rel=1e-10)
+
+
+def test_dask_dataframes_of_crossed_designs_are_sharded_on_the_workers(dask_client):
+    """Tables as Dask DataFrames: the local levels' tables hashed on the sharded level's
+    ID on the workers, the shared levels' brought to the client and sent whole to each
+    shard. -2 log L and the gradient equal the in-memory model's to 1e-12 (InstEval's
+    shape, Penicillin by ML with profiled fixed effects) with the whole data's counts;
+    the fit is the in-memory fit; factor scores of local levels (one partition a
+    shard) and of shared ones equal the in-memory posterior; a local table without the
+    sharded level's ID is refused, naming it."""
+    from test_distributed import _as_dask
+
+    from xxmpy.assessment.factor_scores import factor_scores
+    from xxmpy.distributed.partitions import PartitionedModel
+    rng = np.random.default_rng(11)
+    for model in (factories.three_crossed(), lmer_models()["penicillin ML"]):
+        problem = model.compile()
+        built = PartitionedModel(_as_dask(model), dask_client, 3)
+        assert built.likelihood.crossed and built.n_observed == problem.n_observed
+        assert built.level_units == {lev.name: lev.n for lev in problem.levels}
+        assert_same(built.likelihood, problem, problem.params.start)
+        assert_same(built.likelihood, problem, factories.random_theta(problem, rng))
+    model = penicillin_model()
+    memory = model.fit()
+    fit = _as_dask(model).fit(executor=dask_client, shards=3)
+    assert fit.converged and fit.deviance == pytest.approx(memory.deviance, rel=1e-10)
+    np.testing.assert_allclose(fit.estimates["se"], memory.estimates["se"], rtol=1e-4)
+    assert {level: frame.npartitions for level, frame in fit.factor_scores().items()} == \
+        {"plate": 3, "sample": 1}
+    ml = lmer_models()["penicillin ML"]          # the fixed effects profiled: shared, flat
+    ml_fit = _as_dask(ml).fit(executor=dask_client, shards=3)
+    for on_shards, whole in ((fit, model), (ml_fit, ml)):
+        problem = whole.compile()
+        for level, frame in on_shards.factor_scores().items():
+            etas = list(whole.spec.submodels[level].etas)
+            got = frame.compute().sort_index()
+            want = factor_scores(problem, on_shards.record.estimate, etas, level).sort_index()
+            assert got.index.equals(want.index)
+            np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=1e-9,
+                                       atol=1e-12)
+    with pytest.raises(ValueError) as info:
+        _as_dask(factories.crossed_with_etas_at_bottom(), drop=["group"]).fit(
+            executor=dask_client)
+    assert "level 'response': its table has no column 'group'" in str(info.value)

@@ -16,8 +16,14 @@ def factor_scores(problem, theta, etas, level):
     posterior mean (column <eta>) and SD (<eta>_sd). ``etas``: the level's eta names."""
     k = problem.level_names.index(level)
     mean, cov = latent_posterior(problem, np.asarray(theta, float))[k]
+    return scores_frame(problem.levels[k].ids, level, etas, mean, cov)
+
+
+def scores_frame(ids, level, etas, mean, cov):
+    """factor_scores' DataFrame from the units' ids (n,), posterior means (n, m) and
+    covariances (n, m, m)."""
     sd = np.sqrt(np.clip(np.diagonal(cov, axis1=1, axis2=2), 0.0, None))
-    out = pd.DataFrame(index=pd.Index(problem.levels[k].ids, name=level))
+    out = pd.DataFrame(index=pd.Index(ids, name=level))
     for j, eta in enumerate(etas):
         out[eta] = mean[:, j]
         out[f"{eta}_sd"] = sd[:, j]

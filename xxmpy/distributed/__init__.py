@@ -1,7 +1,9 @@
-"""Past one machine (issue #22): the likelihood of a nested design as a sum over shards
-of whole top-level units, each shard compiled and kept where it is evaluated.
+"""Past one machine (issue #22): the likelihood as a sum over shards, each shard
+compiled and kept where it is evaluated.
 
-shards.py      the split: top-level units (with everything below them) into shards
+shards.py      a nested design's split: top-level units (with everything below them)
+crossed.py     a crossed design's or fixed effects' split: one level's units per shard,
+               the other levels shared; the shared remainder added up and factored once
 likelihood.py  -2 log L and its gradient summed over the shards, in this process or
                on a dask.distributed Client's workers
 partitions.py  tables as Dask DataFrames: shards built on the workers from partitions

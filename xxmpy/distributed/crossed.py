@@ -37,17 +37,14 @@ from ..spec.validate import validate
 from .shards import assign, with_tables
 
 
-def crossed_split(spec):
-    """(sharded level, [local levels], [shared levels], {local level: (n,) unit of the
-    sharded level each of its units reaches}); raises ValueError naming the level
-    whose units reach several of the sharded level's units."""
+def choose_split(spec, n_units):
+    """(sharded level, [local levels], [shared levels]) from the structure and the
+    levels' unit counts {level: units} (module docstring)."""
     levels = list(spec.levels)
     subs = spec.submodels
-    etas = {name: len(subs[name].data) * len(subs[name].etas) for name in levels}
 
     def local_of(top):
-        local = [top]
-        grew = True
+        local, grew = [top], True
         while grew:
             grew = False
             for name in levels:
@@ -62,10 +59,20 @@ def crossed_split(spec):
             continue
         local = local_of(top)
         shared = [name for name in levels if name not in local]
-        key = (sum(etas[name] for name in shared), -len(subs[top].data), levels.index(top))
+        key = (sum(n_units[name] * len(subs[name].etas) for name in shared), -n_units[top],
+               levels.index(top))
         if best is None or key < best[0]:
-            best = key, top, local, shared
-    _, top, local, shared = best
+            best = key, top, [name for name in levels if name in local], shared
+    return best[1:]
+
+
+def crossed_split(spec):
+    """(sharded level, [local levels], [shared levels], {local level: (n,) unit of the
+    sharded level each of its units reaches}) of a model with pandas tables; raises
+    ValueError naming the level whose units reach several of the sharded level's
+    units."""
+    subs = spec.submodels
+    top, local, shared = choose_split(spec, {name: len(s.data) for name, s in subs.items()})
     reach = {top: subs[top].data[top].to_numpy()}
     pending = [name for name in local if name != top]
     while pending:
@@ -84,7 +91,7 @@ def crossed_split(spec):
                                  f"cannot be split into shards.")
             reach[name] = found[0]
             pending.remove(name)
-    return top, [n for n in levels if n in local], shared, reach
+    return top, local, shared, reach
 
 
 def crossed_shard_models(model, n_shards):
@@ -124,23 +131,16 @@ class CrossedShard:
         if form.program is None:
             raise ValueError("shards: a crossed design's shards need the compiled kernel; "
                              "unset XXMPY_KERNEL=numpy.")
-        self.problem, self.first = problem, first
+        self.problem, self.first, self.shared = problem, first, list(shared)
         names = list(problem.level_names)
-        self.program = form.program if first else _local_program(problem, shared)
-        sched = form.units.schedule
+        self.program = form.program if first else _local_program(problem, shared, form)
         layout = [names.index(s) for s in shared if not problem.levels[names.index(s)].flat] + \
                  [names.index(s) for s in shared if problem.levels[names.index(s)].flat]
-        start, at = {}, 0
-        for lvl in layout:
-            start[lvl] = at
-            at += int(sched.sizes[lvl] * sched.block[lvl])
-        where = np.empty(sched.n_dense, np.intp)
-        for lvl in sched.dense_levels:
-            where[sched.dense_rows(lvl).ravel()] = start[lvl] + np.arange(
-                sched.sizes[lvl] * sched.block[lvl])
-        self.where = None if np.array_equal(where, np.arange(len(where))) else where
-        self.n_dense = sched.n_dense
+        self._layout = layout
+        self.where = _common_rows(form.units.schedule, layout)
+        self.n_dense = form.units.schedule.n_dense
         self.profiled_rows = int(problem.n_profiled)
+        sched = form.units.schedule
         self.layout = [(names[lvl], int(sched.sizes[lvl]), int(sched.block[lvl]),
                         _digest(problem.levels[lvl].ids)) for lvl in layout]
         self._at = None
@@ -154,21 +154,10 @@ class CrossedShard:
         """Round 1 at theta (k,): None if inadmissible, else (parts (4,), C (n_dense,
         n_dense) symmetric, b (n_dense,)) in the common layout."""
         self._at = None
-        engine = self.problem.engine_theta(theta)
-        if engine is None:
-            return None
-        got = self.program.to_dense(np.ascontiguousarray(engine, float))
-        if got is None:
-            return None
-        self._at = np.array(theta, copy=True)
-        parts, low, rhs = got
-        dense = low + low.T
-        dense[np.diag_indices_from(dense)] = np.diag(low)
-        if self.where is not None:
-            common = np.empty_like(dense)
-            common[np.ix_(self.where, self.where)] = dense
-            dense, rhs = common, _scatter(rhs, self.where)
-        return parts, dense, rhs
+        got = _to_dense(self.problem, self.program, self.where, theta)
+        if got is not None:
+            self._at = np.array(theta, copy=True)
+        return got
 
     def finish(self, theta, mean, sigma):
         """Round 2: (residual sum of squares, (k,) gradient terms or None) given the
@@ -191,6 +180,73 @@ class CrossedShard:
         return float(r2), np.asarray(self.problem.engine_gradient(theta, grad), float)
 
 
+    def posterior(self, theta, mean, sigma):
+        """{level name: (mean (n, m), covariance (n, m, m))} of every level with etas
+        (engine.latent_posterior's blocks), given the remainder's posterior mean and
+        covariance (its flat block filled) at theta from every shard's sum. The shared
+        levels' blocks are the remainder's own; the local ones are exact (they depend
+        on the other shards only through the remainder)."""
+        from ..engine import posterior_form
+        from ..engine.program import held_posterior
+        form = posterior_form(self.problem)
+        program, where = self.program, self.where
+        if form is not self.problem.form:          # a collapsed level with etas
+            program = form.program if self.first else _local_program(self.problem,
+                                                                     self.shared, form)
+            where = _common_rows(form.units.schedule, self._layout)
+        if _to_dense(self.problem, program, where, theta) is None:
+            raise ValueError("shards: the posterior at a theta where this shard is "
+                             "inadmissible")
+        n, p = len(mean), self.profiled_rows
+        flat = sigma[n - p:, n - p:].copy()
+        if p:        # the other levels' covariances are given the profiled fixed effects
+            sigma = sigma.copy()
+            sigma[n - p:, n - p:] = 0.0
+        if where is not None:
+            mean, sigma = mean[where], sigma[np.ix_(where, where)]
+        grad = np.empty(self.problem.n_engine)
+        program.finish(np.ascontiguousarray(mean), np.ascontiguousarray(sigma), False, grad)
+        self._at = None                 # the row form's program may share no state
+        names = self.problem.level_names
+        out = {names[lvl]: blocks for lvl, blocks in held_posterior(form, program).items()}
+        if p:                           # the profiled level: last, one unit
+            level = names[self._layout[-1]]
+            out[level] = (out[level][0], flat[None])
+        return out
+
+
+def _to_dense(problem, program, where, theta):
+    """Round 1 of ``program`` at theta: CrossedShard.to_dense's result."""
+    engine = problem.engine_theta(theta)
+    if engine is None:
+        return None
+    got = program.to_dense(np.ascontiguousarray(engine, float))
+    if got is None:
+        return None
+    parts, low, rhs = got
+    dense = low + low.T
+    dense[np.diag_indices_from(dense)] = np.diag(low)
+    if where is not None:
+        common = np.empty_like(dense)
+        common[np.ix_(where, where)] = dense
+        dense, rhs = common, _scatter(rhs, where)
+    return parts, dense, rhs
+
+
+def _common_rows(sched, layout):
+    """(n_dense,) the common layout's row of each row of a schedule's remainder (None
+    when they agree): the ``layout`` levels one after another, units in table order."""
+    start, at = {}, 0
+    for lvl in layout:
+        start[lvl] = at
+        at += int(sched.sizes[lvl] * sched.block[lvl])
+    where = np.empty(sched.n_dense, np.intp)
+    for lvl in sched.dense_levels:
+        where[sched.dense_rows(lvl).ravel()] = start[lvl] + np.arange(
+            sched.sizes[lvl] * sched.block[lvl])
+    return None if np.array_equal(where, np.arange(len(where))) else where
+
+
 def _scatter(values, where):
     out = np.empty_like(values)
     out[where] = values
@@ -202,10 +258,10 @@ def _digest(ids):
                                           index=False).sum() % (2 ** 61))
 
 
-def _local_program(problem, shared):
-    """The Program of a shard other than the first: the local levels' factors only, and
-    the constant without the shared levels' observed values."""
-    form = problem.form
+def _local_program(problem, shared, form):
+    """The Program over ``form`` (the problem's evaluated or row-by-row Form) of a shard
+    other than the first: the local levels' factors only, and the constant without
+    the shared levels' observed values."""
     names = list(problem.level_names)
     shared_idx = {names.index(s) for s in shared}
     local = {c for c in range(len(names)) if c not in shared_idx}
@@ -217,11 +273,13 @@ def _local_program(problem, shared):
     return build_program(form.plan, form.lowered, form.contrasts, constant, local)
 
 
-def combine(parts, profiled_rows, gradient):
+def combine(parts, profiled_rows, gradient, flat_block=False):
     """The client's step between the rounds. parts: [(parts (4,), C, b)] in shard
     order. Returns None if the summed remainder is not positive definite, else (the
     shards' total and log-determinants plus log|C| (less log|X'V^-1X| for profiled
-    rows), mean C^-1 b, covariance or None)."""
+    rows), mean C^-1 b, covariance or None). The covariance of the other rows is given
+    the profiled ones, whose own block is 0 unless ``flat_block`` (then
+    (X'V^-1X)^-1, as the posterior reports it)."""
     total = 0.0
     dense, rhs = None, None
     for p, c, b in parts:
@@ -251,4 +309,10 @@ def combine(parts, profiled_rows, gradient):
                 return None
             low = np.tril(inv)
             sigma[:keep, :keep] = low + low.T - np.diag(np.diag(low))
+        if flat_block and profiled_rows:
+            inv, info = lapack.dpotri(factor[keep:, keep:], lower=1)
+            if info != 0:
+                return None
+            low = np.tril(inv)
+            sigma[keep:, keep:] = low + low.T - np.diag(np.diag(low))
     return total, mean, sigma

@@ -13,6 +13,7 @@ takes two such rounds (crossed.py).
 import numpy as np
 
 from ..engine import deviance_and_gradient
+from ..errors import NotPositiveDefinite
 from .crossed import CrossedShard, combine, crossed_shard_models
 from .shards import shard_models, top_of
 
@@ -89,23 +90,30 @@ class ShardedLikelihood:
         else:
             self.shards = [client.submit(fn, *args, pure=False) for fn, *args in tasks]
             found = client.gather([client.submit(probe, s, pure=False) for s in self.shards])
+        self._adopt(found[0], found)
+
+    def _adopt(self, first, found):
+        """Check that every shard reports ``first`` (labels; for a crossed design also
+        the shared remainder's layout) and keep the labels."""
         if self.crossed:
-            if any(f[1:] != found[0][1:] for f in found):
+            if any(f[1:] != first[1:] for f in found):
                 raise ValueError("shards: the shards' shared levels differ (their units "
                                  "or etas); every shard must hold the same shared tables.")
-            self.profiled_rows = found[0][2]
-            found = [f[0] for f in found]
-        self._check_labels(found[0], found)
+            self.profiled_rows = first[2]
+            self.shared = [name for name, *_ in first[1]]
+            first, found = first[0], [f[0] for f in found]
+        self._check_labels(first, found)
 
     @classmethod
-    def on_shards(cls, shards, client, labels):
+    def on_shards(cls, shards, client, labels, crossed=False):
         """Over shards already compiled on ``client``'s workers (futures of Problems, or
-        of None for an empty shard; distributed/partitions.py), whose parameter tables
-        must all be ``labels``."""
+        of None for an empty shard; or, ``crossed``, of crossed.CrossedShard objects:
+        distributed/partitions.py), whose parameter tables must all be ``labels``."""
         self = cls.__new__(cls)
-        self.client, self.shards, self.crossed = client, list(shards), False
-        self._check_labels(labels, client.gather([client.submit(_labels, s, pure=False)
-                                                  for s in self.shards]))
+        self.client, self.shards, self.crossed = client, list(shards), crossed
+        probe = _describe if crossed else _labels
+        found = client.gather([client.submit(probe, s, pure=False) for s in self.shards])
+        self._adopt((labels,) + tuple(found[0][1:]) if crossed else labels, found)
         return self
 
     def _check_labels(self, labels, found):
@@ -150,6 +158,19 @@ class ShardedLikelihood:
             if gradient:
                 g += gs
         return f, g
+
+    def remainder_posterior(self, theta):
+        """(mean (n_dense,), covariance (n_dense, n_dense)) of a crossed design's shared
+        levels at theta (crossed.combine's, the flat block filled); raises
+        NotPositiveDefinite where theta is inadmissible."""
+        got = None
+        parts = self._run(_to_dense_many, np.asarray(theta, float))
+        if all(p is not None for p in parts):
+            got = combine(parts, self.profiled_rows, True, flat_block=True)
+        if got is None:
+            raise NotPositiveDefinite("the parameters are inadmissible (the shared levels' "
+                                      "precision is not positive definite)")
+        return got[1], got[2]
 
     def _run(self, task, *args):
         """[task's result per shard] in shard order: here, or on the workers."""

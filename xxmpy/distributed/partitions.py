@@ -21,43 +21,58 @@ import pandas as pd
 
 from ..results.fit_result import FitResult
 from ..spec.objects import is_dask_frame
+from .crossed import CrossedShard, choose_split
 from .shards import single_top, with_tables
 
 SAMPLE_TOP_UNITS = 100
 
 
+def nested_structure(spec):
+    """Whether the levels split by the top level's ID: one level without parents and no
+    flat level (otherwise the crossed split, crossed.py)."""
+    levels = list(spec.levels)
+    tops = [name for name in levels if not spec.submodels[name].parents]
+    return len(tops) == 1 and not any(spec.submodels[name].flat for name in levels)
+
+
 def top_level(spec):
     """The top level, after checking that every level's table has its ID column;
-    raises ValueError listing every problem (crossed or flat levels, missing
-    columns)."""
-    levels = list(spec.levels)
+    raises ValueError listing every problem (flat levels, missing columns)."""
     top = single_top(spec, "Model.fit: tables given as Dask DataFrames are split by the "
                            "top level's ID, which needs a nested design")
+    check_tables(spec, top, list(spec.levels), "the top level")
+    return top
+
+
+def check_tables(spec, key, levels, role):
+    """Raise ValueError listing every level without a table and every table of
+    ``levels`` without the column ``key`` (the ID of ``role``, which splits them)."""
     problems = []
-    for name in levels:
+    for name in spec.levels:
         data = spec.submodels[name].data
         if not hasattr(data, "columns"):
             problems.append(f"level {name!r}: no table (got {type(data).__name__}); give "
                             f"data= a pandas or Dask DataFrame")
-        elif top not in data.columns:
-            problems.append(f"level {name!r}: its table has no column {top!r} (the top "
-                            f"level's ID); add it (merge {top!r} in through the parent IDs) "
-                            f"so that its rows can be split by {top}")
+        elif name in levels and key not in data.columns:
+            problems.append(f"level {name!r}: its table has no column {key!r} (the ID of "
+                            f"{role}); add it (merge {key!r} in through the parent IDs) "
+                            f"so that its rows can be split by {key}")
     if problems:
-        raise ValueError("Model.fit: the tables cannot be split by the top level:\n  "
+        raise ValueError(f"Model.fit: the tables cannot be split by {role}:\n  "
                          + "\n  ".join(problems))
-    return top
 
 
-def shard_tables(spec, top, n_shards, client):
+def shard_tables(spec, top, n_shards, client, levels=None):
     """([{level: Delayed pandas DataFrame}] one dict per shard, [persisted frames]):
-    every level's table (a pandas one too) hashed on column ``top`` into n_shards
-    partitions, shuffled once and held on ``client``'s workers while the shards are
-    built (release the frames after)."""
+    every level's table (a pandas one too; only ``levels`` when given) hashed on
+    column ``top`` into n_shards partitions, shuffled once and held on ``client``'s
+    workers while the shards are built (release the frames after)."""
     import dask.dataframe as dd
     key_type = spec.submodels[top].data[top].dtype
     shards, frames = [{} for _ in range(n_shards)], []
     for name, sub in spec.submodels.items():
+        if levels is not None and name not in levels:
+            continue
         frame = sub.data if is_dask_frame(sub.data) else dd.from_pandas(sub.data,
                                                                          npartitions=1)
         if frame[top].dtype != key_type:
@@ -87,6 +102,27 @@ def shard_counts(problem):
     if problem is None:
         return 0, {}
     return int(problem.n_observed), {lev.name: int(lev.n) for lev in problem.levels}
+
+
+def build_crossed_shard(template, local, shared_tables, shared, first):
+    """A worker's task: a crossed design's shard (crossed.CrossedShard) from its share
+    of the local levels' tables and the whole shared tables."""
+    frames = {name: t.reset_index(drop=True) for name, t in local.items()}
+    return CrossedShard(with_tables(template, {**frames, **shared_tables}, template.name),
+                        shared, first)
+
+
+def crossed_counts(shard):
+    """A worker's task: (observed values, {level: units}) of a crossed shard's local
+    levels (the shared ones are counted once, on the client)."""
+    levels = [lev for lev in shard.problem.levels if lev.name not in shard.shared]
+    return int(sum(lev.observed.sum() for lev in levels)), {lev.name: int(lev.n)
+                                                            for lev in levels}
+
+
+def table_counts(table, ys):
+    """(observed values, units) of a pandas table with value columns ``ys``."""
+    return int(table[list(ys)].notna().to_numpy().sum()), len(table)
 
 
 def sample_tables(tables, top, n_units=SAMPLE_TOP_UNITS):
@@ -136,8 +172,19 @@ class ShardedFitResult(FitResult):
         etas, theta = list(spec.submodels[level].etas), self.record.estimate
         meta = factor_scores(self.problem, theta, etas, level).iloc[:0]
         client = self.likelihood.client
-        parts = [client.submit(_shard_scores, s, theta, etas, level, meta, pure=False)
-                 for s in self.likelihood.shards]
+        shards = self.likelihood.shards
+        if not self.likelihood.crossed:
+            parts = [client.submit(_shard_scores, s, theta, etas, level, meta, pure=False)
+                     for s in shards]
+            return dd.from_delayed(parts, meta=meta)
+        # a crossed design: the shards' posteriors given the shared levels' remainder,
+        # which a shared level's scores are read from once (the first shard)
+        mean, sigma = self.likelihood.remainder_posterior(theta)
+        mean, sigma = client.scatter([mean, sigma], broadcast=True)
+        if level in self.likelihood.shared:
+            shards = shards[:1]
+        parts = [client.submit(_crossed_scores, s, theta, mean, sigma, etas, level,
+                               pure=False) for s in shards]
         return dd.from_delayed(parts, meta=meta)
 
     def profile_ci(self, level: float = 0.95, parameters=None, n_jobs=None, progress=None,
@@ -180,6 +227,14 @@ def _shard_scores(problem, theta, etas, level, meta):
     return factor_scores(problem, theta, etas, level)
 
 
+def _crossed_scores(shard, theta, mean, sigma, etas, level):
+    """A worker's task: one crossed shard's factor scores of ``level``."""
+    from ..assessment.factor_scores import scores_frame
+    post_mean, post_cov = shard.posterior(theta, mean, sigma)[level]
+    ids = shard.problem.levels[shard.problem.level_names.index(level)].ids
+    return scores_frame(ids, level, etas, post_mean, post_cov)
+
+
 def _refuse(what):
     raise NotImplementedError(
         f"FitResult.{what}: not available for a fit on partitioned data (Dask DataFrames): "
@@ -215,6 +270,9 @@ class PartitionedModel:
 
         from .likelihood import ShardedLikelihood
         spec = model.spec
+        if not nested_structure(spec):
+            self._crossed(model, client, n_shards)
+            return
         top = top_level(spec)
         tables, frames = shard_tables(spec, top, n_shards, client)
         sample = None
@@ -234,6 +292,49 @@ class PartitionedModel:
         del tables, frames      # the shuffled tables: the compiled shards hold the data
         self.likelihood = ShardedLikelihood.on_shards(shards, client,
                                                       list(self.problem.params.labels))
+        self._add_counts(counts)
+
+    def _crossed(self, model, client, n_shards):
+        """A crossed design or flat levels (crossed.py): the local levels' tables hashed
+        on the sharded level's ID, the shared levels' tables brought here (they are the
+        remainder this client factors) and sent whole to every shard."""
+        from dask import delayed
+
+        from .likelihood import ShardedLikelihood
+        spec = model.spec
+        check_tables(spec, None, [], "the sharded level")
+        units = client.gather([client.compute(s.data.shape[0]) if is_dask_frame(s.data)
+                               else len(s.data) for s in spec.submodels.values()])
+        top, local, shared = choose_split(spec, dict(zip(spec.submodels, units)))
+        check_tables(spec, top, local, f"level {top!r}, whose units the shards split")
+        whole = {name: (spec.submodels[name].data.compute()
+                        if is_dask_frame(spec.submodels[name].data)
+                        else spec.submodels[name].data).reset_index(drop=True)
+                 for name in shared}
+        tables, frames = shard_tables(spec, top, n_shards, client, local)
+        rows = client.gather(client.compute([delayed(len)(t[top]) for t in tables]))
+        filled = [i for i, n in enumerate(rows) if n]
+        if not filled:
+            raise ValueError("Model.fit: the Dask DataFrames hold no rows.")
+        sample = client.compute(delayed(sample_tables)(tables[filled[0]], top)).result()
+        skeleton = with_tables(model, {**sample, **whole}, model.name)
+        self.problem, self.checked = skeleton.compile(), skeleton._checked
+        template = _template(model)
+        shards = client.compute([delayed(build_crossed_shard)(template, tables[i], whole,
+                                                              shared, i == filled[0])
+                                 for i in filled])
+        counts = client.gather([client.submit(crossed_counts, s, pure=False)
+                                for s in shards])
+        del tables, frames
+        self.likelihood = ShardedLikelihood.on_shards(
+            shards, client, list(self.problem.params.labels), crossed=True)
+        counts.append((0, {}))
+        for name, table in whole.items():
+            observed, n = table_counts(table, spec.submodels[name].ys)
+            counts[-1] = counts[-1][0] + observed, {**counts[-1][1], name: n}
+        self._add_counts(counts)
+
+    def _add_counts(self, counts):
         self.n_observed = sum(n for n, _ in counts)
         self.level_units = {}
         for _, per_level in counts:

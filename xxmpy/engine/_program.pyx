@@ -629,13 +629,8 @@ cdef class Program:
         block), (dense_base + len(dense_entries),): the sparse blocks, then only those
         entries of the dense block (a full copy of which is 520 MB on the full-size
         grade design)."""
-        cdef idx i, base = self.dense_base
         if theta.shape[0] != self.n_params:
             raise ValueError(f"theta must have {self.n_params} entries")
-        if dense_entries is not None:
-            for i in range(dense_entries.shape[0]):
-                if dense_entries[i] < 0 or dense_entries[i] >= self.n_dense * self.n_dense:
-                    raise ValueError("dense_entries must index the dense block")
         if self.posterior_ready and np.array_equal(self.ready_theta, np.asarray(theta)):
             # the last evaluation's gradient left the selected inverse at this theta (a
             # fit's last Newton step: the full-size grade design's 11 s); only the flat
@@ -649,6 +644,16 @@ cdef class Program:
                 return None
             self._posterior(True)
         self._raise_if_interrupted()
+        return self.held(dense_entries)
+
+    def held(self, const idx[::1] dense_entries=None):
+        """(sig, mean) as posterior() returns them, of the posterior the Program holds
+        now (after posterior(), or after finish() given the remainder's covariance)."""
+        cdef idx i, base = self.dense_base
+        if dense_entries is not None:
+            for i in range(dense_entries.shape[0]):
+                if dense_entries[i] < 0 or dense_entries[i] >= self.n_dense * self.n_dense:
+                    raise ValueError("dense_entries must index the dense block")
         if dense_entries is None:
             sig = np.empty(self.size)
         else:

@@ -28,15 +28,31 @@ def build_program(plan, lowered, contrasts, constant, levels=None):
 def level_posterior(form, theta):
     """{level: (mean (n, m), covariance (n, m, m))} of every level with etas in the
     Form's units, from its Program; None if theta is inadmissible."""
-    low, sched = form.lowered, form.units.schedule
+    entries, blocks, cells = _dense_cells(form)
+    got = form.program.posterior(np.ascontiguousarray(theta, float), entries)
+    return None if got is None else _by_level(form, got, blocks, cells)
+
+
+def held_posterior(form, program):
+    """level_posterior's blocks of the posterior ``program`` (one over the Form's
+    layouts) holds now: a crossed shard's after Program.finish."""
+    entries, blocks, cells = _dense_cells(form)
+    return _by_level(form, program.held(entries), blocks, cells)
+
+
+def _dense_cells(form):
+    """(flat entries of the dense block to copy out, {level: (n, m) rows}, [entries per
+    level]): only each dense unit's own block of the dense inverse."""
+    sched = form.units.schedule
     n = sched.n_dense
-    # only each dense unit's own block of the dense inverse is copied out
     blocks = {lvl: sched.dense_rows(lvl) for lvl in sched.dense_levels}
     cells = [(rows[:, :, None] * n + rows[:, None, :]).ravel() for rows in blocks.values()]
     entries = np.concatenate(cells).astype(np.intp) if cells else np.zeros(0, np.intp)
-    got = form.program.posterior(np.ascontiguousarray(theta, float), entries)
-    if got is None:
-        return None
+    return entries, blocks, cells
+
+
+def _by_level(form, got, blocks, cells):
+    low, sched = form.lowered, form.units.schedule
     sig, mean = got
     out = {}
     for lvl, st in zip(sched.sparse_order, low.steps):
