@@ -170,6 +170,19 @@ def test_crossed_shards_on_a_dask_local_cluster(dask_client):
     os.kill(dask_client.run(os.getpid, workers=[victim])[victim], signal.SIGKILL)
     f_after, g_after = remote.deviance_and_gradient(theta)
     assert f_after == f and np.array_equal(g_after, g)
+    # a worker lost between the two rounds: its shards are rebuilt elsewhere and redo
+    # round 1 before round 2 (their state went with the worker)
+    from xxmpy.distributed.crossed import combine
+    from xxmpy.distributed.likelihood import _finish_many, _to_dense_many
+    dask_client.wait_for_workers(2)
+    total, mean, sigma = combine(remote._run(_to_dense_many, theta), 0, True)
+    victim = sorted(dask_client.scheduler_info()["workers"])[0]
+    os.kill(dask_client.run(os.getpid, workers=[victim])[victim], signal.SIGKILL)
+    f_rounds, g_rounds = total, np.zeros(len(g))
+    for r2, gs in remote._run(_finish_many, theta, mean, sigma):   # as _crossed adds
+        f_rounds += r2
+        g_rounds += gs
+    assert f_rounds == f and np.array_equal(g_rounds, g)
     on_workers = xm.lmer(PENICILLIN, penicillin(), executor=dask_client, shards=3)
     whole = xm.lmer(PENICILLIN, penicillin())
     assert on_workers.deviance == pytest.approx(whole.deviance, rel=1e-10)
@@ -200,6 +213,12 @@ def test_dask_dataframes_of_crossed_designs_are_sharded_on_the_workers(dask_clie
     fit = _as_dask(model).fit(executor=dask_client, shards=3)
     assert fit.converged and fit.deviance == pytest.approx(memory.deviance, rel=1e-10)
     np.testing.assert_allclose(fit.estimates["se"], memory.estimates["se"], rtol=1e-4)
+    wanted = ["plate_var", "mean"]                   # profile CIs, evaluated on the shards
+    ours = fit.profile_ci(parameters=wanted).estimates.set_index("label").loc[wanted]
+    theirs = memory.profile_ci(parameters=wanted, n_jobs=1).estimates.set_index(
+        "label").loc[wanted]
+    np.testing.assert_allclose(ours[["lower", "upper"]], theirs[["lower", "upper"]],
+                               rtol=1e-5)
     assert {level: frame.npartitions for level, frame in fit.factor_scores().items()} == \
         {"plate": 3, "sample": 1}
     ml = lmer_models()["penicillin ML"]          # the fixed effects profiled: shared, flat

@@ -152,7 +152,8 @@ class CrossedShard:
 
     def to_dense(self, theta):
         """Round 1 at theta (k,): None if inadmissible, else (parts (4,), C (n_dense,
-        n_dense) symmetric, b (n_dense,)) in the common layout."""
+        n_dense) its lower triangle (zeros above), b (n_dense,)) in the common
+        layout."""
         self._at = None
         got = _to_dense(self.problem, self.program, self.where, theta)
         if got is not None:
@@ -161,7 +162,8 @@ class CrossedShard:
 
     def finish(self, theta, mean, sigma):
         """Round 2: (residual sum of squares, (k,) gradient terms or None) given the
-        remainder's posterior mean (n_dense,) and covariance (or None), common layout.
+        remainder's posterior mean (n_dense,) and covariance (or None; its lower
+        triangle is read), common layout.
         Round 1 is repeated here when this object did not run it at theta (a shard
         rebuilt or moved to another worker since)."""
         if self._at is None or not np.array_equal(self._at, theta):
@@ -171,7 +173,7 @@ class CrossedShard:
         if self.where is not None:
             mean = mean[self.where]
             sigma = None if sigma is None else np.ascontiguousarray(
-                sigma[np.ix_(self.where, self.where)])
+                symmetric(sigma)[np.ix_(self.where, self.where)])
         engine = np.ascontiguousarray(self.problem.engine_theta(theta), float)
         if sigma is None:
             return float(self.program.finish(np.ascontiguousarray(mean))), None
@@ -198,9 +200,9 @@ class CrossedShard:
             raise ValueError("shards: the posterior at a theta where this shard is "
                              "inadmissible")
         n, p = len(mean), self.profiled_rows
+        sigma = symmetric(sigma)
         flat = sigma[n - p:, n - p:].copy()
         if p:        # the other levels' covariances are given the profiled fixed effects
-            sigma = sigma.copy()
             sigma[n - p:, n - p:] = 0.0
         if where is not None:
             mean, sigma = mean[where], sigma[np.ix_(where, where)]
@@ -224,13 +226,16 @@ def _to_dense(problem, program, where, theta):
     if got is None:
         return None
     parts, low, rhs = got
-    dense = low + low.T
-    dense[np.diag_indices_from(dense)] = np.diag(low)
     if where is not None:
-        common = np.empty_like(dense)
-        common[np.ix_(where, where)] = dense
-        dense, rhs = common, _scatter(rhs, where)
-    return parts, dense, rhs
+        common = np.empty_like(low)
+        common[np.ix_(where, where)] = symmetric(low)
+        low, rhs = np.tril(common), _scatter(rhs, where)
+    return parts, low, rhs
+
+
+def symmetric(low):
+    """The symmetric matrix whose lower triangle is ``low``'s."""
+    return low + np.tril(low, -1).T
 
 
 def _common_rows(sched, layout):
@@ -277,9 +282,10 @@ def combine(parts, profiled_rows, gradient, flat_block=False):
     """The client's step between the rounds. parts: [(parts (4,), C, b)] in shard
     order. Returns None if the summed remainder is not positive definite, else (the
     shards' total and log-determinants plus log|C| (less log|X'V^-1X| for profiled
-    rows), mean C^-1 b, covariance or None). The covariance of the other rows is given
-    the profiled ones, whose own block is 0 unless ``flat_block`` (then
-    (X'V^-1X)^-1, as the posterior reports it)."""
+    rows), mean C^-1 b, covariance or None: its lower triangle, zeros above). The
+    parts' C are lower triangles. The covariance of the other rows is given the
+    profiled ones, whose own block is 0 unless ``flat_block`` (then (X'V^-1X)^-1, as
+    the posterior reports it)."""
     total = 0.0
     dense, rhs = None, None
     for p, c, b in parts:
@@ -292,27 +298,26 @@ def combine(parts, profiled_rows, gradient, flat_block=False):
     n = len(rhs)
     if n == 0:
         return total, rhs, (np.zeros((0, 0)) if gradient else None)
-    factor, info = lapack.dpotrf(dense, lower=1, clean=1, overwrite_a=1)
+    # dense.T is the Fortran-ordered upper triangle: factored in place, C = U'U
+    factor, info = lapack.dpotrf(dense.T, lower=0, clean=1, overwrite_a=1)
     if info != 0:
         return None
     diag = np.diag(factor)
     total += 2.0 * np.log(diag).sum() - 2.0 * np.log(diag[n - profiled_rows:]).sum()
-    z, _ = lapack.dtrtrs(factor, rhs, lower=1)
-    mean, _ = lapack.dtrtrs(factor, z, lower=1, trans=1)
+    z, _ = lapack.dtrtrs(factor, rhs, lower=0, trans=1)
+    mean, _ = lapack.dtrtrs(factor, z, lower=0)
     sigma = None
     if gradient:
         keep = n - profiled_rows
+        if keep == n:          # the upper triangle of C^-1, Fortran order: .T is lower, C
+            inv, info = lapack.dpotri(factor, lower=0, overwrite_c=1)
+            return None if info != 0 else (total, mean, inv.T)
         sigma = np.zeros((n, n))
-        if keep:
-            inv, info = lapack.dpotri(factor[:keep, :keep], lower=1)
-            if info != 0:
-                return None
-            low = np.tril(inv)
-            sigma[:keep, :keep] = low + low.T - np.diag(np.diag(low))
-        if flat_block and profiled_rows:
-            inv, info = lapack.dpotri(factor[keep:, keep:], lower=1)
-            if info != 0:
-                return None
-            low = np.tril(inv)
-            sigma[keep:, keep:] = low + low.T - np.diag(np.diag(low))
+        blocks = [(0, keep)] + ([(keep, n)] if flat_block else [])
+        for lo, hi in blocks:
+            if hi > lo:
+                inv, info = lapack.dpotri(factor[lo:hi, lo:hi], lower=0)
+                if info != 0:
+                    return None
+                sigma[lo:hi, lo:hi] = np.triu(inv).T
     return total, mean, sigma

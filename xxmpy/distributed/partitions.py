@@ -180,7 +180,9 @@ class ShardedFitResult(FitResult):
         # a crossed design: the shards' posteriors given the shared levels' remainder,
         # which a shared level's scores are read from once (the first shard)
         mean, sigma = self.likelihood.remainder_posterior(theta)
-        mean, sigma = client.scatter([mean, sigma], broadcast=True)
+        # fresh keys: scattering data whose hashed key an earlier call just released
+        # can wait forever (dask/distributed#8576, the test suite under load)
+        mean, sigma = client.scatter([mean, sigma], broadcast=True, hash=False)
         if level in self.likelihood.shared:
             shards = shards[:1]
         parts = [client.submit(_crossed_scores, s, theta, mean, sigma, etas, level,

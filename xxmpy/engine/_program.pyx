@@ -704,11 +704,11 @@ cdef class Program:
     def finish(self, const double[::1] mean, const double[:, ::1] sigma=None,
                bint residuals=True, double[::1] grad=None):
         """Phase 2, after to_dense at the same theta: with the remainder's posterior mean
-        (n_dense,) (and its covariance sigma (n_dense, n_dense), both triangles, for the
-        gradient) computed from every shard's sum, back-substitute this shard's sparse
-        means. Returns the penalised residual sum of squares of this shard's terms
-        (NaN unless ``residuals``); ``grad`` (n_params,) receives this shard's gradient
-        terms when sigma is given."""
+        (n_dense,) (and its covariance sigma (n_dense, n_dense), of which only the lower
+        triangle is read, for the gradient) computed from every shard's sum,
+        back-substitute this shard's sparse means. Returns the penalised residual sum
+        of squares of this shard's terms (NaN unless ``residuals``); ``grad``
+        (n_params,) receives this shard's gradient terms when sigma is given."""
         cdef idx i, j, n = self.n_dense
         if mean.shape[0] != n or (sigma is not None and (sigma.shape[0] != n
                                                          or sigma.shape[1] != n)):
@@ -720,11 +720,12 @@ cdef class Program:
         self._sparse_means()
         r2 = self._residual_r2() if residuals else np.nan
         if sigma is not None:
-            for i in range(self.size):
+            for i in range(self.dense_base):
                 self.sig[i] = 0.0
             for i in range(n):
-                for j in range(n):
+                for j in range(i + 1):
                     self.sig[self.dense_base + i * n + j] = sigma[i, j]
+                    self.sig[self.dense_base + j * n + i] = sigma[i, j]
             self._sparse_posterior(len(self.steps))
             if not self.stop:
                 self._term_gradients(&grad[0] if self.n_params else NULL)
