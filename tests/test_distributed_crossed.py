@@ -103,6 +103,53 @@ def test_flat_levels_are_shared_by_every_shard(name):
         assert_same(sharded, problem, factories.random_theta(problem, rng))
 
 
+def three_crossed_dept_first(seed=7):
+    """factories.three_crossed with the departments listed before the lecturers: the
+    shards' remainder (largest level first) is then permuted into the common layout
+    (levels in the model's order)."""
+    rng = np.random.default_rng(seed)
+    n = 40
+    resp = pd.DataFrame({"response": range(n), "s": rng.integers(0, 9, n),
+                         "d": rng.integers(0, 6, n), "dept": rng.integers(0, 3, n),
+                         "x": rng.normal(size=n), "y": rng.normal(size=n)})
+    m = xm.Model(["response", "s", "dept", "d"])
+    m.level("response", parents=["s", "d", "dept"], ys=["y"], xs=["x"], data=resp)
+    for lvl, k in (("s", 9), ("dept", 3), ("d", 6)):
+        m.level(lvl, etas=[f"u_{lvl}"], data=pd.DataFrame({lvl: range(k)}))
+        m.within(lvl, "psi", [[1]], [[0.5]])
+        m.between(lvl, "response", "lambda", [[0]], [[1.0]])
+    m.within("response", "theta", [[1]], [[1.0]])
+    m.within("response", "nu", [[1]], [[0.0]])
+    m.within("response", "kappa", [[1]], [[0.0]])
+    return m
+
+
+@pytest.mark.parametrize("name", ["permuted remainder", "penicillin ML"])
+def test_the_shards_posterior_is_the_whole_models(name):
+    """Each shard's posterior of its own units given the shared levels' posterior (and
+    the shared levels' blocks) equal the whole model's latent posterior; the shards'
+    remainder in another order than the common layout, or with profiled fixed effects
+    (the other levels' covariances given them)."""
+    from xxmpy.engine import latent_posterior
+    model = three_crossed_dept_first() if name == "permuted remainder" else \
+        lmer_models()[name]
+    problem = model.compile()
+    theta = factories.random_theta(problem, np.random.default_rng(5))
+    sharded = ShardedLikelihood(model, 3)
+    if name == "permuted remainder":
+        assert all(shard.where is not None for shard in sharded.shards)
+    assert_same(sharded, problem, theta)
+    whole = latent_posterior(problem, theta)
+    mean, sigma = sharded.remainder_posterior(theta)
+    for shard in sharded.shards:
+        for level, (m, c) in shard.posterior(theta, mean, sigma).items():
+            k = problem.level_names.index(level)
+            rows = problem.levels[k].ids.get_indexer(
+                shard.problem.levels[shard.problem.level_names.index(level)].ids)
+            np.testing.assert_allclose(m, whole[k][0][rows], rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(c, whole[k][1][rows], rtol=1e-10, atol=1e-12)
+
+
 def test_the_split_shares_the_fewest_etas_and_keeps_every_row_once():
     """InstEval's shape is split by student (lecturers and departments shared), a
     grouped crossed design by its groups (raters shared); every local row in exactly
@@ -152,9 +199,11 @@ def test_a_crossed_fit_on_shards_is_the_in_process_fit():
 
 def test_crossed_shards_on_a_dask_local_cluster(dask_client):
     """Two worker processes hold the shards; the two rounds give the in-process shards'
-    numbers bit for bit (sums in shard order); after a worker is killed between
-    evaluations the lost shards are rebuilt and the numbers repeat; a REML lmer fit
-    with executor= the Client is the in-process fit."""
+    numbers bit for bit (sums in shard order) and the whole model's to 1e-12 (also
+    with missing values, and with profiled fixed effects); after a worker is killed
+    between evaluations, or between the two rounds, the lost shards are rebuilt and
+    the numbers repeat; a REML lmer fit with executor= the Client is the in-process
+    fit."""
     import os
     import signal
     model = factories.three_crossed()
@@ -166,6 +215,12 @@ def test_crossed_shards_on_a_dask_local_cluster(dask_client):
     f_local, g_local = local.deviance_and_gradient(theta)
     assert f == f_local and np.array_equal(g, g_local)
     assert_same(remote, problem, theta)
+    assert ShardedLikelihood(model, client=dask_client).n_shards == 2     # one a worker
+    assert ShardedLikelihood(model).n_shards == 1
+    for other in (factories.crossed_bivariate(), lmer_models()["sleepstudy ML"]):
+        other_problem = other.compile()        # missing values; a profiled flat level
+        at = factories.random_theta(other_problem, np.random.default_rng(2))
+        assert_same(ShardedLikelihood(other, 3, client=dask_client), other_problem, at)
     victim = sorted(dask_client.scheduler_info()["workers"])[0]
     os.kill(dask_client.run(os.getpid, workers=[victim])[victim], signal.SIGKILL)
     f_after, g_after = remote.deviance_and_gradient(theta)

@@ -210,11 +210,14 @@ class Model:
             parameter; default: the written start values.
         executor : dask.distributed.Client, optional
             Evaluate -2 log L and its gradient on the client's workers: the model is
-            split into ``shards`` shards of whole top-level units (a nested design),
-            each compiled and kept on a worker (docs/distributed.md); the fit is the
-            in-process one to rounding.
+            split into ``shards`` shards of whole top-level units (a nested design;
+            for crossed levels or fixed effects, of one level's units with the other
+            levels shared), each compiled and kept on a worker
+            (docs/distributed.md); the fit is the in-process one to rounding.
         shards : int, optional
-            How many shards (default 8); the split depends on it and the data only.
+            How many shards (default 8 for a nested design; for crossed levels or
+            fixed effects, whose shards each send the shared block, one per worker);
+            the split depends on it and the data only.
         **options
             Passed to the optimiser (``max_iter``, ``gtol``, ``verbose``).
 
@@ -314,7 +317,6 @@ def _positive_definite(mat):
 
 def _fit_partitioned(model, executor, shards, **options):
     """Model.fit on Dask DataFrames (distributed/partitions.py)."""
-    from ..distributed.likelihood import DEFAULT_SHARDS
     from ..distributed.partitions import fit_partitioned
     from ..inference.executors import is_dask_client
     if executor is None or not is_dask_client(executor):
@@ -322,17 +324,16 @@ def _fit_partitioned(model, executor, shards, **options):
                         f"pass executor= a dask.distributed.Client whose workers build and "
                         f"keep the shards (docs/distributed.md); got "
                         f"{type(executor).__name__}.")
-    return fit_partitioned(model, executor, DEFAULT_SHARDS if shards is None else shards,
+    return fit_partitioned(model, executor, shards,
                            **options)
 
 
 def _sharded(model, executor, shards):
     """The ShardedLikelihood a fit evaluates (Model.fit's executor= and shards=)."""
     from ..distributed import ShardedLikelihood
-    from ..distributed.likelihood import DEFAULT_SHARDS
     from ..inference.executors import is_dask_client
     if executor is not None and not is_dask_client(executor):
         raise TypeError(f"Model.fit: executor= must be a dask.distributed.Client (a fit's "
                         f"shards stay on its workers between evaluations), got "
                         f"{type(executor).__name__}; profile_ci takes any executor.")
-    return ShardedLikelihood(model, DEFAULT_SHARDS if shards is None else shards, executor)
+    return ShardedLikelihood(model, shards, executor)

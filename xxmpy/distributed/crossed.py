@@ -23,9 +23,12 @@ An evaluation at theta, in two rounds:
      in-process); it sends them back; every shard back-substitutes its local means
      and returns its residual sum of squares and gradient terms (Program.finish).
 The sums run in shard order, so the result does not depend on the number of workers.
-Over the wire per evaluation: theta out; 2 n_dense^2 + n_dense + 4 numbers per shard
-back; the mean and the covariance to every worker; k + 1 numbers per shard back.
+Over the wire per evaluation: theta out; n_dense (n_dense + 1) / 2 + n_dense + 4
+numbers per shard back (the block's lower triangle, packed); the mean and the
+covariance (packed) to every worker; k + 1 numbers per shard back.
 """
+import functools
+
 import numpy as np
 import pandas as pd
 from scipy.linalg import lapack
@@ -151,8 +154,8 @@ class CrossedShard:
         return list(self.problem.params.labels), self.layout, self.profiled_rows
 
     def to_dense(self, theta):
-        """Round 1 at theta (k,): None if inadmissible, else (parts (4,), C (n_dense,
-        n_dense) its lower triangle (zeros above), b (n_dense,)) in the common
+        """Round 1 at theta (k,): None if inadmissible, else (parts (4,), C packed (its
+        lower triangle by rows, Program.to_dense), b (n_dense,)) in the common
         layout."""
         self._at = None
         got = _to_dense(self.problem, self.program, self.where, theta)
@@ -162,8 +165,8 @@ class CrossedShard:
 
     def finish(self, theta, mean, sigma):
         """Round 2: (residual sum of squares, (k,) gradient terms or None) given the
-        remainder's posterior mean (n_dense,) and covariance (or None; its lower
-        triangle is read), common layout.
+        remainder's posterior mean (n_dense,) and covariance (or None; packed as C),
+        common layout.
         Round 1 is repeated here when this object did not run it at theta (a shard
         rebuilt or moved to another worker since)."""
         if self._at is None or not np.array_equal(self._at, theta):
@@ -172,8 +175,8 @@ class CrossedShard:
                                  "inadmissible")
         if self.where is not None:
             mean = mean[self.where]
-            sigma = None if sigma is None else np.ascontiguousarray(
-                symmetric(sigma)[np.ix_(self.where, self.where)])
+            sigma = None if sigma is None else pack(
+                unpack(sigma)[np.ix_(self.where, self.where)])
         engine = np.ascontiguousarray(self.problem.engine_theta(theta), float)
         if sigma is None:
             return float(self.program.finish(np.ascontiguousarray(mean))), None
@@ -200,14 +203,14 @@ class CrossedShard:
             raise ValueError("shards: the posterior at a theta where this shard is "
                              "inadmissible")
         n, p = len(mean), self.profiled_rows
-        sigma = symmetric(sigma)
+        sigma = unpack(sigma)
         flat = sigma[n - p:, n - p:].copy()
         if p:        # the other levels' covariances are given the profiled fixed effects
             sigma[n - p:, n - p:] = 0.0
         if where is not None:
             mean, sigma = mean[where], sigma[np.ix_(where, where)]
         grad = np.empty(self.problem.n_engine)
-        program.finish(np.ascontiguousarray(mean), np.ascontiguousarray(sigma), False, grad)
+        program.finish(np.ascontiguousarray(mean), pack(sigma), False, grad)
         self._at = None                 # the row form's program may share no state
         names = self.problem.level_names
         out = {names[lvl]: blocks for lvl, blocks in held_posterior(form, program).items()}
@@ -225,17 +228,32 @@ def _to_dense(problem, program, where, theta):
     got = program.to_dense(np.ascontiguousarray(engine, float))
     if got is None:
         return None
-    parts, low, rhs = got
+    parts, packed, rhs = got
     if where is not None:
-        common = np.empty_like(low)
-        common[np.ix_(where, where)] = symmetric(low)
-        low, rhs = np.tril(common), _scatter(rhs, where)
-    return parts, low, rhs
+        common = np.empty((len(rhs), len(rhs)))
+        common[np.ix_(where, where)] = unpack(packed)
+        packed, rhs = pack(common), _scatter(rhs, where)
+    return parts, packed, rhs
 
 
-def symmetric(low):
-    """The symmetric matrix whose lower triangle is ``low``'s."""
-    return low + np.tril(low, -1).T
+@functools.lru_cache(maxsize=4)
+def _lower(n):
+    """tril_indices(n): the packed order (row by row, j <= i)."""
+    return np.tril_indices(n)
+
+
+def pack(matrix):
+    """(n (n + 1) / 2,) the lower triangle of a (n, n) matrix, row by row."""
+    return np.ascontiguousarray(matrix[_lower(len(matrix))])
+
+
+def unpack(packed, lower_only=False):
+    """The symmetric (n, n) matrix of a packed lower triangle (only its lower triangle,
+    zeros above, when ``lower_only``)."""
+    n = int(round((np.sqrt(8 * len(packed) + 1) - 1) / 2))
+    out = np.zeros((n, n))
+    out[_lower(n)] = packed
+    return out if lower_only else out + np.tril(out, -1).T
 
 
 def _common_rows(sched, layout):
@@ -279,13 +297,12 @@ def _local_program(problem, shared, form):
 
 
 def combine(parts, profiled_rows, gradient, flat_block=False):
-    """The client's step between the rounds. parts: [(parts (4,), C, b)] in shard
-    order. Returns None if the summed remainder is not positive definite, else (the
-    shards' total and log-determinants plus log|C| (less log|X'V^-1X| for profiled
-    rows), mean C^-1 b, covariance or None: its lower triangle, zeros above). The
-    parts' C are lower triangles. The covariance of the other rows is given the
-    profiled ones, whose own block is 0 unless ``flat_block`` (then (X'V^-1X)^-1, as
-    the posterior reports it)."""
+    """The client's step between the rounds. parts: [(parts (4,), C packed, b)] in
+    shard order. Returns None if the summed remainder is not positive definite, else
+    (the shards' total and log-determinants plus log|C| (less log|X'V^-1X| for
+    profiled rows), mean C^-1 b, covariance packed or None). The covariance of the
+    other rows is given the profiled ones, whose own block is 0 unless ``flat_block``
+    (then (X'V^-1X)^-1, as the posterior reports it)."""
     total = 0.0
     dense, rhs = None, None
     for p, c, b in parts:
@@ -297,7 +314,8 @@ def combine(parts, profiled_rows, gradient, flat_block=False):
             rhs += b
     n = len(rhs)
     if n == 0:
-        return total, rhs, (np.zeros((0, 0)) if gradient else None)
+        return total, rhs, (np.zeros(0) if gradient else None)
+    dense = unpack(dense, lower_only=True)
     # dense.T is the Fortran-ordered upper triangle: factored in place, C = U'U
     factor, info = lapack.dpotrf(dense.T, lower=0, clean=1, overwrite_a=1)
     if info != 0:
@@ -311,7 +329,7 @@ def combine(parts, profiled_rows, gradient, flat_block=False):
         keep = n - profiled_rows
         if keep == n:          # the upper triangle of C^-1, Fortran order: .T is lower, C
             inv, info = lapack.dpotri(factor, lower=0, overwrite_c=1)
-            return None if info != 0 else (total, mean, inv.T)
+            return None if info != 0 else (total, mean, pack(inv.T))
         sigma = np.zeros((n, n))
         blocks = [(0, keep)] + ([(keep, n)] if flat_block else [])
         for lo, hi in blocks:
@@ -320,4 +338,5 @@ def combine(parts, profiled_rows, gradient, flat_block=False):
                 if info != 0:
                     return None
                 sigma[lo:hi, lo:hi] = np.triu(inv).T
+        sigma = pack(sigma)
     return total, mean, sigma

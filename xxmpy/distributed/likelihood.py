@@ -57,6 +57,14 @@ def _finish_many(shards, theta, mean, sigma):
     return [s.finish(theta, mean, sigma) for s in shards]
 
 
+def default_shards(crossed, client):
+    """DEFAULT_SHARDS for a nested design; for a crossed one (each shard sends the
+    shared block) one per worker of ``client``, or 1 in this process."""
+    if not crossed:
+        return DEFAULT_SHARDS
+    return max(1, len(client.scheduler_info()["workers"])) if client is not None else 1
+
+
 def _is_nested(spec):
     try:
         top_of(spec)
@@ -66,7 +74,8 @@ def _is_nested(spec):
 
 
 class ShardedLikelihood:
-    """The model's -2 log L and gradient as a sum over ``n_shards`` shards.
+    """The model's -2 log L and gradient as a sum over ``n_shards`` shards (None:
+    default_shards).
 
     labels: the parameters, in the order of the model's own parameter table (every
     shard has the same one; checked); crossed: whether the design is evaluated in two
@@ -74,9 +83,10 @@ class ShardedLikelihood:
     top-level units; deviance_and_gradient(theta) -> (f, (k,) g).
     """
 
-    def __init__(self, model, n_shards=DEFAULT_SHARDS, client=None):
+    def __init__(self, model, n_shards=None, client=None):
         self.client = client
         self.crossed = not _is_nested(model.spec)
+        n_shards = default_shards(self.crossed, client) if n_shards is None else n_shards
         if self.crossed:
             models, shared = crossed_shard_models(model, n_shards)
             tasks = [(CrossedShard, m, shared, i == 0) for i, m in enumerate(models)]
@@ -160,9 +170,9 @@ class ShardedLikelihood:
         return f, g
 
     def remainder_posterior(self, theta):
-        """(mean (n_dense,), covariance (n_dense, n_dense)) of a crossed design's shared
-        levels at theta (crossed.combine's, the flat block filled); raises
-        NotPositiveDefinite where theta is inadmissible."""
+        """(mean (n_dense,), covariance packed (its lower triangle by rows)) of a
+        crossed design's shared levels at theta (crossed.combine's, the flat block
+        filled); raises NotPositiveDefinite where theta is inadmissible."""
         got = None
         parts = self._run(_to_dense_many, np.asarray(theta, float))
         if all(p is not None for p in parts):

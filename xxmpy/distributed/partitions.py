@@ -270,8 +270,10 @@ class PartitionedModel:
     def __init__(self, model, client, n_shards):
         from dask import delayed
 
-        from .likelihood import ShardedLikelihood
+        from .likelihood import ShardedLikelihood, default_shards
         spec = model.spec
+        if n_shards is None:
+            n_shards = default_shards(not nested_structure(spec), client)
         if not nested_structure(spec):
             self._crossed(model, client, n_shards)
             return
@@ -346,7 +348,8 @@ class PartitionedModel:
 
 def fit_partitioned(model, client, n_shards, **options):
     """Model.fit on level tables given as Dask DataFrames: the fit evaluated on the
-    shards of a PartitionedModel. Returns a ShardedFitResult."""
+    shards of a PartitionedModel (n_shards None: likelihood.default_shards). Returns a
+    ShardedFitResult."""
     from ..fit.optimize import fit_problem
     from ..fit.starts import resolve_start
     built = PartitionedModel(model, client, n_shards)

@@ -676,9 +676,10 @@ cdef class Program:
         """Phase 1 of a crossed shard's evaluation (distributed/crossed.py): everything
         up to the dense remainder's factor. None if theta is inadmissible, else (parts
         (4,): total (the constant and the terms' log-determinants), the sparse
-        eliminations' log-determinant and z'z, c (the data's weighted squares); C
-        (n_dense, n_dense), the remainder's lower triangle (the rest 0); b (n_dense,),
-        its right-hand side). The shard keeps its sparse factor for finish()."""
+        eliminations' log-determinant and z'z, c (the data's weighted squares); C, the
+        remainder's lower triangle packed by rows (n_dense (n_dense + 1) / 2,: entry
+        (i, j <= i) at i (i + 1) / 2 + j); b (n_dense,), its right-hand side). The
+        shard keeps its sparse factor for finish()."""
         cdef double sums[4]
         cdef idx i, j, n = self.n_dense
         if theta.shape[0] != self.n_params:
@@ -691,28 +692,29 @@ cdef class Program:
         if status:
             return None
         parts = np.array([sums[0], sums[1], sums[2], sums[3]])
-        dense = np.zeros((n, n))
+        dense = np.empty(n * (n + 1) // 2)
         rhs = np.empty(n)
-        cdef double[:, ::1] d = dense
+        cdef double[::1] d = dense
         cdef double[::1] r = rhs
+        cdef idx at = 0
         for i in range(n):
             for j in range(i + 1):
-                d[i, j] = self.buf[self.dense_base + i * n + j]
+                d[at + j] = self.buf[self.dense_base + i * n + j]
+            at += i + 1
             r[i] = self.rhs[self.rhs_dense_base + i]
         return parts, dense, rhs
 
-    def finish(self, const double[::1] mean, const double[:, ::1] sigma=None,
+    def finish(self, const double[::1] mean, const double[::1] sigma=None,
                bint residuals=True, double[::1] grad=None):
         """Phase 2, after to_dense at the same theta: with the remainder's posterior mean
-        (n_dense,) (and its covariance sigma (n_dense, n_dense), of which only the lower
-        triangle is read, for the gradient) computed from every shard's sum,
-        back-substitute this shard's sparse means. Returns the penalised residual sum
-        of squares of this shard's terms (NaN unless ``residuals``); ``grad``
-        (n_params,) receives this shard's gradient terms when sigma is given."""
-        cdef idx i, j, n = self.n_dense
-        if mean.shape[0] != n or (sigma is not None and (sigma.shape[0] != n
-                                                         or sigma.shape[1] != n)):
-            raise ValueError(f"mean and sigma must have {n} rows")
+        (n_dense,) (and its covariance sigma, the lower triangle packed as to_dense
+        packs C, for the gradient) computed from every shard's sum, back-substitute
+        this shard's sparse means. Returns the penalised residual sum of squares of
+        this shard's terms (NaN unless ``residuals``); ``grad`` (n_params,) receives
+        this shard's gradient terms when sigma is given."""
+        cdef idx i, j, at, n = self.n_dense
+        if mean.shape[0] != n or (sigma is not None and sigma.shape[0] != n * (n + 1) // 2):
+            raise ValueError(f"mean must have {n} entries and sigma {n * (n + 1) // 2}")
         if sigma is not None and (grad is None or grad.shape[0] != self.n_params):
             raise ValueError(f"grad must have {self.n_params} entries")
         for i in range(n):
@@ -722,10 +724,12 @@ cdef class Program:
         if sigma is not None:
             for i in range(self.dense_base):
                 self.sig[i] = 0.0
+            at = 0
             for i in range(n):
                 for j in range(i + 1):
-                    self.sig[self.dense_base + i * n + j] = sigma[i, j]
-                    self.sig[self.dense_base + j * n + i] = sigma[i, j]
+                    self.sig[self.dense_base + i * n + j] = sigma[at + j]
+                    self.sig[self.dense_base + j * n + i] = sigma[at + j]
+                at += i + 1
             self._sparse_posterior(len(self.steps))
             if not self.stop:
                 self._term_gradients(&grad[0] if self.n_params else NULL)
