@@ -9,9 +9,10 @@ parameter), and the simulated grade-point design at --scale of its full size
 Per case: the shared block's size, then the time of one evaluation of -2 log L with
 its gradient (the median of five, at the start values) in this process on the whole
 problem, on in-process shards, and on a LocalCluster of 1 and of 2 worker processes
-(threads_per_worker=1), each with the relative difference of -2 log L from the whole
-problem's; and a fit on the 2-worker cluster (time including the shards' compile on
-the workers, evaluations, -2 log L against the in-process fit).
+(threads_per_worker=1) with the default shards (one a worker) and with --shards, each
+with the relative difference of -2 log L from the whole problem's; and a fit on the
+2-worker cluster with the default shards (time including the shards' compile on the
+workers, evaluations, -2 log L against the in-process fit).
 
 Run by hand: OPENBLAS_NUM_THREADS=1 python benchmarks/distributed_crossed.py
 [--scale 0.125] [--shards 4]. Not a test: it prints a report.
@@ -72,22 +73,24 @@ def main():
               f"({n_shared:,} etas: the block the client factors)")
         t_whole, f_whole = per_evaluation(lambda th: deviance_and_gradient(problem, th),
                                           theta)
-        print(f"  in-process, whole problem     {t_whole:8.3f} s per evaluation")
+        print(f"  {'in-process, whole problem':40s}{t_whole:8.3f} s per evaluation")
         local = ShardedLikelihood(model, args.shards)
         t, f = per_evaluation(local.deviance_and_gradient, theta)
-        print(f"  in-process, {args.shards} shards         {t:8.3f} s   "
+        print(f"  {f'in-process, {args.shards} shards':40s}{t:8.3f} s   "
               f"rel. diff {abs(f - f_whole) / abs(f_whole):.1e}")
         for workers in (1, 2):
             with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0",
                               memory_limit=None) as cluster, Client(cluster) as client:
                 client.wait_for_workers(workers)
-                remote = ShardedLikelihood(model, args.shards, client=client)
-                t, f = per_evaluation(remote.deviance_and_gradient, theta)
-                print(f"  LocalCluster, {workers} worker(s)     {t:8.3f} s   "
-                      f"rel. diff {abs(f - f_whole) / abs(f_whole):.1e}")
-                if workers == 2:
+                for shards in (None, args.shards):
+                    remote = ShardedLikelihood(model, shards, client=client)
+                    t, f = per_evaluation(remote.deviance_and_gradient, theta)
+                    label = f"LocalCluster, {workers} worker(s), {remote.n_shards} shard(s)"
+                    print(f"  {label:40s}{t:8.3f} s   "
+                          f"rel. diff {abs(f - f_whole) / abs(f_whole):.1e}")
+                if workers == 2:                # the default: a shard a worker
                     t0 = time.perf_counter()
-                    fit = model.fit(executor=client, shards=args.shards)
+                    fit = model.fit(executor=client)
                     t_fit = time.perf_counter() - t0
         t0 = time.perf_counter()
         whole = model.fit()
