@@ -218,16 +218,19 @@ def reciprocal_beta_data(seed=9, n_groups=5):
     return m
 
 
-def three_crossed(seed=7):
-    """InstEval's shape: responses crossed in three factors, one eta each, a covariate."""
+def three_crossed(seed=7, dept_first=False):
+    """InstEval's shape: responses crossed in three factors, one eta each, a covariate
+    (``dept_first``: the departments listed before the lecturers)."""
     rng = np.random.default_rng(seed)
     n = 40
     resp = pd.DataFrame({"response": range(n), "s": rng.integers(0, 9, n),
                          "d": rng.integers(0, 6, n), "dept": rng.integers(0, 3, n),
                          "x": rng.normal(size=n), "y": rng.normal(size=n)})
-    m = xm.Model(["response", "s", "d", "dept"])
+    factors = (("s", 9), ("dept", 3), ("d", 6)) if dept_first else \
+        (("s", 9), ("d", 6), ("dept", 3))
+    m = xm.Model(["response"] + [lvl for lvl, _ in factors])
     m.level("response", parents=["s", "d", "dept"], ys=["y"], xs=["x"], data=resp)
-    for lvl, k in (("s", 9), ("d", 6), ("dept", 3)):
+    for lvl, k in factors:
         m.level(lvl, etas=[f"u_{lvl}"], data=pd.DataFrame({lvl: range(k)}))
         m.within(lvl, "psi", [[1]], [[0.5]])
         m.between(lvl, "response", "lambda", [[0]], [[1.0]])

@@ -103,27 +103,6 @@ def test_flat_levels_are_shared_by_every_shard(name):
         assert_same(sharded, problem, factories.random_theta(problem, rng))
 
 
-def three_crossed_dept_first(seed=7):
-    """factories.three_crossed with the departments listed before the lecturers: the
-    shards' remainder (largest level first) is then permuted into the common layout
-    (levels in the model's order)."""
-    rng = np.random.default_rng(seed)
-    n = 40
-    resp = pd.DataFrame({"response": range(n), "s": rng.integers(0, 9, n),
-                         "d": rng.integers(0, 6, n), "dept": rng.integers(0, 3, n),
-                         "x": rng.normal(size=n), "y": rng.normal(size=n)})
-    m = xm.Model(["response", "s", "dept", "d"])
-    m.level("response", parents=["s", "d", "dept"], ys=["y"], xs=["x"], data=resp)
-    for lvl, k in (("s", 9), ("dept", 3), ("d", 6)):
-        m.level(lvl, etas=[f"u_{lvl}"], data=pd.DataFrame({lvl: range(k)}))
-        m.within(lvl, "psi", [[1]], [[0.5]])
-        m.between(lvl, "response", "lambda", [[0]], [[1.0]])
-    m.within("response", "theta", [[1]], [[1.0]])
-    m.within("response", "nu", [[1]], [[0.0]])
-    m.within("response", "kappa", [[1]], [[0.0]])
-    return m
-
-
 @pytest.mark.parametrize("name", ["permuted remainder", "penicillin ML"])
 def test_the_shards_posterior_is_the_whole_models(name):
     """Each shard's posterior of its own units given the shared levels' posterior (and
@@ -131,8 +110,10 @@ def test_the_shards_posterior_is_the_whole_models(name):
     remainder in another order than the common layout, or with profiled fixed effects
     (the other levels' covariances given them)."""
     from xxmpy.engine import latent_posterior
-    model = three_crossed_dept_first() if name == "permuted remainder" else \
-        lmer_models()[name]
+    # departments listed before the lecturers: the shards' remainder (largest level
+    # first) is permuted into the common layout (levels in the model's order)
+    model = factories.three_crossed(dept_first=True) if name == "permuted remainder" \
+        else lmer_models()[name]
     problem = model.compile()
     theta = factories.random_theta(problem, np.random.default_rng(5))
     sharded = ShardedLikelihood(model, 3)
