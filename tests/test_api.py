@@ -98,3 +98,32 @@ def test_a_fitted_result_pickles_with_its_compiled_driver():
     t = Transform(result.problem, 1e-8)          # its compiled CholeskyMap too
     x = t.from_theta(result.record.estimate)
     assert np.array_equal(pickle.loads(pickle.dumps(t)).to_theta(x), t.to_theta(x))
+
+
+def test_a_fit_and_its_model_free_their_problem_without_the_cyclic_collector():
+    """model.result holds the FitResult, whose .model is a detached twin (the same
+    specification and compiled problem, no result): no reference cycle, so once a
+    script drops a fit (a refit in a loop) its compiled problem is freed at once.
+    With the model itself as fit.model, the two held each other until Python's
+    cyclic collection (2 GB on the full-size grade design)."""
+    import gc
+    import weakref
+    sleep = pd.read_csv(ref.DATA / "sleepstudy.csv")
+    gc.collect()
+    gc.disable()
+    try:
+        model = ref.penicillin()
+        result = model.fit()
+        assert model.result is result and result.model.spec is model.spec
+        assert result.model.result is None and result.model.name == model.name
+        result.summary(), result.factor_scores()
+        compiled = weakref.ref(result.problem)
+        del model, result
+        assert compiled() is None
+        fit = xm.lmer("Reaction ~ Days + (Days | Subject)", sleep)
+        compiled = weakref.ref(fit.fit_result.problem)
+        fit.ranef, fit.fixef, fit.fit_result.summary()
+        del fit
+        assert compiled() is None
+    finally:
+        gc.enable()

@@ -235,8 +235,18 @@ class Model:
         if executor is not None or shards is not None:
             options["evaluate"] = _sharded(self, executor, shards).deviance_and_gradient
         record = fit_problem(problem, **options)
-        self.result = FitResult(self, problem, record, self._checked)
+        self.result = FitResult(self._detached(), problem, record, self._checked)
         return self.result
+
+    def _detached(self):
+        """This model for its FitResult to hold: the same specification, compiled
+        problem and name, without ``result``. So the model and its result form no
+        reference cycle, and a refit in a loop frees the previous problem as soon as
+        nothing refers to it (not at Python's next cyclic collection: on the
+        full-size grade design, 2 GB)."""
+        twin = copy.copy(self)
+        twin.result = None
+        return twin
 
     def summary(self, fit_measures: bool = False, standardized: bool = False,
                 rsquare: bool = False, modindices: bool = False):

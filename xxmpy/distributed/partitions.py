@@ -356,5 +356,5 @@ def fit_partitioned(model, client, n_shards, **options):
     options = resolve_start(options, built.problem, built.checked)
     record = fit_problem(built.problem, evaluate=built.likelihood.deviance_and_gradient,
                          **options)
-    return ShardedFitResult(model, built.problem, record, built.checked, built.n_observed,
-                            built.level_units, built.likelihood)
+    return ShardedFitResult(model._detached(), built.problem, record, built.checked,
+                            built.n_observed, built.level_units, built.likelihood)
