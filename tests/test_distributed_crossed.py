@@ -17,6 +17,7 @@ import xxmpy as xm
 from xxmpy.compile import compile_problem
 from xxmpy.distributed import ShardedLikelihood
 from xxmpy.distributed.crossed import crossed_shard_models, crossed_split
+from xxmpy.distributed.shards import with_tables
 from xxmpy.engine import deviance_and_gradient
 from xxmpy.spec.validate import validate
 
@@ -103,18 +104,38 @@ def test_flat_levels_are_shared_by_every_shard(name):
         assert_same(sharded, problem, factories.random_theta(problem, rng))
 
 
-@pytest.mark.parametrize("name", ["permuted remainder", "penicillin ML"])
+def replicated_responses(copies=4, seed=1):
+    """factories.crossed_with_etas_at_bottom with every response repeated (new ys): the
+    responses, a level with etas, collapse, and their posterior is read from the
+    row-by-row form (engine.posterior_form)."""
+    model = factories.crossed_with_etas_at_bottom()
+    sub = model.spec.submodels["response"]
+    rows = pd.concat([sub.data] * copies, ignore_index=True)
+    rng = np.random.default_rng(seed)
+    for k in range(3):
+        rows[f"y{k}"] = rng.normal(size=len(rows))
+    rows["response"] = np.arange(len(rows))
+    return with_tables(model, {**{name: s.data for name, s in model.spec.submodels.items()},
+                               "response": rows}, "replicated responses")
+
+
+@pytest.mark.parametrize("name", ["permuted remainder", "penicillin ML",
+                                  "collapsed level with etas"])
 def test_the_shards_posterior_is_the_whole_models(name):
     """Each shard's posterior of its own units given the shared levels' posterior (and
     the shared levels' blocks) equal the whole model's latent posterior; the shards'
-    remainder in another order than the common layout, or with profiled fixed effects
-    (the other levels' covariances given them)."""
-    from xxmpy.engine import latent_posterior
+    remainder in another order than the common layout, profiled fixed effects (the
+    other levels' covariances given them), a collapsed local level with etas (read
+    from the row-by-row form's program)."""
+    from xxmpy.engine import latent_posterior, posterior_form
     # departments listed before the lecturers: the shards' remainder (largest level
     # first) is permuted into the common layout (levels in the model's order)
-    model = factories.three_crossed(dept_first=True) if name == "permuted remainder" \
-        else lmer_models()[name]
+    model = {"permuted remainder": lambda: factories.three_crossed(dept_first=True),
+             "collapsed level with etas": replicated_responses}.get(
+        name, lambda: lmer_models()[name])()
     problem = model.compile()
+    if name == "collapsed level with etas":
+        assert posterior_form(problem) is not problem.form
     theta = factories.random_theta(problem, np.random.default_rng(5))
     sharded = ShardedLikelihood(model, 3)
     if name == "permuted remainder":
