@@ -293,3 +293,24 @@ def test_dask_dataframes_of_crossed_designs_are_sharded_on_the_workers(dask_clie
         _as_dask(factories.crossed_with_etas_at_bottom(), drop=["group"]).fit(
             executor=dask_client)
     assert "level 'response': its table has no column 'group'" in str(info.value)
+
+
+@pytest.mark.parametrize("form", ["ggm", "prec", "chol"])
+def test_other_forms_and_inadmissible_parameters_on_crossed_shards(form):
+    """The shared targets' psi written as a network, a precision or a Cholesky factor:
+    each shard maps theta to the engine's parameters and pulls its gradient back (the
+    whole model's numbers to 1e-12); a negative variance is +inf with NaN gradients,
+    as in-process."""
+    model = factories.crossed_bivariate()
+    model.spec.matrices = [m for m in model.spec.matrices
+                           if not (m.child == "target" and m.type == "psi")]
+    model.within("target", "psi", np.ones((2, 2)), [[0.7, -0.1], [-0.1, 0.7]], form=form)
+    problem = model.compile()
+    assert problem.forms is not None
+    sharded = ShardedLikelihood(model, 3)
+    assert_same(sharded, problem, factories.random_theta(problem, np.random.default_rng(3)))
+    bad = problem.params.start.copy()
+    bad[np.flatnonzero(problem.params.is_variance)[0]] = -1.0
+    f, g = sharded.deviance_and_gradient(bad)
+    assert f == np.inf and np.isnan(g).all() and sharded.deviance(bad) == np.inf
+    assert deviance_and_gradient(problem, bad)[0] == np.inf
