@@ -314,3 +314,27 @@ def test_other_forms_and_inadmissible_parameters_on_crossed_shards(form):
     f, g = sharded.deviance_and_gradient(bad)
     assert f == np.inf and np.isnan(g).all() and sharded.deviance(bad) == np.inf
     assert deviance_and_gradient(problem, bad)[0] == np.inf
+
+
+@pytest.mark.parametrize("factory", [factories.three_crossed, factories.three_level],
+                         ids=["crossed", "nested"])
+def test_tables_are_validated_before_they_are_split(factory):
+    """A row whose parent ID is missing from the parent's table: the split would drop
+    it or fail deep inside numpy; the whole model is validated first and the
+    in-memory message is raised."""
+    from xxmpy.errors import SpecificationError
+    model = factory()
+    low = model.spec.levels[0]
+    sub = model.spec.submodels[low]
+    rows = sub.data.copy()
+    parent = sub.parents[0]
+    rows[parent] = rows[parent].astype(object)
+    rows.loc[0, parent] = "nowhere"
+    broken = with_tables(model, {**{n: s.data for n, s in model.spec.submodels.items()},
+                                 low: rows}, "broken")
+    with pytest.raises(SpecificationError) as in_memory:
+        broken.compile()
+    with pytest.raises(SpecificationError) as on_shards:
+        ShardedLikelihood(broken, 2)
+    assert str(on_shards.value) == str(in_memory.value)
+    assert "IDs that are not in the data of level" in str(on_shards.value)

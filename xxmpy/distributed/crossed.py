@@ -15,7 +15,7 @@ own ys) are counted by shard 0 only; the other shards evaluate their local level
 
 An evaluation at theta, in two rounds:
   1. every shard eliminates its local units and returns its part of the remainder:
-     C_s (n_dense, n_dense), b_s, and its scalar parts (Program.to_dense);
+     C_s (its lower triangle, packed), b_s, and its scalar parts (Program.to_dense);
   2. the client adds them in shard order, factors C = sum C_s, and gets log|C|, the
      remainder's posterior mean C^-1 b and, for the gradient, its covariance C^-1
      (for ML with profiled fixed effects: log|X'V^-1X| is taken off, and the

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..engine import deviance_and_gradient
 from ..errors import NotPositiveDefinite
+from ..spec.validate import validate
 from .crossed import CrossedShard, combine, crossed_shard_models
 from .shards import shard_models, top_of
 
@@ -84,6 +85,9 @@ class ShardedLikelihood:
     """
 
     def __init__(self, model, n_shards=None, client=None):
+        # the whole model's problems first, with their in-memory messages: a split of
+        # unvalidated tables (a parent ID missing from its table) would fail obscurely
+        validate(model.spec)
         self.client = client
         self.crossed = not _is_nested(model.spec)
         n_shards = default_shards(self.crossed, client) if n_shards is None else n_shards
