@@ -148,6 +148,12 @@ class CrossedShard:
                         _digest(problem.levels[lvl].ids)) for lvl in layout]
         self._at = None
 
+    def __getstate__(self):
+        """A copy (a shard moved or replicated to another worker) has a Program with
+        fresh buffers, so it must redo round 1: the theta of the last round 1 is not
+        carried over."""
+        return {**self.__dict__, "_at": None}
+
     def describe(self):
         """(parameter labels, the remainder's layout, its profiled rows): the same in
         every shard, or the shards do not add up."""
