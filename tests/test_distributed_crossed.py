@@ -358,3 +358,14 @@ def test_a_shard_copied_between_the_rounds_redoes_round_one():
         (r2, g), (r2_copy, g_copy) = original.finish(theta, mean, sigma), \
             copy.finish(theta, mean, sigma)
         assert r2_copy == r2 and np.array_equal(g_copy, g)
+
+
+def test_lmer_on_a_dask_dataframe_says_what_to_do():
+    """xm.lmer builds its design in memory: a Dask DataFrame is refused naming it as
+    such (not 'got DataFrame') and pointing to the xxM API on Dask tables."""
+    from xxmpy.errors import SpecificationError
+    dd = pytest.importorskip("dask.dataframe")
+    with pytest.raises(SpecificationError, match="got dask.DataFrame. lmer builds its design "
+                                                 "in memory: compute"):
+        xm.lmer("Reaction ~ Days + (Days | Subject)", dd.from_pandas(sleepstudy(),
+                                                                     npartitions=2))

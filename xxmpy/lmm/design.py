@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ProblemCollector, SpecificationError
+from ..spec.objects import is_dask_frame
 from ..compile.problem import unique_rows
 from .formula import parse_formula
 from .safety import EVAL_CONTEXT, check_formula
@@ -138,8 +139,13 @@ def build_design(formula, data, trusted=False):
     (safety.py); trusted=True lets formulaic evaluate it in full.
     """
     if not isinstance(data, pd.DataFrame):
+        kind = f"{type(data).__module__.split('.')[0]}.{type(data).__name__}"
+        hint = (" lmer builds its design in memory: compute() the frame, or, for data "
+                "beyond one machine, write the model with the xxM API on Dask tables and "
+                "fit it with executor= a Client (docs/distributed.md)."
+                if is_dask_frame(data) else "")
         raise SpecificationError([f"lmer: data= must be a pandas DataFrame, got "
-                                  f"{type(data).__name__}."])
+                                  f"{kind}.{hint}"])
     if not isinstance(formula, str):
         parse_formula(formula)              # its error names the type
     if not trusted:
