@@ -369,3 +369,34 @@ def test_lmer_on_a_dask_dataframe_says_what_to_do():
                                                  "in memory: compute"):
         xm.lmer("Reaction ~ Days + (Days | Subject)", dd.from_pandas(sleepstudy(),
                                                                      npartitions=2))
+
+
+def test_a_worker_killed_during_a_crossed_fit_is_recovered_from(dask_client):
+    """A worker SIGKILLed while the fit's third evaluation is on the cluster (in one of
+    its two rounds): the lost shards are rebuilt on the live worker, redo their round
+    1, and the fit ends where the undisturbed fit does; nothing hangs."""
+    import os
+    import signal
+    import threading
+
+    from xxmpy.fit.optimize import fit_problem
+    model = penicillin_model()
+    problem = model.compile()
+    whole = fit_problem(problem)
+    sharded = ShardedLikelihood(model, 4, client=dask_client)
+    victim = sorted(dask_client.scheduler_info()["workers"])[0]
+    pid = dask_client.run(os.getpid, workers=[victim])[victim]
+    calls = []
+
+    def evaluate(theta):
+        calls.append(1)
+        if len(calls) == 3:                   # kill it while this evaluation runs
+            threading.Timer(0.005, os.kill, (pid, signal.SIGKILL)).start()
+        return sharded.deviance_and_gradient(theta)
+
+    record = fit_problem(problem, evaluate=evaluate)
+    with pytest.raises(ProcessLookupError):      # the worker did die
+        os.kill(pid, 0)
+    assert len(calls) > 3 and record.converged
+    assert record.deviance == pytest.approx(whole.deviance, rel=1e-10)
+    np.testing.assert_allclose(record.estimate, whole.estimate, rtol=1e-5, atol=1e-6)
