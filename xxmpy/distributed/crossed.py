@@ -37,7 +37,7 @@ from ..compile import compile_problem
 from ..compile.problem import normal_constant
 from ..engine.program import build_program
 from ..spec.validate import validate
-from .shards import assign, with_tables
+from .shards import assign, reach, with_tables
 
 
 def choose_split(spec, n_units):
@@ -74,27 +74,11 @@ def crossed_split(spec):
     sharded level each of its units reaches}) of a model with pandas tables; raises
     ValueError naming the level whose units reach several of the sharded level's
     units."""
-    subs = spec.submodels
-    top, local, shared = choose_split(spec, {name: len(s.data) for name, s in subs.items()})
-    reach = {top: subs[top].data[top].to_numpy()}
-    pending = [name for name in local if name != top]
-    while pending:
-        ready = [name for name in pending
-                 if all(p in reach for p in subs[name].parents if p in local)]
-        for name in ready:
-            table = subs[name].data
-            found = []
-            for parent in subs[name].parents:
-                if parent in local:
-                    lookup = pd.Series(reach[parent], index=subs[parent].data[parent])
-                    found.append(lookup.reindex(table[parent].to_numpy()).to_numpy())
-            if any(not np.array_equal(found[0], other) for other in found[1:]):
-                raise ValueError(f"shards: level {name!r} has parents in different units "
-                                 f"of level {top!r}, the level the shards split; the model "
-                                 f"cannot be split into shards.")
-            reach[name] = found[0]
-            pending.remove(name)
-    return top, local, shared, reach
+    top, local, shared = choose_split(spec, {name: len(s.data)
+                                             for name, s in spec.submodels.items()})
+    return top, local, shared, reach(spec, top, local, lambda name: (
+        f"shards: level {name!r} has parents in different units of level {top!r}, the "
+        f"level the shards split; the model cannot be split into shards."))
 
 
 def crossed_shard_models(model, n_shards):
@@ -137,13 +121,13 @@ class CrossedShard:
         self.problem, self.first, self.shared = problem, first, list(shared)
         names = list(problem.level_names)
         self.program = form.program if first else _local_program(problem, shared, form)
-        layout = [names.index(s) for s in shared if not problem.levels[names.index(s)].flat] + \
-                 [names.index(s) for s in shared if problem.levels[names.index(s)].flat]
+        shared_idx = [names.index(s) for s in shared]
+        layout = [c for c in shared_idx if not problem.levels[c].flat] + \
+                 [c for c in shared_idx if problem.levels[c].flat]
         self._layout = layout
-        self.where = _common_rows(form.units.schedule, layout)
-        self.n_dense = form.units.schedule.n_dense
-        self.profiled_rows = int(problem.n_profiled)
         sched = form.units.schedule
+        self.where = _common_rows(sched, layout)
+        self.profiled_rows = int(problem.n_profiled)
         self.layout = [(names[lvl], int(sched.sizes[lvl]), int(sched.block[lvl]),
                         _digest(problem.levels[lvl].ids)) for lvl in layout]
         self._at = None
@@ -183,13 +167,11 @@ class CrossedShard:
             mean = mean[self.where]
             sigma = None if sigma is None else pack(
                 unpack(sigma)[np.ix_(self.where, self.where)])
-        engine = np.ascontiguousarray(self.problem.engine_theta(theta), float)
         if sigma is None:
             return float(self.program.finish(np.ascontiguousarray(mean))), None
-        grad = np.empty(len(engine))
+        grad = np.empty(self.problem.n_engine)
         r2 = self.program.finish(np.ascontiguousarray(mean), sigma, True, grad)
         return float(r2), np.asarray(self.problem.engine_gradient(theta, grad), float)
-
 
     def posterior(self, theta, mean, sigma):
         """{level name: (mean (n, m), covariance (n, m, m))} of every level with etas

@@ -30,9 +30,11 @@ SAMPLE_TOP_UNITS = 100
 def nested_structure(spec):
     """Whether the levels split by the top level's ID: one level without parents and no
     flat level (otherwise the crossed split, crossed.py)."""
-    levels = list(spec.levels)
-    tops = [name for name in levels if not spec.submodels[name].parents]
-    return len(tops) == 1 and not any(spec.submodels[name].flat for name in levels)
+    try:
+        single_top(spec, "")
+    except ValueError:
+        return False
+    return True
 
 
 def top_level(spec):
@@ -120,9 +122,10 @@ def crossed_counts(shard):
                                                             for lev in levels}
 
 
-def table_counts(table, ys):
-    """(observed values, units) of a pandas table with value columns ``ys``."""
-    return int(table[list(ys)].notna().to_numpy().sum()), len(table)
+def table_counts(name, table, ys):
+    """(observed values, {name: units}) of level ``name``'s pandas table with value
+    columns ``ys``."""
+    return int(table[list(ys)].notna().to_numpy().sum()), {name: len(table)}
 
 
 def sample_tables(tables, top, n_units=SAMPLE_TOP_UNITS):
@@ -272,9 +275,10 @@ class PartitionedModel:
 
         from .likelihood import ShardedLikelihood, default_shards
         spec = model.spec
+        crossed = not nested_structure(spec)
         if n_shards is None:
-            n_shards = default_shards(not nested_structure(spec), client)
-        if not nested_structure(spec):
+            n_shards = default_shards(crossed, client)
+        if crossed:
             self._crossed(model, client, n_shards)
             return
         top = top_level(spec)
@@ -332,11 +336,8 @@ class PartitionedModel:
         del tables, frames
         self.likelihood = ShardedLikelihood.on_shards(
             shards, client, list(self.problem.params.labels), crossed=True)
-        counts.append((0, {}))
-        for name, table in whole.items():
-            observed, n = table_counts(table, spec.submodels[name].ys)
-            counts[-1] = counts[-1][0] + observed, {**counts[-1][1], name: n}
-        self._add_counts(counts)
+        self._add_counts(counts + [table_counts(name, table, spec.submodels[name].ys)
+                                   for name, table in whole.items()])
 
     def _add_counts(self, counts):
         self.n_observed = sum(n for n, _ in counts)

@@ -37,27 +37,35 @@ def top_of(spec):
     ValueError naming what prevents a split. A level may have several parents when they
     are nested (a student linked to its teacher and to its school): all of them must
     lead every unit to the same top unit."""
-    levels = list(spec.levels)
     top = single_top(spec, "shards: the model cannot be split into independent shards")
+    return top, reach(spec, top, list(spec.levels), lambda name: (
+        f"shards: the model cannot be split into independent shards: level {name!r} has "
+        f"parents {spec.submodels[name].parents} in different units of the top level "
+        f"{top!r} (crossed levels)."))
+
+
+def reach(spec, top, members, refusal):
+    """{level: (n,) the unit of level ``top`` each unit of the level's table reaches}
+    for ``top`` and the levels of ``members`` below it, through their parents among
+    ``members`` (each such level has one); raises ValueError(refusal(level)) for a
+    level whose parents lead one of its units to different units of ``top``."""
     ids = {top: spec.submodels[top].data[top].to_numpy()}
-    pending = [name for name in levels if name != top]
+    pending = [name for name in members if name != top]
     while pending:
-        ready = [name for name in pending
-                 if all(p in ids for p in spec.submodels[name].parents)]
+        ready = [name for name in pending if all(
+            p in ids for p in spec.submodels[name].parents if p in members)]
         for name in ready:
             table = spec.submodels[name].data
             found = []
             for parent in spec.submodels[name].parents:
-                lookup = pd.Series(ids[parent], index=spec.submodels[parent].data[parent])
-                found.append(lookup.reindex(table[parent].to_numpy()).to_numpy())
+                if parent in members:
+                    lookup = pd.Series(ids[parent], index=spec.submodels[parent].data[parent])
+                    found.append(lookup.reindex(table[parent].to_numpy()).to_numpy())
             if any(not np.array_equal(found[0], other) for other in found[1:]):
-                raise ValueError(f"shards: the model cannot be split into independent "
-                                 f"shards: level {name!r} has parents "
-                                 f"{spec.submodels[name].parents} in different units of "
-                                 f"the top level {top!r} (crossed levels).")
+                raise ValueError(refusal(name))
             ids[name] = found[0]
             pending.remove(name)
-    return top, ids
+    return ids
 
 
 def assign(sizes, n_shards):
