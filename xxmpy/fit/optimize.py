@@ -6,9 +6,10 @@ Variances (parameters only on diagonals of theta / psi) have a small positive
 lower bound, VARIANCE_FLOOR times that unit: every floor and step scale is
 relative to the data's scale, so a fit of rescaled data follows the same path.
 Any inadmissible trial point (a matrix not positive definite) makes the line
-search step back. Gradients are analytic (gradient.py); the Hessian
-is central differences of the analytic gradient. Convergence is judged by
-the Newton decrement g' H^-1 g (the predicted further drop of -2 log L).
+search step back. Gradients are analytic (gradient.py); the Hessian at the end
+is forward differences of the analytic gradient (polish), central ones where a
+search restarts. Convergence is judged by the Newton decrement g' H^-1 g (the
+predicted further drop of -2 log L).
 """
 import functools
 import time
@@ -36,6 +37,7 @@ POLISH_TOL = 1e-12     # the Newton polish goes on to here: the estimates to ~1e
 FLAT_CANDIDATE = 1e-5  # unit-diagonal Hessian eigenvalue (relative) worth re-measuring
 FLAT_TOL = 1e-11       # ... and, re-measured, below which the direction is flat
 FLAT_STEP = 0.05       # the re-measuring step, in standard errors
+CLEAR_CURVATURE = 1e-3  # unit-diagonal Hessian eigenvalue above which forward differences do
 
 
 def variance_floor(problem):
@@ -124,6 +126,12 @@ class Objective:
         when a Hessian is taken."""
         return mean_parameters(self.problem)[self.free]
 
+    @functools.cached_property
+    def variance(self):
+        """(F,) the coordinates that are variances (or, in Cholesky coordinates, the
+        diagonals standing for them), read only when a Hessian is taken."""
+        return np.asarray(self.problem.params.is_variance, bool)[self.free]
+
     def coordinates(self, y):
         if self.all_free:
             return y * self.scale
@@ -165,31 +173,72 @@ def mean_parameters(problem):
     return mean & seen
 
 
-def hessian_of(fg, x, g0, lower, rel=1e-5, central=True, linear=None):
+def hessian_of(fg, x, g0, lower, rel=1e-5, central=True, linear=None, relative=None,
+               cache=None):
     """Central differences of the gradient (forward next to a bound or when
-    ``central`` is False: half the cost, for a preconditioner), symmetrised.
+    ``central`` is False: half the cost), symmetrised.
     linear: (k,) coordinates -2 log L is quadratic in jointly (the means): their
     columns by forward differences, exact for their rows; their other rows are taken
-    from the other coordinates' (central) columns, so a central Hessian costs
-    2 k_other + k_linear evaluations."""
+    from the other coordinates' columns (a variance's gradient is quadratic in a
+    mean, whose step, relative to its size, may be many standard errors: a shifted
+    intercept's), so a central Hessian costs 2 k_other + k_linear evaluations and a
+    forward one k. relative: (k,) coordinates whose step is rel |x| when |x| < 1
+    (variances: their curvature changes on the scale of the variance itself), not
+    rel. cache: a dict of the gradients at the steps taken, kept between calls at
+    the same x (a central Hessian after a forward one reuses its steps up)."""
     k = x.size
     H = np.zeros((k, k))
-    h = rel * np.maximum(np.abs(x), 1.0)
+    big = np.maximum(np.abs(x), 1.0)
+    h = rel * (big if relative is None else
+               np.where(np.asarray(relative, bool) & (x > 0), np.minimum(np.abs(x), 1.0), big))
     linear = np.zeros(k, bool) if linear is None else np.asarray(linear, bool)
+    cache = {} if cache is None else cache
+
+    def gradient_at(j, step):
+        if (j, step) not in cache:
+            point = x.copy()
+            point[j] += step
+            cache[(j, step)] = fg(point)[1]
+        return cache[(j, step)]
     for j in range(k):
-        up = x.copy()
-        up[j] += h[j]
-        g_up = fg(up)[1]
-        dn = x.copy()
-        dn[j] -= h[j]
-        g_dn = fg(dn)[1] if central and not linear[j] and dn[j] >= lower[j] else None
+        g_up = gradient_at(j, h[j])
+        down = central and not linear[j] and x[j] - h[j] >= lower[j]
+        g_dn = gradient_at(j, -h[j]) if down else None
         if g_dn is not None and np.all(np.isfinite(g_dn)):
             H[:, j] = (g_up - g_dn) / (2 * h[j])
         else:
             H[:, j] = (g_up - g0) / h[j]
-    if central and linear.any():
+    if linear.any():
         H[np.ix_(~linear, linear)] = H[np.ix_(linear, ~linear)].T
     return (H + H.T) / 2
+
+
+def end_hessian(fg, x, g0, lower, linear=None, variance=None, central=False):
+    """The Hessian where a search ended: forward differences (k evaluations, each
+    variance's step relative to itself), or central ones (reusing the forward steps
+    they share) when ``central`` is asked or the forward one is not clearly positive
+    definite: the smallest eigenvalue of its unit-diagonal form below CLEAR_CURVATURE,
+    where its O(h) error (about 1e-5 of H) could decide a Newton step, a flat
+    direction or a saddle. Central ones cost 2 k (8 of the full-size grade design's
+    13 evaluations); at a clear optimum the forward error is the size of theirs there
+    and standard errors, the Newton decrement and the Newton steps need no more."""
+    cache = {}
+    if not central:
+        H = hessian_of(fg, x, g0, lower, central=False, linear=linear, relative=variance,
+                       cache=cache)
+        if _clearly_positive(H):
+            return H
+    return hessian_of(fg, x, g0, lower, central=True, linear=linear, cache=cache)
+
+
+def _clearly_positive(H):
+    d = np.diag(H)
+    if H.size == 0:
+        return True
+    if not (np.all(np.isfinite(H)) and np.all(d > 0)):
+        return False
+    D = 1.0 / np.sqrt(d)
+    return bool(np.linalg.eigvalsh(H * np.outer(D, D))[0] > CLEAR_CURVATURE)
 
 
 def hessian_in_coordinates(h_theta, transform, x, free, scale):
@@ -403,8 +452,11 @@ def _stale(H, at, x):
     return not bool(np.all(np.isfinite(size)) and np.all(step <= STALE_HESSIAN * size))
 
 
-def polish(fg, x, f, g, lower, steps):
-    """Newton steps on the coordinates off their bounds; returns (x, f, g, H, at_bound)."""
+def polish(fg, x, f, g, lower, steps, central=False):
+    """Newton steps on the coordinates off their bounds; returns (x, f, g, H, at_bound).
+
+    H: end_hessian (forward differences at a clear optimum; central ones when
+    ``central``, on a singular face, or where the forward ones are in doubt)."""
     at_bound = _at_bound(x, g, lower)
     free = ~at_bound
     sub_lower = lower[free]
@@ -417,7 +469,12 @@ def polish(fg, x, f, g, lower, steps):
 
     H = np.full((x.size, x.size), np.nan)
     linear = getattr(fg, "linear", np.zeros(x.size, bool))[free]
-    Hf = hessian_of(lambda xf: sub(xf, x), x[free], g[free], sub_lower, linear=linear)
+    variance = getattr(fg, "variance", np.zeros(x.size, bool))[free]
+
+    def measure(at, g_at):
+        return end_hessian(lambda xf: sub(xf, at), at[free], g_at[free], sub_lower,
+                           linear=linear, variance=variance, central=central)
+    Hf = measure(x, g)
     at_hessian = x.copy()
     for _ in range(steps):
         if newton_decrement(Hf, g[free]) < POLISH_TOL:
@@ -437,7 +494,7 @@ def polish(fg, x, f, g, lower, steps):
             break
         x, f, g = trial, ft, gt
     if _stale(Hf, at_hessian[free], x[free]):
-        Hf = hessian_of(lambda xf: sub(xf, x), x[free], g[free], sub_lower, linear=linear)
+        Hf = measure(x, g)
     H[np.ix_(free, free)] = Hf
     return x, f, g, H, at_bound
 
@@ -595,7 +652,7 @@ def _finish_singular(fg, transform, free, scale, lower, polish_steps, y, status)
     k = transform.k
     f, g = fg(y)
     count = fg.count
-    y, f, g, Hy, bound = polish(fg, y, f, g, lower, polish_steps)
+    y, f, g, Hy, bound = polish(fg, y, f, g, lower, polish_steps, central=True)
     theta = fg.full(y)
     grad = fg.last_gradient.copy()
     off = ~bound
