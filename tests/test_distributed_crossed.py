@@ -100,7 +100,9 @@ def test_flat_levels_are_shared_by_every_shard(name):
     for n_shards in (1, 3, 8):
         sharded = ShardedLikelihood(model, n_shards)
         assert "(fixed)" in crossed_split(model.spec)[2]
-        assert_same(sharded, problem, problem.params.start)
+        # (sleepstudy is balanced: its two-stage start is the REML optimum itself, where
+        # the gradient is rounding; compared off it)
+        assert_same(sharded, problem, problem.params.start * 1.2)
         assert_same(sharded, problem, factories.random_theta(problem, rng))
 
 

@@ -129,3 +129,56 @@ def test_no_guess_where_psi_is_not_positive_definite():
               "cov[g:(Intercept),x]": 1.5}
     theta = np.array([values[lab] for lab in problem.params.labels])
     assert lmer_curvature(design, problem, theta) is None
+
+
+def _slopes_truth(seed=5, groups=300, per=15):
+    """y = 1 + 0.5 x + b0_g + b1_g x + e: Psi [[0.8, 0.15], [0.15, 0.2]], sigma^2 1.5,
+    groups of ``per`` rows with unequal x spreads."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(groups), per)
+    x = rng.normal(size=g.size) * rng.uniform(0.5, 2.0, groups)[g] + 0.3
+    b = rng.multivariate_normal([0, 0], [[0.8, 0.15], [0.15, 0.2]], groups)
+    y = 1 + 0.5 * x + b[g, 0] + b[g, 1] * x + rng.normal(0, np.sqrt(1.5), g.size)
+    return pd.DataFrame({"g": g, "x": x, "y": y})
+
+
+def test_random_slopes_start_from_the_two_stage_moments():
+    """A factor with several effects starts from each group's least squares (Psi = their
+    covariance less its sampling part; the residual variance pooled within groups), not
+    from the intercepts' tau^2 for every variance and 0 covariances: every start within
+    10% of the ML estimate's scale, the start -2 log L within 1 of the optimum, and the
+    fit takes fewer evaluations than from the old starts."""
+    df = _slopes_truth()
+    design = build_design("y ~ x + (x | g)", df)
+    problem = build_model(design, False).compile()
+    fit = xm.lmer("y ~ x + (x | g)", df, REML=False)
+    est = fit.fit_result.params
+    start = dict(zip(problem.params.labels, problem.params.start))
+    scale = {"Residual": est["Residual"], "var[g:(Intercept)]": est["var[g:(Intercept)]"],
+             "var[g:x]": est["var[g:x]"],
+             "cov[g:(Intercept),x]": np.sqrt(est["var[g:(Intercept)]"] * est["var[g:x]"])}
+    for label, unit in scale.items():
+        assert abs(start[label] - est[label]) < 0.1 * unit, label
+    assert fit.fit_result.record.start_deviance - fit.deviance < 1.0
+    old = {"Residual": 1.5 + 0.8, "var[g:(Intercept)]": 0.8, "var[g:x]": 0.8,
+           "cov[g:(Intercept),x]": 0.0}             # tau2 everywhere, as before
+    from_old = xm.lmer("y ~ x + (x | g)", df, REML=False, start=old)
+    assert from_old.deviance == pytest.approx(fit.deviance, rel=1e-10)
+    assert fit.fit_result.record.n_evaluations < from_old.fit_result.record.n_evaluations
+
+
+def test_two_stage_start_needs_groups_with_more_units_than_effects():
+    """57 groups of 2 rows and 3 of 3 for 2 effects: fewer than q + 2 group regressions
+    are possible, so the variances start from tau^2 as before (covariance 0)."""
+    rng = np.random.default_rng(2)
+    g = np.repeat(np.arange(60), [3] * 3 + [2] * 57)
+    x = rng.normal(size=g.size)
+    df = pd.DataFrame({"g": g, "x": x, "y": rng.normal(size=60)[g] + x +
+                       rng.normal(size=g.size)})
+    design = build_design("y ~ x + (x | g)", df)
+    from xxmpy.lmm.to_xxm import _two_stage_psi
+    f = design.factors[0]
+    assert _two_stage_psi(f, df["y"].to_numpy(), np.bincount(f.codes), 0.01) is None
+    problem = build_model(design, False).compile()
+    start = dict(zip(problem.params.labels, problem.params.start))
+    assert start["cov[g:(Intercept),x]"] == 0.0

@@ -37,6 +37,7 @@ POLISH_TOL = 1e-12     # the Newton polish goes on to here: the estimates to ~1e
 FLAT_CANDIDATE = 1e-5  # unit-diagonal Hessian eigenvalue (relative) worth re-measuring
 FLAT_TOL = 1e-11       # ... and, re-measured, below which the direction is flat
 FLAT_STEP = 0.05       # the re-measuring step, in standard errors
+SAME_POINT = 8 * np.finfo(float).eps  # relative: parameters that are one point's
 CLEAR_CURVATURE = 1e-3  # unit-diagonal Hessian eigenvalue above which forward differences do
 
 
@@ -147,7 +148,7 @@ class Objective:
         factors = self.transform.factors(x)
         theta = self.transform.to_theta(x, factors)
         last = self.memo[0]
-        if last is not None and np.array_equal(theta, last[0]):
+        if last is not None and _same_point(theta, last[0]):
             f, g = last[1], last[2]
         else:
             self.count += 1
@@ -159,6 +160,13 @@ class Objective:
             return f, g[self.free]
         gx = self.transform.pullback(x, g, factors)
         return f, (gx if self.all_free else gx[self.free]) * self.free_scale
+
+
+def _same_point(theta, other):
+    """theta equals other to the last bits (SAME_POINT eps of each entry): the search's end
+    carried to the polish's coordinates and back (a division and a product, a
+    Cholesky factor and its square) lands within rounding of the point evaluated."""
+    return bool(np.all(np.abs(theta - other) <= SAME_POINT * np.abs(other)))
 
 
 def mean_parameters(problem):

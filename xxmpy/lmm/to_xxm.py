@@ -78,7 +78,7 @@ def build_model(design, reml, start=None, profiled=True):
         data[fixed] = np.zeros(n, dtype=int)
     m.level(obs, parents=obs_parents, ys=[y_col], xs=[] if flat else x_cols,
             data=pd.DataFrame(data, copy=False))   # columns of the design, not copied
-    s2, tau2 = _moment_starts(design, resid)
+    s2, tau2, psi = _moment_starts(design, resid)
     start = start or {}
     m.within(obs, "theta", [[1]], [[start.get(RESIDUAL, s2)]], [[RESIDUAL]])
     if flat:
@@ -89,7 +89,7 @@ def build_model(design, reml, start=None, profiled=True):
                  [[start.get(name, b) for name, b in zip(design.fixed_names, beta)]],
                  [design.fixed_names])
     for j, f in enumerate(design.factors):
-        _factor_level(m, design, z_cols[j], f, obs, tau2[j], start)
+        _factor_level(m, design, z_cols[j], f, obs, tau2[j], psi[j], start)
     return m
 
 
@@ -130,7 +130,8 @@ def _ols(design):
 
 
 def _moment_starts(design, r, sweeps=3):
-    """Start values by moments of the OLS residuals: (residual variance, per factor tau^2).
+    """Start values by moments of the OLS residuals: (residual variance, per factor tau^2,
+    per factor a Psi start or None: _two_stage_psi for factors with several effects).
 
     tau^2 of a factor: variance of its group means of the residuals minus the
     part the residual variance explains (s^2 mean(1/n_g)), floored at TAU2_FLOOR
@@ -139,7 +140,9 @@ def _moment_starts(design, r, sweeps=3):
     (n_g tau^2 / (n_g tau^2 + s^2) of their group means), a few sweeps, coarsest
     factor first, so that a nested or crossed factor's means do not count the
     others' variance (an instructor's mean holds its department's effect). The residual variance is
-    what the factors leave, floored at 10% of the total.
+    what the factors leave, floored at 10% of the total; a factor with several effects
+    (random slopes) starts from the two-stage estimator (_two_stage_psi), whose residual
+    variance within groups, net of their slopes, bounds the residual variance's start.
     """
     total = max(float(np.mean(r ** 2)), 1e-8 * float(np.var(design.y)))
     factors = design.factors
@@ -158,7 +161,52 @@ def _moment_starts(design, r, sweeps=3):
             effects[j] = (n_g * tau2[j] / (n_g * tau2[j] + s2) * means)[f.codes]
             rest = own - effects[j]
         s2 = max(total - sum(tau2), 0.1 * total)
-    return s2, tau2
+    two_stage = [_two_stage_psi(f, r - sum(effects) + effects[j], counts[j],
+                                TAU2_FLOOR * total) if f.Z.shape[1] > 1 else None
+                 for j, f in enumerate(factors)]
+    within = [got[1] for got in two_stage if got is not None]
+    if within:            # the residual variance within groups, net of their slopes
+        s2 = max(min([s2] + within), 0.1 * total)
+    return s2, tau2, [None if got is None else got[0] for got in two_stage]
+
+
+def _two_stage_psi(f, own, n_g, floor):
+    """(Psi start (q, q), the residual variance within groups) for factor f (Z (n, q),
+    q > 1), or None when fewer than q + 2 groups have more units than effects and a
+    well-conditioned Z_g'Z_g. The two-stage moment estimator: each such group's least
+    squares b_g of ``own`` (its share of the residuals) on its Z_g, the pooled residual
+    variance s2 of those regressions, and Psi = cov(b_g) - s2 mean((Z_g'Z_g)^-1); its
+    variances floored at ``floor`` over mean(z^2), its correlations kept inside (-0.9,
+    0.9) and shrunk until the matrix is clearly positive definite."""
+    Z = f.Z
+    G, q = len(f.groups), Z.shape[1]
+    M = np.empty((G, q, q))
+    c = np.empty((G, q))
+    for a in range(q):
+        c[:, a] = np.bincount(f.codes, weights=Z[:, a] * own, minlength=G)
+        for b in range(a, q):
+            M[:, a, b] = M[:, b, a] = np.bincount(f.codes, weights=Z[:, a] * Z[:, b],
+                                                  minlength=G)
+    d = np.sqrt(np.maximum(np.einsum("gii->gi", M), 1e-300))
+    lam = np.linalg.eigvalsh(M / (d[:, :, None] * d[:, None, :]))
+    ok = (n_g > q) & (lam[:, 0] > 1e-8 * lam[:, -1])
+    if ok.sum() < q + 2:
+        return None
+    M, c = M[ok], c[ok]
+    b = np.linalg.solve(M, c[:, :, None])[:, :, 0]
+    ss = np.bincount(f.codes, weights=own * own, minlength=G)[ok]
+    s2 = max(float(np.sum(ss - np.einsum("gi,gi->g", c, b)) / np.sum(n_g[ok] - q)), 0.0)
+    psi = np.cov(b, rowvar=False) - s2 * np.mean(np.linalg.inv(M), axis=0)
+    z2 = np.mean(Z ** 2, axis=0)
+    var = np.maximum(np.diag(psi), floor / np.where(z2 > 0, z2, 1.0))
+    scale = np.sqrt(np.abs(np.diag(psi)))
+    corr = np.clip(psi / (np.outer(scale, scale) + 1e-300), -0.9, 0.9)
+    np.fill_diagonal(corr, 1.0)
+    for _ in range(10):
+        if np.linalg.eigvalsh(corr)[0] > 0.05:
+            break
+        corr = 0.5 * corr + 0.5 * np.eye(q)
+    return corr * np.sqrt(np.outer(var, var)), s2
 
 
 def _loadings(Z, columns):
@@ -174,7 +222,7 @@ def _loadings(Z, columns):
     return value, label
 
 
-def _factor_level(m, design, z_cols, f, obs, tau2, start):
+def _factor_level(m, design, z_cols, f, obs, tau2, psi0, start):
     names = f.effect_names
     k = len(names)
     parents = [f.parent] if f.parent else []
@@ -190,7 +238,9 @@ def _factor_level(m, design, z_cols, f, obs, tau2, start):
             for c in idx:
                 pattern[r, c] = 1
                 label[r, c] = psi_label(f.name, names, r, c)
-                if r == c:
+                if psi0 is not None:
+                    value[r, c] = start.get(label[r, c], psi0[r, c])
+                elif r == c:
                     z2 = float(np.mean(Z[:, r] ** 2))
                     value[r, c] = start.get(label[r, c], tau2 / z2 if z2 > 0 else tau2)
                 else:
