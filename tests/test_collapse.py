@@ -266,3 +266,43 @@ def test_collapsed_problems_compiled_match_twin(factory, monkeypatch):
     assert problem.form.collapsed
     theta = factories.random_theta(problem, np.random.default_rng(31))
     assert_compiled_matches_twin(problem, theta, monkeypatch)
+
+
+def test_moment_square_roots_by_cholesky_or_eigen_reproduce_every_moment():
+    """Each group's square root S'S = M: the Cholesky factor where every pivot is clear,
+    the eigen-decomposition where a column is constant (exact zeros), duplicated
+    (rank deficient: the rounding eigenvalue dropped) or scaled by 1e8 beside a dummy;
+    and the projected rows P'P = M in the v rows and M_xv M_vv^+ M_vx in the x block."""
+    from xxmpy.compile.collapse import _Roots, _projected_roots, _square_roots
+    rng = np.random.default_rng(3)
+    U = []
+    for kind in ("clear", "constant", "duplicated", "scaled"):
+        u = np.column_stack([np.ones(12), rng.normal(size=12), rng.normal(size=12),
+                             rng.normal(size=12)])
+        if kind == "constant":
+            u[:, 1] = 0.0
+        if kind == "duplicated":
+            u[:, 2] = u[:, 1]
+        if kind == "scaled":
+            u[:, 3] = 3e7 + 1e8 * u[:, 3]
+        U.append(u)
+    M = np.stack([u.T @ u for u in U])
+    roots = _Roots(M)
+    assert roots.clear.tolist() == [True, False, False, True]
+    S = _square_roots(M)
+    for g in range(4):
+        scale = np.sqrt(np.outer(np.diag(M[g]), np.diag(M[g]))) + 1e-300
+        np.testing.assert_allclose((S[g].T @ S[g]) / scale, M[g] / scale, atol=1e-12)
+    assert np.all(S[1][:, 1] == 0.0)
+    shared = np.array([False, False, True, True])       # x: the last two columns
+    P = _projected_roots(M[:, :2, :], shared)
+    for g in range(4):
+        v, x = ~shared, shared
+        PP = P[g].T @ P[g]
+        Mvv = M[g][np.ix_(v, v)]
+        want_xx = M[g][np.ix_(x, v)] @ np.linalg.pinv(Mvv) @ M[g][np.ix_(v, x)]
+        np.testing.assert_allclose(PP[np.ix_(v, v)], Mvv, rtol=1e-10, atol=1e-9)
+        np.testing.assert_allclose(PP[np.ix_(v, x)], M[g][np.ix_(v, x)], rtol=1e-10,
+                                   atol=1e-9 * np.abs(M[g]).max())
+        np.testing.assert_allclose(PP[np.ix_(x, x)], want_xx, rtol=1e-9,
+                                   atol=1e-9 * np.abs(M[g]).max())

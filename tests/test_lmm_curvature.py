@@ -178,7 +178,7 @@ def test_two_stage_start_needs_groups_with_more_units_than_effects():
     design = build_design("y ~ x + (x | g)", df)
     from xxmpy.lmm.to_xxm import _two_stage_psi
     f = design.factors[0]
-    assert _two_stage_psi(f, df["y"].to_numpy(), np.bincount(f.codes), 0.01) is None
+    assert _two_stage_psi(f, f.Z, df["y"].to_numpy(), np.bincount(f.codes), 0.01) is None
     problem = build_model(design, False).compile()
     start = dict(zip(problem.params.labels, problem.params.start))
     assert start["cov[g:(Intercept),x]"] == 0.0

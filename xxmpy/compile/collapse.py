@@ -52,6 +52,7 @@ from .problem import build_units, unique_rows
 
 MIN_REDUCTION = 0.75     # collapse only when groups <= 75% of the units
 ROUNDING_EIGENVALUE = 1e-12   # of an equilibrated moment matrix, relative to its largest
+CLEAR_PIVOT = 1e-3            # a Cholesky pivot^2 of one (unit diagonal) that needs no eigh
 
 
 @dataclass(frozen=True)
@@ -309,29 +310,71 @@ def _centered_moments(Uc, group, n_g, ids, rows):
     return out
 
 
-def _equilibrated_eigh(M):
-    """(d, constant, lam, V, keep) for each group's M (G, t, t): d the roots of its
-    diagonal (1 where it is 0, ``constant`` marking those), lam and V the
-    eigen-decomposition of M / (d d'), and keep the eigenvalues above rounding
-    (ROUNDING_EIGENVALUE of the largest)."""
-    d = np.sqrt(np.einsum("gii->gi", M))
-    constant = d == 0
-    d = np.where(constant, 1.0, d)
-    lam, V = np.linalg.eigh(M / (d[:, :, None] * d[:, None, :]))
-    return d, constant, lam, V, lam > ROUNDING_EIGENVALUE * lam[:, -1:]
+def _upper_cholesky(A):
+    """(R (G, t, t) upper with R'R = A, clear (G,)) for a stack of equilibrated A (unit
+    diagonal), by columns over all groups at once; clear: every pivot^2 above
+    CLEAR_PIVOT, where A's smallest eigenvalue is at least prod(pivots^2) / t^(t-1),
+    far above rounding (other groups' R is not used)."""
+    G, t, _ = A.shape
+    R = np.zeros_like(A)
+    clear = np.ones(G, bool)
+    for j in range(t):
+        col = R[:, :j, j]
+        s = A[:, j, j] - np.einsum("gk,gk->g", col, col)
+        clear &= s > CLEAR_PIVOT
+        rjj = np.sqrt(np.where(s > CLEAR_PIVOT, s, 1.0))
+        R[:, j, j] = rjj
+        if j + 1 < t:
+            R[:, j, j + 1:] = (A[:, j, j + 1:] -
+                               np.einsum("gk,gki->gi", col, R[:, :j, j + 1:])) / rjj[:, None]
+    return R, clear
+
+
+class _Roots:
+    """Square roots R'R = A of equilibrated moment matrices A = M / (d d') (G, t, t): the
+    Cholesky factor where it is clear (_upper_cholesky), else from the
+    eigen-decomposition, sqrt(Lambda) V' with the eigenvalues at rounding
+    (ROUNDING_EIGENVALUE of the largest: constant or duplicated columns) dropped; the
+    columns' scales differ by many orders (a y in the millions beside a 0/1 dummy), and
+    an absolute error would swamp the small columns' directions. d: the roots of M's
+    diagonal (1 where it is 0, ``constant`` marking those)."""
+
+    def __init__(self, M):
+        d = np.sqrt(np.einsum("gii->gi", M))
+        self.constant = d == 0
+        self.d = np.where(self.constant, 1.0, d)
+        A = M / (self.d[:, :, None] * self.d[:, None, :])
+        self.R, self.clear = _upper_cholesky(A)
+        self.other = np.flatnonzero(~self.clear)
+        if self.other.size:
+            lam, V = np.linalg.eigh(A[self.other])
+            keep = lam > ROUNDING_EIGENVALUE * lam[:, -1:]
+            root = np.where(keep, np.sqrt(np.where(keep, lam, 1.0)), 0.0)
+            self.inv_root = np.where(keep, 1.0 / np.where(keep, root, 1.0), 0.0)
+            self.Vt = V.transpose(0, 2, 1)
+            self.R[self.other] = root[:, :, None] * self.Vt
+
+    def solve_transposed(self, B):
+        """X (G, t, m) with R'X = B (B (G, t, m)): the Cholesky groups by forward
+        substitution, the others by the pseudo-inverse (zero rows where an eigenvalue
+        was dropped)."""
+        R = self.R
+        X = np.empty_like(B)
+        for j in range(R.shape[1]):
+            pivot = np.where(self.clear, R[:, j, j], 1.0)     # (the others: replaced)
+            X[:, j] = (B[:, j] - np.einsum("gk,gkm->gm", R[:, :j, j], X[:, :j])) / \
+                pivot[:, None]
+        if self.other.size:
+            X[self.other] = self.inv_root[:, :, None] * (self.Vt @ B[self.other])
+        return X
 
 
 def _square_roots(M):
-    """(G, r, r) S with S'S = M, from the eigen-decomposition of M equilibrated to unit
-    diagonal: the columns' scales differ by many orders (a y in the millions beside a
-    0/1 dummy), and eigh's absolute error would swamp the small columns' directions;
-    eigenvalues at rounding level (constant or duplicated columns) are dropped, since
-    their square roots (~1e-8) would put noise into every pseudo-unit, and columns
-    with no spread (a constant covariate) get exact zeros."""
-    d, constant, lam, V, keep = _equilibrated_eigh(M)
-    lam = np.where(keep, lam, 0.0)
-    S = np.sqrt(lam)[:, :, None] * V.transpose(0, 2, 1) * d[:, None, :]
-    S[np.broadcast_to(constant[:, None, :], S.shape)] = 0.0
+    """(G, r, r) S with S'S = M: _Roots's R rescaled by d; columns with no spread (a
+    constant covariate) get exact zeros."""
+    roots = _Roots(M)
+    S = roots.R * roots.d[:, None, :]
+    S[np.broadcast_to(roots.constant[:, None, :], S.shape)] = 0.0
     return S
 
 
@@ -339,21 +382,15 @@ def _projected_roots(Mv, shared):
     """(G, r_v, r) rows P from each group's moment rows of the unshared columns v (Mv:
     (G, r_v, r)): P'P equals M in the v block and its cross block with the shared x,
     and M_xv M_vv^+ M_vx in the x block (the x scatter left over, M_xx minus that, is
-    summed onto a carrier group). P_v is _square_roots(M_vv) and P_x = Lambda^-1/2 V'
-    D^-1 M_vx in M_vv's equilibrated eigen-decomposition (zero rows where Lambda is at
-    rounding)."""
+    summed onto a carrier group). P_v = R D (R'R = M_vv / (d d'), _Roots) and
+    P_x = R^-T D^-1 M_vx (the pseudo-inverse where M_vv is rank deficient)."""
     v = ~shared
     Mvv = Mv[:, :, v]
     Mvx = Mv[:, :, shared]
-    d, _, lam, V, keep = _equilibrated_eigh(Mvv)
-    root = np.where(keep, np.sqrt(np.where(keep, lam, 1.0)), 0.0)
-    inv_root = np.where(keep, 1.0 / np.where(keep, root, 1.0), 0.0)
-    Vt = V.transpose(0, 2, 1)
-    P_v = root[:, :, None] * Vt * d[:, None, :]
-    P_x = inv_root[:, :, None] * (Vt @ (Mvx / d[:, :, None]))
+    roots = _Roots(Mvv)
     P = np.zeros((Mv.shape[0], int(v.sum()), Mv.shape[2]))
-    P[:, :, v] = P_v
-    P[:, :, shared] = P_x
+    P[:, :, v] = roots.R * roots.d[:, None, :]
+    P[:, :, shared] = roots.solve_transposed(Mvx / roots.d[:, :, None])
     return P
 
 

@@ -94,18 +94,27 @@ class Units:
     (level indices, parent -1 within) -> CompiledMatrix; scopes: level -> [(level,
     units (n,))], the blocks a unit's factors touch (its own etas, then its
     parents'); scope_offsets: level -> (S+1,) where each scope slot starts among
-    the scope's etas; schedule: compile/schedule.Schedule.
+    the scope's etas; schedule: compile/schedule.Schedule, planned when first asked
+    (a problem whose leaves collapse evaluates another Units: its row-by-row one
+    plans only for a posterior read from it, engine.posterior_form); plan_args: what
+    build_schedule plans it from.
     """
     levels: tuple
     matrices: dict
     scopes: dict
     scope_offsets: tuple
-    schedule: object
+    plan_args: tuple
+
+    @functools.cached_property
+    def schedule(self):
+        """The elimination plan (ProblemTooLarge above the memory limit)."""
+        return build_schedule(*self.plan_args)
 
 
 def build_units(levels, matrices, descendants, memory_limit=None):
-    """Units over ``levels`` (LevelData) and ``matrices``, with scopes and schedule;
-    ProblemTooLarge when the schedule needs more than ``memory_limit`` bytes."""
+    """Units over ``levels`` (LevelData) and ``matrices``, with scopes and schedule
+    (planned when first asked: then ProblemTooLarge when it needs more than
+    ``memory_limit`` bytes)."""
     scopes = {}
     for c, lev in enumerate(levels):
         scope = [(c, np.arange(lev.n))] if lev.n_etas else []
@@ -121,10 +130,9 @@ def build_units(levels, matrices, descendants, memory_limit=None):
     # a crossed shard's shared levels (flat ones among them) stay in the remainder
     shared = {c for c, lev in enumerate(levels) if lev.shared and lev.n_etas}
     order = elimination_order(range(len(levels)), descendants, sizes, block, flat, shared)
-    return Units(tuple(levels), dict(matrices), scopes,
-                 tuple(offsets), build_schedule(sizes, block, scopes, order, memory_limit,
-                                                [lev.name for lev in levels], flat,
-                                                shared or None))
+    return Units(tuple(levels), dict(matrices), scopes, tuple(offsets),
+                 (sizes, block, scopes, order, memory_limit, [lev.name for lev in levels],
+                  flat, shared or None))
 
 
 @dataclass(frozen=True)

@@ -28,17 +28,6 @@ import numpy as np
 from .to_xxm import RESIDUAL, psi_label
 
 
-def _moments(f, Z):
-    """(G, q, q) M_g = Z_g'Z_g of factor f, whose columns are Z (n, q)."""
-    G, q = len(f.groups), Z.shape[1]
-    M = np.empty((G, q, q))
-    for a in range(q):
-        for b in range(a, q):
-            M[:, a, b] = M[:, b, a] = np.bincount(f.codes, weights=Z[:, a] * Z[:, b],
-                                                  minlength=G)
-    return M
-
-
 def _factor_labels(f):
     """[(label, r, c)] of factor f's psi parameters (within its blocks, lower triangle)."""
     names, out, pos = f.effect_names, [], 0
@@ -67,12 +56,11 @@ def lmer_curvature(design, problem, theta):
     res = at[RESIDUAL]
     H[res, res] = len(design.y) / s2 ** 2
     for f, fl in zip(design.factors, per_factor):
-        Z = f.Z                     # (n, q), stacked from the blocks at each access
-        q = Z.shape[1]
+        q = len(f.effect_names)
         psi = np.zeros((q, q))
         for lab, r, c in fl:
             psi[r, c] = psi[c, r] = theta[at[lab]]
-        M = _moments(f, Z)
+        M = f.moments()
         try:
             np.linalg.cholesky(psi)
             C = np.linalg.inv(s2 * np.linalg.inv(psi) + M)

@@ -66,6 +66,21 @@ class Factor:
     keys: np.ndarray = None
     blocks: list = field(default_factory=list)
     parent: str = None                   # a coarser factor every group lies within
+    _moments: np.ndarray = field(default=None, repr=False, compare=False)
+
+    def moments(self):
+        """(G, q, q) Z_g'Z_g of every group g (q: its effects), computed once (the start
+        values and the first curvature both read them)."""
+        if self._moments is None:
+            Z = self.Z
+            G, q = len(self.groups), Z.shape[1]
+            M = np.empty((G, q, q))
+            for a in range(q):
+                for b in range(a, q):
+                    M[:, a, b] = M[:, b, a] = np.bincount(self.codes, weights=Z[:, a] * Z[:, b],
+                                                          minlength=G)
+            self._moments = M
+        return self._moments
 
     def codes_for(self, data):
         """(n,) group of each row of new ``data`` (-1 for a group the fit has not seen);

@@ -61,8 +61,9 @@ def build_model(design, reml, start=None, profiled=True):
     names = set(levels)
     y_col = _fresh("y", names)
     x_cols = [_fresh(f"x{k}", names) for k in range(p)]
-    z_cols = [[_fresh(f"z{j}_{k}", names) for k in range(f.Z.shape[1])]
-              for j, f in enumerate(design.factors)]
+    Zs = [f.Z for f in design.factors]       # stacked from the blocks at each access
+    z_cols = [[_fresh(f"z{j}_{k}", names) for k in range(Z.shape[1])]
+              for j, Z in enumerate(Zs)]
     beta, resid = _ols(design)
     # a flat level's criterion (REML, profiled ML) is unchanged by y -> y - X c: fitted to
     # the OLS residual, -2 log L keeps its digits (of y itself, sums of squares of the
@@ -70,15 +71,15 @@ def build_model(design, reml, start=None, profiled=True):
     # level's posterior mean is the fixed effects minus beta (LmerResult adds it back)
     data = {obs: np.arange(n), y_col: resid if flat else design.y}
     data.update({col: design.X[:, k] for k, col in enumerate(x_cols)})
-    for f, cols in zip(design.factors, z_cols):
+    for f, Z, cols in zip(design.factors, Zs, z_cols):
         data[f.name] = f.codes
-        data.update({col: f.Z[:, k] for k, col in enumerate(cols)})
+        data.update({col: Z[:, k] for k, col in enumerate(cols)})
     obs_parents = [f.name for f in design.factors] + ([fixed] if flat else [])
     if flat:
         data[fixed] = np.zeros(n, dtype=int)
     m.level(obs, parents=obs_parents, ys=[y_col], xs=[] if flat else x_cols,
             data=pd.DataFrame(data, copy=False))   # columns of the design, not copied
-    s2, tau2, psi = _moment_starts(design, resid)
+    s2, tau2, psi = _moment_starts(design, resid, Zs)
     start = start or {}
     m.within(obs, "theta", [[1]], [[start.get(RESIDUAL, s2)]], [[RESIDUAL]])
     if flat:
@@ -89,7 +90,7 @@ def build_model(design, reml, start=None, profiled=True):
                  [[start.get(name, b) for name, b in zip(design.fixed_names, beta)]],
                  [design.fixed_names])
     for j, f in enumerate(design.factors):
-        _factor_level(m, design, z_cols[j], f, obs, tau2[j], psi[j], start)
+        _factor_level(m, design, Zs[j], z_cols[j], f, obs, tau2[j], psi[j], start)
     return m
 
 
@@ -129,7 +130,7 @@ def _ols(design):
     return (beta, design.y - design.X @ beta) if beta.size else (beta, design.y)
 
 
-def _moment_starts(design, r, sweeps=3):
+def _moment_starts(design, r, Zs, sweeps=3):
     """Start values by moments of the OLS residuals: (residual variance, per factor tau^2,
     per factor a Psi start or None: _two_stage_psi for factors with several effects).
 
@@ -161,16 +162,16 @@ def _moment_starts(design, r, sweeps=3):
             effects[j] = (n_g * tau2[j] / (n_g * tau2[j] + s2) * means)[f.codes]
             rest = own - effects[j]
         s2 = max(total - sum(tau2), 0.1 * total)
-    two_stage = [_two_stage_psi(f, r - sum(effects) + effects[j], counts[j],
-                                TAU2_FLOOR * total) if f.Z.shape[1] > 1 else None
-                 for j, f in enumerate(factors)]
+    two_stage = [_two_stage_psi(f, Z, r - sum(effects) + effects[j], counts[j],
+                                TAU2_FLOOR * total) if Z.shape[1] > 1 else None
+                 for j, (f, Z) in enumerate(zip(factors, Zs))]
     within = [got[1] for got in two_stage if got is not None]
     if within:            # the residual variance within groups, net of their slopes
         s2 = max(min([s2] + within), 0.1 * total)
     return s2, tau2, [None if got is None else got[0] for got in two_stage]
 
 
-def _two_stage_psi(f, own, n_g, floor):
+def _two_stage_psi(f, Z, own, n_g, floor):
     """(Psi start (q, q), the residual variance within groups) for factor f (Z (n, q),
     q > 1), or None when fewer than q + 2 groups have more units than effects and a
     well-conditioned Z_g'Z_g. The two-stage moment estimator: each such group's least
@@ -178,15 +179,11 @@ def _two_stage_psi(f, own, n_g, floor):
     variance s2 of those regressions, and Psi = cov(b_g) - s2 mean((Z_g'Z_g)^-1); its
     variances floored at ``floor`` over mean(z^2), its correlations kept inside (-0.9,
     0.9) and shrunk until the matrix is clearly positive definite."""
-    Z = f.Z
     G, q = len(f.groups), Z.shape[1]
-    M = np.empty((G, q, q))
+    M = f.moments()
     c = np.empty((G, q))
     for a in range(q):
         c[:, a] = np.bincount(f.codes, weights=Z[:, a] * own, minlength=G)
-        for b in range(a, q):
-            M[:, a, b] = M[:, b, a] = np.bincount(f.codes, weights=Z[:, a] * Z[:, b],
-                                                  minlength=G)
     d = np.sqrt(np.maximum(np.einsum("gii->gi", M), 1e-300))
     lam = np.linalg.eigvalsh(M / (d[:, :, None] * d[:, None, :]))
     ok = (n_g > q) & (lam[:, 0] > 1e-8 * lam[:, -1])
@@ -222,7 +219,7 @@ def _loadings(Z, columns):
     return value, label
 
 
-def _factor_level(m, design, z_cols, f, obs, tau2, psi0, start):
+def _factor_level(m, design, Z, z_cols, f, obs, tau2, psi0, start):
     names = f.effect_names
     k = len(names)
     parents = [f.parent] if f.parent else []
@@ -230,7 +227,6 @@ def _factor_level(m, design, z_cols, f, obs, tau2, psi0, start):
             data=pd.DataFrame({f.name: np.arange(len(f.groups)),
                                **({f.parent: _parent_codes(design, f)} if f.parent else {})}))
     pattern, value, label = np.zeros((k, k)), np.zeros((k, k)), np.full((k, k), None, object)
-    Z = f.Z
     pos = 0
     for b in f.blocks:
         idx = range(pos, pos + len(b.names))
