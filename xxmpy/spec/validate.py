@@ -121,6 +121,15 @@ def _check_flat_levels(spec, problems):
 
 
 # ----------------------------------------------------------------------------- data
+def _unique(col):
+    """Whether an ID column's values are distinct: at once for numbers in increasing
+    order (a row number), else by hashing."""
+    values = col.to_numpy()
+    if values.dtype.kind in "iuf" and values.size > 1 and bool(np.all(values[1:] > values[:-1])):
+        return True
+    return not col.duplicated().any()
+
+
 def _check_data(spec, problems):
     ids = {}
     for level in spec.levels:
@@ -148,7 +157,7 @@ def _check_data(spec, problems):
             problems.add(f"{where}: ID column '{level}' has {int(col.isna().sum())} missing "
                          f"value(s); every unit needs an ID.")
             continue
-        if col.duplicated().any():
+        if not _unique(col):
             dup = col[col.duplicated()].tolist()[0]
             problems.add(f"{where}: ID column '{level}' has duplicated IDs (first: {dup!r}); "
                          f"each row is one unit, so IDs must be unique.")
