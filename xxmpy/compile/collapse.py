@@ -281,8 +281,9 @@ def _scatter(U, rows):
 
 def _centered_moments(Uc, group, n_g, ids, rows):
     """(len(ids), len(rows), r) the moments of the groups ``ids`` about their means (Uc:
-    the units' U minus their group's mean), rows ``rows`` of each: one bincount per
-    element for narrow U, one product per group for wide U."""
+    the units' U minus their group's mean; its column 0 the constant 1, not centred),
+    rows ``rows`` of each: one bincount per element for narrow U (column 0's are n_g
+    and exact zeros), one product per group for wide U."""
     r = Uc.shape[1]
     if 4 * ids.size < n_g.size:       # a few groups (a carrier): their rows only
         local = np.full(n_g.size, -1)
@@ -291,7 +292,9 @@ def _centered_moments(Uc, group, n_g, ids, rows):
         return _centered_moments(Uc[mine], local[group[mine]], n_g[ids],
                                  np.arange(ids.size), rows)
     if r <= 8:
-        M, done = np.empty((ids.size, rows.size, r)), {}
+        M = np.empty((ids.size, rows.size, r))
+        done = {(0, j): np.zeros(ids.size) for j in range(1, r)}
+        done[(0, 0)] = np.asarray(n_g, float)[ids]
         for a, k in enumerate(rows):
             for j in range(r):
                 pair = (min(k, j), max(k, j))     # a symmetric element once

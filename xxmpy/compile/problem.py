@@ -261,7 +261,9 @@ def level_data(sub, ids, index, read=None):
     numeric = [c for c in data.columns if (read is None or c in read)
                and pd.api.types.is_numeric_dtype(data[c])]
     columns = {c: _frozen(data[c].to_numpy(dtype=float, copy=True)) for c in numeric}
-    if y.shape[1]:
+    if y.shape[1] and observed.all():        # one pattern: nothing missing
+        patterns, pattern_of = np.ones((1, y.shape[1]), bool), np.zeros(n, np.intp)
+    elif y.shape[1]:
         keys, pattern_of = unique_rows(list(observed.T.astype(np.intp)))
         patterns = keys.astype(bool)
     else:
