@@ -223,20 +223,24 @@ def hessian_of(fg, x, g0, lower, rel=1e-5, central=True, linear=None, relative=N
 
 def end_hessian(fg, x, g0, lower, linear=None, variance=None, central=False):
     """The Hessian where a search ended: forward differences (k evaluations, each
-    variance's step relative to itself), or central ones (reusing the forward steps
-    they share) when ``central`` is asked or the forward one is not clearly positive
-    definite: the smallest eigenvalue of its unit-diagonal form below CLEAR_CURVATURE,
-    where its O(h) error (about 1e-5 of H) could decide a Newton step, a flat
-    direction or a saddle. Central ones cost 2 k (8 of the full-size grade design's
-    13 evaluations); at a clear optimum the forward error is the size of theirs there
-    and standard errors, the Newton decrement and the Newton steps need no more."""
+    variance's step relative to itself), or central ones when ``central`` is asked
+    (steps rel max(|x|, 1): a singular face) or when the forward one is not clearly
+    positive definite, the smallest eigenvalue of its unit-diagonal form below
+    CLEAR_CURVATURE, where its O(h) error (about 1e-5 of H) could decide a Newton
+    step, a flat direction or a saddle (then with the same steps, the forward ones
+    reused: k - k_linear more). Central ones cost 2 k (8 of the full-size grade
+    design's 13 evaluations); at a clear optimum the forward error is the size of
+    theirs there and standard errors, the Newton decrement and the Newton steps need
+    no more."""
+    if central:
+        return hessian_of(fg, x, g0, lower, central=True, linear=linear)
     cache = {}
-    if not central:
-        H = hessian_of(fg, x, g0, lower, central=False, linear=linear, relative=variance,
-                       cache=cache)
-        if _clearly_positive(H):
-            return H
-    return hessian_of(fg, x, g0, lower, central=True, linear=linear, cache=cache)
+    H = hessian_of(fg, x, g0, lower, central=False, linear=linear, relative=variance,
+                   cache=cache)
+    if _clearly_positive(H):
+        return H
+    return hessian_of(fg, x, g0, lower, central=True, linear=linear, relative=variance,
+                      cache=cache)
 
 
 def _clearly_positive(H):
