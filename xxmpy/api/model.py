@@ -23,6 +23,7 @@ import pandas as pd
 from ..compile import Problem, compile_problem
 from ..engine import deviance as engine_deviance
 from ..errors import ProblemCollector
+from ..fit.information import random_effects_curvature
 from ..fit.optimize import fit_problem
 from ..fit.starts import resolve_start
 from ..results.fit_result import FitResult
@@ -219,7 +220,10 @@ class Model:
             fixed effects, whose shards each send the shared block, one per worker);
             the split depends on it and the data only.
         **options
-            Passed to the optimiser (``max_iter``, ``gtol``, ``verbose``).
+            Passed to the optimiser (``max_iter``, ``gtol``, ``verbose``;
+            ``hessian_guess=None``: the search's first curvature by forward
+            differences, not the closed form of random-effects models,
+            fit/information.py).
 
         Returns
         -------
@@ -234,6 +238,8 @@ class Model:
         options = resolve_start(options, problem, self._checked)
         if executor is not None or shards is not None:
             options["evaluate"] = _sharded(self, executor, shards).deviance_and_gradient
+        if "hessian_guess" not in options and "curvature" not in options:
+            options["curvature"] = random_effects_curvature(problem)   # None: not that shape
         record = fit_problem(problem, **options)
         self.result = FitResult(self._detached(), problem, record, self._checked)
         return self.result

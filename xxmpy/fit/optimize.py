@@ -38,6 +38,7 @@ FLAT_CANDIDATE = 1e-5  # unit-diagonal Hessian eigenvalue (relative) worth re-me
 FLAT_TOL = 1e-11       # ... and, re-measured, below which the direction is flat
 FLAT_STEP = 0.05       # the re-measuring step, in standard errors
 SAME_POINT = 8 * np.finfo(float).eps  # relative: parameters that are one point's
+REFRESHES = 3          # iterations whose quasi-Newton model a closed-form curvature renews
 CLEAR_CURVATURE = 1e-3  # unit-diagonal Hessian eigenvalue above which forward differences do
 
 
@@ -340,19 +341,26 @@ def _projected(g, x, lower):
     return pg
 
 
-def bfgs(fg, x, f, g, lower, H, max_iter=500, gtol=1e-9, verbose=False, cautious=True):
+def bfgs(fg, x, f, g, lower, H, max_iter=500, gtol=1e-9, verbose=False, cautious=True,
+         refresh=None):
     """Projected BFGS from (x, f, g) with inverse-Hessian guess H.
 
     cautious: the first CAPPED_ITERATIONS steps are capped at MAX_STEP natural units
     and the first keeps TO_BOUNDARY of each distance to a bound (a search from start
-    values; a warm-started profile fit does without). Returns (x, f, g, iterations,
-    status, history).
+    values; a warm-started profile fit does without). refresh: x -> an inverse-Hessian
+    guess there (or None), which replaces the quasi-Newton model at iterations 2 to
+    REFRESHES + 1 (a closed-form curvature: the start's goes stale as a variance
+    moves by orders of magnitude). Returns (x, f, g, iterations, status, history).
     """
     H0 = H.copy()
     fresh = True                 # H is the guess, not yet updated
     history, status = [f], "iteration limit reached"
     it = 0
     for it in range(1, max_iter + 1):
+        if refresh is not None and 1 < it <= REFRESHES + 1:
+            renewed = refresh(x)      # the closed-form curvature where the search is now
+            if renewed is not None:
+                H, H0, fresh = renewed, renewed.copy(), True
         pg = _projected(g, x, lower)
         active = pg == 0
         d = -H @ pg
@@ -563,12 +571,27 @@ def _identified_decrement(H, g):
     return float(np.sum(z ** 2 / vals[keep]))
 
 
-def _search(fg, lower, transform, free, gtol, verbose, cautious, max_iter, y, f, g, H):
-    """The quasi-Newton search from (y, f, g) with inverse-Hessian guess H, then away
-    from saddles where a Cholesky diagonal sits near 0: (y, f, g, iterations, status,
-    history)."""
+def _renewed_guess(curvature, fg, transform, free, scale, y):
+    """The inverse of ``curvature``'s Hessian guess at the search's point y, in its
+    coordinates; None where it has none or it is not clearly positive definite."""
+    theta = fg.full(y)
+    h = curvature(theta)
+    if h is None:
+        return None
+    hy = hessian_in_coordinates(h, transform, transform.from_theta(theta), free, scale)
+    ev = np.linalg.eigvalsh(hy) if hy.size else np.ones(1)
+    if not (np.all(np.isfinite(ev)) and ev[0] > 1e-10 * ev[-1]):
+        return None
+    return np.linalg.inv(hy)
+
+
+def _search(fg, lower, transform, free, gtol, verbose, cautious, max_iter, y, f, g, H,
+            refresh=None):
+    """The quasi-Newton search from (y, f, g) with inverse-Hessian guess H (renewed by
+    ``refresh`` over its first iterations, bfgs), then away from saddles where a
+    Cholesky diagonal sits near 0: (y, f, g, iterations, status, history)."""
     y, f, g, iters, status, history = bfgs(fg, y, f, g, lower, H, max_iter, gtol, verbose,
-                                           cautious)
+                                           cautious, refresh)
     for _ in range(3):
         kicked = _escape_singular_saddle(fg, y, f, transform, free)
         if kicked is None:
@@ -747,7 +770,7 @@ def _finish(problem, plain, pscale, free, hessian, polish_steps, memo, evaluate,
 
 def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish_steps=3,
                 hessian=True, hessian_guess=None, verbose=False, correlation=False,
-                evaluate=None):
+                evaluate=None, curvature=None):
     """Minimise -2 log L; returns an OptimizationRecord.
 
     start: (k,) theta to start from (default: the model's start values);
@@ -761,7 +784,10 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
     forward differences at the start); correlation: a held
     covariance is held at the correlation it has in ``start`` (its variances free);
     evaluate: theta -> (-2 log L, gradient) instead of the engine on ``problem`` (the
-    shards of a fit on workers; problem still gives the parameters and their units).
+    shards of a fit on workers; problem still gives the parameters and their units);
+    curvature: theta -> (k, k) Hessian guess in closed form (no evaluations, None where
+    it has none: fit/information.py), the first curvature when hessian_guess is None
+    and renewed where the search is over its first REFRESHES iterations.
     The search runs in Cholesky coordinates (transform.py); the polish and
     the Hessian in the parameters themselves.
     """
@@ -790,6 +816,8 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
         raise not_finite
     if callable(hessian_guess):
         hessian_guess = hessian_guess(problem)
+    if hessian_guess is None and curvature is not None:
+        hessian_guess = curvature(start)
     if hessian_guess is None:     # only a preconditioner: forward differences suffice
         H = _preconditioner(hessian_of(fg, y, g, lower, central=False))
     else:
@@ -800,7 +828,9 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
         H = _inverse_or_diagonal(hy)
     search = functools.partial(_search, fg, lower, transform, free, gtol, verbose,
                                hessian_guess is None)
-    y, f, g, iters, status, history = search(max_iter, y, f0, g, H)
+    refresh = None if curvature is None else functools.partial(
+        _renewed_guess, curvature, fg, transform, free, scale)
+    y, f, g, iters, status, history = search(max_iter, y, f0, g, H, refresh=refresh)
     plain = Transform(problem, floor, fixed, cholesky=False)
     pscale = coordinate_scale(plain, problem, params.start)
     plain_finish = functools.partial(_finish, problem, plain, pscale, free, hessian,
@@ -853,7 +883,7 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
             end, history = again, history + extra
     theta, f, grad, hess, at_bound = end.theta, end.f, end.grad, end.hess, end.at_bound
     decrement, converged, status, flat = end.decrement, end.converged, end.status, end.flat
-    n_eval = fg.count + polish_evaluations
+    n_eval = fg.count + polish_evaluations + getattr(curvature, "evaluations", 0)
     pg_full = np.where(at_bound, 0.0, np.nan_to_num(grad))
     return OptimizationRecord(
         start=start, estimate=theta, start_deviance=f0, deviance=f,

@@ -1,30 +1,15 @@
 """A first curvature for the search of an lmer fit, in closed form.
 
-The quasi-Newton search starts from a Hessian of -2 log L at the start values
-(fit/optimize.py); by default it takes forward differences of the gradient, k
-evaluations. The expected information of one grouping factor taken alone is
-known in closed form. With sigma^2 the residual variance, Psi (q x q) the
-factor's random-effects covariance, Z_g (n_g x q) group g's columns,
-M_g = Z_g'Z_g, V_g = sigma^2 I + Z_g Psi Z_g' and C_g = (sigma^2 Psi^-1 + M_g)^-1:
-
-    A_g = Z_g'V_g^-1 Z_g  = (M_g - M_g C_g M_g) / sigma^2
-    B_g = Z_g'V_g^-2 Z_g  = (M_g - 2 M C M + M C M C M)_g / sigma^4
-    tr V_g^-2 = (n_g - 2 tr(C M) + tr(C M C M))_g / sigma^4
-
-and, E_p = dPsi/dp (a unit variance or a symmetric unit covariance),
-
-    d2/dp dq          sum_g tr(E_p A_g E_q A_g)
-    d2/dp dsigma2     sum_g tr(E_p B_g)
-    d2/dsigma2^2      N / sigma^4 + sum over factors of sum_g (tr V_g^-2 - n_g / sigma^4)
-
-(for a random intercept: n_g^2 / d^2, n_g / d^2, (N - groups) / sigma^4 +
-sum 1 / d^2 with d = sigma^2 + n_g tau^2), the terms between factors left at 0.
-Only a preconditioner: the search corrects it, the polish and the standard
-errors use finite differences at the optimum. InstEval's ML fit: 30 -> 18
-evaluations.
+Each grouping factor's expected information taken alone, from its groups' Z'Z
+(fit/information.py has the formulas; the terms between factors are left at 0):
+exact for one factor, a preconditioner otherwise. fit_problem starts the search
+from it and renews it over the first iterations (``curvature``), instead of
+forward differences of the gradient (k evaluations): InstEval's ML fit 30 -> 18
+evaluations when it came in.
 """
 import numpy as np
 
+from ..fit.information import add_factor
 from .to_xxm import RESIDUAL, psi_label
 
 
@@ -60,23 +45,6 @@ def lmer_curvature(design, problem, theta):
         psi = np.zeros((q, q))
         for lab, r, c in fl:
             psi[r, c] = psi[c, r] = theta[at[lab]]
-        M = f.moments()
-        try:
-            np.linalg.cholesky(psi)
-            C = np.linalg.inv(s2 * np.linalg.inv(psi) + M)
-        except np.linalg.LinAlgError:
+        if not add_factor(H, res, s2, f.moments(), psi, [(at[lab], r, c) for lab, r, c in fl]):
             return None
-        MC = M @ C
-        MCM = MC @ M
-        A = (M - MCM) / s2
-        B = (M - 2.0 * MCM + MCM @ C @ M) / s2 ** 2
-        CM = C @ M
-        H[res, res] += np.sum(-2.0 * np.trace(CM, axis1=1, axis2=2)
-                              + np.einsum("gij,gji->g", CM, CM)) / s2 ** 2
-        E = np.zeros((len(fl), q, q))
-        for p, (_, r, c) in enumerate(fl):
-            E[p, r, c] = E[p, c, r] = 1.0
-        idx = [at[lab] for lab, _, _ in fl]
-        H[np.ix_(idx, idx)] = np.einsum("pij,gjk,qkl,gli->pq", E, A, E, A, optimize=True)
-        H[idx, res] = H[res, idx] = np.einsum("pij,gji->p", E, B)
     return H if np.all(np.isfinite(H)) else None

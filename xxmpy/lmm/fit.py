@@ -1,6 +1,7 @@
 """lmer: fit a linear mixed model written as an lme4 formula, through the xxM engine."""
 from __future__ import annotations
 
+import functools
 import warnings
 
 import pandas as pd
@@ -51,8 +52,9 @@ def lmer(formula: str, data: pd.DataFrame, REML: bool = True, start: dict | None
 
 def fit_design(design, reml, start=None, **options):
     model = build_model(design, reml, start)
-    options.setdefault("hessian_guess",
-                       lambda problem: lmer_curvature(design, problem, problem.params.start))
+    if "hessian_guess" not in options:      # hessian_guess=None: forward differences
+        options.setdefault("curvature", functools.partial(lmer_curvature, design,
+                                                          model.compile()))
     with warnings.catch_warnings():
         # a variance on its bound is reported by the singular-fit check instead
         warnings.simplefilter("ignore", BoundaryWarning)

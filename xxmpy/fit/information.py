@@ -1,0 +1,189 @@
+"""A first curvature for the search in closed form: random-effects models' expected information.
+
+The search starts from a Hessian guess (fit/optimize.py); by default forward
+differences of the gradient at the start values, k evaluations. Far from the
+optimum that observed Hessian is a poor preconditioner (its residual terms
+depend on how far off the start is); the expected information is a good one.
+For a response y (one per unit of the lowest level) with residual variance
+sigma^2 and random effects of parent levels loaded by Z (fixed values or data
+columns), one factor taken alone has it in closed form. With Psi (q x q) the
+factor's covariance, Z_g (n_g x q) group g's rows, M_g = Z_g'Z_g,
+V_g = sigma^2 I + Z_g Psi Z_g' and C_g = (sigma^2 Psi^-1 + M_g)^-1:
+
+    A_g = Z_g'V_g^-1 Z_g  = (M_g - M_g C_g M_g) / sigma^2
+    B_g = Z_g'V_g^-2 Z_g  = (M_g - 2 M C M + M C M C M)_g / sigma^4
+    tr V_g^-2 = (n_g - 2 tr(C M) + tr(C M C M))_g / sigma^4
+
+and, E_p = dPsi/dp (a unit variance or a symmetric unit covariance),
+
+    d2/dp dq          sum_g tr(E_p A_g E_q A_g)
+    d2/dp dsigma2     sum_g tr(E_p B_g)
+    d2/dsigma2^2      N / sigma^4 + sum over factors of sum_g (tr V_g^-2 - n_g / sigma^4)
+
+(the terms between factors left at 0). Only a preconditioner: the search corrects
+it (fit_problem renews it where the search is over its first iterations); the
+polish and the standard errors measure the Hessian at the optimum. lmm/curvature.py
+builds it for xm.lmer's models, ``random_effects_curvature`` for an xxM model of
+that shape, its mean parameters' block by forward differences (exact: -2 log L is
+quadratic in them).
+"""
+import numpy as np
+
+from ..engine import deviance_and_gradient
+from .optimize import mean_parameters
+
+
+def group_moments(codes, Z, G, rows=None):
+    """(G, q, q) M_g = Z_g'Z_g of Z (n, q) over the groups ``codes`` (n,) (only
+    ``rows``, a bool mask, when given)."""
+    if rows is not None:
+        codes, Z = codes[rows], Z[rows]
+    q = Z.shape[1]
+    M = np.empty((G, q, q))
+    for a in range(q):
+        for b in range(a, q):
+            M[:, a, b] = M[:, b, a] = np.bincount(codes, weights=Z[:, a] * Z[:, b],
+                                                  minlength=G)
+    return M
+
+
+def add_factor(H, res, s2, M, psi, slots):
+    """Add one factor's blocks (module docstring) to H (k, k) in place. slots: [(parameter
+    index, r, c)] of psi's free elements (lower triangle). False (H untouched) when Psi
+    is not positive definite."""
+    try:
+        np.linalg.cholesky(psi)
+        C = np.linalg.inv(s2 * np.linalg.inv(psi) + M)
+    except np.linalg.LinAlgError:
+        return False
+    MC = M @ C
+    MCM = MC @ M
+    A = (M - MCM) / s2
+    B = (M - 2.0 * MCM + MCM @ C @ M) / s2 ** 2
+    CM = C @ M
+    H[res, res] += np.sum(-2.0 * np.trace(CM, axis1=1, axis2=2)
+                          + np.einsum("gij,gji->g", CM, CM)) / s2 ** 2
+    q = psi.shape[0]
+    E = np.zeros((len(slots), q, q))
+    for p, (_, r, c) in enumerate(slots):
+        E[p, r, c] = E[p, c, r] = 1.0
+    idx = [k for k, _, _ in slots]
+    H[np.ix_(idx, idx)] += np.einsum("pij,gjk,qkl,gli->pq", E, A, E, A, optimize=True)
+    H[idx, res] += np.einsum("pij,gji->p", E, B)
+    H[res, idx] = H[idx, res]
+    return True
+
+
+class RandomEffectsCurvature:
+    """theta -> (k, k) Hessian guess of -2 log L for an xxM model of random-effects shape
+    (random_effects_curvature): each factor's closed form at theta; the mean
+    parameters' block by forward differences of the gradient, measured at the first
+    call (1 + k_mean evaluations) and kept (X'V^-1 X changes slowly: only a
+    preconditioner); the blocks between means and variances 0, as in the expected
+    information."""
+
+    def __init__(self, problem, res, factors, means):
+        self.problem, self.res, self.factors, self.means = problem, res, factors, means
+        self.mean_block = None
+        self.evaluations = 0        # the engine evaluations the mean block took
+
+    def __call__(self, theta):
+        theta = np.asarray(theta, float)
+        s2 = theta[self.res]
+        if not s2 > 0:
+            return None
+        k = self.problem.params.n
+        H = np.zeros((k, k))
+        H[self.res, self.res] = self.n / s2 ** 2
+        for M, emap, slots in self.factors:
+            psi = emap.base.copy()
+            psi[emap.free_rows, emap.free_cols] = theta[emap.free_param]
+            if not add_factor(H, self.res, s2, M, psi, slots):
+                return None
+        if self.means.size:
+            if self.mean_block is None:
+                self.mean_block = _mean_block(self.problem, theta, self.means)
+                self.evaluations += 1 + self.means.size
+                if self.mean_block is None:
+                    return None
+            H[np.ix_(self.means, self.means)] = self.mean_block
+        return H
+
+
+def random_effects_curvature(problem):
+    """A RandomEffectsCurvature of ``problem``, or None unless it has the shape: one level
+    holds the ys (one y, a free residual variance theta, no etas); every level with
+    etas is its direct parent, loads its etas onto the y by a between lambda of fixed
+    values or ``data.`` columns, and has a psi whose free elements are each their own
+    label (fixed elements 0 or values); every other free parameter is a mean (nu,
+    kappa, alpha)."""
+    levels, params = problem.levels, problem.params
+    if problem.forms is not None:
+        return None
+    with_ys = [c for c, lev in enumerate(levels) if lev.y.shape[1]]
+    if len(with_ys) != 1:
+        return None
+    low = levels[with_ys[0]]
+    if low.y.shape[1] != 1 or low.n_etas or low.weight is not None or low.flat:
+        return None
+    names = [lev.name for lev in levels]
+    maps = params.element_maps
+    k = params.n
+    owner = np.zeros(k, int)                  # how many elements each parameter has
+    for emap in maps.values():
+        np.add.at(owner, emap.free_param, 1)
+    residual = maps.get((low.name, None, "theta"))
+    if residual is None or len(residual.free_param) != 1 or residual.scaled \
+            or owner[residual.free_param[0]] != 1:
+        return None
+    res = int(residual.free_param[0])
+    observed = low.observed[:, 0]
+    covered = np.zeros(k, bool)
+    covered[res] = True
+    factors = []
+    for (child, parent, kind), emap in maps.items():
+        if kind != "psi" or not len(emap.free_param):
+            continue
+        f = names.index(child)
+        if f not in low.parents or levels[f].flat or emap.scaled or parent is not None:
+            return None
+        loads = maps.get((low.name, child, "lambda"))
+        if loads is None or len(loads.free_param) or loads.base.shape[0] != 1:
+            return None
+        Z = np.tile(loads.base[0], (low.n, 1))
+        for c, col in zip(loads.data_cols, loads.data_columns):
+            Z[:, c] = low.columns[col]
+        lower = emap.free_rows >= emap.free_cols
+        slots = [(int(p), int(r), int(c)) for p, r, c in
+                 zip(emap.free_param[lower], emap.free_rows[lower], emap.free_cols[lower])]
+        if any(owner[p] != (1 if r == c else 2) for p, r, c in slots):
+            return None             # a label shared with other elements
+        units = low.parent_units[low.parents.index(f)]
+        factors.append((group_moments(units, Z, levels[f].n, observed), emap, slots))
+        covered[[p for p, _, _ in slots]] = True
+    means = mean_parameters(problem)
+    if not factors or not (covered | means).all():
+        return None
+    out = RandomEffectsCurvature(problem, res, factors, np.flatnonzero(means & ~covered))
+    out.n = int(observed.sum())
+    return out
+
+
+def _mean_block(problem, theta, means):
+    """(k_mean, k_mean) the mean parameters' block of the Hessian at theta by forward
+    differences of the gradient: exact, -2 log L being quadratic in them; None if theta
+    is inadmissible."""
+    f0, g0 = deviance_and_gradient(problem, theta)
+    if not np.isfinite(f0):
+        return None
+    units = np.asarray(problem.param_units, float)
+    block = np.empty((means.size, means.size))
+    for a, j in enumerate(means):
+        h = 1e-3 * max(abs(theta[j]), units[j])
+        up = theta.copy()
+        up[j] += h
+        g = deviance_and_gradient(problem, up)[1]
+        if not np.all(np.isfinite(g)):
+            return None
+        block[:, a] = (g[means] - g0[means]) / h
+    return (block + block.T) / 2
