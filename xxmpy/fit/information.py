@@ -74,6 +74,18 @@ def add_factor(H, res, s2, M, psi, slots):
     return True
 
 
+def expected_information(k, res, s2, n, factors):
+    """(k, k) the closed form at residual variance s2 (parameter ``res``) over n observed
+    values and ``factors`` [(M (G, q, q), Psi (q, q), slots)] (add_factor); None when a
+    Psi is not positive definite or the result is not finite."""
+    H = np.zeros((k, k))
+    H[res, res] = n / s2 ** 2
+    for M, psi, slots in factors:
+        if not add_factor(H, res, s2, M, psi, slots):
+            return None
+    return H if np.all(np.isfinite(H)) else None
+
+
 class RandomEffectsCurvature:
     """theta -> (k, k) Hessian guess of -2 log L for an xxM model of random-effects shape
     (random_effects_curvature): each factor's closed form at theta; the mean
@@ -82,8 +94,9 @@ class RandomEffectsCurvature:
     preconditioner); the blocks between means and variances 0, as in the expected
     information."""
 
-    def __init__(self, problem, res, factors, means):
-        self.problem, self.res, self.factors, self.means = problem, res, factors, means
+    def __init__(self, problem, res, n, factors, means):
+        self.problem, self.res, self.n = problem, res, n
+        self.factors, self.means = factors, means
         self.mean_block = None
         self.evaluations = 0        # the engine evaluations the mean block took
 
@@ -92,14 +105,14 @@ class RandomEffectsCurvature:
         s2 = theta[self.res]
         if not s2 > 0:
             return None
-        k = self.problem.params.n
-        H = np.zeros((k, k))
-        H[self.res, self.res] = self.n / s2 ** 2
+        blocks = []
         for M, emap, slots in self.factors:
             psi = emap.base.copy()
             psi[emap.free_rows, emap.free_cols] = theta[emap.free_param]
-            if not add_factor(H, self.res, s2, M, psi, slots):
-                return None
+            blocks.append((M, psi, slots))
+        H = expected_information(self.problem.params.n, self.res, s2, self.n, blocks)
+        if H is None:
+            return None
         if self.means.size:
             if self.mean_block is None:
                 self.mean_block = _mean_block(self.problem, theta, self.means)
@@ -164,9 +177,8 @@ def random_effects_curvature(problem):
     means = mean_parameters(problem)
     if not factors or not (covered | means).all():
         return None
-    out = RandomEffectsCurvature(problem, res, factors, np.flatnonzero(means & ~covered))
-    out.n = int(observed.sum())
-    return out
+    return RandomEffectsCurvature(problem, res, int(observed.sum()), factors,
+                                  np.flatnonzero(means & ~covered))
 
 
 def _mean_block(problem, theta, means):

@@ -571,18 +571,24 @@ def _identified_decrement(H, g):
     return float(np.sum(z ** 2 / vals[keep]))
 
 
+def _usable_guess(h_theta, transform, x, free, scale):
+    """A theta-unit Hessian guess carried to the search's scaled coordinates at x, or
+    None where it is unusable there: not finite, or its smallest eigenvalue not above
+    1e-10 of its largest (e.g. a factor diagonal near 0)."""
+    hy = hessian_in_coordinates(h_theta, transform, x, free, scale)
+    ev = np.linalg.eigvalsh(hy) if hy.size else np.ones(1)
+    return hy if np.all(np.isfinite(ev)) and ev[0] > 1e-10 * ev[-1] else None
+
+
 def _renewed_guess(curvature, fg, transform, free, scale, y):
     """The inverse of ``curvature``'s Hessian guess at the search's point y, in its
-    coordinates; None where it has none or it is not clearly positive definite."""
+    coordinates; None where it has none or it is unusable there (_usable_guess)."""
     theta = fg.full(y)
     h = curvature(theta)
     if h is None:
         return None
-    hy = hessian_in_coordinates(h, transform, transform.from_theta(theta), free, scale)
-    ev = np.linalg.eigvalsh(hy) if hy.size else np.ones(1)
-    if not (np.all(np.isfinite(ev)) and ev[0] > 1e-10 * ev[-1]):
-        return None
-    return np.linalg.inv(hy)
+    hy = _usable_guess(h, transform, transform.from_theta(theta), free, scale)
+    return None if hy is None else np.linalg.inv(hy)
 
 
 def _search(fg, lower, transform, free, gtol, verbose, cautious, max_iter, y, f, g, H,
@@ -821,9 +827,8 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
     if hessian_guess is None:     # only a preconditioner: forward differences suffice
         H = _preconditioner(hessian_of(fg, y, g, lower, central=False))
     else:
-        hy = hessian_in_coordinates(hessian_guess, transform, x0, free, scale)
-        ev = np.linalg.eigvalsh(hy) if hy.size else np.ones(1)
-        if ev[0] <= 1e-10 * ev[-1]:     # guess unusable here (e.g. a factor diagonal near 0)
+        hy = _usable_guess(hessian_guess, transform, x0, free, scale)
+        if hy is None:
             hy = hessian_of(fg, y, g, lower, linear=fg.linear)
         H = _inverse_or_diagonal(hy)
     search = functools.partial(_search, fg, lower, transform, free, gtol, verbose,

@@ -9,7 +9,7 @@ evaluations when it came in.
 """
 import numpy as np
 
-from ..fit.information import add_factor
+from ..fit.information import expected_information
 from .to_xxm import RESIDUAL, psi_label
 
 
@@ -37,14 +37,11 @@ def lmer_curvature(design, problem, theta):
     s2 = theta[at[RESIDUAL]]
     if not s2 > 0:
         return None
-    H = np.zeros((len(labels), len(labels)))
-    res = at[RESIDUAL]
-    H[res, res] = len(design.y) / s2 ** 2
+    blocks = []
     for f, fl in zip(design.factors, per_factor):
         q = len(f.effect_names)
         psi = np.zeros((q, q))
         for lab, r, c in fl:
             psi[r, c] = psi[c, r] = theta[at[lab]]
-        if not add_factor(H, res, s2, f.moments(), psi, [(at[lab], r, c) for lab, r, c in fl]):
-            return None
-    return H if np.all(np.isfinite(H)) else None
+        blocks.append((f.moments(), psi, [(at[lab], r, c) for lab, r, c in fl]))
+    return expected_information(len(labels), at[RESIDUAL], s2, len(design.y), blocks)

@@ -14,6 +14,7 @@ import pandas as pd
 from ..errors import ProblemCollector, SpecificationError
 from ..spec.objects import is_dask_frame
 from ..compile.problem import unique_rows
+from ..fit.information import group_moments
 from .formula import parse_formula
 from .safety import EVAL_CONTEXT, check_formula
 
@@ -72,14 +73,7 @@ class Factor:
         """(G, q, q) Z_g'Z_g of every group g (q: its effects), computed once (the start
         values and the first curvature both read them)."""
         if self._moments is None:
-            Z = self.Z
-            G, q = len(self.groups), Z.shape[1]
-            M = np.empty((G, q, q))
-            for a in range(q):
-                for b in range(a, q):
-                    M[:, a, b] = M[:, b, a] = np.bincount(self.codes, weights=Z[:, a] * Z[:, b],
-                                                          minlength=G)
-            self._moments = M
+            self._moments = group_moments(self.codes, self.Z, len(self.groups))
         return self._moments
 
     def codes_for(self, data):
