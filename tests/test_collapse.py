@@ -202,13 +202,14 @@ def test_moment_collapse_keeps_small_groups_and_fits_the_same():
 
 def test_a_level_wider_than_its_groups_is_split():
     """REML's 21 fixed effects share one parent unit: per group of 25 rows u = [1, x, the
-    20 X columns that are data (the intercept's loading is a fixed 1), y] (23 wide)
-    would give 23 pseudo-units, so the X columns are projected on v = [1, x, y]
-    instead: 3 per group, and the one carrier group 23 (it holds the projections'
-    remainder); -2 log L as row by row (test_moment_collapse_is_exact)."""
+    20 X columns that are data (the intercept's loading is a fixed 1), y] (23 wide;
+    22 once the X column x, the random slope's loading too, is kept once) would give
+    22 pseudo-units, so the X columns are projected on v = [1, x, y] instead: 3 per
+    group, and the one carrier group 22 (it holds the projections' remainder); -2 log
+    L as row by row (test_moment_collapse_is_exact)."""
     problem = lmer_reml_many_fixed().compile()
     leaf = problem.form.units.levels[0]
-    assert leaf.n == 3 * 29 + 23
+    assert leaf.n == 3 * 29 + 22
     assert leaf.weight.sum() == pytest.approx(750)
 
 
@@ -306,3 +307,37 @@ def test_moment_square_roots_by_cholesky_or_eigen_reproduce_every_moment():
                                    atol=1e-9 * np.abs(M[g]).max())
         np.testing.assert_allclose(PP[np.ix_(x, x)], want_xx, rtol=1e-9,
                                    atol=1e-9 * np.abs(M[g]).max())
+
+
+def test_group_sums_over_runs_equal_the_bincount_sums():
+    """Rows that come group by group are summed by one reduceat over their runs; any
+    other order (or a group with no rows) by bincounts: the same sums."""
+    from xxmpy.compile.grouping import group_runs, group_sums
+    rng = np.random.default_rng(4)
+    group = np.repeat(np.arange(6), [3, 1, 4, 2, 5, 1])
+    U = rng.normal(size=(group.size, 3))
+    runs = group_runs(group, 6)
+    assert runs is not None and runs.size == 6
+    np.testing.assert_allclose(group_sums(U, group, 6, runs), group_sums(U, group, 6))
+    np.testing.assert_allclose(group_sums(U[:, 1], group, 6, runs),
+                               np.bincount(group, U[:, 1], minlength=6))
+    shuffled = rng.permutation(group)
+    assert group_runs(shuffled, 6) is None
+    assert group_runs(group, 7) is None                   # group 6 has no rows
+    assert group_runs(group[group != 0] - 1, 5) is not None
+
+
+def test_a_column_equal_to_another_is_collapsed_once():
+    """y ~ Days + (Days | Subject) under REML: Days loads the flat fixed effects (shared
+    by every group) and the random slopes. Its two copies have the same moments, so u
+    = [1, Days, y] and every group of more than 3 rows takes 3 pseudo-units (no
+    carrier); the data of both copies are the pseudo-units' Days; -2 log L as row by
+    row (test_moment_collapse_is_exact, lmer_reml_sleepstudy)."""
+    problem = lmer_reml_sleepstudy().compile()
+    leaf = problem.form.units.levels[0]
+    sizes = np.bincount(problem.levels[0].parent_units[0])
+    assert leaf.n == 3 * np.sum(sizes > 3) + sizes[sizes <= 3].sum()
+    loads = [m.data for key, m in problem.form.units.matrices.items()
+             if key[0] == 0 and m.data.shape[1]]
+    assert len(loads) == 2
+    np.testing.assert_array_equal(loads[0], loads[1])

@@ -149,3 +149,23 @@ def test_renewing_the_curvature_saves_iterations_on_a_crossed_design():
     assert renewed.converged and kept.converged
     assert renewed.deviance == pytest.approx(kept.deviance, rel=1e-10)
     assert renewed.record.n_evaluations < kept.record.n_evaluations      # 16 against 32
+
+
+def test_stacks_of_small_matrices_match_numpys_batched_algebra():
+    """fit/stacks.py (entries first, (q, q, G)) against numpy's batched matmul and inv,
+    and a group whose matrix is not positive definite is flagged."""
+    from xxmpy.fit import stacks
+    rng = np.random.default_rng(2)
+    for q in (1, 2, 3):
+        Z = rng.normal(size=(7, 5, q))
+        P = np.einsum("gni,gnj->gij", Z, Z) + np.eye(q)
+        B = rng.normal(size=(7, q, 2))
+        inv, ok = stacks.spd_inverse(stacks.entries_first(P))
+        assert ok.all()
+        np.testing.assert_allclose(np.moveaxis(inv, -1, 0), np.linalg.inv(P), rtol=1e-10)
+        np.testing.assert_allclose(
+            np.moveaxis(stacks.product(stacks.entries_first(P), stacks.entries_first(B)),
+                        -1, 0), P @ B, rtol=1e-12)
+    P[3] = -np.eye(q)
+    assert list(stacks.spd_inverse(stacks.entries_first(P))[1]) == [True] * 3 + [False] + \
+        [True] * 3

@@ -477,3 +477,17 @@ def test_profile_ci_of_an_ml_fit_matches_lme4():
     assert t.loc["(Intercept)", ["lower", "upper"]].to_numpy(float) == pytest.approx(
         [1486.4515, 1568.5485], rel=1e-3)
     assert (t[["lower_status", "upper_status"]] == "ok").all().all()
+
+
+def test_groups_of_sorted_numbers_are_factorised_without_hashing():
+    """design._factorize: numbers in order are coded from where they change, as
+    pd.factorize(sort=True) codes them; anything else (unsorted, NaN, strings) goes
+    to pd.factorize."""
+    from xxmpy.lmm.design import _factorize
+    for values in ([1, 1, 2, 5, 5, 5, 9], [0.5, 0.5, 2.0, 3.5], [3, 1, 1, 2],
+                   [1.0, np.nan, 2.0], ["b", "a", "a"], [7]):
+        column = pd.Series(values)
+        codes, uniques = _factorize(column)
+        want_codes, want_uniques = pd.factorize(column, sort=True)
+        np.testing.assert_array_equal(codes, want_codes)
+        np.testing.assert_array_equal(np.asarray(uniques), np.asarray(want_uniques))

@@ -182,3 +182,31 @@ def test_two_stage_start_needs_groups_with_more_units_than_effects():
     problem = build_model(design, False).compile()
     start = dict(zip(problem.params.labels, problem.params.start))
     assert start["cov[g:(Intercept),x]"] == 0.0
+
+
+def test_the_conditioning_screen_is_the_eigenvalue_one():
+    """_well_conditioned decides as the eigenvalues of the unit-diagonal Z_g'Z_g do
+    (solving only for groups between its trace bounds): well, singular, near the
+    limit on either side, one row."""
+    from xxmpy.lmm.to_xxm import _well_conditioned
+    rng = np.random.default_rng(5)
+    M = []
+    for r in (0.3, 0.999, 1.0 - 1e-7, 1.0 - 1e-9, 1.0, -0.9999999):
+        M.append(np.array([[4.0, 2.0 * r], [2.0 * r, 1.0]]))
+    z = rng.normal(size=2)
+    M.append(np.outer(z, z))                                 # one row: rank one
+    Z = rng.normal(size=(5, 3))
+    M.append(Z.T @ Z)
+    M = np.array(M[:-1])
+    d = np.sqrt(np.einsum("gii->gi", M))
+    lam = np.linalg.eigvalsh(M / (d[:, :, None] * d[:, None, :]))
+    want = lam[:, 0] > lam[:, -1] / 1e8
+    assert list(want) == [True, True, True, False, False, True, False]
+    np.testing.assert_array_equal(_well_conditioned(M, 1e8), want)
+    N = Z.T @ Z                                   # limits either side of its condition:
+    d = np.sqrt(np.diag(N))                       # inside the trace bounds, so solved
+    lam = np.linalg.eigvalsh(N / np.outer(d, d))
+    cond, trace = lam[-1] / lam[0], np.sum(1.0 / lam)
+    for limit, want in ((1.01 * cond, True), (0.99 * cond, False)):
+        assert trace / 3 < limit < 3 * trace
+        assert _well_conditioned(N[None], limit)[0] == want

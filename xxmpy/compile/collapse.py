@@ -48,6 +48,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from .grouping import group_runs, group_sums
 from .problem import build_units, unique_rows
 
 MIN_REDUCTION = 0.75     # collapse only when groups <= 75% of the units
@@ -140,24 +141,27 @@ def _moment_collapse_level(units, c):
     lev = units.levels[c]
     keys = [k for k, m in units.matrices.items() if k[0] == c and m.data.shape[1]]
     z = [units.matrices[k].data for k in keys]
-    U = np.column_stack([np.ones(lev.n)] + z + [lev.x, lev.y])
+    columns = [np.ones(lev.n)] + [b[:, j] for b in z + [lev.x] for j in range(b.shape[1])]
+    shared, kept, twin = _distinct_columns(
+        columns, _shared_columns(units, c, keys, len(columns) + lev.p, lev.q), lev.p)
+    U = np.column_stack([columns[j] for j in kept] + [lev.y])
     r = U.shape[1]
     uniq, group = _groups(lev)
     n_g = np.bincount(group)
     pattern = uniq[:, -1].astype(np.intp)
-    shared = _shared_columns(units, c, keys, r, lev.q)
     r_t = _plan(n_g, pattern, r, r - int(shared.sum()) if shared.any() else None, lev.n)
     if r_t is None:
         return None
     ids = np.flatnonzero(r_t)
-    mean = _group_sums(U, group, n_g.size) / n_g[:, None]
+    runs = group_runs(group, n_g.size)
+    mean = group_sums(U, group, n_g.size, runs) / n_g[:, None]
     mean[:, 0] = 0.0                  # moments about the group means (module docstring)
     Uc = U                            # centred in place, a column at a time (U is large)
     for k in range(1, r):
         Uc[:, k] -= mean[group, k]
     del U
     split_ids, whole_ids = ids[r_t[ids] < r], ids[r_t[ids] == r]
-    M = _centered_moments(Uc, group, n_g, whole_ids, np.arange(r))
+    M = _centered_moments(Uc, group, n_g, whole_ids, np.arange(r), runs)
     roots = []                        # (group ids, (G', t, r) square roots)
     if split_ids.size:                # x projected on v; the rest onto a carrier
         P = _projected_roots(_centered_moments(Uc, group, n_g, split_ids,
@@ -184,6 +188,8 @@ def _moment_collapse_level(units, c):
     keep = np.flatnonzero(r_t[group] == 0)        # units of the groups that stay
     unit_group = np.concatenate(units_of + [group[keep]])
     data_rows = np.concatenate([pseudo, Uc[keep] + mean[group[keep]]])
+    data_rows = data_rows[:, np.concatenate([np.searchsorted(kept, twin),
+                                             np.arange(len(kept), r)])]  # copies: twins'
     weight = np.concatenate(weights + [np.ones(keep.size)])
     pattern_of = uniq[unit_group, -1].astype(np.intp)
     cols, out_data, at = {}, {}, 1
@@ -231,6 +237,31 @@ def _shared_columns(units, c, keys, r, q):
     return shared
 
 
+def _distinct_columns(columns, shared, p):
+    """(shared (r,) over U = [the distinct ``columns``, y (p)], the indices of the
+    distinct columns (sorted), the index of each column's representative). A z or x
+    column equal to another (y ~ x + (x | g): x loads the fixed effects and the random
+    slopes) has the same moments, so U keeps one: the constant (column 0) where it is
+    that, else an unshared one where there is one (the split collapse is then not
+    needed). shared: (len(columns) + p,) over all columns (_shared_columns)."""
+    order = [0] + sorted(range(1, len(columns)), key=lambda j: bool(shared[j]))
+    twin = np.arange(len(columns))
+    chosen = []
+    for j in order:
+        same = next((i for i in chosen if _equal(columns[i], columns[j])), None)
+        if same is None:
+            chosen.append(j)
+        else:
+            twin[j] = same
+    kept = np.array(sorted(chosen), dtype=np.intp)
+    return np.concatenate([shared[kept], shared[len(columns):]]), kept, twin
+
+
+def _equal(a, b):
+    """Two columns with the same values (a few first, then all)."""
+    return bool(np.array_equal(a[:8], b[:8]) and np.array_equal(a, b))
+
+
 def _plan(n_g, pattern, r, r_v, n):
     """(G,) pseudo-units per group (0: its units stay), or None when the collapse does
     not reduce the level enough. Whole moments: r for groups of more than r units.
@@ -248,14 +279,6 @@ def _plan(n_g, pattern, r, r_v, n):
     counts = [int(np.sum(np.where(p > 0, p, n_g))) for p in plans]
     best = int(np.argmin(counts))
     return plans[best] if counts[best] <= MIN_REDUCTION * n else None
-
-
-def _group_sums(U, group, n_groups):
-    """(n_groups, r) column sums of U (n, r) over each group's rows: one sparse product."""
-    from scipy import sparse
-    n = U.shape[0]
-    indicator = sparse.csr_matrix((np.ones(n), (group, np.arange(n))), shape=(n_groups, n))
-    return np.asarray(indicator @ U)
 
 
 def _scatter(U, rows):
@@ -279,11 +302,12 @@ def _scatter(U, rows):
     return np.triu(upper) + np.triu(upper, 1).T
 
 
-def _centered_moments(Uc, group, n_g, ids, rows):
+def _centered_moments(Uc, group, n_g, ids, rows, runs=None):
     """(len(ids), len(rows), r) the moments of the groups ``ids`` about their means (Uc:
     the units' U minus their group's mean; its column 0 the constant 1, not centred),
-    rows ``rows`` of each: one bincount per element for narrow U (column 0's are n_g
-    and exact zeros), one product per group for wide U."""
+    rows ``rows`` of each: one group sum per element for narrow U (group_sums, over
+    ``runs`` where the rows come group by group; column 0's are n_g and exact zeros),
+    one product per group for wide U."""
     r = Uc.shape[1]
     if 4 * ids.size < n_g.size:       # a few groups (a carrier): their rows only
         local = np.full(n_g.size, -1)
@@ -299,8 +323,8 @@ def _centered_moments(Uc, group, n_g, ids, rows):
             for j in range(r):
                 pair = (min(k, j), max(k, j))     # a symmetric element once
                 if pair not in done:
-                    done[pair] = np.bincount(group, Uc[:, k] * Uc[:, j],
-                                             minlength=n_g.size)[ids]
+                    done[pair] = group_sums(Uc[:, k] * Uc[:, j], group, n_g.size,
+                                             runs)[ids]
                 M[:, a, j] = done[pair]
         return M
     order = np.argsort(group, kind="stable")

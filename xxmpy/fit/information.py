@@ -29,47 +29,55 @@ quadratic in them).
 """
 import numpy as np
 
+from ..compile.grouping import group_runs, group_sums
 from ..engine import deviance_and_gradient
+from . import stacks
 from .optimize import mean_parameters
 
 
 def group_moments(codes, Z, G, rows=None):
     """(G, q, q) M_g = Z_g'Z_g of Z (n, q) over the groups ``codes`` (n,) (only
-    ``rows``, a bool mask, when given)."""
+    ``rows``, a bool mask, when given): compile/grouping's sums."""
     if rows is not None:
         codes, Z = codes[rows], Z[rows]
+    runs = group_runs(codes, G)
     q = Z.shape[1]
     M = np.empty((G, q, q))
     for a in range(q):
         for b in range(a, q):
-            M[:, a, b] = M[:, b, a] = np.bincount(codes, weights=Z[:, a] * Z[:, b],
-                                                  minlength=G)
+            M[:, a, b] = M[:, b, a] = group_sums(Z[:, a] * Z[:, b], codes, G, runs)
     return M
 
 
 def add_factor(H, res, s2, M, psi, slots):
     """Add one factor's blocks (module docstring) to H (k, k) in place. slots: [(parameter
     index, r, c)] of psi's free elements (lower triangle). False (H untouched) when Psi
-    is not positive definite."""
+    is not positive definite. The groups' q x q algebra runs entries first
+    (fit/stacks.py); sum_g tr(E_p A_g E_q A_g) contracts the E's with
+    S[j, k, l, i] = sum_g A_g[j, k] A_g[l, i], one product of (q^2, G) matrices."""
     try:
         np.linalg.cholesky(psi)
-        C = np.linalg.inv(s2 * np.linalg.inv(psi) + M)
+        psi_inv = np.linalg.inv(psi)
     except np.linalg.LinAlgError:
         return False
-    MC = M @ C
-    MCM = MC @ M
-    A = (M - MCM) / s2
-    B = (M - 2.0 * MCM + MCM @ C @ M) / s2 ** 2
-    CM = C @ M
-    H[res, res] += np.sum(-2.0 * np.trace(CM, axis1=1, axis2=2)
-                          + np.einsum("gij,gji->g", CM, CM)) / s2 ** 2
     q = psi.shape[0]
+    Mt = stacks.entries_first(M)
+    C, ok = stacks.spd_inverse(Mt + (s2 * psi_inv)[:, :, None])
+    if not ok.all():
+        return False
+    MC = stacks.product(Mt, C)
+    MCM = stacks.product(MC, Mt)
+    CM = MC.transpose(1, 0, 2)                       # C, M symmetric: (MC)' = CM
+    A = ((Mt - MCM) / s2).reshape(q * q, -1)
+    B = np.sum(Mt - 2.0 * MCM + stacks.product(MCM, CM), axis=2) / s2 ** 2
+    H[res, res] += (-2.0 * np.sum(C * Mt) + np.sum(CM * MC)) / s2 ** 2
+    S = (A @ A.T).reshape(q, q, q, q)
     E = np.zeros((len(slots), q, q))
     for p, (_, r, c) in enumerate(slots):
         E[p, r, c] = E[p, c, r] = 1.0
     idx = [k for k, _, _ in slots]
-    H[np.ix_(idx, idx)] += np.einsum("pij,gjk,qkl,gli->pq", E, A, E, A, optimize=True)
-    H[idx, res] += np.einsum("pij,gji->p", E, B)
+    H[np.ix_(idx, idx)] += np.einsum("pij,jkli,qkl->pq", E, S, E)
+    H[idx, res] += np.einsum("pij,ji->p", E, B)
     H[res, idx] = H[idx, res]
     return True
 

@@ -121,15 +121,29 @@ class MixedDesign:
         return self.y.shape[0]
 
 
+def _factorize(column):
+    """(codes (n,), sorted distinct values) of a pandas Series, as pd.factorize(sort=True):
+    for numbers already in order (data sorted by group, the common case) from where
+    they change, without hashing."""
+    a = column.to_numpy()
+    if a.dtype.kind in "iuf" and a.size and np.all(a[1:] >= a[:-1]):
+        start = np.concatenate([[True], a[1:] != a[:-1]])
+        return np.cumsum(start) - 1, a[start]
+    return pd.factorize(column, sort=True)
+
+
 def group_factor(name, data, columns):
     """The Factor ``name`` of the grouping ``columns`` of ``data``: groups are the
     distinct tuples of values, in sorted order."""
     values, per = [], []
     for c in columns:
-        codes, uniques = pd.factorize(data[c], sort=True)
+        codes, uniques = _factorize(data[c])
         values.append(pd.Index(uniques))
         per.append(codes.astype(np.intp))
-    keys, codes = unique_rows(per)
+    if len(per) == 1:                       # every code of a factorisation is present
+        keys, codes = np.arange(len(values[0]))[:, None], per[0]
+    else:
+        keys, codes = unique_rows(per)
     parts = [np.array([str(v) for v in values[j].tolist()], dtype=object)[keys[:, j]]
              for j in range(len(columns))]
     labels = parts[0].tolist() if len(parts) == 1 else [":".join(t) for t in zip(*parts)]

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 from ..api.model import Model
+from ..compile.grouping import group_runs, group_sums
+from ..fit import stacks
 
 RESIDUAL = "Residual"
 TAU2_FLOOR = 0.01       # a factor's start variance: at least this share of the total
@@ -181,19 +183,19 @@ def _two_stage_psi(f, Z, own, n_g, floor):
     0.9) and shrunk until the matrix is clearly positive definite."""
     G, q = len(f.groups), Z.shape[1]
     M = f.moments()
-    c = np.empty((G, q))
-    for a in range(q):
-        c[:, a] = np.bincount(f.codes, weights=Z[:, a] * own, minlength=G)
-    d = np.sqrt(np.maximum(np.einsum("gii->gi", M), 1e-300))
-    lam = np.linalg.eigvalsh(M / (d[:, :, None] * d[:, None, :]))
-    ok = (n_g > q) & (lam[:, 0] > 1e-8 * lam[:, -1])
+    runs = group_runs(f.codes, G)
+    c = group_sums(Z * own[:, None], f.codes, G, runs)
+    ok = (n_g > q) & _well_conditioned(M, 1e8)
     if ok.sum() < q + 2:
         return None
-    M, c = M[ok], c[ok]
-    b = np.linalg.solve(M, c[:, :, None])[:, :, 0]
-    ss = np.bincount(f.codes, weights=own * own, minlength=G)[ok]
+    M_inv, pivots_ok = stacks.spd_inverse(stacks.entries_first(M[ok]))
+    if not pivots_ok.all():
+        return None
+    c = c[ok]
+    b = stacks.product(M_inv, np.ascontiguousarray(c.T)[:, None, :])[:, 0, :].T
+    ss = group_sums(own * own, f.codes, G, runs)[ok]
     s2 = max(float(np.sum(ss - np.einsum("gi,gi->g", c, b)) / np.sum(n_g[ok] - q)), 0.0)
-    psi = np.cov(b, rowvar=False) - s2 * np.mean(np.linalg.inv(M), axis=0)
+    psi = np.cov(b, rowvar=False) - s2 * np.mean(M_inv, axis=2)
     z2 = np.mean(Z ** 2, axis=0)
     var = np.maximum(np.diag(psi), floor / np.where(z2 > 0, z2, 1.0))
     scale = np.sqrt(np.abs(np.diag(psi)))
@@ -204,6 +206,23 @@ def _two_stage_psi(f, Z, own, n_g, floor):
             break
         corr = 0.5 * corr + 0.5 * np.eye(q)
     return corr * np.sqrt(np.outer(var, var)), s2
+
+
+def _well_conditioned(M, limit):
+    """(G,) bool: the condition number of each M_g (G, q, q) scaled to unit diagonal
+    below ``limit``. From N_g^-1's trace t (fit/stacks.py): the condition lies in
+    [t / q, q t], so only groups between those bounds take an eigenvalue solve."""
+    q = M.shape[1]
+    d = np.sqrt(np.maximum(np.einsum("gii->gi", M), 1e-300))
+    N = M / (d[:, :, None] * d[:, None, :])
+    inverse, ok = stacks.spd_inverse(stacks.entries_first(N))
+    trace = np.where(ok, np.einsum("iig->g", inverse), np.inf)
+    out = q * trace < limit
+    unsure = np.flatnonzero(~out & (trace / q < limit))
+    if unsure.size:
+        lam = np.linalg.eigvalsh(N[unsure])
+        out[unsure] = lam[:, 0] > lam[:, -1] / limit
+    return out
 
 
 def _loadings(Z, columns):
