@@ -341,3 +341,27 @@ def test_a_column_equal_to_another_is_collapsed_once():
              if key[0] == 0 and m.data.shape[1]]
     assert len(loads) == 2
     np.testing.assert_array_equal(loads[0], loads[1])
+
+
+def test_fast_paths_of_unique_rows_and_parent_positions():
+    """unique_rows with one varying column holding every code is that column (others
+    0), as the general path finds it; _positions subtracts for consecutive integer
+    IDs and hashes otherwise, as get_indexer does (absent IDs -1)."""
+    from xxmpy.compile.problem import _positions, unique_rows
+    col = np.array([0, 0, 1, 2, 2, 1, 3], dtype=np.intp)
+    zero = np.zeros_like(col)
+    keys, group = unique_rows([col, zero])
+    want_keys, want_group = np.unique(np.column_stack([col, zero]), axis=0,
+                                      return_inverse=True)
+    np.testing.assert_array_equal(keys, want_keys)
+    np.testing.assert_array_equal(group, want_group.ravel())
+    gap = np.array([0, 2, 2], dtype=np.intp)                # code 1 absent: general path
+    keys, group = unique_rows([gap])
+    np.testing.assert_array_equal(keys[:, 0], [0, 2])
+    np.testing.assert_array_equal(group, [0, 1, 1])
+    for index, values in ((pd.Index([5, 6, 7, 8]), [8, 5, 9, 4, 6]),
+                          (pd.Index([5, 7, 8, 9]), [8, 5, 9, 6]),
+                          (pd.Index(["a", "b"]), ["b", "c"]),
+                          (pd.Index([0, 1, 2]), [0.0, 2.0])):
+        column = pd.Series(values)
+        np.testing.assert_array_equal(_positions(index, column), index.get_indexer(column))

@@ -246,6 +246,21 @@ def _frozen(a):
     return a
 
 
+def _positions(index, column):
+    """(n,) the position of each value of ``column`` (a Series) in ``index`` (-1 where
+    absent), as index.get_indexer: by subtraction where the index is consecutive
+    integers in order and the column integers (IDs 0..G-1, as xm.lmer writes them),
+    else by hashing."""
+    values = column.to_numpy()
+    n = len(index)
+    if n and values.dtype.kind in "iu" and index.dtype.kind in "iu" \
+            and index.is_monotonic_increasing and index.is_unique \
+            and int(index[-1]) - int(index[0]) == n - 1:
+        at = values.astype(np.intp) - int(index[0])
+        return np.where((at >= 0) & (at < n), at, -1)
+    return index.get_indexer(column).astype(np.intp)
+
+
 def level_data(sub, ids, index, read=None):
     """LevelData of a validated submodel: copies of its table's values, read-only;
     columns: the numeric columns in ``read`` (those data. elements read; all when
@@ -256,8 +271,7 @@ def level_data(sub, ids, index, read=None):
     observed = ~np.isnan(y)
     x = data[sub.xs].to_numpy(dtype=float, copy=True).reshape(n, len(sub.xs))
     parents = tuple(index[p] for p in sub.parents)
-    parent_units = tuple(_frozen(ids[p].get_indexer(data[p]).astype(np.intp))
-                         for p in sub.parents)
+    parent_units = tuple(_frozen(_positions(ids[p], data[p])) for p in sub.parents)
     numeric = [c for c in data.columns if (read is None or c in read)
                and pd.api.types.is_numeric_dtype(data[c])]
     columns = {c: _frozen(data[c].to_numpy(dtype=float, copy=True)) for c in numeric}
@@ -282,7 +296,16 @@ def unique_rows(cols):
     (keys (G, len(cols)), group (n,)). The columns are packed into one integer
     when they fit (a 1-d unique is far faster than a row-wise one on large tables),
     and counted rather than sorted when the packed codes are few (at most 4 per row:
-    the same keys and groups in O(n))."""
+    the same keys and groups in O(n)). Where one column varies and holds every code
+    0..G-1, it is the groups itself (returned, not copied)."""
+    varying = [j for j, col in enumerate(cols) if col.any()]
+    if len(varying) == 1 and cols[varying[0]].size:   # one column varies (the others 0)
+        col = cols[varying[0]]
+        present = np.bincount(col) > 0
+        if present.all():                 # its codes 0..G-1 all occur: they are the groups
+            keys = np.zeros((present.size, len(cols)), col.dtype)
+            keys[:, varying[0]] = np.arange(present.size)
+            return keys, col
     sizes = [int(col.max()) + 1 if col.size else 1 for col in cols]
     total = np.prod([float(k) for k in sizes])
     if total < 2.0 ** 62:

@@ -130,6 +130,14 @@ def _join_on_rows(rows1, rows2):
     return i, j
 
 
+def _distinct(codes):
+    """np.unique of integer codes; O(n) when they are already in order (units listed
+    group by group, as a moment collapse leaves them)."""
+    if codes.size and np.all(codes[1:] >= codes[:-1]):
+        return codes[np.concatenate([[True], codes[1:] != codes[:-1]])]
+    return np.unique(codes)
+
+
 class _Builder:
     def __init__(self, sizes, block, scopes, order):
         self.sizes, self.block, self.scopes, self.order = sizes, block, scopes, order
@@ -142,8 +150,9 @@ class _Builder:
         self.pending.setdefault((s, t), []).append(u.astype(np.int64) * self.sizes[t] + v)
 
     def finalize(self, key):
+        """(rows, cols, codes) of the pairs of ``key``, codes sorted and distinct."""
         parts = self.pending.get(key, [])
-        codes = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+        codes = _distinct(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
         n_b = self.sizes[key[1]]
         return codes // n_b, codes % n_b, codes
 
@@ -183,7 +192,8 @@ def build_schedule(sizes, block, scopes, order, memory_limit=None, names=None, l
         # a unit coupling several units of one later level: that level fills in. With
         # the remainder forced (dense), only the remainder's levels may fill.
         watched = [k for k in keys if dense is None or k[1] not in dense]
-        crossed = [k for k in watched if len(np.unique(relations[k][0])) < len(relations[k][0])]
+        # (rows are in order: finalize's codes are sorted)
+        crossed = [k for k in watched if np.any(relations[k][0][1:] == relations[k][0][:-1])]
         if crossed and dense is not None:
             label = (lambda l: names[l] if names else l)
             raise ValueError(f"eliminating level {label(a)!r} couples units of level "
@@ -245,7 +255,7 @@ def _place_remainder(sizes, block, dense_levels, relations, crossed_keys, pendin
     pair_u, pair_v = [np.zeros(0, np.intp)], [np.zeros(0, np.intp)]
     for (s, t), parts in pending.items():
         if s in node0 and t in node0:
-            codes = np.unique(np.concatenate(parts))
+            codes = _distinct(np.concatenate(parts))
             pair_u.append(node0[s] + codes // sizes[t])
             pair_v.append(node0[t] + codes % sizes[t])
     rows = np.concatenate([relations[k][0] for k in crossed_keys])

@@ -933,12 +933,16 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
     evaluate: theta -> (-2 log L, gradient) instead of the engine on ``problem`` (the
     shards of a fit on workers; problem still gives the parameters and their units);
     curvature: theta -> (k, k) Hessian guess in closed form (no evaluations, None where
-    it has none: fit/information.py), the first curvature when hessian_guess is None
-    and renewed where the search is over its first REFRESHES iterations.
+    it has none: fit/information.py), or an object whose bind(problem) gives one
+    (lmm/curvature.LmerCurvature: the model need not be compiled before the fit), the
+    first curvature when hessian_guess is None and renewed where the search is over
+    its first REFRESHES iterations.
     The search runs in Cholesky coordinates (transform.py); the polish and
     the Hessian in the parameters themselves.
     """
     t0 = time.perf_counter()
+    if hasattr(curvature, "bind"):
+        curvature = curvature.bind(problem)
     params = problem.params
     k = params.n
     start = params.start.copy() if start is None else np.asarray(start, float).copy()

@@ -1,13 +1,12 @@
 """lmer: fit a linear mixed model written as an lme4 formula, through the xxM engine."""
 from __future__ import annotations
 
-import functools
 import warnings
 
 import pandas as pd
 
 from ..errors import BoundaryWarning
-from .curvature import lmer_curvature
+from .curvature import LmerCurvature
 from .design import MixedDesign, build_design
 from .result import LmerResult
 from .to_xxm import build_model
@@ -53,8 +52,7 @@ def lmer(formula: str, data: pd.DataFrame, REML: bool = True, start: dict | None
 def fit_design(design, reml, start=None, **options):
     model = build_model(design, reml, start)
     if "hessian_guess" not in options:      # hessian_guess=None: forward differences
-        options.setdefault("curvature", functools.partial(lmer_curvature, design,
-                                                          model.compile()))
+        options.setdefault("curvature", LmerCurvature(design))
     with warnings.catch_warnings():
         # a variance on its bound is reported by the singular-fit check instead
         warnings.simplefilter("ignore", BoundaryWarning)
