@@ -37,7 +37,9 @@ unit through (the X of REML's flat fixed effects) or covariates (ML's fixed
 effects as kappa), those columns x are split off: per group they are projected on
 the others, v = [1, z, y], x = B'v + e with e orthogonal to v within the group, so
 r_v pseudo-units reproduce the group's M_vv and M_vx exactly and M_xv M_vv^+ M_vx of
-M_xx. The remainders E_g = sum e e' are not tied to any group's parents: their sum
+M_xx. A column equal to another (y ~ x + (x | g): x loads the fixed effects and the
+random slopes) enters u once, an unshared copy where there is one, so such a model
+needs no split. The remainders E_g = sum e e' are not tied to any group's parents: their sum
 over the groups of a missing pattern is added to the x block of one carrier group
 of that pattern, which takes r pseudo-units. Every sum the engine forms from the
 units is then the row-by-row one (-2 log L to rounding); y ~ x + C(f) + (x | g) on
@@ -245,21 +247,28 @@ def _distinct_columns(columns, shared, p):
     that, else an unshared one where there is one (the split collapse is then not
     needed). shared: (len(columns) + p,) over all columns (_shared_columns)."""
     order = [0] + sorted(range(1, len(columns)), key=lambda j: bool(shared[j]))
+    weights = (np.arange(len(columns[0]), dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+               + np.uint64(0x632BE59BD9B4E019)) | np.uint64(1)     # fixed odd weights
+    signature = [_signature(col, weights) for col in columns]
     twin = np.arange(len(columns))
-    chosen = []
+    chosen = {}                        # signature -> the representatives that have it
     for j in order:
-        same = next((i for i in chosen if _equal(columns[i], columns[j])), None)
+        same = next((i for i in chosen.get(signature[j], ())
+                     if np.array_equal(columns[i], columns[j])), None)
         if same is None:
-            chosen.append(j)
+            chosen.setdefault(signature[j], []).append(j)
         else:
             twin[j] = same
-    kept = np.array(sorted(chosen), dtype=np.intp)
+    kept = np.array(sorted(i for group in chosen.values() for i in group), dtype=np.intp)
     return np.concatenate([shared[kept], shared[len(columns):]]), kept, twin
 
 
-def _equal(a, b):
-    """Two columns with the same values (a few first, then all)."""
-    return bool(np.array_equal(a[:8], b[:8]) and np.array_equal(a, b))
+def _signature(column, weights):
+    """An exact fingerprint of a float column's bits: their sum with ``weights`` (odd
+    uint64) mod 2^64; integer arithmetic, so equal values give equal numbers whatever
+    the memory layout (a float dot product's rounding depends on it)."""
+    bits = np.ascontiguousarray(column, dtype=float).view(np.uint64)
+    return int(np.sum(bits * weights, dtype=np.uint64))
 
 
 def _plan(n_g, pattern, r, r_v, n):

@@ -170,8 +170,10 @@ def _shared_moments(t, scope, slots):
         for k in np.unique(pat[start:stop]):
             rows = pat[start:stop] == k
             Ak, wk = A[rows], wt[start:stop][rows]
-            for p, (a, b) in cols.items():
-                moms[p][k] += np.einsum("u,uki,ulj->klij", wk, Ak[:, :, a], Ak[:, :, b])
+            for p, (a, b) in cols.items():   # sum_u w_u A_u[k, a_i] A_u[l, b_j]: one product
+                left = (Ak[:, :, a] * wk[:, None, None]).reshape(len(wk), -1)
+                prod = left.T @ Ak[:, :, b].reshape(len(wk), -1)
+                moms[p][k] += prod.reshape(r, len(a), r, len(b)).transpose(0, 2, 1, 3)
     mom_off, at = np.zeros(P, np.intp), 0
     for p in pairs:
         mom_off[p] = at
