@@ -56,6 +56,7 @@ from .problem import build_units, unique_rows
 MIN_REDUCTION = 0.75     # collapse only when groups <= 75% of the units
 ROUNDING_EIGENVALUE = 1e-12   # of an equilibrated moment matrix, relative to its largest
 CLEAR_PIVOT = 1e-3            # a Cholesky pivot^2 of one (unit diagonal) that needs no eigh
+ROW_CHUNK = 8192              # rows per pass where a pass over all would copy U
 
 
 @dataclass(frozen=True)
@@ -143,10 +144,11 @@ def _moment_collapse_level(units, c):
     lev = units.levels[c]
     keys = [k for k, m in units.matrices.items() if k[0] == c and m.data.shape[1]]
     z = [units.matrices[k].data for k in keys]
-    columns = [np.ones(lev.n)] + [b[:, j] for b in z + [lev.x] for j in range(b.shape[1])]
-    shared, kept, twin = _distinct_columns(
-        columns, _shared_columns(units, c, keys, len(columns) + lev.p, lev.q), lev.p)
-    U = np.column_stack([columns[j] for j in kept] + [lev.y])
+    blocks = [np.ones((lev.n, 1))] + z + [lev.x, lev.y]       # U = [1, z..., x..., y]
+    n_cols = sum(b.shape[1] for b in blocks) - lev.p
+    shared, kept, twin = _distinct_columns(blocks[:-1], _shared_columns(
+        units, c, keys, n_cols + lev.p, lev.q))
+    U = _stacked(blocks, np.concatenate([kept, np.arange(n_cols, n_cols + lev.p)]))
     r = U.shape[1]
     uniq, group = _groups(lev)
     n_g = np.bincount(group)
@@ -158,9 +160,14 @@ def _moment_collapse_level(units, c):
     runs = group_runs(group, n_g.size)
     mean = group_sums(U, group, n_g.size, runs) / n_g[:, None]
     mean[:, 0] = 0.0                  # moments about the group means (module docstring)
-    Uc = U                            # centred in place, a column at a time (U is large)
-    for k in range(1, r):
-        Uc[:, k] -= mean[group, k]
+    Uc = U
+    if r <= 8:                        # centred in place: narrow U a column at a time,
+        for k in range(1, r):         # wide U a chunk of rows at a time
+            Uc[:, k] -= mean[group, k]
+    else:
+        for start in range(0, lev.n, ROW_CHUNK):
+            stop = min(start + ROW_CHUNK, lev.n)
+            Uc[start:stop, 1:] -= mean[group[start:stop], 1:]
     del U
     split_ids, whole_ids = ids[r_t[ids] < r], ids[r_t[ids] == r]
     M = _centered_moments(Uc, group, n_g, whole_ids, np.arange(r), runs)
@@ -190,8 +197,8 @@ def _moment_collapse_level(units, c):
     keep = np.flatnonzero(r_t[group] == 0)        # units of the groups that stay
     unit_group = np.concatenate(units_of + [group[keep]])
     data_rows = np.concatenate([pseudo, Uc[keep] + mean[group[keep]]])
-    data_rows = data_rows[:, np.concatenate([np.searchsorted(kept, twin),
-                                             np.arange(len(kept), r)])]  # copies: twins'
+    data_rows = np.take(data_rows, np.concatenate([np.searchsorted(kept, twin),
+                                                   np.arange(len(kept), r)]), axis=1)
     weight = np.concatenate(weights + [np.ones(keep.size)])
     pattern_of = uniq[unit_group, -1].astype(np.intp)
     cols, out_data, at = {}, {}, 1
@@ -239,36 +246,52 @@ def _shared_columns(units, c, keys, r, q):
     return shared
 
 
-def _distinct_columns(columns, shared, p):
-    """(shared (r,) over U = [the distinct ``columns``, y (p)], the indices of the
-    distinct columns (sorted), the index of each column's representative). A z or x
-    column equal to another (y ~ x + (x | g): x loads the fixed effects and the random
-    slopes) has the same moments, so U keeps one: the constant (column 0) where it is
-    that, else an unshared one where there is one (the split collapse is then not
-    needed). shared: (len(columns) + p,) over all columns (_shared_columns)."""
-    order = [0] + sorted(range(1, len(columns)), key=lambda j: bool(shared[j]))
-    weights = (np.arange(len(columns[0]), dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-               + np.uint64(0x632BE59BD9B4E019)) | np.uint64(1)     # fixed odd weights
-    signature = [_signature(col, weights) for col in columns]
-    twin = np.arange(len(columns))
+def _distinct_columns(blocks, shared):
+    """(shared (r,) over U without its copies, the indices of the distinct columns of
+    ``blocks`` (the (n, k) arrays [1], z..., x... side by side: n_cols columns),
+    sorted, and the index of each column's representative). A z or x column equal to
+    another (y ~ x + (x | g): x loads the fixed effects and the random slopes) has the
+    same moments, so U keeps one: the constant (column 0) where it is that, else an
+    unshared one where there is one (the split collapse is then not needed). shared:
+    over all of U's columns, y's included (_shared_columns). Candidates are found by
+    an exact fingerprint of each column's bits (their sum with fixed odd weights mod
+    2^64: integer arithmetic, whatever the memory layout), then compared."""
+    n = blocks[0].shape[0]
+    weights = (np.arange(n, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+               + np.uint64(0x632BE59BD9B4E019)) | np.uint64(1)
+    signature = np.concatenate([np.ascontiguousarray(b, dtype=float).view(np.uint64).T
+                                @ weights for b in blocks])   # integer: exact, wraps
+    column = [(b, j) for b in blocks for j in range(b.shape[1])]
+    n_cols = len(column)
+    order = [0] + sorted(range(1, n_cols), key=lambda j: bool(shared[j]))
+    twin = np.arange(n_cols)
     chosen = {}                        # signature -> the representatives that have it
     for j in order:
-        same = next((i for i in chosen.get(signature[j], ())
-                     if np.array_equal(columns[i], columns[j])), None)
+        same = next((i for i in chosen.get(int(signature[j]), ())
+                     if np.array_equal(column[i][0][:, column[i][1]],
+                                       column[j][0][:, column[j][1]])), None)
         if same is None:
-            chosen.setdefault(signature[j], []).append(j)
+            chosen.setdefault(int(signature[j]), []).append(j)
         else:
             twin[j] = same
     kept = np.array(sorted(i for group in chosen.values() for i in group), dtype=np.intp)
-    return np.concatenate([shared[kept], shared[len(columns):]]), kept, twin
+    return np.concatenate([shared[kept], shared[n_cols:]]), kept, twin
 
 
-def _signature(column, weights):
-    """An exact fingerprint of a float column's bits: their sum with ``weights`` (odd
-    uint64) mod 2^64; integer arithmetic, so equal values give equal numbers whatever
-    the memory layout (a float dot product's rounding depends on it)."""
-    bits = np.ascontiguousarray(column, dtype=float).view(np.uint64)
-    return int(np.sum(bits * weights, dtype=np.uint64))
+def _stacked(blocks, columns):
+    """(n, len(columns)) the ``columns`` (sorted indices into the blocks side by side)
+    by one np.column_stack of views: each block's runs of consecutive kept columns
+    (fresh memory is dear on a large table: one allocation, row-wise copies)."""
+    parts, first = [], 0
+    for b in blocks:
+        k = b.shape[1]
+        mine = columns[(columns >= first) & (columns < first + k)] - first
+        if mine.size:
+            breaks = np.flatnonzero(np.diff(mine) != 1) + 1
+            for run in np.split(mine, breaks):
+                parts.append(b[:, run[0]:run[-1] + 1])
+        first += k
+    return np.column_stack(parts)
 
 
 def _plan(n_g, pattern, r, r_v, n):
@@ -338,10 +361,9 @@ def _centered_moments(Uc, group, n_g, ids, rows, runs=None):
         return M
     order = np.argsort(group, kind="stable")
     starts = np.concatenate([[0], np.cumsum(n_g)])
-    sorted_rows = Uc[order]
     out = np.empty((ids.size, rows.size, r))
-    for a, g in enumerate(ids):
-        block = sorted_rows[starts[g]:starts[g + 1]]
+    for a, g in enumerate(ids):       # each group's rows gathered alone: no sorted copy
+        block = Uc[order[starts[g]:starts[g + 1]]]
         out[a] = block[:, rows].T @ block
     return out
 
