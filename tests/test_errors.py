@@ -223,3 +223,17 @@ def test_api_type_errors_name_the_function():
 def test_summary_before_fit_is_a_clear_error():
     with pytest.raises(RuntimeError, match="xxmSummary: the model has not been fitted"):
         xm.xxmSummary(base())
+
+
+def test_fast_checks_of_missing_values_and_parent_ids():
+    """validate's _has_missing and _absent (a range check for consecutive integer IDs)
+    agree with pandas' isna and isin on integers, floats, nullable and string IDs."""
+    from xxmpy.spec.validate import _absent, _has_missing
+    for values in ([1, 2, 3], [1.0, np.nan], pd.array([1, None], dtype="Int64"),
+                   ["a", None], ["a", "b"], [1.5, 2.5]):
+        col = pd.Series(values)
+        assert _has_missing(col) == bool(col.isna().any())
+    for ids, values in ((pd.Index([0, 1, 2]), [0, 2, 3, -1]), (pd.Index([4, 5, 7]), [5, 6]),
+                        (pd.Index(["a", "b"]), ["b", "c"]), (pd.Index([0, 1]), [0.0, 1.5])):
+        col = pd.Series(values)
+        np.testing.assert_array_equal(_absent(col, ids), ~pd.Index(col).isin(ids))

@@ -261,15 +261,24 @@ def _positions(index, column):
     return index.get_indexer(column).astype(np.intp)
 
 
+def _float_columns(data, names):
+    """(n, len(names)) a float copy of the columns ``names`` of ``data`` (missing values
+    NaN), a column at a time (selecting a list of columns builds a DataFrame first)."""
+    out = np.empty((len(data), len(names)))
+    for j, name in enumerate(names):
+        out[:, j] = data[name].to_numpy(dtype=float, na_value=np.nan)
+    return out
+
+
 def level_data(sub, ids, index, read=None):
     """LevelData of a validated submodel: copies of its table's values, read-only;
     columns: the numeric columns in ``read`` (those data. elements read; all when
     None)."""
     data = sub.data
     n = len(data)
-    y = data[sub.ys].to_numpy(dtype=float, copy=True).reshape(n, len(sub.ys))
+    y = _float_columns(data, sub.ys)
     observed = ~np.isnan(y)
-    x = data[sub.xs].to_numpy(dtype=float, copy=True).reshape(n, len(sub.xs))
+    x = _float_columns(data, sub.xs)
     parents = tuple(index[p] for p in sub.parents)
     parent_units = tuple(_frozen(_positions(ids[p], data[p])) for p in sub.parents)
     numeric = [c for c in data.columns if (read is None or c in read)

@@ -140,7 +140,8 @@ def _check_data(spec, problems):
             problems.add(f"{where} is {type(data).__name__}; expected a pandas DataFrame "
                          f"with an ID column named '{level}'.")
             continue
-        dup_cols = data.columns[data.columns.duplicated()].unique().tolist()
+        dup_cols = [] if data.columns.is_unique else \
+            data.columns[data.columns.duplicated()].unique().tolist()
         if dup_cols:
             problems.add(f"{where} has duplicated column names {dup_cols}; give every "
                          f"column its own name.")
@@ -153,7 +154,7 @@ def _check_data(spec, problems):
                          f"identifies the units of this level exactly as the level.")
             continue
         col = data[level]
-        if col.isna().any():
+        if _has_missing(col):
             problems.add(f"{where}: ID column '{level}' has {int(col.isna().sum())} missing "
                          f"value(s); every unit needs an ID.")
             continue
@@ -195,6 +196,29 @@ def _check_columns(sub, data, where, problems):
                 problems.add(f"{where}: column '{name}' ({role}=) holds infinite values.")
 
 
+def _has_missing(col):
+    """Whether a Series holds missing values (numpy numbers without building a mask
+    Series)."""
+    values = col.to_numpy()
+    if values.dtype.kind in "iub":
+        return False
+    if values.dtype.kind == "f":
+        return bool(np.isnan(values).any())
+    return bool(col.isna().any())
+
+
+def _absent(col, index):
+    """(n,) bool: the values of ``col`` not in ``index`` (IDs); by a range check where
+    both are integers and the index is consecutive in order (IDs 0..G-1)."""
+    values = col.to_numpy()
+    n = len(index)
+    if n and values.dtype.kind in "iu" and index.dtype.kind in "iu" \
+            and index.is_monotonic_increasing and index.is_unique \
+            and int(index[-1]) - int(index[0]) == n - 1:
+        return (values < index[0]) | (values > index[-1])
+    return ~pd.Index(col).isin(index)
+
+
 def _check_parent_link(sub, parent, ids, problems):
     where = f"xxmSubmodel: data= of level '{sub.level}'"
     data = sub.data
@@ -203,13 +227,13 @@ def _check_parent_link(sub, parent, ids, problems):
                      f"parent's ID for every row.")
         return
     col = data[parent]
-    if col.isna().any():
+    if _has_missing(col):
         problems.add(f"{where}: parent ID column '{parent}' has {int(col.isna().sum())} "
                      f"missing value(s); every unit must belong to a parent unit.")
         return
     if parent not in ids:
         return
-    missing = ~pd.Index(col).isin(ids[parent])
+    missing = _absent(col, ids[parent])
     if missing.any():
         bad = pd.unique(col[missing]).tolist()[:5]
         problems.add(f"{where}: {int(missing.sum())} row(s) point to '{parent}' IDs that "
