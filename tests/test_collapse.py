@@ -345,9 +345,10 @@ def test_a_column_equal_to_another_is_collapsed_once():
 
 def test_fast_paths_of_unique_rows_and_parent_positions():
     """unique_rows with one varying column holding every code is that column (others
-    0), as the general path finds it; _positions subtracts for consecutive integer
-    IDs and hashes otherwise, as get_indexer does (absent IDs -1)."""
-    from xxmpy.compile.problem import _positions, unique_rows
+    0), as the general path finds it; spec/ids.id_positions subtracts for consecutive
+    integer IDs and hashes otherwise, as get_indexer does (absent IDs -1)."""
+    from xxmpy.compile.problem import unique_rows
+    from xxmpy.spec.ids import id_positions
     col = np.array([0, 0, 1, 2, 2, 1, 3], dtype=np.intp)
     zero = np.zeros_like(col)
     keys, group = unique_rows([col, zero])
@@ -364,4 +365,5 @@ def test_fast_paths_of_unique_rows_and_parent_positions():
                           (pd.Index(["a", "b"]), ["b", "c"]),
                           (pd.Index([0, 1, 2]), [0.0, 2.0])):
         column = pd.Series(values)
-        np.testing.assert_array_equal(_positions(index, column), index.get_indexer(column))
+        np.testing.assert_array_equal(id_positions(index, column),
+                                      index.get_indexer(column))

@@ -226,9 +226,11 @@ def test_summary_before_fit_is_a_clear_error():
 
 
 def test_fast_checks_of_missing_values_and_parent_ids():
-    """validate's _has_missing and _absent (a range check for consecutive integer IDs)
-    agree with pandas' isna and isin on integers, floats, nullable and string IDs."""
-    from xxmpy.spec.validate import _absent, _has_missing
+    """validate's _has_missing and spec/ids.id_positions (a range check for consecutive
+    integer IDs) agree with pandas' isna and isin on integers, floats, nullable and
+    string IDs."""
+    from xxmpy.spec.ids import id_positions
+    from xxmpy.spec.validate import _has_missing
     for values in ([1, 2, 3], [1.0, np.nan], pd.array([1, None], dtype="Int64"),
                    ["a", None], ["a", "b"], [1.5, 2.5]):
         col = pd.Series(values)
@@ -236,4 +238,4 @@ def test_fast_checks_of_missing_values_and_parent_ids():
     for ids, values in ((pd.Index([0, 1, 2]), [0, 2, 3, -1]), (pd.Index([4, 5, 7]), [5, 6]),
                         (pd.Index(["a", "b"]), ["b", "c"]), (pd.Index([0, 1]), [0.0, 1.5])):
         col = pd.Series(values)
-        np.testing.assert_array_equal(_absent(col, ids), ~pd.Index(col).isin(ids))
+        np.testing.assert_array_equal(id_positions(ids, col) < 0, ~pd.Index(col).isin(ids))

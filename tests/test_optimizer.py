@@ -215,7 +215,10 @@ def test_polished_hessian_is_remeasured_when_a_coordinate_moved_by_its_size():
     coordinate by more than STALE_HESSIAN of its size: its magnitude, or its standard
     error near 0 (full-size grade design: a step of 1.1e-5 in a variance of 0.096 no
     longer costs 8 evaluations of 10 s; a variance at 0 is judged on its SE)."""
-    from xxmpy.fit.optimize import STALE_HESSIAN, _stale
+    from xxmpy.fit.optimize import STALE_HESSIAN, _moved
+
+    def _stale(H, at, x):
+        return bool(_moved(H, at, x).any())
     se = np.array([0.1, 1e-3])
     H = np.diag(2.0 / se ** 2)                       # standard errors 0.1 and 1e-3
     at = np.array([1.0, 0.0])

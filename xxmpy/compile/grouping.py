@@ -8,12 +8,22 @@ otherwise a bincount per column.
 import numpy as np
 
 
+def changes(values):
+    """(n,) bool: where ``values``, in non-decreasing order, take a new value (True
+    first); None when they are not in order (a NaN among them counts as out of order)
+    or empty."""
+    if values.size == 0 or not np.all(values[1:] >= values[:-1]):
+        return None
+    return np.concatenate([[True], values[1:] != values[:-1]])
+
+
 def group_runs(group, n_groups):
     """(n_groups,) where each group's rows start when the rows come group by group in
     the groups' order (data sorted by group, the common case), else None."""
-    if group.size == 0 or group[0] != 0 or np.any(group[1:] < group[:-1]):
+    new = changes(group) if group.size and group[0] == 0 else None
+    if new is None:
         return None
-    starts = np.flatnonzero(np.concatenate([[True], group[1:] != group[:-1]]))
+    starts = np.flatnonzero(new)
     return starts if starts.size == n_groups else None
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from ..spec.ids import id_positions
 from .form import Form, build_form
 from .schedule import build_schedule, elimination_order
 
@@ -246,21 +247,6 @@ def _frozen(a):
     return a
 
 
-def _positions(index, column):
-    """(n,) the position of each value of ``column`` (a Series) in ``index`` (-1 where
-    absent), as index.get_indexer: by subtraction where the index is consecutive
-    integers in order and the column integers (IDs 0..G-1, as xm.lmer writes them),
-    else by hashing."""
-    values = column.to_numpy()
-    n = len(index)
-    if n and values.dtype.kind in "iu" and index.dtype.kind in "iu" \
-            and index.is_monotonic_increasing and index.is_unique \
-            and int(index[-1]) - int(index[0]) == n - 1:
-        at = values.astype(np.intp) - int(index[0])
-        return np.where((at >= 0) & (at < n), at, -1)
-    return index.get_indexer(column).astype(np.intp)
-
-
 def _float_columns(data, names):
     """(n, len(names)) a float copy of the columns ``names`` of ``data`` (missing values
     NaN), a column at a time (selecting a list of columns builds a DataFrame first)."""
@@ -280,7 +266,7 @@ def level_data(sub, ids, index, read=None):
     observed = ~np.isnan(y)
     x = _float_columns(data, sub.xs)
     parents = tuple(index[p] for p in sub.parents)
-    parent_units = tuple(_frozen(_positions(ids[p], data[p])) for p in sub.parents)
+    parent_units = tuple(_frozen(id_positions(ids[p], data[p])) for p in sub.parents)
     numeric = [c for c in data.columns if (read is None or c in read)
                and pd.api.types.is_numeric_dtype(data[c])]
     columns = {c: _frozen(data[c].to_numpy(dtype=float, copy=True)) for c in numeric}

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .budget import check_budget
+from .grouping import changes
 from .ordering import order_remainder
 
 
@@ -133,9 +134,8 @@ def _join_on_rows(rows1, rows2):
 def _distinct(codes):
     """np.unique of integer codes; O(n) when they are already in order (units listed
     group by group, as a moment collapse leaves them)."""
-    if codes.size and np.all(codes[1:] >= codes[:-1]):
-        return codes[np.concatenate([[True], codes[1:] != codes[:-1]])]
-    return np.unique(codes)
+    new = changes(codes)
+    return np.unique(codes) if new is None else codes[new]
 
 
 class _Builder:

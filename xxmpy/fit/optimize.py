@@ -486,11 +486,6 @@ def _moved(H, at, x):
     return step > STALE_HESSIAN * size
 
 
-def _stale(H, at, x):
-    """True when some coordinate moved by more than STALE_HESSIAN of its size (_moved)."""
-    return bool(np.any(_moved(H, at, x)))
-
-
 def _with_columns(H, columns, new):
     """H with its columns (and rows) ``columns`` replaced by ``new`` (k, m), or None
     where they changed by more than 2 STALE_HESSIAN in H's unit-diagonal form (the

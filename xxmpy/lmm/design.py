@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..errors import ProblemCollector, SpecificationError
 from ..spec.objects import is_dask_frame
+from ..compile.grouping import changes
 from ..compile.problem import unique_rows
 from ..fit.information import group_moments
 from .formula import parse_formula
@@ -126,10 +127,10 @@ def _factorize(column):
     for numbers already in order (data sorted by group, the common case) from where
     they change, without hashing."""
     a = column.to_numpy()
-    if a.dtype.kind in "iuf" and a.size and np.all(a[1:] >= a[:-1]):
-        start = np.concatenate([[True], a[1:] != a[:-1]])
-        return np.cumsum(start) - 1, a[start]
-    return pd.factorize(column, sort=True)
+    new = changes(a) if a.dtype.kind in "iuf" else None
+    if new is None:
+        return pd.factorize(column, sort=True)
+    return np.cumsum(new) - 1, a[new]
 
 
 def group_factor(name, data, columns):
@@ -140,7 +141,7 @@ def group_factor(name, data, columns):
         codes, uniques = _factorize(data[c])
         values.append(pd.Index(uniques))
         per.append(codes.astype(np.intp))
-    if len(per) == 1:                       # every code of a factorisation is present
+    if len(per) == 1:           # a factorisation's codes all occur: they are the groups
         keys, codes = np.arange(len(values[0]))[:, None], per[0]
     else:
         keys, codes = unique_rows(per)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..errors import ProblemCollector
 from .graph import LevelGraph
+from .ids import id_positions
 from .objects import (BETWEEN_ROLES, BETWEEN_TYPES, DATA_LABEL_PREFIX, FORMS,
                       SCALED_TYPES, SYMMETRIC_TYPES, WITHIN_ROLES, WITHIN_TYPES,
                       scaled_label)
@@ -207,18 +208,6 @@ def _has_missing(col):
     return bool(col.isna().any())
 
 
-def _absent(col, index):
-    """(n,) bool: the values of ``col`` not in ``index`` (IDs); by a range check where
-    both are integers and the index is consecutive in order (IDs 0..G-1)."""
-    values = col.to_numpy()
-    n = len(index)
-    if n and values.dtype.kind in "iu" and index.dtype.kind in "iu" \
-            and index.is_monotonic_increasing and index.is_unique \
-            and int(index[-1]) - int(index[0]) == n - 1:
-        return (values < index[0]) | (values > index[-1])
-    return ~pd.Index(col).isin(index)
-
-
 def _check_parent_link(sub, parent, ids, problems):
     where = f"xxmSubmodel: data= of level '{sub.level}'"
     data = sub.data
@@ -233,7 +222,8 @@ def _check_parent_link(sub, parent, ids, problems):
         return
     if parent not in ids:
         return
-    missing = _absent(col, ids[parent])
+    index = ids[parent]          # not unique where its level's IDs are (reported there)
+    missing = id_positions(index, col) < 0 if index.is_unique else ~pd.Index(col).isin(index)
     if missing.any():
         bad = pd.unique(col[missing]).tolist()[:5]
         problems.add(f"{where}: {int(missing.sum())} row(s) point to '{parent}' IDs that "
