@@ -1,7 +1,7 @@
 """Benchmark runner: xxmpy and its peers on the cases of cases.py, in one run.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/run.py [--cases A,B] [--repeat N]
-        [--tools xxmpy,xxmpy-lmer,mixedlm,statsmodels,lme4] [--reml]
+        [--tools xxmpy,xxmpy-lmer,mixedlm,statsmodels,lme4] [--reml] [--threads N]
 
 Each (case, tool) runs in a fresh subprocess, so peak memory (maximum
 resident set size, minus the size once the data are loaded) belongs to that
@@ -10,10 +10,15 @@ time (medians at the start values), the full fit time (compile included,
 median of --repeat fits) and -2 log L; for the peers (mixedlm, statsmodels
 MixedLM, lme4 through Rscript: fits of the lme4 formula, where installed) the fit
 time and -2 log L (with --reml the REML criterion). --reml fits the lme4-formula
-tools by REML (the xxM-API tool is ML only and is skipped). lme4's time is measured inside R (mean over a batch of
-fits of at least 2 s after a warm-up fit; R's start-up and reading the data are
-not counted). Ratios are against the first tool of --tools that ran. Not a test:
-it prints a report.
+tools by REML (the xxM-API tool is ML only and is skipped). lme4's time is
+measured inside R (mean over a batch of fits of at least 2 s after a warm-up fit;
+R's start-up and reading the data are not counted). Ratios are against the first
+tool of --tools that ran. Not a test: it prints a report.
+
+Threads: every tool's worker runs with N threads (default 1) in its OpenBLAS, OpenMP
+and Rayon pools (mixedlm's Rust core uses Rayon; R inherits the same variables): the
+figures the issues' targets name are single-threaded; --threads 2 gives the
+multi-threaded ones beside them.
 """
 import argparse
 import gc
@@ -187,8 +192,9 @@ def _csv_read_time(case):
     return _median_time(lambda: pd.read_csv(path), 3, budget=10.0)
 
 
-def spawn(case_name, tool, repeat, reml=False, timeout=0):
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+def spawn(case_name, tool, repeat, reml=False, timeout=0, threads=1):
+    n = str(threads)
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=n, OMP_NUM_THREADS=n, RAYON_NUM_THREADS=n)
     limit = timeout or PEER_TIMEOUT * (repeat + 1)
     try:
         proc = subprocess.run([sys.executable, __file__, "--worker", case_name, tool,
@@ -213,6 +219,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--worker", nargs=2)
     ap.add_argument("--reml", action="store_true")
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     if args.worker:
         worker(*args.worker, args.repeat, args.reml)
@@ -228,7 +235,7 @@ def main():
         ours = None
         for tool in tools:
             r = spawn(case.name, tool, 1 if case.big else args.repeat, args.reml,
-                      case.timeout)
+                      case.timeout, args.threads)
             if "skipped" in r:
                 print(f"{case.name:17s} {tool:12s} {'':>8s} {'':>9s} {'':>8s} {'':>9s} "
                       f"{'':>7s} {'':>16s}  {r['skipped']}")

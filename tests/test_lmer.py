@@ -491,3 +491,65 @@ def test_groups_of_sorted_numbers_are_factorised_without_hashing():
         want_codes, want_uniques = pd.factorize(column, sort=True)
         np.testing.assert_array_equal(codes, want_codes)
         np.testing.assert_array_equal(np.asarray(uniques), np.asarray(want_uniques))
+
+
+def _formulaic_design(formula, data):
+    """build_design with the plain-column path switched off: formulaic builds every
+    matrix."""
+    from unittest import mock
+    from xxmpy.lmm import design
+    with mock.patch.object(design, "plain_matrices", lambda *a: None), \
+            mock.patch.object(design, "plain_matrix", lambda *a: None):
+        return design.build_design(formula, data)
+
+
+@pytest.mark.parametrize("formula", [
+    "y ~ 1 + (1 | g)", "y ~ x + (x | g)", "y ~ 0 + x + z + (1 | g)", "y ~ x - 1 + (1 | g)",
+    "y ~ x + (x || g)", "y ~ k + (0 + x | g) + (1 | h)", "y ~ x + z + (z + x | g)"])
+def test_plain_columns_are_formulaics_columns(formula):
+    """A side made of the intercept and numeric columns is built without formulaic
+    (lmm/plain_columns.py): the same columns, names, values, dropped rows, blocks and
+    predictions as formulaic's, integer columns and missing values included."""
+    from xxmpy.lmm.design import build_design
+    rng = np.random.default_rng(3)
+    n = 60
+    data = pd.DataFrame({"y": rng.normal(size=n), "x": rng.normal(size=n),
+                         "z": rng.normal(size=n), "k": rng.integers(0, 5, n),
+                         "g": np.repeat(np.arange(6), 10), "h": np.tile(np.arange(4), 15)})
+    data.loc[[3, 17], "x"] = np.nan
+    data.loc[40, "y"] = np.nan
+    plain, reference = build_design(formula, data), _formulaic_design(formula, data)
+    assert type(reference.fixed_spec).__module__.startswith("formulaic")
+    assert plain.fixed_names == reference.fixed_names
+    np.testing.assert_array_equal(plain.X, reference.X)
+    np.testing.assert_array_equal(plain.y, reference.y)
+    assert list(plain.rows) == list(reference.rows)
+    assert plain.n_dropped == reference.n_dropped == (3 if "x" in formula else 1)
+    assert [f.name for f in plain.factors] == [f.name for f in reference.factors]
+    for f, r in zip(plain.factors, reference.factors):
+        assert [b.names for b in f.blocks] == [b.names for b in r.blocks]
+        for b, rb in zip(f.blocks, r.blocks):
+            np.testing.assert_array_equal(b.Z, rb.Z)
+            np.testing.assert_array_equal(b.columns_for(data.head(7)),
+                                          rb.columns_for(data.head(7)))
+    from xxmpy.lmm.result import _fixed_design
+    np.testing.assert_array_equal(_fixed_design(plain.fixed_spec, data).to_numpy(),
+                                  _fixed_design(reference.fixed_spec, data).to_numpy())
+
+
+def test_sides_that_are_not_plain_go_through_formulaic(sleep_reml):
+    """Booleans, categories, nullable integers, transforms, interactions and a repeated
+    name are left to formulaic; predict names a column newdata lacks or holds as text."""
+    from xxmpy.lmm.plain_columns import plain_terms
+    data = pd.DataFrame({"y": [1.0, 2.0], "x": [0.5, 1.5], "b": [True, False],
+                         "c": ["u", "v"], "n": pd.array([1, None], dtype="Int64")})
+    assert plain_terms("x", data) == ["Intercept", "x"]
+    assert plain_terms("0 + x", data) == plain_terms("x - 1", data) == ["x"]
+    for rhs in ["b", "c", "n", "log(x)", "x:x", "x + x", "C(x)", "w", "x*x", "-x"]:
+        assert plain_terms(rhs, data) is None, rhs
+    sleep = load("sleepstudy")
+    with pytest.raises(ValueError, match="no column 'Days'"):
+        sleep_reml.predict(sleep.drop(columns="Days"), re_form="~0")
+    text = sleep.assign(Days=sleep["Days"].astype(str))
+    with pytest.raises(ValueError, match="column 'Days' of newdata is"):
+        sleep_reml.predict(text, re_form="~0")

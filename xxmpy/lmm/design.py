@@ -2,9 +2,10 @@
 
 formulaic builds every design matrix (fixed part and each bar's left-hand
 side) and keeps the encoding (``model_spec``) so that ``predict(newdata)``
-rebuilds the same columns. Rows with a missing value in any variable the
-model uses are dropped first (lme4's na.omit), and the matrices are built
-on the remaining rows.
+rebuilds the same columns; a side made only of the intercept and numeric
+columns is built directly, with the same columns (plain_columns.py). Rows
+with a missing value in any variable the model uses are dropped first (lme4's
+na.omit), and the matrices are built on the remaining rows.
 """
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ from ..compile.grouping import changes
 from ..compile.problem import unique_rows
 from ..fit.information import group_moments
 from .formula import parse_formula
+from .plain_columns import plain_matrices, plain_matrix
 from .safety import EVAL_CONTEXT, check_formula
 
 INTERCEPT = "(Intercept)"
@@ -185,9 +187,9 @@ def build_design(formula, data, trusted=False):
     whole, exprs = _matrices(parsed, data, problems)
     problems.raise_if_any()
     # numpy masks (the rows are in data's order): pandas' in-place & re-aligns indexes
-    keep = whole.lhs.notna().all(axis=1).to_numpy() & whole.rhs.notna().all(axis=1).to_numpy()
+    keep = _complete(whole.lhs) & _complete(whole.rhs)
     for mm in exprs.values():
-        keep &= mm.notna().all(axis=1).to_numpy()
+        keep &= _complete(mm)
     for c in group_cols:
         keep &= data[c].notna().to_numpy()
     used = data.loc[keep]
@@ -253,13 +255,22 @@ def _check_finite(parsed, y, X, names, problems):
 
 
 def _matrices(parsed, data, problems):
-    """The fixed-effects ModelMatrices and {expr: random-effects matrix} on ``data``."""
-    whole = _model_matrix(f"{parsed.response} ~ {parsed.fixed}", data, "fixed-effects design",
-                          problems)
+    """The fixed-effects ModelMatrices and {expr: random-effects matrix} on ``data``
+    (formulaic's, or plain_columns' where a side is plain)."""
+    whole = plain_matrices(parsed.response, parsed.fixed, data) or _model_matrix(
+        f"{parsed.response} ~ {parsed.fixed}", data, "fixed-effects design", problems)
     terms = {t.expr: t for t in reversed(parsed.random)}    # one matrix per expression
-    exprs = {expr: _model_matrix(expr, data, f"random-effects design of '({expr} | "
-                                 f"{t.factor_name})'", problems) for expr, t in terms.items()}
+    exprs = {expr: plain_matrix(expr, data) or _model_matrix(
+        expr, data, f"random-effects design of '({expr} | {t.factor_name})'", problems)
+        for expr, t in terms.items()}
     return whole, exprs
+
+
+def _complete(mm):
+    """(n,) bool: the rows of a model matrix without a missing value."""
+    if hasattr(mm, "complete"):
+        return mm.complete()
+    return mm.notna().all(axis=1).to_numpy()
 
 
 def _factors(parsed, used, exprs, problems):
