@@ -547,6 +547,10 @@ def test_sides_that_are_not_plain_go_through_formulaic(sleep_reml):
     assert plain_terms("0 + x", data) == plain_terms("x - 1", data) == ["x"]
     for rhs in ["b", "c", "n", "log(x)", "x:x", "x + x", "C(x)", "w", "x*x", "-x"]:
         assert plain_terms(rhs, data) is None, rhs
+    from xxmpy.lmm.plain_columns import PlainMatrix
+    odd = pd.DataFrame({"x": [np.inf, -np.inf, 1.0], "z": [1.0, np.nan, 2.0]})
+    assert PlainMatrix(["Intercept", "x"], odd).complete().tolist() == [True] * 3
+    assert PlainMatrix(["x", "z"], odd).complete().tolist() == [True, False, True]
     sleep = load("sleepstudy")
     with pytest.raises(ValueError, match="no column 'Days'"):
         sleep_reml.predict(sleep.drop(columns="Days"), re_form="~0")

@@ -70,13 +70,14 @@ class PlainSpec:
 class PlainMatrix:
     """A plain model matrix: the parts of formulaic's ModelMatrix that design.py reads.
 
-    values: (n, k) float; columns: k names; model_spec: a PlainSpec."""
+    values: (n, k) float, column-major like formulaic's; columns: k names; model_spec:
+    a PlainSpec."""
 
     def __init__(self, columns: list, data: pd.DataFrame):
         self.columns = pd.Index(columns)
         self.model_spec = PlainSpec(columns)
         n = len(data)
-        self.values = np.empty((n, len(columns)))
+        self.values = np.empty((n, len(columns)), order="F")
         for j, c in enumerate(columns):
             self.values[:, j] = 1.0 if c == INTERCEPT_COLUMN else data[c].to_numpy()
 
@@ -88,7 +89,12 @@ class PlainMatrix:
         return self.values
 
     def complete(self) -> np.ndarray:
-        """(n,) bool: rows without a missing value."""
+        """(n,) bool: rows without a missing value (one pass when there is none: a
+        sum is NaN where any term is, or where infinities cancel)."""
+        with np.errstate(invalid="ignore", over="ignore"):
+            total = np.sum(self.values)
+        if not np.isnan(total):
+            return np.ones(self.values.shape[0], bool)
         return ~np.isnan(self.values).any(axis=1)
 
 
