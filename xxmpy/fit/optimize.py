@@ -233,7 +233,7 @@ def hessian_columns(fg, x, g0, lower, columns, rel=1e-5, central=True, linear=No
     return out
 
 
-def end_hessian(fg, x, g0, lower, linear=None, variance=None, central=False):
+def end_hessian(fg, x, g0, lower, linear=None, variance=None, central=False, cache=None):
     """The Hessian where a search ended: forward differences (k evaluations, each
     variance's step relative to itself), or central ones when ``central`` is asked
     (steps rel max(|x|, 1): a singular face) or when the forward one is not clearly
@@ -243,10 +243,10 @@ def end_hessian(fg, x, g0, lower, linear=None, variance=None, central=False):
     reused: k - k_linear more). Central ones cost 2 k (8 of the full-size grade
     design's 13 evaluations); at a clear optimum the forward error is the size of
     theirs there and standard errors, the Newton decrement and the Newton steps need
-    no more."""
+    no more. cache: gradients at steps already taken there (derived_hessian's)."""
     if central:
         return hessian_of(fg, x, g0, lower, central=True, linear=linear)
-    cache = {}
+    cache = {} if cache is None else cache
     H = hessian_of(fg, x, g0, lower, central=False, linear=linear, relative=variance,
                    cache=cache)
     if _clearly_positive(H):
@@ -263,6 +263,35 @@ def _clearly_positive(H):
         return False
     D = 1.0 / np.sqrt(d)
     return bool(np.linalg.eigvalsh(H * np.outer(D, D))[0] > CLEAR_CURVATURE)
+
+
+def derived_hessian(fg, x, g0, lower, scaling, variance=None, cache=None):
+    """end_hessian's forward Hessian with one column derived instead of measured (k - 1
+    evaluations), where -2 log L is homogeneous in the parameters (V(c theta) =
+    c V(theta): lmer's variance parameters; lmm/curvature.quadratic_gradient): then
+    H theta = -g - grad q (q: its quadratic part), in fg's coordinates x = theta / s
+    H x = -(g + s grad q). fg: the polish's Objective, every coordinate free;
+    scaling(theta, gradient) -> (grad q (k,) in theta units, the column r to derive)
+    or None. The hook reads the posterior where the last evaluation was (x): None,
+    and nothing measured, elsewhere, where it has none, or where the result is not
+    clearly positive definite (end_hessian then measures, reusing ``cache``). The
+    derived column's error is the others' weighted by x_j / x_r: below a measured
+    one's where r is the best-determined parameter (the residual variance)."""
+    last = fg.memo[0]
+    if last is None or not _same_point(fg.full(x), last[0]):
+        return None
+    got = scaling(last[0], last[2])
+    if got is None:
+        return None
+    dq, r = got
+    b = -(g0 + fg.free_scale * dq)
+    others = np.delete(np.arange(x.size), r)
+    H = np.zeros((x.size, x.size))
+    H[:, others] = hessian_columns(fg, x, g0, lower, others, central=False,
+                                   relative=variance, cache=cache)
+    H[:, r] = (b - H[:, others] @ x[others]) / x[r]
+    H = (H + H.T) / 2
+    return H if _clearly_positive(H) else None
 
 
 def hessian_in_coordinates(h_theta, transform, x, free, scale):
@@ -506,11 +535,12 @@ def _with_columns(H, columns, new):
     return out
 
 
-def polish(fg, x, f, g, lower, steps, central=False):
+def polish(fg, x, f, g, lower, steps, central=False, scaling=None):
     """Newton steps on the coordinates off their bounds; returns (x, f, g, H, at_bound).
 
     H: end_hessian (forward differences at a clear optimum; central ones when
-    ``central``, on a singular face, or where the forward ones are in doubt)."""
+    ``central``, on a singular face, or where the forward ones are in doubt), or
+    derived_hessian where ``scaling`` is given and no coordinate is on its bound."""
     at_bound = _at_bound(x, g, lower)
     free = ~at_bound
     sub_lower = lower[free]
@@ -526,8 +556,13 @@ def polish(fg, x, f, g, lower, steps, central=False):
     variance = getattr(fg, "variance", np.zeros(x.size, bool))[free]
 
     def measure(at, g_at):
+        cache = {}
+        if scaling is not None and not central and free.all() and not linear.any():
+            H = derived_hessian(fg, at, g_at, lower, scaling, variance, cache)
+            if H is not None:
+                return H
         return end_hessian(lambda xf: sub(xf, at), at[free], g_at[free], sub_lower,
-                           linear=linear, variance=variance, central=central)
+                           linear=linear, variance=variance, central=central, cache=cache)
 
     def remeasured(at, g_at, H_then, moved):
         """H_then at ``at``, its moved coordinates' columns measured there (as
@@ -871,10 +906,11 @@ def _finish_singular(fg, transform, free, scale, lower, polish_steps, y, status)
 
 
 def _finish(problem, plain, pscale, free, hessian, polish_steps, memo, evaluate, theta,
-            status):
+            status, scaling=None):
     """Polish theta by Newton steps on the parameters themselves and judge convergence
     by the Newton decrement there (first and second order); without ``hessian`` (a
-    profile fit) only the bounds are read and the search's status stands."""
+    profile fit) only the bounds are read and the search's status stands. scaling:
+    derived_hessian's hook (every parameter free only)."""
     k = theta.size
     hess = np.full((k, k), np.nan)
     at_bound = np.zeros(k, bool)
@@ -884,7 +920,8 @@ def _finish(problem, plain, pscale, free, hessian, polish_steps, memo, evaluate,
     f, pg0 = pf(pt)
     grad = pf.last_gradient.copy()     # a fixed parameter's entry: the profile's slope there
     if hessian:
-        pt, f, pg0, Hx, bound_x = polish(pf, pt, f, pg0, plower, polish_steps)
+        pt, f, pg0, Hx, bound_x = polish(pf, pt, f, pg0, plower, polish_steps,
+                                         scaling=scaling if free.all() else None)
         theta = pf.full(pt)
         hess[np.ix_(free, free)] = Hx / np.outer(pscale[free], pscale[free])
         at_bound[free] = bound_x
@@ -931,11 +968,15 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
     it has none: fit/information.py), or an object whose bind(problem) gives one
     (lmm/curvature.LmerCurvature: the model need not be compiled before the fit), the
     first curvature when hessian_guess is None and renewed where the search is over
-    its first REFRESHES iterations.
+    its first REFRESHES iterations; such an object's scaling(problem), if it has one,
+    lets the end Hessian derive a column (derived_hessian).
     The search runs in Cholesky coordinates (transform.py); the polish and
     the Hessian in the parameters themselves.
     """
     t0 = time.perf_counter()
+    # the end Hessian's derived column (derived_hessian) reads the posterior in process
+    scaling = curvature.scaling(problem) if hasattr(curvature, "scaling") and \
+        evaluate is None else None
     if hasattr(curvature, "bind"):
         curvature = curvature.bind(problem)
     params = problem.params
@@ -979,7 +1020,7 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
     plain = Transform(problem, floor, fixed, cholesky=False)
     pscale = coordinate_scale(plain, problem, params.start)
     plain_finish = functools.partial(_finish, problem, plain, pscale, free, hessian,
-                                     polish_steps, fg.memo, evaluate)
+                                     polish_steps, fg.memo, evaluate, scaling=scaling)
 
     def finish(theta, status):
         """Judge the end on the parameters themselves, or, when a covariance block is

@@ -52,7 +52,7 @@ def lmer(formula: str, data: pd.DataFrame, REML: bool = True, start: dict | None
 def fit_design(design, reml, start=None, **options):
     model = build_model(design, reml, start)
     if "hessian_guess" not in options:      # hessian_guess=None: forward differences
-        options.setdefault("curvature", LmerCurvature(design))
+        options.setdefault("curvature", LmerCurvature(design, reml))
     with warnings.catch_warnings():
         # a variance on its bound is reported by the singular-fit check instead
         warnings.simplefilter("ignore", BoundaryWarning)
