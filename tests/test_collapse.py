@@ -367,3 +367,13 @@ def test_fast_paths_of_unique_rows_and_parent_positions():
         column = pd.Series(values)
         np.testing.assert_array_equal(id_positions(index, column),
                                       index.get_indexer(column))
+
+
+def test_distinct_codes_of_the_elimination_plan_are_np_unique():
+    """schedule._distinct (sorted distinct fill-pair codes: from where they change when in
+    order, else after a sort) equals np.unique, in order or not, wide or narrow."""
+    from xxmpy.compile.schedule import _distinct
+    rng = np.random.default_rng(4)
+    for codes in (rng.integers(0, 10 ** 9, 5000), rng.integers(0, 30, 5000),
+                  np.sort(rng.integers(0, 50, 400)), np.array([7]), np.zeros(0, np.int64)):
+        np.testing.assert_array_equal(_distinct(codes), np.unique(codes))
