@@ -14,7 +14,7 @@ import pytest
 import xxmpy as xm
 from xxmpy.lmm.curvature import LmerCurvature, lmer_curvature
 from xxmpy.lmm.design import build_design
-from xxmpy.lmm.to_xxm import build_model
+from xxmpy.lmm.to_xxm import build_model, psi_label
 
 
 def _expected_information(Zs, s2, taus):
@@ -245,8 +245,26 @@ def test_homogeneity_gives_the_hessian_along_theta(case, reml):
     along = (deviance_and_gradient(problem, theta * (1 + h))[1]
              - deviance_and_gradient(problem, theta * (1 - h))[1]) / (2 * h)
     np.testing.assert_allclose(-g - dq, along, atol=1e-7 * np.max(np.abs(along)))
-    # the identity's own check refuses a wrong criterion (n - p for n): no column
-    assert quadratic_gradient(design, not reml, problem, theta, g) is None
+    # q = m - theta.g, which the residual's entry rests on, against q from the rows:
+    # |e|^2 / sigma^2 + sum_g u_g' Psi^-1 u_g with e = y - X beta - Z u (Henderson)
+    from xxmpy.engine import latent_posterior
+    from xxmpy.lmm.to_xxm import response_offset
+    post = latent_posterior(problem, theta)
+    flat = [c for c, lev in enumerate(problem.levels) if lev.flat][0]
+    e = design.y - design.X @ (post[flat][0][0] + response_offset(design))
+    labels = list(problem.params.labels)
+    penalty = 0.0
+    for f in design.factors:
+        U = post[problem.level_names.index(f.name)][0]
+        e -= np.einsum("nk,nk->n", f.Z, U[f.codes])
+        names = f.effect_names
+        psi = np.array([[theta[labels.index(psi_label(f.name, names, a, b))]
+                         for b in range(len(names))] for a in range(len(names))])
+        penalty += float(np.sum(U @ np.linalg.inv(psi) * U))
+    s2 = theta[labels.index("Residual")]
+    m = len(design.y) - (design.X.shape[1] if reml else 0)
+    assert m - theta @ g == pytest.approx(e @ e / s2 + penalty, rel=1e-9)
+    assert dq[r] == pytest.approx(-(e @ e) / s2 ** 2, rel=1e-7)
 
 
 class _MeasuredOnly:
