@@ -34,27 +34,41 @@ def _factor_labels(f):
     return out
 
 
-def lmer_curvature(design, problem, theta):
-    """(k, k) Hessian guess of -2 log L in the problem's parameters at theta (the
-    search's start), or None unless they are exactly 'Residual' and each factor's psi
-    labels of ``design`` (a MixedDesign), with every Psi positive definite there."""
+def _lmer_parameters(design, problem):
+    """({label: index}, per factor [(label, r, c)]) when the problem's parameters are
+    exactly 'Residual' and each factor's psi labels of ``design`` (a MixedDesign), else
+    None."""
     labels = list(problem.params.labels)
     per_factor = [_factor_labels(f) for f in design.factors]
     want = [RESIDUAL] + [lab for fl in per_factor for lab, _, _ in fl]
     if sorted(labels) != sorted(want) or len(set(want)) != len(want):
         return None
-    at = {lab: i for i, lab in enumerate(labels)}
+    return {lab: i for i, lab in enumerate(labels)}, per_factor
+
+
+def _psi(theta, at, factor_labels, q):
+    """(q, q) a factor's Psi from theta."""
+    psi = np.zeros((q, q))
+    for lab, r, c in factor_labels:
+        psi[r, c] = psi[c, r] = theta[at[lab]]
+    return psi
+
+
+def lmer_curvature(design, problem, theta):
+    """(k, k) Hessian guess of -2 log L in the problem's parameters at theta (the
+    search's start), or None unless they are lmer's (_lmer_parameters), with every Psi
+    positive definite there."""
+    got = _lmer_parameters(design, problem)
+    if got is None:
+        return None
+    at, per_factor = got
     s2 = theta[at[RESIDUAL]]
     if not s2 > 0:
         return None
-    blocks = []
-    for f, fl in zip(design.factors, per_factor):
-        q = len(f.effect_names)
-        psi = np.zeros((q, q))
-        for lab, r, c in fl:
-            psi[r, c] = psi[c, r] = theta[at[lab]]
-        blocks.append((f.moments(), psi, [(at[lab], r, c) for lab, r, c in fl]))
-    return expected_information(len(labels), at[RESIDUAL], s2, len(design.y), blocks)
+    blocks = [(f.moments(), _psi(theta, at, fl, len(f.effect_names)),
+               [(at[lab], r, c) for lab, r, c in fl])
+              for f, fl in zip(design.factors, per_factor)]
+    return expected_information(len(at), at[RESIDUAL], s2, len(design.y), blocks)
 
 
 def quadratic_gradient(design, reml, problem, theta, gradient):
@@ -67,28 +81,23 @@ def quadratic_gradient(design, reml, problem, theta, gradient):
     or n - p for REML; ``gradient``: -2 log L's at theta), hence |e|^2 = sigma^2 (q -
     sum_g u_g' Psi^-1 u_g) (on slope_1M a pass over the million rows cost more than the
     evaluation it saves). The modes are the posterior's where the last evaluation
-    left it (no evaluation). None unless the parameters are exactly lmer's
-    (lmer_curvature), every Psi is invertible and |e|^2 comes out non-negative."""
-    labels = list(problem.params.labels)
-    per_factor = [_factor_labels(f) for f in design.factors]
-    want = [RESIDUAL] + [lab for fl in per_factor for lab, _, _ in fl]
-    if sorted(labels) != sorted(want) or len(set(want)) != len(want):
+    left it (no evaluation). None unless the parameters are lmer's
+    (_lmer_parameters), every Psi is invertible and |e|^2 comes out non-negative."""
+    got = _lmer_parameters(design, problem)
+    if got is None:
         return None
-    at = {lab: i for i, lab in enumerate(labels)}
+    at, per_factor = got
     s2 = theta[at[RESIDUAL]]
     try:
         post = latent_posterior(problem, theta)
     except NotPositiveDefinite:         # inadmissible there: no derived column
         return None
-    out = np.zeros(len(labels))
+    out = np.zeros(len(at))
     penalty = 0.0
     for f, fl in zip(design.factors, per_factor):
         U = post[problem.level_names.index(f.name)][0]          # (G, q) modes
-        psi = np.zeros((U.shape[1],) * 2)
-        for lab, r, c in fl:
-            psi[r, c] = psi[c, r] = theta[at[lab]]
         try:
-            W = U @ np.linalg.inv(psi)                          # Psi^-1 u_g, by rows
+            W = U @ np.linalg.inv(_psi(theta, at, fl, U.shape[1]))   # Psi^-1 u_g, by rows
         except np.linalg.LinAlgError:
             return None
         penalty += float(np.sum(W * U))
