@@ -169,3 +169,18 @@ def test_stacks_of_small_matrices_match_numpys_batched_algebra():
     P[3] = -np.eye(q)
     assert list(stacks.spd_inverse(stacks.entries_first(P))[1]) == [True] * 3 + [False] + \
         [True] * 3
+
+
+def test_the_mean_block_starts_from_the_searchs_gradient():
+    """Shared with the search (fit_problem: curvature.share(memo)), the mean block's
+    differences start from the gradient the search has at the start values: one
+    evaluation per mean, none repeated; the same block as from its own evaluation."""
+    from xxmpy.engine import deviance_and_gradient
+    model, *_ = _slope_model()
+    problem = model.compile()
+    theta = problem.params.start
+    alone = random_effects_curvature(problem)
+    shared = random_effects_curvature(problem)
+    shared.share([(theta.copy(), *deviance_and_gradient(problem, theta))])
+    np.testing.assert_allclose(shared(theta), alone(theta), rtol=1e-12)
+    assert (alone.evaluations, shared.evaluations) == (3, 2)

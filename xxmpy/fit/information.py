@@ -32,7 +32,7 @@ import numpy as np
 from ..compile.grouping import group_runs, group_sums
 from ..engine import deviance_and_gradient
 from . import stacks
-from .optimize import mean_parameters
+from .optimize import same_point, mean_parameters
 
 
 def group_moments(codes, Z, G, rows=None):
@@ -107,6 +107,12 @@ class RandomEffectsCurvature:
         self.factors, self.means = factors, means
         self.mean_block = None
         self.evaluations = 0        # the engine evaluations the mean block took
+        self.memo = [None]          # the search's last (theta, -2 log L, gradient)
+
+    def share(self, memo):
+        """Read the search's evaluations (Objective.memo): the mean block's differences
+        start from the gradient at the start values the search already has."""
+        self.memo = memo
 
     def __call__(self, theta):
         theta = np.asarray(theta, float)
@@ -123,8 +129,11 @@ class RandomEffectsCurvature:
             return None
         if self.means.size:
             if self.mean_block is None:
-                self.mean_block = _mean_block(self.problem, theta, self.means)
-                self.evaluations += 1 + self.means.size
+                last = self.memo[0]
+                known = last[1:] if last is not None and same_point(theta, last[0]) \
+                    else None
+                self.mean_block = _mean_block(self.problem, theta, self.means, known)
+                self.evaluations += (known is None) + self.means.size
                 if self.mean_block is None:
                     return None
             H[np.ix_(self.means, self.means)] = self.mean_block
@@ -189,11 +198,11 @@ def random_effects_curvature(problem):
                                   np.flatnonzero(means & ~covered))
 
 
-def _mean_block(problem, theta, means):
+def _mean_block(problem, theta, means, known=None):
     """(k_mean, k_mean) the mean parameters' block of the Hessian at theta by forward
     differences of the gradient: exact, -2 log L being quadratic in them; None if theta
-    is inadmissible."""
-    f0, g0 = deviance_and_gradient(problem, theta)
+    is inadmissible. known: (-2 log L, gradient) at theta, when evaluated already."""
+    f0, g0 = deviance_and_gradient(problem, theta) if known is None else known
     if not np.isfinite(f0):
         return None
     units = np.asarray(problem.param_units, float)

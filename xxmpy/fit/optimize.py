@@ -149,7 +149,7 @@ class Objective:
         factors = self.transform.factors(x)
         theta = self.transform.to_theta(x, factors)
         last = self.memo[0]
-        if last is not None and _same_point(theta, last[0]):
+        if last is not None and same_point(theta, last[0]):
             f, g = last[1], last[2]
         else:
             self.count += 1
@@ -163,7 +163,7 @@ class Objective:
         return f, (gx if self.all_free else gx[self.free]) * self.free_scale
 
 
-def _same_point(theta, other):
+def same_point(theta, other):
     """theta equals other to the last bits (SAME_POINT eps of each entry): the search's end
     carried to the polish's coordinates and back (a division and a product, a
     Cholesky factor and its square) lands within rounding of the point evaluated."""
@@ -278,7 +278,7 @@ def derived_hessian(fg, x, g0, lower, scaling, variance=None, cache=None):
     derived column's error is the others' weighted by x_j / x_r: below a measured
     one's where r is the best-determined parameter (the residual variance)."""
     last = fg.memo[0]
-    if last is None or not _same_point(fg.full(x), last[0]):
+    if last is None or not same_point(fg.full(x), last[0]):
         return None
     got = scaling(last[0], last[2])
     if got is None:
@@ -996,6 +996,8 @@ def fit_problem(problem, start=None, fixed=None, max_iter=500, gtol=1e-9, polish
     except np.linalg.LinAlgError:
         raise not_finite from None
     fg = Objective(problem, transform, x0, free, scale, evaluate=evaluate)
+    if hasattr(curvature, "share"):           # its evaluations start from the search's
+        curvature.share(fg.memo)
     lower = transform.lower[free] / scale[free]
     y = np.maximum(x0[free] / scale[free], lower)
     f0, g = fg(y)
