@@ -184,3 +184,66 @@ def test_the_mean_block_starts_from_the_searchs_gradient():
     shared.share([(theta.copy(), *deviance_and_gradient(problem, theta))])
     np.testing.assert_allclose(shared(theta), alone(theta), rtol=1e-12)
     assert (alone.evaluations, shared.evaluations) == (3, 2)
+
+
+def _crossed_model(covariate=False):
+    """y = mean (+ b x) + u_s + u_d + e on 400 rows: students crossed with lecturers,
+    through the xxM API, with its mean (and a covariate's kappa) as parameters."""
+    rng = np.random.default_rng(11)
+    n = 400
+    s, d, x = rng.integers(0, 40, n), rng.integers(0, 15, n), rng.normal(size=n)
+    y = 3 + 0.4 * x + rng.normal(0, 0.5, 40)[s] + rng.normal(0, 0.7, 15)[d] + \
+        rng.normal(size=n)
+    df = pd.DataFrame({"obs": np.arange(n), "s": s, "d": d, "x": x, "y": y})
+    m = xm.Model(["obs", "s", "d"])
+    m.level("obs", parents=["s", "d"], ys=["y"], xs=["x"] if covariate else [], data=df)
+    for lvl, size in (("s", 40), ("d", 15)):
+        m.level(lvl, etas=[f"u_{lvl}"], data=pd.DataFrame({lvl: np.arange(size)}))
+        m.within(lvl, "psi", [[1]], [[0.3]], [[f"var_{lvl}"]])
+        m.between(lvl, "obs", "lambda", [[0]], [[1.0]])
+    m.within("obs", "nu", [[1]], [[2.0]], [["mean"]])
+    if covariate:
+        m.within("obs", "kappa", [[1]], [[0.0]], [["b"]])
+    m.within("obs", "theta", [[1]], [[1.0]], [["residual"]])
+    return m
+
+
+@pytest.mark.parametrize("covariate", [False, True])
+def test_homogeneity_with_the_means_held(covariate):
+    """xxM API, random-effects shape: scaling the variances with the means held,
+    H d = -g - grad q (d = theta's variances, 0 at the means; grad q 0 there), grad q
+    from the units' posterior means (RandomEffectsCurvature.quadratic_gradient),
+    against central differences of the analytic gradient along d, off the optimum."""
+    from xxmpy.engine import deviance_and_gradient
+    problem = _crossed_model(covariate).compile()
+    theta = problem.params.start * 1.2
+    hook = random_effects_curvature(problem).scaling(problem)
+    g = deviance_and_gradient(problem, theta)[1]
+    dq, r, scaled = hook(theta, g)
+    labels = list(problem.params.labels)
+    assert labels[r] == "residual"
+    assert sorted(np.array(labels)[~scaled]) == (["b", "mean"] if covariate else ["mean"])
+    d, h = np.where(scaled, theta, 0.0), 1e-5
+    along = (deviance_and_gradient(problem, theta + h * d)[1]
+             - deviance_and_gradient(problem, theta - h * d)[1]) / (2 * h)
+    np.testing.assert_allclose(-g - dq, along, atol=1e-7 * np.max(np.abs(along)))
+    model, *_ = _slope_model()          # alpha on the factor's etas: no hook
+    assert random_effects_curvature(model.compile()).scaling(None) is None
+
+
+@pytest.mark.parametrize("covariate", [False, True])
+def test_xxm_derived_column_hessian_equals_the_measured_one(covariate):
+    """The end Hessian with the residual's column derived against every column
+    measured (the curvature's hook removed): one evaluation fewer, the same estimates,
+    standard errors within 1e-4."""
+    model = _crossed_model(covariate)
+    problem = model.compile()
+    derived = model.fit()
+    curvature = random_effects_curvature(problem)
+    curvature.levels = None                                  # scaling() -> None
+    measured = model.fit(curvature=curvature)
+    assert derived.converged and measured.converged
+    assert derived.record.n_evaluations == measured.record.n_evaluations - 1
+    np.testing.assert_allclose(derived.record.estimate, measured.record.estimate, rtol=1e-8)
+    se = [np.sqrt(np.diag(f.vcov)) for f in (derived, measured)]
+    np.testing.assert_allclose(se[0], se[1], rtol=1e-4)

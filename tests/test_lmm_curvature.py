@@ -239,7 +239,8 @@ def test_homogeneity_gives_the_hessian_along_theta(case, reml):
     problem = build_model(design, reml).compile()
     theta = problem.params.start * 1.3
     g = deviance_and_gradient(problem, theta)[1]
-    dq, r = quadratic_gradient(design, reml, problem, theta, g)
+    dq, r, scaled = quadratic_gradient(design, reml, problem, theta, g)
+    assert scaled.all()
     assert problem.params.labels[r] == "Residual"
     h = 1e-5
     along = (deviance_and_gradient(problem, theta * (1 + h))[1]

@@ -3,7 +3,8 @@
 transform.py         optimiser coordinates (covariance blocks through Cholesky factors)
 _cholesky_map.pyx    the same map compiled
 optimize.py          projected quasi-Newton search, Newton polish, the OptimizationRecord
-information.py       the first curvature in closed form (random-effects models' expected information)
+information.py       random-effects models: the first curvature in closed form (their
+                     expected information), the end Hessian's derived column
 starts.py            start values from the data (start="auto")
 """
 from .optimize import OptimizationRecord, fit_problem

@@ -25,7 +25,9 @@ it (fit_problem renews it where the search is over its first iterations); the
 polish and the standard errors measure the Hessian at the optimum. lmm/curvature.py
 builds it for xm.lmer's models, ``random_effects_curvature`` for an xxM model of
 that shape, its mean parameters' block by forward differences (exact: -2 log L is
-quadratic in them).
+quadratic in them). Where V is homogeneous in the variance parameters it also gives
+the end Hessian its residual column without an evaluation
+(RandomEffectsCurvature.quadratic_gradient, fit/optimize.derived_hessian).
 """
 import numpy as np
 
@@ -102,9 +104,10 @@ class RandomEffectsCurvature:
     preconditioner); the blocks between means and variances 0, as in the expected
     information."""
 
-    def __init__(self, problem, res, n, factors, means):
+    def __init__(self, problem, res, n, factors, means, levels=None):
         self.problem, self.res, self.n = problem, res, n
         self.factors, self.means = factors, means
+        self.levels = levels        # each factor's level, where V is homogeneous (scaling)
         self.mean_block = None
         self.evaluations = 0        # the engine evaluations the mean block took
         self.memo = [None]          # the search's last (theta, -2 log L, gradient)
@@ -138,6 +141,52 @@ class RandomEffectsCurvature:
                     return None
             H[np.ix_(self.means, self.means)] = self.mean_block
         return H
+
+
+    def scaling(self, problem):
+        """quadratic_gradient's hook for the end Hessian (fit/optimize.derived_hessian),
+        or None where V is not homogeneous in the variance parameters."""
+        return None if self.levels is None else self.quadratic_gradient
+
+    def quadratic_gradient(self, theta, gradient):
+        """(grad q (k,), the residual's index, (k,) bool the variance parameters) at
+        theta, or None: q = r'V^-1 r at the means held, whose gradient is -(Psi^-1 U'U
+        Psi^-1)_rc (twice off the diagonal) for a factor's Psi, U its units' posterior
+        means (the etas' prior mean is 0), 0 for the means and -|e|^2 / sigma^4 for the
+        residual variance, |e|^2 = sigma^2 (q - sum_g u_g' Psi^-1 u_g) with q = n -
+        theta_v.g_v (homogeneity, lmm/curvature.quadratic_gradient); the posterior is
+        the one the last evaluation left."""
+        from ..engine import latent_posterior
+        from ..errors import NotPositiveDefinite
+        theta = np.asarray(theta, float)
+        s2 = theta[self.res]
+        try:
+            post = latent_posterior(self.problem, theta)
+        except NotPositiveDefinite:
+            return None
+        out = np.zeros(theta.size)
+        scaled = np.zeros(theta.size, bool)
+        scaled[self.res] = True
+        penalty = 0.0
+        for (_, emap, slots), level in zip(self.factors, self.levels):
+            U = post[level][0]
+            psi = emap.base.copy()
+            psi[emap.free_rows, emap.free_cols] = theta[emap.free_param]
+            try:
+                W = U @ np.linalg.inv(psi)
+            except np.linalg.LinAlgError:
+                return None
+            penalty += float(np.sum(W * U))
+            A = W.T @ W
+            for p, r, c in slots:
+                out[p] = -A[r, c] * (1.0 if r == c else 2.0)
+                scaled[p] = True
+        q = self.n - float(theta[scaled] @ gradient[scaled])
+        ee = s2 * (q - penalty)
+        out[self.res] = -ee / s2 ** 2
+        if not (np.all(np.isfinite(out)) and ee >= 0):
+            return None
+        return out, self.res, scaled
 
 
 def random_effects_curvature(problem):
@@ -195,7 +244,26 @@ def random_effects_curvature(problem):
     if not factors or not (covered | means).all():
         return None
     return RandomEffectsCurvature(problem, res, int(observed.sum()), factors,
-                                  np.flatnonzero(means & ~covered))
+                                  np.flatnonzero(means & ~covered),
+                                  _homogeneous_levels(problem, factors))
+
+
+def _homogeneous_levels(problem, factors):
+    """Each factor's level index where V(c theta_v) = c V(theta_v) and the etas' prior
+    mean is 0 (no psi element fixed at a nonzero value, no alpha or gamma on a
+    factor's level), else None: where RandomEffectsCurvature.quadratic_gradient holds."""
+    maps, names = problem.params.element_maps, [lev.name for lev in problem.levels]
+    levels = []
+    for _, emap, _ in factors:
+        child = next(key[0] for key, m in maps.items() if m is emap)
+        if emap.base.any():
+            return None
+        for (c, _, kind), m in maps.items():
+            if c == child and kind in ("alpha", "gamma") and (len(m.free_param)
+                                                             or m.base.any()):
+                return None
+        levels.append(names.index(child))
+    return levels
 
 
 def _mean_block(problem, theta, means, known=None):

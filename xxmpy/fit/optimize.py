@@ -265,31 +265,37 @@ def _clearly_positive(H):
     return bool(np.linalg.eigvalsh(H * np.outer(D, D))[0] > CLEAR_CURVATURE)
 
 
-def derived_hessian(fg, x, g0, lower, scaling, variance=None, cache=None):
+def derived_hessian(fg, x, g0, lower, scaling, variance=None, linear=None, cache=None):
     """end_hessian's forward Hessian with one column derived instead of measured (k - 1
-    evaluations), where -2 log L is homogeneous in the parameters (V(c theta) =
-    c V(theta): lmer's variance parameters; lmm/curvature.quadratic_gradient): then
-    H theta = -g - grad q (q: its quadratic part), in fg's coordinates x = theta / s
-    H x = -(g + s grad q). fg: the polish's Objective, every coordinate free;
-    scaling(theta, gradient) -> (grad q (k,) in theta units, the column r to derive)
-    or None. The hook reads the posterior where the last evaluation was (x): None,
-    and nothing measured, elsewhere, where it has none, or where the result is not
-    clearly positive definite (end_hessian then measures, reusing ``cache``). The
-    derived column's error is the others' weighted by x_j / x_r: below a measured
-    one's where r is the best-determined parameter (the residual variance)."""
+    evaluations), where -2 log L is homogeneous in the variance parameters (V(c theta_v)
+    = c V(theta_v), the means held: lmer's models, lmm/curvature.quadratic_gradient;
+    the xxM API's of random-effects shape, fit/information.py): then along d = theta_v
+    H d = -g - grad q (q: the quadratic part; its gradient 0 in the means), in fg's
+    coordinates x = theta / s H d_x = -(g + s grad q). fg: the polish's Objective, every
+    coordinate free; scaling(theta, gradient) -> (grad q (k,) in theta units, the
+    column r to derive, (k,) bool the scaled parameters) or None. The hook reads the
+    posterior where the last evaluation was (x): None, and nothing measured,
+    elsewhere, where it has none, or where the result is not clearly positive definite
+    (end_hessian then measures, reusing ``cache``). linear: the mean coordinates, whose
+    other rows come from the other columns, as hessian_of takes them. The derived
+    column's error is the others' weighted by d_j / d_r: below a measured one's where
+    r is the best-determined parameter (the residual variance)."""
     last = fg.memo[0]
     if last is None or not same_point(fg.full(x), last[0]):
         return None
     got = scaling(last[0], last[2])
     if got is None:
         return None
-    dq, r = got
+    dq, r, scaled = got
+    d = np.where(scaled, x, 0.0)
     b = -(g0 + fg.free_scale * dq)
     others = np.delete(np.arange(x.size), r)
     H = np.zeros((x.size, x.size))
     H[:, others] = hessian_columns(fg, x, g0, lower, others, central=False,
-                                   relative=variance, cache=cache)
-    H[:, r] = (b - H[:, others] @ x[others]) / x[r]
+                                   linear=linear, relative=variance, cache=cache)
+    H[:, r] = (b - H[:, others] @ d[others]) / d[r]
+    if linear is not None and np.any(linear):
+        H[np.ix_(~linear, linear)] = H[np.ix_(linear, ~linear)].T
     H = (H + H.T) / 2
     return H if _clearly_positive(H) else None
 
@@ -557,8 +563,8 @@ def polish(fg, x, f, g, lower, steps, central=False, scaling=None):
 
     def measure(at, g_at):
         cache = {}
-        if scaling is not None and not central and free.all() and not linear.any():
-            H = derived_hessian(fg, at, g_at, lower, scaling, variance, cache)
+        if scaling is not None and not central and free.all():
+            H = derived_hessian(fg, at, g_at, lower, scaling, variance, linear, cache)
             if H is not None:
                 return H
         return end_hessian(lambda xf: sub(xf, at), at[free], g_at[free], sub_lower,

@@ -72,7 +72,8 @@ def lmer_curvature(design, problem, theta):
 
 
 def quadratic_gradient(design, reml, problem, theta, gradient):
-    """(grad q (k,) in the problem's parameters, the residual's index) at theta, or None.
+    """(grad q (k,) in the problem's parameters, the residual's index, (k,) True: every
+    parameter scales) at theta, or None.
 
     q = r'V^-1 r = |e|^2 / sigma^2 + sum_g u_g' Psi^-1 u_g in the modes u_g and the
     conditional residuals e (Henderson); its gradient is -(Psi^-1 U'U Psi^-1)_rc
@@ -110,7 +111,7 @@ def quadratic_gradient(design, reml, problem, theta, gradient):
     out[at[RESIDUAL]] = -ee / s2 ** 2
     if not (np.all(np.isfinite(out)) and ee >= 0):
         return None
-    return out, at[RESIDUAL]
+    return out, at[RESIDUAL], np.ones(len(at), bool)
 
 
 class LmerCurvature:
