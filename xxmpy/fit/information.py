@@ -149,44 +149,56 @@ class RandomEffectsCurvature:
         return None if self.levels is None else self.quadratic_gradient
 
     def quadratic_gradient(self, theta, gradient):
-        """(grad q (k,), the residual's index, (k,) bool the variance parameters) at
-        theta, or None: q = r'V^-1 r at the means held, whose gradient is -(Psi^-1 U'U
-        Psi^-1)_rc (twice off the diagonal) for a factor's Psi, U its units' posterior
-        means (the etas' prior mean is 0), 0 for the means and -|e|^2 / sigma^4 for the
-        residual variance, |e|^2 = sigma^2 (q - sum_g u_g' Psi^-1 u_g) with q = n -
-        theta_v.g_v (homogeneity, lmm/curvature.quadratic_gradient); the posterior is
-        the one the last evaluation left."""
+        """scaling's hook: quadratic_gradient (below) at theta with the means held (the
+        etas' prior mean is 0), m the observed values; the posterior is the one the
+        last evaluation left."""
         from ..engine import latent_posterior
         from ..errors import NotPositiveDefinite
         theta = np.asarray(theta, float)
-        s2 = theta[self.res]
         try:
             post = latent_posterior(self.problem, theta)
         except NotPositiveDefinite:
             return None
-        out = np.zeros(theta.size)
+        factors = []
         scaled = np.zeros(theta.size, bool)
         scaled[self.res] = True
-        penalty = 0.0
         for (_, emap, slots), level in zip(self.factors, self.levels):
-            U = post[level][0]
             psi = emap.base.copy()
             psi[emap.free_rows, emap.free_cols] = theta[emap.free_param]
-            try:
-                W = U @ np.linalg.inv(psi)
-            except np.linalg.LinAlgError:
-                return None
-            penalty += float(np.sum(W * U))
-            A = W.T @ W
-            for p, r, c in slots:
-                out[p] = -A[r, c] * (1.0 if r == c else 2.0)
-                scaled[p] = True
-        q = self.n - float(theta[scaled] @ gradient[scaled])
-        ee = s2 * (q - penalty)
-        out[self.res] = -ee / s2 ** 2
-        if not (np.all(np.isfinite(out)) and ee >= 0):
+            factors.append((post[level][0], psi, slots))
+            scaled[[p for p, _, _ in slots]] = True
+        got = quadratic_gradient(theta.size, self.res, theta[self.res], self.n,
+                                 float(theta[scaled] @ gradient[scaled]), factors)
+        return None if got is None else (got, self.res, scaled)
+
+
+def quadratic_gradient(k, res, s2, m, theta_g, factors):
+    """(k,) the gradient of q = r'V^-1 r (the quadratic part of -2 log L) in the
+    variance parameters, or None, from the random effects' posterior means.
+
+    q = |e|^2 / sigma^2 + sum_g u_g' Psi^-1 u_g (Henderson: u_g the modes, e the
+    conditional residuals); its gradient is -(Psi^-1 U'U Psi^-1)_rc (twice that off
+    the diagonal) for a factor's Psi and -|e|^2 / sigma^4 for the residual variance
+    (parameter ``res``, value s2). No pass over the rows: where V(c theta_v) =
+    c V(theta_v), -2 log L changes along theta_v by m log c and q / c, so theta_v.g_v =
+    m - q (``theta_g``; m the observed values, less the fixed effects for REML), and
+    |e|^2 = sigma^2 (q - sum_g u_g' Psi^-1 u_g). factors: [(U (G, q) posterior means
+    less their prior mean, Psi (q, q), slots [(parameter, r, c)])]. None where a Psi is
+    singular or |e|^2 comes out negative."""
+    out = np.zeros(k)
+    penalty = 0.0
+    for U, psi, slots in factors:
+        try:
+            W = U @ np.linalg.inv(psi)                          # Psi^-1 u_g, by rows
+        except np.linalg.LinAlgError:
             return None
-        return out, self.res, scaled
+        penalty += float(np.sum(W * U))
+        A = W.T @ W
+        for p, r, c in slots:
+            out[p] = -A[r, c] * (1.0 if r == c else 2.0)
+    ee = s2 * (m - theta_g - penalty)                           # |e|^2
+    out[res] = -ee / s2 ** 2
+    return out if np.all(np.isfinite(out)) and ee >= 0 else None
 
 
 def random_effects_curvature(problem):

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..engine import latent_posterior
 from ..errors import NotPositiveDefinite
-from ..fit.information import expected_information
+from ..fit.information import expected_information, quadratic_gradient as modes_gradient
 from .to_xxm import RESIDUAL, psi_label
 
 
@@ -73,45 +73,29 @@ def lmer_curvature(design, problem, theta):
 
 def quadratic_gradient(design, reml, problem, theta, gradient):
     """(grad q (k,) in the problem's parameters, the residual's index, (k,) True: every
-    parameter scales) at theta, or None.
-
-    q = r'V^-1 r = |e|^2 / sigma^2 + sum_g u_g' Psi^-1 u_g in the modes u_g and the
-    conditional residuals e (Henderson); its gradient is -(Psi^-1 U'U Psi^-1)_rc
-    (twice that off the diagonal) for a factor's Psi and -|e|^2 / sigma^4 for the
-    residual variance. No pass over the rows: homogeneity gives q = m - theta.g (m = n,
-    or n - p for REML; ``gradient``: -2 log L's at theta), hence |e|^2 = sigma^2 (q -
-    sum_g u_g' Psi^-1 u_g) (on slope_1M a pass over the million rows cost more than the
-    evaluation it saves). The modes are the posterior's where the last evaluation
-    left it (no evaluation). None unless the parameters are lmer's
-    (_lmer_parameters), every Psi is invertible and |e|^2 comes out non-negative."""
+    parameter scales) at theta, or None: fit/information.quadratic_gradient over the
+    factors' modes, m = n, or n - p for REML (``gradient``: -2 log L's at theta). The
+    modes are the posterior's where the last evaluation left it (no evaluation; a pass
+    over the rows, which it avoids, cost slope_1M more than the evaluation it saves).
+    None unless the parameters are lmer's (_lmer_parameters)."""
     got = _lmer_parameters(design, problem)
     if got is None:
         return None
     at, per_factor = got
-    s2 = theta[at[RESIDUAL]]
     try:
         post = latent_posterior(problem, theta)
     except NotPositiveDefinite:         # inadmissible there: no derived column
         return None
-    out = np.zeros(len(at))
-    penalty = 0.0
+    factors = []
     for f, fl in zip(design.factors, per_factor):
         U = post[problem.level_names.index(f.name)][0]          # (G, q) modes
-        try:
-            W = U @ np.linalg.inv(_psi(theta, at, fl, U.shape[1]))   # Psi^-1 u_g, by rows
-        except np.linalg.LinAlgError:
-            return None
-        penalty += float(np.sum(W * U))
-        A = W.T @ W
-        for lab, r, c in fl:
-            out[at[lab]] = -A[r, c] * (1.0 if r == c else 2.0)
+        factors.append((U, _psi(theta, at, fl, U.shape[1]),
+                        [(at[lab], r, c) for lab, r, c in fl]))
     n, p = design.X.shape
-    q = (n - p if reml else n) - float(theta @ gradient)
-    ee = s2 * (q - penalty)                                     # |e|^2
-    out[at[RESIDUAL]] = -ee / s2 ** 2
-    if not (np.all(np.isfinite(out)) and ee >= 0):
-        return None
-    return out, at[RESIDUAL], np.ones(len(at), bool)
+    res = at[RESIDUAL]
+    dq = modes_gradient(len(at), res, theta[res], n - p if reml else n,
+                        float(theta @ gradient), factors)
+    return None if dq is None else (dq, res, np.ones(len(at), bool))
 
 
 class LmerCurvature:
