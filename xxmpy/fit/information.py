@@ -32,7 +32,8 @@ the end Hessian its residual column without an evaluation
 import numpy as np
 
 from ..compile.grouping import group_runs, group_sums
-from ..engine import deviance_and_gradient
+from ..engine import deviance_and_gradient, latent_posterior
+from ..errors import NotPositiveDefinite
 from . import stacks
 from .optimize import same_point, mean_parameters
 
@@ -142,7 +143,6 @@ class RandomEffectsCurvature:
             H[np.ix_(self.means, self.means)] = self.mean_block
         return H
 
-
     def scaling(self, problem):
         """quadratic_gradient's hook for the end Hessian (fit/optimize.derived_hessian),
         or None where V is not homogeneous in the variance parameters."""
@@ -152,8 +152,6 @@ class RandomEffectsCurvature:
         """scaling's hook: quadratic_gradient (below) at theta with the means held (the
         etas' prior mean is 0), m the observed values; the posterior is the one the
         last evaluation left."""
-        from ..engine import latent_posterior
-        from ..errors import NotPositiveDefinite
         theta = np.asarray(theta, float)
         try:
             post = latent_posterior(self.problem, theta)
@@ -231,7 +229,7 @@ def random_effects_curvature(problem):
     observed = low.observed[:, 0]
     covered = np.zeros(k, bool)
     covered[res] = True
-    factors = []
+    factors, factor_levels = [], []
     for (child, parent, kind), emap in maps.items():
         if kind != "psi" or not len(emap.free_param):
             continue
@@ -251,30 +249,28 @@ def random_effects_curvature(problem):
             return None             # a label shared with other elements
         units = low.parent_units[low.parents.index(f)]
         factors.append((group_moments(units, Z, levels[f].n, observed), emap, slots))
+        factor_levels.append(f)
         covered[[p for p, _, _ in slots]] = True
     means = mean_parameters(problem)
     if not factors or not (covered | means).all():
         return None
     return RandomEffectsCurvature(problem, res, int(observed.sum()), factors,
                                   np.flatnonzero(means & ~covered),
-                                  _homogeneous_levels(problem, factors))
+                                  _homogeneous(problem, factors, factor_levels))
 
 
-def _homogeneous_levels(problem, factors):
-    """Each factor's level index where V(c theta_v) = c V(theta_v) and the etas' prior
-    mean is 0 (no psi element fixed at a nonzero value, no alpha or gamma on a
-    factor's level), else None: where RandomEffectsCurvature.quadratic_gradient holds."""
-    maps, names = problem.params.element_maps, [lev.name for lev in problem.levels]
-    levels = []
-    for _, emap, _ in factors:
-        child = next(key[0] for key, m in maps.items() if m is emap)
-        if emap.base.any():
-            return None
-        for (c, _, kind), m in maps.items():
-            if c == child and kind in ("alpha", "gamma") and (len(m.free_param)
+def _homogeneous(problem, factors, levels):
+    """``levels`` (each factor's level index) where V(c theta_v) = c V(theta_v) and the
+    etas' prior mean is 0 (no psi element fixed at a nonzero value, no alpha or gamma
+    on a factor's level), else None: where RandomEffectsCurvature.quadratic_gradient
+    holds."""
+    names = {problem.levels[f].name for f in levels}
+    if any(emap.base.any() for _, emap, _ in factors):
+        return None
+    for (child, _, kind), m in problem.params.element_maps.items():
+        if child in names and kind in ("alpha", "gamma") and (len(m.free_param)
                                                              or m.base.any()):
-                return None
-        levels.append(names.index(child))
+            return None
     return levels
 
 

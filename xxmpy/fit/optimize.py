@@ -199,7 +199,13 @@ def hessian_of(fg, x, g0, lower, rel=1e-5, central=True, linear=None, relative=N
     linear = np.zeros(k, bool) if linear is None else np.asarray(linear, bool)
     H = hessian_columns(fg, x, g0, lower, np.arange(k), rel, central, linear, relative,
                         cache)
-    if linear.any():
+    return _assembled(H, linear)
+
+
+def _assembled(H, linear):
+    """The Hessian from its measured columns H (k, k): the mean columns' other rows
+    taken from the other columns (``linear``: hessian_of), then symmetrised."""
+    if linear is not None and np.any(linear):
         H[np.ix_(~linear, linear)] = H[np.ix_(linear, ~linear)].T
     return (H + H.T) / 2
 
@@ -294,9 +300,7 @@ def derived_hessian(fg, x, g0, lower, scaling, variance=None, linear=None, cache
     H[:, others] = hessian_columns(fg, x, g0, lower, others, central=False,
                                    linear=linear, relative=variance, cache=cache)
     H[:, r] = (b - H[:, others] @ d[others]) / d[r]
-    if linear is not None and np.any(linear):
-        H[np.ix_(~linear, linear)] = H[np.ix_(linear, ~linear)].T
-    H = (H + H.T) / 2
+    H = _assembled(H, linear)
     return H if _clearly_positive(H) else None
 
 
